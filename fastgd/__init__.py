@@ -1,0 +1,18 @@
+"""fastgd: compiled gradient-descent fitting of linear models, for millions of points.
+
+Fit ``y = m x + c`` or ``y = X w + b`` by batch, mini-batch or stochastic gradient
+descent on the mean (or sum) of squared errors. The loss/gradient pass is compiled with
+numba and runs in parallel over fixed chunks (serial and parallel results are
+bit-identical).
+
+>>> import fastgd
+>>> res = fastgd.fit([1.0, 2.0, 3.0], [2.0, 4.0, 6.0], learning_rate=0.05, epochs=2000)
+>>> round(res.slope, 6), round(res.intercept, 6)
+(2.0, 0.0)
+"""
+from ._api import fit, mse, sse
+from ._result import ConvergenceWarning, DivergenceError, FitResult
+
+__version__ = "0.1.0"
+
+__all__ = ["fit", "mse", "sse", "FitResult", "DivergenceError", "ConvergenceWarning", "__version__"]

@@ -1,0 +1,28 @@
+"""Chunk layouts: functions of the problem size only, never of the thread count."""
+from ._config import CHUNK_ROWS, MOMENT_CHUNK_BYTES
+
+#: rows per block of the moments pass (each block merges cache-sized sub-chunks).
+MOMENT_BLOCK_ROWS = 1 << 16
+
+#: number of independent parts in the parallel (parameter-mixing) stochastic modes.
+#: Fixed, so a seed gives the same result on any number of threads.
+MIX_PARTS = 8
+#: a part never has fewer rows than this (small data gets fewer parts).
+MIX_MIN_ROWS = 1024
+
+
+def n_chunks(n):
+    """Number of chunks of the streaming passes over ``n`` rows."""
+    return max(1, -(-n // CHUNK_ROWS))
+
+
+def moment_layout(n, d):
+    """``(n_blocks, sub_rows)`` of the moments pass for an ``(n, d)`` problem."""
+    sub_rows = max(64, MOMENT_CHUNK_BYTES // (8 * (d + 2)))
+    block = max(sub_rows, MOMENT_BLOCK_ROWS)
+    return max(1, -(-n // block)), sub_rows
+
+
+def mix_parts(n):
+    """Number of parameter-mixing parts for ``n`` rows (1 means plain serial SGD)."""
+    return max(1, min(MIX_PARTS, n // MIX_MIN_ROWS))

@@ -1,0 +1,195 @@
+"""Mode drivers: Python decides, kernels compute.
+
+Each driver allocates its buffers once per fit and then loops over epochs; all per-row
+work happens inside one kernel call per epoch.
+"""
+import numpy as np
+
+from . import _kernels
+from ._chunking import mix_parts, moment_layout, n_chunks
+
+#: a loss this many times above the starting loss counts as divergence.
+EXPLODE_FACTOR = 1e10
+
+
+class Diverged(Exception):
+    """Internal: raised by a driver; the API turns it into :class:`DivergenceError`."""
+
+    def __init__(self, epoch, coef, history, reason):
+        super().__init__(reason)
+        self.epoch = epoch
+        self.coef = coef
+        self.history = history
+        self.reason = reason
+
+
+class Objective:
+    """Full-data loss and gradient of the (weighted) squared error, one fused pass.
+
+    ``obj(coef)`` returns ``(loss, grad)`` with ``grad`` float64 ``(d + 1,)`` (the
+    intercept's component last, zero when the intercept is not fitted).
+    """
+
+    def __init__(self, data, reduction, fit_intercept, parallel):
+        self.data = data
+        self.kernel = _kernels.SERIAL_PARALLEL["sse_grad"][int(parallel)]
+        self.out = np.empty((n_chunks(data.n), data.d + 2))
+        self.norm = 1.0 / data.weight_total if reduction == "mean" else 1.0
+        self.fit_intercept = fit_intercept
+
+    def sums(self, coef):
+        """``[sum w r^2, sum w r, sum w r x_j ...]`` at ``coef``, chunk rows added in order."""
+        d = self.data
+        self.kernel(d.X, d.y, d.sw, coef, self.out)
+        return self.out.sum(axis=0)
+
+    def loss(self, coef):
+        return float(self.sums(coef)[0] * self.norm)
+
+    def __call__(self, coef):
+        s = self.sums(coef)
+        d = self.data.d
+        grad = np.empty(d + 1)
+        grad[:d] = s[2:] * (-2.0 * self.norm)
+        grad[d] = s[1] * (-2.0 * self.norm) if self.fit_intercept else 0.0
+        return float(s[0] * self.norm), grad
+
+
+def moments(data, parallel):
+    """Weighted mean and centred co-moment of ``z = [x, y]`` in one compiled pass.
+
+    Returns ``(W, mean (d + 1,), comoment (d + 1, d + 1), max ||x||^2, max w ||x||^2,
+    max w)``; per-block statistics are merged exactly (pairwise-update formulas) in
+    block order, so the result does not depend on the thread count.
+    """
+    n, d = data.X.shape
+    k = d + 1
+    n_blocks, sub_rows = moment_layout(n, d)
+    out = np.empty((n_blocks, 5 + k + k * k))
+    _kernels.SERIAL_PARALLEL["moments"][int(parallel)](data.X, data.y, data.sw, sub_rows, out)
+    mean = np.empty(k)
+    com = np.empty((k, k))
+    W, maxn, maxwn, maxw = _kernels._combine_moments(out, k, mean, com)
+    return W, mean, com, maxn, maxwn, maxw
+
+
+def auto_learning_rate(data, mode, reduction, fit_intercept, batch_size, parallel):
+    """The automatic learning rate on the raw data.
+
+    * batch: ``1 / L`` with ``L`` the Lipschitz constant of the gradient, ``2 lambda_max(G)``
+      (divided by the weight total for the mean loss), ``G`` the weighted Gram matrix of
+      ``[X, 1]`` (of ``X`` alone without intercept). Gradient descent with this step
+      decreases the loss at every epoch: it cannot diverge.
+    * minibatch / sgd: ``1 / (2 s M)`` with ``M = max_i w_i ||z_i||^2`` and ``s = n / W``
+      (mean) or the batch size (sum). Every single update then moves the parameters by at
+      most the full correction for its batch: no step can overshoot, whatever the rows
+      drawn.
+    """
+    W, mean, com, maxn, maxwn, maxw = moments(data, parallel)
+    d = data.d
+    if mode == "batch":
+        mu = mean[:d]
+        G = com[:d, :d] + W * np.outer(mu, mu)
+        if fit_intercept:
+            G = np.block([[G, W * mu[:, None]], [W * mu[None, :], np.array([[W]])]])
+        lam = float(np.linalg.eigvalsh(G)[-1])
+        L = 2.0 * lam / W if reduction == "mean" else 2.0 * lam
+    else:
+        M = maxwn + (maxw if fit_intercept else 0.0)
+        s = data.n / data.weight_total if reduction == "mean" else float(batch_size)
+        L = 2.0 * s * M
+    return 1.0 / L if L > 0.0 else 1.0
+
+
+def _stopped(history, loss, tol):
+    """Relative change of the loss over the last epoch below ``tol``."""
+    prev = history[-1]
+    return abs(prev - loss) <= tol * max(abs(prev), np.finfo(np.float64).tiny)
+
+
+def _check_finite_loss(epoch, loss, coef, history, lr):
+    if not np.isfinite(loss) or not np.all(np.isfinite(coef)):
+        raise Diverged(epoch, None, history, "the loss became non-finite")
+    if history[0] > 0.0 and loss > EXPLODE_FACTOR * history[0]:
+        raise Diverged(
+            epoch, None, history,
+            f"the loss exploded from {history[0]:.6g} to {loss:.6g}",
+        )
+
+
+def _fit_batch(obj, coef, lr, epochs, tol, callback):
+    """Full-batch gradient descent: one fused pass per epoch.
+
+    Returns ``(coef, history, converged)``; raises :class:`Diverged` with the last
+    finite parameters.
+    """
+    loss, grad = obj(coef)
+    history = [loss]
+    converged = False
+    d = coef.shape[0] - 1
+    for epoch in range(1, epochs + 1):
+        new = coef - lr * grad
+        new_loss, new_grad = obj(new)
+        try:
+            _check_finite_loss(epoch, new_loss, new, history, lr)
+        except Diverged as exc:
+            exc.coef = coef
+            raise
+        coef, loss, grad = new, new_loss, new_grad
+        stop = tol is not None and _stopped(history, loss, tol)
+        history.append(loss)
+        if callback is not None and callback(epoch, coef[:d].copy(), float(coef[d]), loss) is False:
+            break
+        if stop:
+            converged = True
+            break
+    return coef, np.asarray(history), converged
+
+
+def _fit_stochastic(obj, coef, lr, epochs, tol, callback, *, batch_size, reduction,
+                    fit_intercept, parallel, shuffle, rng):
+    """Mini-batch / SGD epochs, each entirely inside one kernel call.
+
+    With ``parallel`` the epoch runs as parameter mixing: ``mix_parts(n)`` parts, each an
+    SGD pass over its slice of the permutation from the same start, averaged in order.
+    Rows are visited through an index permutation (``rng.shuffle`` of the previous one,
+    in place); the data is never copied or reordered.
+    """
+    data = obj.data
+    n, d = data.n, data.d
+    parts = mix_parts(n) if parallel else 1
+    kernel = _kernels.SERIAL_PARALLEL["sgd_epoch"][int(parallel)]
+    perm = np.arange(n, dtype=np.int64)
+    params = np.array([
+        lr, float(batch_size), 0.0 if reduction == "mean" else 1.0,
+        n / data.weight_total if reduction == "mean" else 1.0, float(fit_intercept),
+    ])
+    out = np.empty((parts, d + 2))
+    loss = obj.loss(coef)
+    history = [loss]
+    converged = False
+    for epoch in range(1, epochs + 1):
+        if shuffle:
+            rng.shuffle(perm)
+        kernel(data.X, data.y, data.sw, perm, params, coef, out)
+        bad = out[:, d + 1]
+        if np.any(bad >= 0):
+            k = int(bad[bad >= 0][0])
+            raise Diverged(epoch, coef, history,
+                           f"a residual became non-finite at row {int(perm[k])}")
+        new = out[:, : d + 1].sum(axis=0) / parts
+        new_loss = obj.loss(new)
+        try:
+            _check_finite_loss(epoch, new_loss, new, history, lr)
+        except Diverged as exc:
+            exc.coef = coef
+            raise
+        coef, loss = new, new_loss
+        stop = tol is not None and _stopped(history, loss, tol)
+        history.append(loss)
+        if callback is not None and callback(epoch, coef[:d].copy(), float(coef[d]), loss) is False:
+            break
+        if stop:
+            converged = True
+            break
+    return coef, np.asarray(history), converged

@@ -1,0 +1,129 @@
+"""The result of a fit and the exceptions and warnings fastgd raises."""
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+class DivergenceError(ArithmeticError):
+    """The loss became non-finite or exploded during a fit.
+
+    Attributes
+    ----------
+    epoch : int
+        The epoch (1-based) during which the divergence was detected.
+    learning_rate : float
+        The numeric learning rate in use.
+    result : FitResult
+        The last finite state of the fit (parameters and loss history up to the epoch
+        before the divergence). Nothing is lost: no NaN is ever stored in it.
+    """
+
+    def __init__(self, message, *, epoch, learning_rate, result):
+        super().__init__(message)
+        self.epoch = epoch
+        self.learning_rate = learning_rate
+        self.result = result
+
+
+class ConvergenceWarning(UserWarning):
+    """A fit with ``tol`` set ran out of epochs before meeting the tolerance."""
+
+
+@dataclass(frozen=True, eq=False)
+class FitResult:
+    """What :func:`fastgd.fit` returns (immutable; arrays are read-only).
+
+    Attributes
+    ----------
+    coef : ndarray of float64, shape (d,)
+        Fitted weights, in the units of the data given to ``fit``.
+    intercept : float
+        Fitted intercept ``c`` (``b``).
+    loss_history : ndarray of float64, shape (n_epochs + 1,)
+        Full-data loss (per ``reduction``) at the initial parameters, then after every
+        epoch.
+    n_epochs : int
+        Epochs run.
+    converged : bool
+        True when the fit stopped because ``tol`` was met.
+    mode : str
+        ``"batch"``, ``"minibatch"`` or ``"sgd"``.
+    learning_rate : float
+        The numeric learning rate used (the resolved value when ``"auto"`` was asked).
+    elapsed_s : float
+        Wall time of the fit in seconds, validation included.
+    reduction : str
+        ``"mean"`` or ``"sum"``: how ``loss_history`` and :meth:`loss` reduce.
+    """
+
+    coef: np.ndarray
+    intercept: float
+    loss_history: np.ndarray
+    n_epochs: int
+    converged: bool
+    mode: str
+    learning_rate: float
+    elapsed_s: float
+    reduction: str = "mean"
+    one_d: bool = field(default=False, repr=False)
+
+    def __post_init__(self):
+        for name in ("coef", "loss_history"):
+            arr = np.array(getattr(self, name), dtype=np.float64)
+            arr.setflags(write=False)
+            object.__setattr__(self, name, arr)
+        object.__setattr__(self, "intercept", float(self.intercept))
+
+    @property
+    def slope(self):
+        """``coef[0]``: the ``m`` of ``y = m x + c``; only for a 1-D (one-feature) X."""
+        if not self.one_d:
+            raise AttributeError(
+                f"slope is defined only for a fit on 1-D X (one feature); this fit has "
+                f"{self.coef.shape[0]} feature(s) given as a 2-D array: use .coef"
+            )
+        return float(self.coef[0])
+
+    @property
+    def final_loss(self):
+        """The loss after the last epoch (``loss_history[-1]``)."""
+        return float(self.loss_history[-1])
+
+    def predict(self, X):
+        """Predictions ``X @ coef + intercept``.
+
+        Parameters
+        ----------
+        X : array_like, shape (n,) or (n, d)
+            Same features as in the fit.
+
+        Returns
+        -------
+        ndarray of float64, shape (n,)
+
+        Examples
+        --------
+        >>> import fastgd
+        >>> res = fastgd.fit([0.0, 1.0, 2.0], [1.0, 3.0, 5.0], tol=1e-14, epochs=10_000)
+        >>> res.predict([3.0]).round(6)
+        array([7.])
+        """
+        from ._validation import check_X
+
+        X2, _ = check_X(X, n_features=self.coef.shape[0])
+        return X2.astype(np.float64, copy=False) @ self.coef + self.intercept
+
+    def loss(self, X, y, sample_weight=None):
+        """The loss of these parameters on ``(X, y)``, reduced like ``loss_history``.
+
+        Examples
+        --------
+        >>> import fastgd
+        >>> res = fastgd.fit([0.0, 1.0], [1.0, 3.0], learning_rate=0.1, epochs=1)
+        >>> float(res.loss([0.0, 1.0], [1.0, 3.0])) == res.final_loss
+        True
+        """
+        from ._api import mse, sse
+
+        f = mse if self.reduction == "mean" else sse
+        return f(X, y, self.coef, self.intercept, sample_weight=sample_weight)

@@ -1,0 +1,254 @@
+"""Input validation: done once, in Python, at the public entry points.
+
+Nothing downstream re-checks. Every message says what was received and how to fix it.
+"""
+import math
+import numbers
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _kernels
+from ._chunking import n_chunks
+
+MODES = {"batch": 0, "minibatch": 1, "sgd": 2}
+REDUCTIONS = {"mean": 0, "sum": 1}
+
+#: below this many matrix elements (n * d) one thread is faster than two: measured on
+#: the 2-core reference machine (a parallel pass wins from about n = 2e5 at d = 1).
+PARALLEL_MIN_ELEMENTS = 200_000
+
+
+@dataclass(frozen=True)
+class Data:
+    """Validated arrays ready for the kernels."""
+
+    X: np.ndarray  # (n, d) C-contiguous float32/float64
+    y: np.ndarray  # (n,) same dtype as X
+    sw: np.ndarray  # (n,) float64, or (0,) when unweighted
+    weight_total: float  # sum of the weights (n when unweighted)
+    one_d: bool  # X was given as a 1-D array (one feature)
+
+    @property
+    def n(self):
+        return self.X.shape[0]
+
+    @property
+    def d(self):
+        return self.X.shape[1]
+
+
+def _describe(a):
+    return f"dtype {a.dtype}, shape {a.shape}"
+
+
+def as_float_array(a, name):
+    """``a`` as a float32/float64 ndarray, without a copy where possible.
+
+    float32 and float64 are kept; integers, booleans and float16 become float64 (one
+    copy). Complex, object and string data raise ``TypeError``.
+    """
+    if isinstance(a, np.ndarray):
+        arr = a
+    else:
+        try:
+            arr = np.asarray(a)
+        except (ValueError, TypeError) as exc:
+            raise TypeError(
+                f"{name} could not be turned into a numeric array ({exc}); pass a numpy "
+                "array or a list of numbers with equal-length rows"
+            ) from None
+    kind = arr.dtype.kind
+    if kind == "c":
+        raise TypeError(
+            f"{name} is complex ({_describe(arr)}); fastgd fits real-valued data: pass "
+            f"{name}.real or abs({name}) as appropriate"
+        )
+    if kind not in "fiub":
+        raise TypeError(
+            f"{name} must be numeric, got {_describe(arr)}; convert it with "
+            f"np.asarray({name}, dtype=float) after removing non-numeric entries"
+        )
+    if arr.dtype == np.float32 or arr.dtype == np.float64:
+        return arr
+    return arr.astype(np.float64)
+
+
+def _nonfinite(A, parallel):
+    """``(count, first_row)`` of rows of the 2-D array ``A`` holding NaN or inf."""
+    out = np.empty((n_chunks(A.shape[0]), 2), dtype=np.int64)
+    _kernels.SERIAL_PARALLEL["nonfinite"][int(parallel)](A, out)
+    count = int(out[:, 0].sum())
+    if count == 0:
+        return 0, -1
+    firsts = out[:, 1]
+    return count, int(firsts[firsts >= 0][0])
+
+
+def check_finite(A, name, parallel):
+    """Raise ``ValueError`` naming the count and first row of NaN/inf values in ``A``."""
+    if A.dtype.kind != "f":
+        return
+    count, first = _nonfinite(A.reshape(A.shape[0], -1), parallel)
+    if count:
+        raise ValueError(
+            f"{name} has {count} row(s) with NaN or inf values (first at row {first}); "
+            "drop or impute them before fitting"
+        )
+
+
+def use_parallel(parallel, n, d):
+    """Resolve ``parallel`` ("auto", True, False) to a bool for an ``(n, d)`` pass."""
+    import numba
+
+    if parallel == "auto":
+        return n * d >= PARALLEL_MIN_ELEMENTS and numba.get_num_threads() > 1
+    if parallel is True or parallel is False:
+        return parallel
+    if isinstance(parallel, (bool, np.bool_)):
+        return bool(parallel)
+    raise ValueError(f"parallel must be True, False or 'auto', got {parallel!r}")
+
+
+def check_X(X, n_features=None, parallel="auto"):
+    """Validate a design matrix alone (for predict/loss); returns ``(X2d, one_d)``."""
+    X2, one_d = check_X_shape_only(X)
+    if n_features is not None and X2.shape[1] != n_features:
+        raise ValueError(
+            f"X has {X2.shape[1]} feature(s) but the model was fitted with {n_features}; "
+            "pass data with the same columns as in fit"
+        )
+    if not X2.flags.c_contiguous:
+        X2 = np.ascontiguousarray(X2)
+    check_finite(X2, "X", use_parallel(parallel, X2.shape[0], X2.shape[1]))
+    return X2, one_d
+
+
+def check_data(X, y, sample_weight=None, parallel="auto"):
+    """Validate ``X``, ``y`` and ``sample_weight`` together; returns a :class:`Data`.
+
+    Conversions (each a single copy, only when needed): non-contiguous arrays become
+    C-contiguous; integer/bool/float16 become float64; when X and y have different float
+    dtypes both become float64; sample weights become float64.
+    """
+    X2, one_d = check_X_shape_only(X)
+    y = as_float_array(y, "y")
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1:
+        raise ValueError(
+            f"y must be 1-D (one target), got shape {y.shape}; fastgd fits one target at a "
+            "time: pass y[:, k] for column k"
+        )
+    n = X2.shape[0]
+    if y.shape[0] != n:
+        raise ValueError(
+            f"X and y have different lengths: X has {n} rows, y has {y.shape[0]}; pass "
+            "one target value per row of X"
+        )
+    if X2.dtype != y.dtype:
+        X2 = X2.astype(np.float64)
+        y = y.astype(np.float64)
+    if not X2.flags.c_contiguous:
+        X2 = np.ascontiguousarray(X2)
+    if not y.flags.c_contiguous:
+        y = np.ascontiguousarray(y)
+    par = use_parallel(parallel, n, X2.shape[1])
+    check_finite(X2, "X", par)
+    check_finite(y, "y", par)
+    if sample_weight is None:
+        sw = np.empty(0, dtype=np.float64)
+        total = float(n)
+    else:
+        sw = as_float_array(sample_weight, "sample_weight")
+        if sw.ndim != 1 or sw.shape[0] != n:
+            raise ValueError(
+                f"sample_weight must be 1-D with one weight per row ({n}), got shape "
+                f"{sw.shape}"
+            )
+        sw = np.ascontiguousarray(sw, dtype=np.float64)
+        check_finite(sw, "sample_weight", par)
+        n_neg = int(np.count_nonzero(sw < 0))
+        if n_neg:
+            first = int(np.argmax(sw < 0))
+            raise ValueError(
+                f"sample_weight has {n_neg} negative value(s) (first at row {first}: "
+                f"{sw[first]!r}); weights must be >= 0"
+            )
+        total = float(sw.sum())
+        if not total > 0.0:
+            raise ValueError(
+                "sample_weight sums to zero: all rows would be ignored; give at least one "
+                "row a positive weight"
+            )
+    return Data(X2, y, sw, total, one_d)
+
+
+def check_X_shape_only(X):
+    """Shape/dtype part of :func:`check_X` (finiteness is checked by the caller)."""
+    X = as_float_array(X, "X")
+    if X.ndim == 0 or X.ndim > 2:
+        raise ValueError(
+            f"X must be 1-D (one feature) or 2-D (n_samples, n_features), got "
+            f"{X.ndim}-D with shape {X.shape}; reshape it, e.g. X.reshape(len(X), -1)"
+        )
+    one_d = X.ndim == 1
+    X2 = X.reshape(-1, 1) if one_d else X
+    if X2.shape[0] == 0:
+        raise ValueError("X is empty (0 rows); fastgd needs at least one sample")
+    if X2.shape[1] == 0:
+        raise ValueError(f"X has 0 features (shape {X.shape}); pass at least one column")
+    return X2, one_d
+
+
+def check_choice(value, name, choices):
+    """Return ``choices[value]`` or raise a ValueError listing the valid choices."""
+    if isinstance(value, str) and value in choices:
+        return choices[value]
+    valid = ", ".join(repr(c) for c in choices)
+    raise ValueError(f"{name} must be one of {valid}; got {value!r}")
+
+
+def check_int(value, name, low, high=None):
+    """An integer in ``[low, high]``; bools and floats are refused."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
+    value = int(value)
+    if value < low or (high is not None and value > high):
+        rng = f">= {low}" if high is None else f"between {low} and {high}"
+        raise ValueError(f"{name} must be {rng}, got {value}")
+    return value
+
+
+def check_positive_float(value, name, allow_none=False):
+    """A finite float > 0 (or None when allowed)."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a positive number, got {value!r}")
+    value = float(value)
+    if not (math.isfinite(value) and value > 0.0):
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return value
+
+
+def check_init(init_coef, init_intercept, d):
+    """Initial parameters as a float64 ``(d + 1,)`` array (weights, then intercept)."""
+    coef = np.zeros(d + 1)
+    if init_coef is not None:
+        c = np.asarray(init_coef, dtype=np.float64).reshape(-1)
+        if c.shape[0] != d:
+            raise ValueError(
+                f"init_coef must have one value per feature ({d}), got {c.shape[0]}"
+            )
+        if not np.all(np.isfinite(c)):
+            raise ValueError("init_coef contains NaN or inf; pass finite starting values")
+        coef[:d] = c
+    if isinstance(init_intercept, (bool, np.bool_)) or not isinstance(
+        init_intercept, numbers.Real
+    ):
+        raise TypeError(f"init_intercept must be a number, got {init_intercept!r}")
+    if not math.isfinite(init_intercept):
+        raise ValueError(f"init_intercept must be finite, got {init_intercept!r}")
+    coef[d] = float(init_intercept)
+    return coef

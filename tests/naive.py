@@ -1,0 +1,106 @@
+"""Slow, obvious twins of fastgd's kernels and drivers: the oracles of the tests.
+
+Plain per-row Python loops in float64 (exact ``fractions`` where noted), written from the
+textbook derivation and from nothing in fastgd's code.
+"""
+import math
+from fractions import Fraction
+
+import numpy as np
+
+
+def _w(sw, i):
+    return 1.0 if sw is None or len(sw) == 0 else float(sw[i])
+
+
+def sse_grad(X, y, sw, coef):
+    """``[sum w r^2, sum w r, sum w r x_j ...]`` with ``r = y - (x . coef[:d] + coef[d])``."""
+    X = np.asarray(X, dtype=np.float64).reshape(len(y), -1)
+    n, d = X.shape
+    out = [0.0] * (d + 2)
+    for i in range(n):
+        pred = float(coef[d])
+        for j in range(d):
+            pred += float(X[i, j]) * float(coef[j])
+        r = float(y[i]) - pred
+        w = _w(sw, i)
+        out[0] += w * r * r
+        out[1] += w * r
+        for j in range(d):
+            out[2 + j] += w * r * float(X[i, j])
+    return np.array(out)
+
+
+def nonfinite(A):
+    """``(count, first_row)`` of rows with NaN or inf."""
+    A = np.asarray(A).reshape(len(A), -1)
+    bad = [i for i in range(len(A)) if not all(math.isfinite(float(v)) for v in A[i])]
+    return len(bad), (bad[0] if bad else -1)
+
+
+def moments(X, y, sw):
+    """Exact weighted mean and co-moment of ``z = [x, y]`` with fractions, as float64."""
+    X = np.asarray(X, dtype=np.float64).reshape(len(y), -1)
+    n, d = X.shape
+    Z = [[Fraction(float(v)) for v in X[i]] + [Fraction(float(y[i]))] for i in range(n)]
+    w = [Fraction(_w(sw, i)) for i in range(n)]
+    W = sum(w)
+    mean = [sum(w[i] * Z[i][a] for i in range(n)) / W for a in range(d + 1)]
+    com = [[sum(w[i] * (Z[i][a] - mean[a]) * (Z[i][b] - mean[b]) for i in range(n))
+            for b in range(d + 1)] for a in range(d + 1)]
+    return float(W), np.array([float(m) for m in mean]), np.array(com, dtype=float)
+
+
+def sgd_epoch(X, y, sw, perm, lr, batch_size, reduction, weight_scale, fit_intercept, coef0):
+    """One epoch of (mini-)batch SGD over ``perm``, the textbook update, row by row.
+
+    For each batch ``B`` (consecutive entries of ``perm``): residuals at the current
+    parameters, then the simultaneous update ``coef += 2 lr s sum_B w r z`` with
+    ``s = weight_scale / |B|`` (mean) or ``s = 1`` (sum).
+    """
+    X = np.asarray(X, dtype=np.float64).reshape(len(y), -1)
+    d = X.shape[1]
+    coef = [float(c) for c in coef0]
+    for k0 in range(0, len(perm), batch_size):
+        batch = perm[k0:k0 + batch_size]
+        g = [0.0] * (d + 1)
+        for i in batch:
+            pred = coef[d]
+            for j in range(d):
+                pred += float(X[i, j]) * coef[j]
+            r = float(y[i]) - pred
+            wr = _w(sw, i) * r
+            for j in range(d):
+                g[j] += wr * float(X[i, j])
+            g[d] += wr
+        s = 2.0 * lr * (weight_scale / len(batch) if reduction == "mean" else 1.0)
+        for j in range(d):
+            coef[j] += s * g[j]
+        if fit_intercept:
+            coef[d] += s * g[d]
+    return np.array(coef)
+
+
+def fit_batch_tutorial(x, y, learning_rate, epochs, b=0.0, m=0.0):
+    """The tutorial program: per-point gradient sums of the mean squared error.
+
+    Returns ``(b, m, errors)`` with the error before the first and after every step.
+    """
+    N = float(len(x))
+
+    def error(b, m):
+        total = 0.0
+        for i in range(len(x)):
+            total += (y[i] - (m * x[i] + b)) ** 2
+        return total / N
+
+    errors = [error(b, m)]
+    for _ in range(epochs):
+        b_grad = 0.0
+        m_grad = 0.0
+        for i in range(len(x)):
+            b_grad += -(2 / N) * (y[i] - ((m * x[i]) + b))
+            m_grad += -(2 / N) * x[i] * (y[i] - ((m * x[i]) + b))
+        b, m = b - learning_rate * b_grad, m - learning_rate * m_grad
+        errors.append(error(b, m))
+    return b, m, errors

@@ -1,0 +1,53 @@
+"""The real command, in a subprocess."""
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+
+def _run(*args):
+    return subprocess.run(args, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONWARNINGS": "error::DeprecationWarning"})
+
+
+@pytest.mark.parametrize("prefix", [["fastgd"], [sys.executable, "-m", "fastgd"]])
+def test_demo_runs_and_recovers_the_line(prefix):
+    proc = _run(*prefix, "demo", "--n", "200000", "--seed", "1")
+    assert proc.returncode == 0, proc.stderr
+    rows = {}
+    for line in proc.stdout.splitlines():
+        m = re.match(r"(batch|minibatch|sgd|lstsq)\s+(\S+)\s+\S+\s+\S+\s+(\S+)\s+(\S+)\s+(\S+)$", line)
+        if m:
+            rows[(m[1], m[2])] = tuple(float(v) for v in m.group(3, 4, 5))
+    assert set(rows) == {(m, p) for m in ("batch", "minibatch", "sgd") for p in ("False", "True")} | {("lstsq", "-")}
+    best_loss, best_m, best_c = rows[("lstsq", "-")]
+    # the embedded line is y = 2.5 x - 1 with noise sd 0.5: lstsq lands next to it
+    assert abs(best_m - 2.5) < 0.01 and abs(best_c + 1.0) < 0.01
+    for (mode, _), (loss, m, c) in rows.items():
+        assert loss >= best_loss * (1 - 1e-9), (mode, loss)
+        if mode == "batch":  # converged: the lstsq optimum to the printed digits
+            assert abs(m - best_m) <= 2e-6 and abs(c - best_c) <= 2e-6, (mode, m, c)
+        else:  # 3 epochs of constant-step SGD at the automatic rate: a neighbourhood
+            assert loss < 1.5 * best_loss and abs(m - 2.5) < 0.15, (mode, loss, m)
+    assert rows[("batch", "False")] == rows[("batch", "True")]  # bit-identical
+
+
+def test_version_and_errors():
+    import fastgd
+
+    proc = _run("fastgd", "--version")
+    assert proc.returncode == 0 and fastgd.__version__ in proc.stdout
+    proc = _run("fastgd", "demo", "--n", "10")
+    assert proc.returncode == 2 and "--n must be at least 4096" in proc.stderr
+    proc = _run("fastgd")
+    assert proc.returncode == 2 and "demo" in proc.stderr
+
+
+def test_import_needs_only_numpy_and_numba():
+    # (numba itself imports scipy when it is installed; fastgd never needs it)
+    code = ("import sys, fastgd; bad = [m for m in ('sklearn', 'dask', 'pyarrow', 'matplotlib', "
+            "'pandas', 'torch', 'tqdm') if m in sys.modules]; print(bad)")
+    proc = _run(sys.executable, "-c", code)
+    assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stdout + proc.stderr

@@ -1,0 +1,169 @@
+"""Every kernel against its slow twin in tests/naive.py, and serial == parallel bitwise."""
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+
+from fastgd import _chunking, _drivers, _kernels, _validation
+from tests import naive
+from tests.conftest import make_linear
+
+
+def _sse_grad(kernel, X, y, sw, coef, n_chunks):
+    out = np.empty((n_chunks, X.shape[1] + 2))
+    kernel(X, y, sw, coef, out)
+    return out.sum(axis=0), out
+
+
+@pytest.mark.parametrize("d", [1, 3, 17])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("variant", ["serial", "parallel"])
+def test_sse_grad_matches_naive(rng, d, weighted, variant):
+    X, y, _ = make_linear(rng, 503, d)
+    sw = rng.uniform(0, 3, 503) if weighted else np.empty(0)
+    coef = rng.normal(size=d + 1)
+    kernel = _kernels.SERIAL_PARALLEL["sse_grad"][variant == "parallel"]
+    got, _ = _sse_grad(kernel, X, y, sw, coef, 7)
+    ref = naive.sse_grad(X, y, sw, coef)
+    assert_allclose(got, ref, rtol=1e-12, atol=1e-12 * np.abs(ref).max())
+
+
+@pytest.mark.parametrize("d", [1, 5])
+def test_sse_grad_float32_accumulates_in_float64(rng, d):
+    X, y, _ = make_linear(rng, 2000, d, dtype=np.float32)
+    coef = rng.normal(size=d + 1)
+    got, _ = _sse_grad(_kernels._sse_grad_serial, X, y, np.empty(0), coef, 3)
+    # oracle: the float32 values, widened exactly to float64
+    ref = naive.sse_grad(X.astype(np.float64), y.astype(np.float64), None, coef)
+    assert_allclose(got, ref, rtol=1e-12, atol=1e-12 * np.abs(ref).max())
+
+
+@pytest.mark.parametrize("kernel", ["sse_grad", "nonfinite"])
+@pytest.mark.parametrize("n_threads", [1, 2, "max"])
+def test_serial_parallel_bitwise(rng, threads, kernel, n_threads):
+    threads.set(threads.max if n_threads == "max" else min(n_threads, threads.max))
+    n = 3 * _chunking.CHUNK_ROWS + 123
+    X, y, _ = make_linear(rng, n, 4)
+    if kernel == "sse_grad":
+        coef = rng.normal(size=5)
+        nc = _chunking.n_chunks(n)
+        _, a = _sse_grad(_kernels._sse_grad_serial, X, y, np.empty(0), coef, nc)
+        _, b = _sse_grad(_kernels._sse_grad_parallel, X, y, np.empty(0), coef, nc)
+    else:
+        X[[5, n - 2]] = np.nan
+        a = np.empty((_chunking.n_chunks(n), 2), dtype=np.int64)
+        b = a.copy()
+        _kernels._nonfinite_serial(X, a)
+        _kernels._nonfinite_parallel(X, b)
+    assert_array_equal(a, b)
+
+
+def test_sse_grad_independent_of_chunk_count(rng):
+    X, y, _ = make_linear(rng, 10_001, 3)
+    coef = rng.normal(size=4)
+    sums = [_sse_grad(_kernels._sse_grad_parallel, X, y, np.empty(0), coef, k)[0] for k in (1, 2, 7, 64)]
+    for s in sums[1:]:
+        assert_allclose(s, sums[0], rtol=1e-12, atol=1e-12 * np.abs(sums[0]).max())
+
+
+@pytest.mark.parametrize("variant", [0, 1])
+def test_nonfinite_matches_naive(rng, variant):
+    X = rng.normal(size=(1000, 3))
+    X[17, 1] = np.nan
+    X[400, 0] = np.inf
+    X[401, 2] = -np.inf
+    out = np.empty((5, 2), dtype=np.int64)
+    _kernels.SERIAL_PARALLEL["nonfinite"][variant](X, out)
+    firsts = out[:, 1][out[:, 1] >= 0]
+    assert (int(out[:, 0].sum()), int(firsts[0])) == naive.nonfinite(X) == (3, 17)
+
+
+def test_nonfinite_float32_and_clean(rng):
+    X = rng.normal(size=(300, 2)).astype(np.float32)
+    out = np.empty((2, 2), dtype=np.int64)
+    _kernels._nonfinite_serial(X, out)
+    assert out[:, 0].sum() == 0 and (out[:, 1] == -1).all()
+    X[299, 1] = np.float32("inf")
+    _kernels._nonfinite_serial(X, out)
+    assert (int(out[:, 0].sum()), int(out[:, 1].max())) == naive.nonfinite(X)
+
+
+@pytest.mark.parametrize("d", [1, 3])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("parallel", [False, True])
+def test_moments_match_exact(rng, d, weighted, parallel, monkeypatch):
+    # small blocks and sub-chunks so that merging is exercised
+    monkeypatch.setattr(_chunking, "MOMENT_BLOCK_ROWS", 64)
+    monkeypatch.setattr(_drivers, "moment_layout", lambda n, d: (-(-n // 64), 16))
+    X, y, _ = make_linear(rng, 300, d)
+    X += 1e4  # a large offset: naive one-pass formulas would lose digits here
+    sw = rng.uniform(0, 2, 300) if weighted else np.empty(0)
+    sw_arg = sw if weighted else None
+    data = _validation.check_data(X, y, sw_arg, parallel=parallel)
+    W, mean, com, maxn, maxwn, maxw = _drivers.moments(data, parallel)
+    W_ref, mean_ref, com_ref = naive.moments(X, y, sw)
+    assert W == pytest.approx(W_ref, rel=1e-14)
+    assert_allclose(mean, mean_ref, rtol=1e-14)
+    assert_allclose(com, com_ref, rtol=1e-11, atol=1e-11 * np.abs(com_ref).max())
+    norms = (X ** 2).sum(axis=1)
+    w = sw if weighted else np.ones(300)
+    assert maxn == pytest.approx(norms[w > 0].max(), rel=1e-14)
+    assert maxwn == pytest.approx((w * norms).max(), rel=1e-14)
+    assert maxw == pytest.approx(w.max(), rel=1e-14)
+
+
+def test_moments_parallel_bitwise(rng, threads, monkeypatch):
+    monkeypatch.setattr(_drivers, "moment_layout", lambda n, d: (-(-n // 500), 50))
+    X, y, _ = make_linear(rng, 4000, 2)
+    data = _validation.check_data(X, y)
+    a = _drivers.moments(data, False)
+    for k in {1, threads.max}:
+        threads.set(k)
+        b = _drivers.moments(data, True)
+        for u, v in zip(a, b):
+            assert_array_equal(u, v)
+
+
+@pytest.mark.parametrize("batch_size", [1, 4, 7])
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_sgd_epoch_matches_naive(rng, batch_size, reduction, weighted):
+    n, d = 97, 3
+    X, y, _ = make_linear(rng, n, d)
+    sw = rng.uniform(0, 2, n) if weighted else np.empty(0)
+    perm = rng.permutation(n).astype(np.int64)
+    coef0 = rng.normal(size=d + 1)
+    lr, wscale = 0.01, (n / sw.sum() if weighted and reduction == "mean" else 1.0)
+    params = np.array([lr, batch_size, 0.0 if reduction == "mean" else 1.0, wscale, 1.0])
+    out = np.empty((1, d + 2))
+    _kernels._sgd_epoch_serial(X, y, sw, perm, params, coef0, out)
+    ref = naive.sgd_epoch(X, y, sw, perm, lr, batch_size, reduction, wscale, True, coef0)
+    assert out[0, d + 1] == -1
+    assert_allclose(out[0, : d + 1], ref, rtol=1e-12, atol=1e-14)
+
+
+def test_sgd_epoch_parts_are_independent_runs(rng, threads):
+    """Parameter mixing: each part equals a serial run over its slice; parallel == serial bitwise."""
+    n, d, parts = 1000, 2, 4
+    X, y, _ = make_linear(rng, n, d)
+    perm = rng.permutation(n).astype(np.int64)
+    coef0 = np.zeros(d + 1)
+    params = np.array([0.02, 1.0, 0.0, 1.0, 1.0])
+    a = np.empty((parts, d + 2))
+    _kernels._sgd_epoch_serial(X, y, np.empty(0), perm, params, coef0, a)
+    for p in range(parts):
+        ref = naive.sgd_epoch(X, y, None, perm[p * 250:(p + 1) * 250], 0.02, 1, "mean", 1.0, True, coef0)
+        assert_allclose(a[p, : d + 1], ref, rtol=1e-12)
+    for k in {1, threads.max}:
+        threads.set(k)
+        b = np.empty_like(a)
+        _kernels._sgd_epoch_parallel(X, y, np.empty(0), perm, params, coef0, b)
+        assert_array_equal(a, b)
+
+
+def test_sgd_epoch_reports_nonfinite_row():
+    X = np.array([[1.0], [1e200], [2.0]])
+    y = np.array([1.0, 1e200, 2.0])
+    params = np.array([1.0, 1.0, 0.0, 1.0, 1.0])
+    out = np.empty((1, 3))
+    _kernels._sgd_epoch_serial(X, y, np.empty(0), np.arange(3), params, np.zeros(2), out)
+    assert out[0, 2] >= 0  # stopped at the overflowing row, not silently NaN

@@ -1,0 +1,57 @@
+"""Hypothesis properties: the gradient is the derivative of the loss; batch loss ignores row order."""
+import numpy as np
+from hypothesis import given, settings, strategies as st
+from hypothesis.extra.numpy import arrays
+
+import fastgd
+from fastgd import _drivers, _validation
+
+finite = st.floats(-100, 100, allow_nan=False, allow_infinity=False)
+
+
+@st.composite
+def problems(draw):
+    n = draw(st.integers(2, 40))
+    d = draw(st.integers(1, 4))
+    X = draw(arrays(np.float64, (n, d), elements=finite))
+    y = draw(arrays(np.float64, n, elements=finite))
+    coef = draw(arrays(np.float64, d + 1, elements=st.floats(-5, 5)))
+    return X, y, coef
+
+
+@settings(max_examples=60, deadline=None)
+@given(problems(), st.sampled_from(["mean", "sum"]))
+def test_gradient_equals_finite_differences(problem, reduction):
+    X, y, coef = problem
+    obj = _drivers.Objective(_validation.check_data(X, y), reduction, True, False)
+    _, grad = obj(coef)
+    # the loss is quadratic: the central difference is exact up to rounding
+    h = 1e-3
+    scale = obj.loss(coef) + 1.0
+    for j in range(len(coef)):
+        e = np.zeros_like(coef)
+        e[j] = h
+        fd = (obj.loss(coef + e) - obj.loss(coef - e)) / (2 * h)
+        assert abs(fd - grad[j]) <= 1e-6 * (abs(grad[j]) + scale / h * 1e-7 + 1.0)
+
+
+@settings(max_examples=40, deadline=None)
+@given(problems(), st.randoms(use_true_random=False))
+def test_batch_loss_invariant_to_row_order(problem, r):
+    X, y, _ = problem
+    order = list(range(len(y)))
+    r.shuffle(order)
+    a = fastgd.fit(X, y, learning_rate=1e-4, epochs=3)
+    b = fastgd.fit(X[order], y[order], learning_rate=1e-4, epochs=3)
+    np.testing.assert_allclose(b.loss_history, a.loss_history, rtol=1e-10, atol=1e-10)
+
+
+@settings(max_examples=40, deadline=None)
+@given(problems())
+def test_sse_zero_on_exact_data(problem):
+    X, _, coef = problem
+    # integers-valued data so that y = X w + b is exact in floating point
+    Xi = np.round(X)
+    ci = np.round(coef)
+    y = Xi @ ci[:-1] + ci[-1]
+    assert fastgd.sse(Xi, y, ci[:-1], ci[-1]) == 0.0
