@@ -40,9 +40,10 @@ def _nonfinite_chunk(A, start, stop, row):
     # over the flat view tells whether the chunk is clean (2.7 ms instead of 15 ms for
     # 10^7 float64 on 2 cores). Without the nnan/ninf fastmath flags LLVM may not fold
     # v * 0 to 0.
-    flat = A.reshape(A.shape[0] * k)
+    block = A[start:stop]
+    flat = block.reshape(block.shape[0] * k)
     acc = 0.0
-    for i in range(start * k, stop * k):
+    for i in range(flat.shape[0]):
         acc += np.float64(flat[i]) * 0.0
     row[0] = 0
     row[1] = -1
@@ -71,26 +72,33 @@ def _sse_grad_chunk(X, y, sw, coef, start, stop, row):
     Writes ``row[0] = sum(w r^2)``, ``row[1] = sum(w r)`` and
     ``row[2 + j] = sum(w r x_j)`` with ``r = y - (X @ coef[:d] + coef[d])``.
     """
+    # Loops run from 0 over local slices: a loop over range(start, stop) was not
+    # vectorised for float32 input (24.9 ms instead of 4.8 ms serial at n = 10^7).
     d = X.shape[1]
     b = coef[d]
     weighted = sw.shape[0] > 0
+    Xs = X[start:stop]
+    ys = y[start:stop]
+    m = Xs.shape[0]  # 0 for a trailing empty chunk (start may exceed stop)
     if d == 1:
-        m = coef[0]
+        xs = Xs.reshape(m)
+        c0 = coef[0]
         s_rr = 0.0
         s_r = 0.0
         s_rx = 0.0
         if weighted:
-            for i in range(start, stop):
-                xi = np.float64(X[i, 0])
-                r = np.float64(y[i]) - (m * xi + b)
-                wr = sw[i] * r
+            ws = sw[start:stop]
+            for i in range(m):
+                xi = np.float64(xs[i])
+                r = np.float64(ys[i]) - (c0 * xi + b)
+                wr = ws[i] * r
                 s_rr += wr * r
                 s_r += wr
                 s_rx += wr * xi
         else:
-            for i in range(start, stop):
-                xi = np.float64(X[i, 0])
-                r = np.float64(y[i]) - (m * xi + b)
+            for i in range(m):
+                xi = np.float64(xs[i])
+                r = np.float64(ys[i]) - (c0 * xi + b)
                 s_rr += r * r
                 s_r += r
                 s_rx += r * xi
@@ -98,20 +106,59 @@ def _sse_grad_chunk(X, y, sw, coef, start, stop, row):
         row[1] = s_r
         row[2] = s_rx
         return
-    for j in range(d + 2):
-        row[j] = 0.0
+    # d > 1: rows in groups of four, so each load/store of the gradient accumulators
+    # serves four rows and the four dot products run as independent chains.
+    g = row[2:]
+    for j in range(d):
+        g[j] = 0.0
     s_rr = 0.0
     s_r = 0.0
-    for i in range(start, stop):
+    m4 = m - m % 4
+    for i in range(0, m4, 4):
+        x0 = Xs[i]
+        x1 = Xs[i + 1]
+        x2 = Xs[i + 2]
+        x3 = Xs[i + 3]
+        p0 = b
+        p1 = b
+        p2 = b
+        p3 = b
+        for j in range(d):
+            c = coef[j]
+            p0 += np.float64(x0[j]) * c
+            p1 += np.float64(x1[j]) * c
+            p2 += np.float64(x2[j]) * c
+            p3 += np.float64(x3[j]) * c
+        r0 = np.float64(ys[i]) - p0
+        r1 = np.float64(ys[i + 1]) - p1
+        r2 = np.float64(ys[i + 2]) - p2
+        r3 = np.float64(ys[i + 3]) - p3
+        if weighted:
+            w0 = sw[start + i] * r0
+            w1 = sw[start + i + 1] * r1
+            w2 = sw[start + i + 2] * r2
+            w3 = sw[start + i + 3] * r3
+        else:
+            w0 = r0
+            w1 = r1
+            w2 = r2
+            w3 = r3
+        s_rr += w0 * r0 + w1 * r1 + w2 * r2 + w3 * r3
+        s_r += w0 + w1 + w2 + w3
+        for j in range(d):
+            g[j] += (w0 * np.float64(x0[j]) + w1 * np.float64(x1[j])
+                     + w2 * np.float64(x2[j]) + w3 * np.float64(x3[j]))
+    for i in range(m4, m):
+        xi = Xs[i]
         p = b
         for j in range(d):
-            p += np.float64(X[i, j]) * coef[j]
-        r = np.float64(y[i]) - p
-        wr = sw[i] * r if weighted else r
+            p += np.float64(xi[j]) * coef[j]
+        r = np.float64(ys[i]) - p
+        wr = sw[start + i] * r if weighted else r
         s_rr += wr * r
         s_r += wr
         for j in range(d):
-            row[2 + j] += wr * np.float64(X[i, j])
+            g[j] += wr * np.float64(xi[j])
     row[0] = s_rr
     row[1] = s_r
 
@@ -135,6 +182,36 @@ def _moments_chunk(X, y, sw, start, stop, mean, com, scratch):
         mean[a] = 0.0
         for b in range(k):
             com[a, b] = 0.0
+    if d == 1 and not weighted:
+        # the common case in scalar registers, looping from 0 over local slices
+        # (vectorised: 8 ms instead of 45 ms for 10^7 rows on 2 cores)
+        m = stop - start  # > 0: sub-chunks are never empty
+        xs = X[start:stop].reshape(m)
+        ys = y[start:stop]
+        sx = 0.0
+        sy = 0.0
+        for i in range(m):
+            v = np.float64(xs[i])
+            sx += v
+            sy += np.float64(ys[i])
+            maxn = max(maxn, v * v)
+        mx = sx / m
+        my = sy / m
+        cxx = 0.0
+        cxy = 0.0
+        cyy = 0.0
+        for i in range(m):
+            dx = np.float64(xs[i]) - mx
+            dy = np.float64(ys[i]) - my
+            cxx += dx * dx
+            cxy += dx * dy
+            cyy += dy * dy
+        mean[0] = mx
+        mean[1] = my
+        com[0, 0] = cxx
+        com[0, 1] = cxy
+        com[1, 1] = cyy
+        return float(m), maxn, maxn, 1.0
     for i in range(start, stop):
         w = sw[i] if weighted else 1.0
         W += w

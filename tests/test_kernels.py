@@ -65,6 +65,19 @@ def test_sse_grad_independent_of_chunk_count(rng):
         assert_allclose(s, sums[0], rtol=1e-12, atol=1e-12 * np.abs(sums[0]).max())
 
 
+@pytest.mark.parametrize("d", [1, 3])
+def test_more_chunks_than_rows(rng, d):
+    """Trailing chunks are empty (their start lies past n): they contribute zeros."""
+    X, y, _ = make_linear(rng, 5, d)
+    coef = rng.normal(size=d + 1)
+    got, rows = _sse_grad(_kernels._sse_grad_parallel, X, y, np.empty(0), coef, 4)
+    assert_allclose(got, naive.sse_grad(X, y, None, coef), rtol=1e-12)
+    X[4, 0] = np.nan
+    out = np.empty((4, 2), dtype=np.int64)
+    _kernels._nonfinite_parallel(X, out)
+    assert out[:, 0].sum() == 1 and out[:, 1].max() == 4
+
+
 @pytest.mark.parametrize("variant", [0, 1])
 def test_nonfinite_matches_naive(rng, variant):
     X = rng.normal(size=(1000, 3))
