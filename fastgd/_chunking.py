@@ -26,3 +26,18 @@ def moment_layout(n, d):
 def mix_parts(n):
     """Number of parameter-mixing parts for ``n`` rows (1 means plain serial SGD)."""
     return max(1, min(MIX_PARTS, n // MIX_MIN_ROWS))
+
+
+#: permutation buckets: about this many entries each (they must stay in L2), at most 1024.
+PERM_BUCKET_ROWS = 8192
+PERM_MAX_BUCKETS = 1024
+#: index ranges of the permutation's counting/scatter passes.
+PERM_CHUNK_ROWS = 1 << 17
+PERM_MAX_CHUNKS = 64
+
+
+def perm_layout(n):
+    """``(n_buckets, n_chunks)`` of the compiled permutation of ``n`` entries."""
+    buckets = max(1, min(PERM_MAX_BUCKETS, n // PERM_BUCKET_ROWS))
+    chunks = max(1, min(PERM_MAX_CHUNKS, n // PERM_CHUNK_ROWS))
+    return buckets, chunks

@@ -6,7 +6,7 @@ work happens inside one kernel call per epoch.
 import numpy as np
 
 from . import _kernels
-from ._chunking import mix_parts, moment_layout, n_chunks
+from ._chunking import mix_parts, moment_layout, n_chunks, perm_layout
 
 #: a loss this many times above the starting loss counts as divergence.
 EXPLODE_FACTOR = 1e10
@@ -36,6 +36,7 @@ class Objective:
         self.out = np.empty((n_chunks(data.n), data.d + 2))
         self.norm = 1.0 / data.weight_total if reduction == "mean" else 1.0
         self.fit_intercept = fit_intercept
+        self.parallel = parallel
 
     def sums(self, coef):
         """``[sum w r^2, sum w r, sum w r x_j ...]`` at ``coef``, chunk rows added in order."""
@@ -101,6 +102,11 @@ def auto_learning_rate(data, mode, reduction, fit_intercept, batch_size, paralle
     return 1.0 / L if L > 0.0 else 1.0
 
 
+def epoch_seed(rng):
+    """The seed of one epoch's permutation, drawn from the fit's generator."""
+    return int(rng.integers(0, 2**63 - 1))
+
+
 def _stopped(history, loss, tol):
     """Relative change of the loss over the last epoch below ``tol``."""
     prev = history[-1]
@@ -152,13 +158,16 @@ def _fit_stochastic(obj, coef, lr, epochs, tol, callback, *, batch_size, reducti
 
     With ``parallel`` the epoch runs as parameter mixing: ``mix_parts(n)`` parts, each an
     SGD pass over its slice of the permutation from the same start, averaged in order.
-    Rows are visited through an index permutation (``rng.shuffle`` of the previous one,
-    in place); the data is never copied or reordered.
+    Rows are visited through an index permutation, drawn afresh each epoch by the
+    compiled bucket shuffle from a 63-bit seed taken from ``rng``; the data is never
+    copied or reordered.
     """
     data = obj.data
     n, d = data.n, data.d
     parts = mix_parts(n) if parallel else 1
     kernel = _kernels.SERIAL_PARALLEL["sgd_epoch"][int(parallel)]
+    permute = _kernels.SERIAL_PARALLEL["permutation"][int(obj.parallel)]
+    n_buckets, perm_chunks = perm_layout(n)
     perm = np.arange(n, dtype=np.int64)
     params = np.array([
         lr, float(batch_size), 0.0 if reduction == "mean" else 1.0,
@@ -170,7 +179,7 @@ def _fit_stochastic(obj, coef, lr, epochs, tol, callback, *, batch_size, reducti
     converged = False
     for epoch in range(1, epochs + 1):
         if shuffle:
-            rng.shuffle(perm)
+            permute(perm, epoch_seed(rng), n_buckets, perm_chunks)
         kernel(data.X, data.y, data.sw, perm, params, coef, out)
         bad = out[:, d + 1]
         if np.any(bad >= 0):

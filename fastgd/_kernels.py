@@ -290,6 +290,29 @@ def _sgd_part(X, y, sw, perm, start, stop, params, coef, grad):
     wscale = params[3]
     fit_b = params[4] != 0.0
     weighted = sw.shape[0] > 0
+    if bs == 1 and d == 1:
+        # one feature: the parameters live in registers. Through memory, every step's
+        # dependency chain included a store and a reload (10^7 random rows: 375 ms;
+        # in registers: about 220 ms, the cost of the random row access itself).
+        base = 2.0 * lr * wscale if mean else 2.0 * lr
+        xs = X.reshape(X.shape[0])
+        c0 = coef[0]
+        c1 = coef[1]
+        bad = -1
+        for k in range(start, stop):
+            i = perm[k]
+            xi = np.float64(xs[i])
+            r = np.float64(y[i]) - (c0 * xi + c1)
+            if not math.isfinite(r):
+                bad = k
+                break
+            step = base * sw[i] * r if weighted else base * r
+            c0 += step * xi
+            if fit_b:
+                c1 += step
+        coef[0] = c0
+        coef[1] = c1
+        return bad
     if bs == 1:
         base = 2.0 * lr * wscale if mean else 2.0 * lr
         for k in range(start, stop):
@@ -328,6 +351,40 @@ def _sgd_part(X, y, sw, perm, start, stop, params, coef, grad):
         if fit_b:
             coef[d] += step * grad[d]
     return -1
+
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+
+
+@jit
+def _mix64(z):
+    """The splitmix64 finaliser: a bijective 64-bit hash (uint64 in, uint64 out)."""
+    z = (z ^ (z >> np.uint64(30))) * _MIX1
+    z = (z ^ (z >> np.uint64(27))) * _MIX2
+    return z ^ (z >> np.uint64(31))
+
+
+@jit
+def _draw(key, counter, bound):
+    """Counter-based uniform integer in ``[0, bound)``: draw number ``counter`` of ``key``.
+
+    ``splitmix64(key + (counter + 1) * golden)``, top 53 bits, modulo ``bound`` (bias
+    below ``bound / 2^53``).
+    """
+    z = _mix64(key + (np.uint64(counter) + np.uint64(1)) * _GOLDEN)
+    return np.int64((z >> np.uint64(11)) % np.uint64(bound))
+
+
+@jit
+def _shuffle_in_place(p, key):
+    """Fisher-Yates shuffle of ``p`` with the draws of ``key``."""
+    for i in range(p.shape[0] - 1, 0, -1):
+        j = _draw(key, i, i + 1)
+        t = p[i]
+        p[i] = p[j]
+        p[j] = t
 
 
 # ---------------------------------------------------------------------------------------
@@ -426,6 +483,44 @@ def _sgd_epoch_src(X, y, sw, perm, params, coef0, out):
         row[d + 1] = bad
 
 
+def _permutation_src(perm, seed, n_buckets, n_chunks):
+    """A uniform random permutation of ``0 .. n-1`` into ``perm`` (int64 ``(n,)``).
+
+    Rao-Sandelius bucket shuffle: element ``i`` goes to bucket ``_draw(seed, i,
+    n_buckets)``; buckets are laid out in order (elements in index order inside each),
+    then each bucket is Fisher-Yates shuffled with its own key. Independent uniform
+    buckets plus uniform shuffles give a uniform permutation. Every draw depends only on
+    ``(seed, i)`` or ``(seed, bucket, j)``, so the result does not depend on the thread
+    count; the scatter works on ``n_chunks`` fixed ranges of indices. Buckets of a few
+    thousand entries stay in cache: 56 ms for 10^7 on 2 cores, against 220 ms for
+    ``numpy.random.Generator.shuffle``.
+    """
+    n = perm.shape[0]
+    key = _mix64(np.uint64(seed))
+    size = (n + n_chunks - 1) // n_chunks
+    counts = np.zeros((n_chunks, n_buckets), dtype=np.int64)
+    for c in prange(n_chunks):
+        for i in range(c * size, min(n, (c + 1) * size)):
+            counts[c, _draw(key, i, n_buckets)] += 1
+    starts = np.empty(n_buckets + 1, dtype=np.int64)
+    total = 0
+    for b in range(n_buckets):
+        starts[b] = total
+        for c in range(n_chunks):
+            t = counts[c, b]
+            counts[c, b] = total
+            total += t
+    starts[n_buckets] = total
+    for c in prange(n_chunks):
+        offs = counts[c]
+        for i in range(c * size, min(n, (c + 1) * size)):
+            b = _draw(key, i, n_buckets)
+            perm[offs[b]] = i
+            offs[b] += 1
+    for b in prange(n_buckets):
+        _shuffle_in_place(perm[starts[b]:starts[b + 1]], _mix64(key ^ (np.uint64(b) + _GOLDEN)))
+
+
 @jit
 def _combine_moments(out, k, res_mean, res_com):
     """Merge the per-block rows of :func:`_moments_src` in order.
@@ -467,6 +562,8 @@ _moments_serial = jit(_moments_src, parallel=False)
 _moments_parallel = jit(_moments_src, parallel=True)
 _sgd_epoch_serial = jit(_sgd_epoch_src, parallel=False)
 _sgd_epoch_parallel = jit(_sgd_epoch_src, parallel=True)
+_permutation_serial = jit(_permutation_src, parallel=False)
+_permutation_parallel = jit(_permutation_src, parallel=True)
 
 #: kernel name -> (serial, parallel)
 SERIAL_PARALLEL = {
@@ -474,4 +571,5 @@ SERIAL_PARALLEL = {
     "sse_grad": (_sse_grad_serial, _sse_grad_parallel),
     "moments": (_moments_serial, _moments_parallel),
     "sgd_epoch": (_sgd_epoch_serial, _sgd_epoch_parallel),
+    "permutation": (_permutation_serial, _permutation_parallel),
 }

@@ -104,3 +104,32 @@ def fit_batch_tutorial(x, y, learning_rate, epochs, b=0.0, m=0.0):
         b, m = b - learning_rate * b_grad, m - learning_rate * m_grad
         errors.append(error(b, m))
     return b, m, errors
+
+
+_M64 = (1 << 64) - 1
+
+
+def _mix64(z):
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _M64
+    return z ^ (z >> 31)
+
+
+def _draw(key, counter, bound):
+    return (_mix64((key + (counter + 1) * 0x9E3779B97F4A7C15) & _M64) >> 11) % bound
+
+
+def permutation(n, seed, n_buckets):
+    """The bucket shuffle, spelled out: bucket per index, buckets in order, Fisher-Yates each."""
+    key = _mix64(seed)
+    buckets = [[] for _ in range(n_buckets)]
+    for i in range(n):
+        buckets[_draw(key, i, n_buckets)].append(i)
+    out = []
+    for b, items in enumerate(buckets):
+        bkey = _mix64(key ^ ((b + 0x9E3779B97F4A7C15) & _M64))
+        for i in range(len(items) - 1, 0, -1):
+            j = _draw(bkey, i, i + 1)
+            items[i], items[j] = items[j], items[i]
+        out.extend(items)
+    return np.array(out, dtype=np.int64)

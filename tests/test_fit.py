@@ -43,15 +43,13 @@ def test_tutorial_sum_reduction(bike, parallel):
 
 # --- modes against per-row twins with the same permutation -----------------------------
 
-def _perms(seed, n, epochs, shuffle=True):
+def _perms(seed, n, epochs):
+    """The permutations a stochastic fit with ``random_state=seed`` visits, epoch by epoch."""
+    from fastgd._chunking import perm_layout
+
     rng = np.random.default_rng(seed)
-    perm = np.arange(n)
-    out = []
-    for _ in range(epochs):
-        if shuffle:
-            rng.shuffle(perm)
-        out.append(perm.copy())
-    return out
+    return [naive.permutation(n, int(rng.integers(0, 2**63 - 1)), perm_layout(n)[0])
+            for _ in range(epochs)]
 
 
 @pytest.mark.parametrize("mode,batch_size", [("minibatch", 16), ("minibatch", 33), ("sgd", None)])

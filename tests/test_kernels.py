@@ -139,17 +139,18 @@ def test_moments_parallel_bitwise(rng, threads, monkeypatch):
 @pytest.mark.parametrize("batch_size", [1, 4, 7])
 @pytest.mark.parametrize("reduction", ["mean", "sum"])
 @pytest.mark.parametrize("weighted", [False, True])
-def test_sgd_epoch_matches_naive(rng, batch_size, reduction, weighted):
-    n, d = 97, 3
+@pytest.mark.parametrize("d,fit_intercept", [(1, True), (1, False), (3, True), (3, False)])
+def test_sgd_epoch_matches_naive(rng, batch_size, reduction, weighted, d, fit_intercept):
+    n = 97
     X, y, _ = make_linear(rng, n, d)
     sw = rng.uniform(0, 2, n) if weighted else np.empty(0)
     perm = rng.permutation(n).astype(np.int64)
     coef0 = rng.normal(size=d + 1)
     lr, wscale = 0.01, (n / sw.sum() if weighted and reduction == "mean" else 1.0)
-    params = np.array([lr, batch_size, 0.0 if reduction == "mean" else 1.0, wscale, 1.0])
+    params = np.array([lr, batch_size, 0.0 if reduction == "mean" else 1.0, wscale, float(fit_intercept)])
     out = np.empty((1, d + 2))
     _kernels._sgd_epoch_serial(X, y, sw, perm, params, coef0, out)
-    ref = naive.sgd_epoch(X, y, sw, perm, lr, batch_size, reduction, wscale, True, coef0)
+    ref = naive.sgd_epoch(X, y, sw, perm, lr, batch_size, reduction, wscale, fit_intercept, coef0)
     assert out[0, d + 1] == -1
     assert_allclose(out[0, : d + 1], ref, rtol=1e-12, atol=1e-14)
 
@@ -180,3 +181,29 @@ def test_sgd_epoch_reports_nonfinite_row():
     out = np.empty((1, 3))
     _kernels._sgd_epoch_serial(X, y, np.empty(0), np.arange(3), params, np.zeros(2), out)
     assert out[0, 2] >= 0  # stopped at the overflowing row, not silently NaN
+
+
+@pytest.mark.parametrize("n,n_buckets", [(1, 1), (10, 1), (1000, 4), (5000, 16)])
+@pytest.mark.parametrize("seed", [0, 1, 2**63 - 2])
+def test_permutation_matches_naive_any_chunking(n, n_buckets, seed):
+    ref = naive.permutation(n, seed, n_buckets)
+    assert np.array_equal(np.sort(ref), np.arange(n))
+    for kernel, chunks in ((_kernels._permutation_serial, 1), (_kernels._permutation_parallel, 3),
+                           (_kernels._permutation_parallel, 7)):
+        got = np.full(n, -1, dtype=np.int64)
+        kernel(got, seed, n_buckets, chunks)
+        assert_array_equal(got, ref)
+
+
+def test_permutation_is_uniform():
+    """All 24 orders of 4 items, equally often over 24,000 seeds (chi-square, 23 dof)."""
+    from itertools import permutations
+
+    index = {p: k for k, p in enumerate(permutations(range(4)))}
+    counts = np.zeros(24)
+    out = np.empty(4, dtype=np.int64)
+    for seed in range(24_000):
+        _kernels._permutation_serial(out, seed, 2, 1)
+        counts[index[tuple(out)]] += 1
+    chi2 = ((counts - 1000) ** 2 / 1000).sum()
+    assert chi2 < 60  # P(chi2_23 > 60) ~ 4e-5 for a uniform shuffle
