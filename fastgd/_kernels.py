@@ -313,6 +313,35 @@ def _sgd_part(X, y, sw, perm, start, stop, params, coef, grad):
         coef[0] = c0
         coef[1] = c1
         return bad
+    if d == 1:
+        # mini-batches of one feature, parameters in registers likewise
+        xs = X.reshape(X.shape[0])
+        c0 = coef[0]
+        c1 = coef[1]
+        bad = -1
+        for k0 in range(start, stop, bs):
+            k1 = min(k0 + bs, stop)
+            g0 = 0.0
+            g1 = 0.0
+            for k in range(k0, k1):
+                i = perm[k]
+                xi = np.float64(xs[i])
+                r = np.float64(y[i]) - (c0 * xi + c1)
+                if not math.isfinite(r):
+                    bad = k
+                    break
+                wr = sw[i] * r if weighted else r
+                g0 += wr * xi
+                g1 += wr
+            if bad >= 0:
+                break
+            step = 2.0 * lr * wscale / (k1 - k0) if mean else 2.0 * lr
+            c0 += step * g0
+            if fit_b:
+                c1 += step * g1
+        coef[0] = c0
+        coef[1] = c1
+        return bad
     if bs == 1:
         base = 2.0 * lr * wscale if mean else 2.0 * lr
         for k in range(start, stop):

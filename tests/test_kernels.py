@@ -207,3 +207,17 @@ def test_permutation_is_uniform():
         counts[index[tuple(out)]] += 1
     chi2 = ((counts - 1000) ** 2 / 1000).sum()
     assert chi2 < 60  # P(chi2_23 > 60) ~ 4e-5 for a uniform shuffle
+
+
+@pytest.mark.parametrize("d,batch_size", [(1, 1), (1, 5), (2, 1), (2, 5)])
+def test_sgd_epoch_nonfinite_mid_epoch_keeps_last_finite_params(d, batch_size):
+    """Every kernel path stops at the first non-finite residual, never returning NaN."""
+    n = 40
+    X = np.ones((n, d))
+    y = np.ones(n)
+    y[23] = np.inf
+    params = np.array([0.01, float(batch_size), 0.0, 1.0, 1.0])
+    out = np.empty((1, d + 2))
+    _kernels._sgd_epoch_serial(X, y, np.empty(0), np.arange(n), params, np.zeros(d + 1), out)
+    assert out[0, d + 1] == 23
+    assert np.all(np.isfinite(out[0, : d + 1]))
