@@ -54,6 +54,18 @@ class FitResult:
         Wall time of the fit in seconds, validation included.
     reduction : str
         ``"mean"`` or ``"sum"``: how ``loss_history`` and :meth:`loss` reduce.
+    solver : str
+        ``"gram"`` (iterations from the sufficient statistics, O(d^2) each) or
+        ``"stream"`` (one pass over the data per evaluation).
+    optimizer : str
+        ``"gd"``, ``"momentum"``, ``"nesterov"``, ``"cg"``, or ``"sgd"`` for the
+        stochastic modes.
+    n_passes : int
+        Passes over the data the fit made (the moments pass, loss/gradient passes,
+        stochastic epochs and their loss passes).
+    scaled : bool
+        True when the fit ran in internally standardized coordinates (the results are
+        reported in the original units all the same).
     """
 
     coef: np.ndarray
@@ -66,6 +78,10 @@ class FitResult:
     elapsed_s: float
     reduction: str = "mean"
     one_d: bool = field(default=False, repr=False)
+    solver: str = "stream"
+    optimizer: str = "gd"
+    n_passes: int = 0
+    scaled: bool = False
 
     def __post_init__(self):
         for name in ("coef", "loss_history"):

@@ -133,3 +133,67 @@ def permutation(n, seed, n_buckets):
             items[i], items[j] = items[j], items[i]
         out.extend(items)
     return np.array(out, dtype=np.int64)
+
+
+def sgd_scaled_epoch(X, y, sw, perm, m, s, lam1, lam2, eta0, power_t, t0, invscaling,
+                     batch_size, mean, wscale, fit_intercept, avg_start, huber, epsilon,
+                     theta, avg):
+    """(Mini-)batch SGD in standardized coordinates, row by row, from the definition.
+
+    Each batch: ``theta += eta * c * sum_B w psi(r) [x_s, 1]`` with ``x_s = (x - m) / s``,
+    ``c = 2 wscale / |B|`` (mean) or 2 (sum), ``psi`` the identity or the clip to
+    ``[-epsilon, epsilon]`` (Huber); then ``theta_j -= eta lam2_j theta_j`` and the soft
+    threshold at ``eta lam1_j``; ``eta = eta0`` or ``eta0 / t ** power_t`` with ``t`` the
+    global step number; then the running average of the steps after ``avg_start``.
+    Returns ``(theta, avg, t)``.
+    """
+    X = np.asarray(X, dtype=np.float64).reshape(len(y), -1)
+    d = X.shape[1]
+    theta, avg = [float(v) for v in theta], [float(v) for v in avg]
+    t = t0
+    for k0 in range(0, len(perm), batch_size):
+        batch = perm[k0:k0 + batch_size]
+        g = [0.0] * (d + 1)
+        for i in batch:
+            xs = [(float(X[i, j]) - m[j]) / s[j] for j in range(d)]
+            r = float(y[i]) - (sum(xs[j] * theta[j] for j in range(d)) + theta[d])
+            if huber:
+                r = min(max(r, -epsilon), epsilon)
+            wr = _w(sw, i) * r
+            for j in range(d):
+                g[j] += wr * xs[j]
+            g[d] += wr
+        t += 1
+        eta = eta0 / t ** power_t if invscaling else eta0
+        c = 2.0 * eta * (wscale / len(batch) if mean else 1.0)
+        new = list(theta)
+        for j in range(d):
+            v = theta[j] + c * g[j] - eta * lam2[j] * theta[j]
+            tau = eta * lam1[j]
+            v = math.copysign(max(abs(v) - tau, 0.0), v) if tau > 0 else v
+            new[j] = v
+        if fit_intercept:
+            new[d] = theta[d] + c * g[d]
+        theta = new
+        if t > avg_start:
+            a = 1.0 / (t - avg_start)
+            avg = [avg[j] + a * (theta[j] - avg[j]) for j in range(d + 1)]
+    return np.array(theta), np.array(avg), t
+
+
+def huber_grad(X, y, sw, coef, epsilon):
+    """``[sum w h(r), sum w psi(r), sum w psi(r) x_j ...]``: ``h`` the Huber loss (``r^2``
+    inside ``[-epsilon, epsilon]``, ``2 epsilon |r| - epsilon^2`` outside), ``psi`` the clip."""
+    X = np.asarray(X, dtype=np.float64).reshape(len(y), -1)
+    n, d = X.shape
+    out = [0.0] * (d + 2)
+    for i in range(n):
+        r = float(y[i]) - (float(coef[d]) + sum(float(X[i, j]) * float(coef[j]) for j in range(d)))
+        h = r * r if abs(r) <= epsilon else 2 * epsilon * abs(r) - epsilon * epsilon
+        psi = min(max(r, -epsilon), epsilon)
+        w = _w(sw, i)
+        out[0] += w * h
+        out[1] += w * psi
+        for j in range(d):
+            out[2 + j] += w * psi * float(X[i, j])
+    return np.array(out)

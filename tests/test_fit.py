@@ -205,7 +205,8 @@ def test_weights_equal_repeated_rows(rng):
 
 def test_auto_rate_is_inverse_lipschitz(bike):
     x, y = bike
-    res = fastgd.fit(x, y, epochs=5)
+    # issue 4: the automatic batch fit now runs scaled CG; the raw 1/L rule is scale=False + gd
+    res = fastgd.fit(x, y, epochs=5, tol=None, scale=False, optimizer="gd")
     A = np.column_stack([x, np.ones_like(x)])
     L = 2 * np.linalg.eigvalsh(A.T @ A / len(x))[-1]
     assert res.learning_rate == pytest.approx(1 / L, rel=1e-12)
@@ -225,9 +226,14 @@ def test_auto_rate_never_diverges_on_badly_scaled_data(rng):
 
 def test_stochastic_auto_rate_rule(rng):
     X, y, _ = make_linear(rng, 400, 2)
-    res = fastgd.fit(X, y, mode="sgd", epochs=1)
+    # issue 4: the automatic stochastic fit now runs scaled and averaged; the raw-data rule
+    # is scale=False, average=False (the same rule in scaled coordinates is in
+    # tests/test_stochastic.py)
+    raw = dict(scale=False, average=False)
+    res = fastgd.fit(X, y, mode="sgd", epochs=1, **raw)
     assert res.learning_rate == pytest.approx(1 / (2 * ((X ** 2).sum(axis=1).max() + 1)), rel=1e-12)
-    res = fastgd.fit(X, y, mode="minibatch", batch_size=8, reduction="sum", epochs=1, fit_intercept=False)
+    res = fastgd.fit(X, y, mode="minibatch", batch_size=8, reduction="sum", epochs=1,
+                     fit_intercept=False, **raw)
     assert res.learning_rate == pytest.approx(1 / (2 * 8 * (X ** 2).sum(axis=1).max()), rel=1e-12)
 
 

@@ -1,0 +1,437 @@
+"""Batch fits in scaled coordinates: the sufficient-statistics (gram) and streaming paths.
+
+Python decides, kernels compute: the streaming oracle makes one compiled pass
+(:class:`fastgd._drivers.Objective`) per evaluation; the gram oracle works in O(d^2) from
+the moments pass (:func:`fastgd._drivers.moments`). Both present the same interface, so
+one optimizer loop drives both and their trajectories agree to rounding.
+
+Coordinates
+-----------
+The parameters ``theta`` (float64, ``(d + 1,)``) are those of the model on the features
+``x_s = (x - m) / s``:
+
+    prediction = x_s . theta[:d] + theta[d]
+    raw weights  w = theta[:d] / s,   raw intercept  b = theta[d] - m . w
+
+* ``scale`` on, with intercept: ``m`` = weighted means, ``s`` = weighted standard
+  deviations (centring decouples the intercept);
+* ``scale`` on, without intercept: ``m = 0`` (the model has no intercept, centring would
+  change it), ``s`` = weighted root mean squares (the uncentred second moments);
+* ``scale`` off: ``m = 0``, ``s = 1`` (the raw problem).
+
+A column with zero scale keeps ``s = 1``. The loss is the same function of the
+predictions in every coordinate system, so loss values are always in the user's units.
+
+Stopping (``tol`` set)
+----------------------
+An epoch "improves" when the loss decrease over it, computed as ``0.5 (g_old +
+g_new) . (theta_new - theta_old)`` (exact for the quadratic loss and free of the
+cancellation of a difference of two large losses), exceeds ``tol * loss``. The fit has
+converged when BOTH hold: the last ``n_iter_no_change`` epochs did not improve, and the
+largest *gradient cosine* ``|sum_i w_i r_i x_s_ij| / sqrt(SSE * sum_i w_i x_s_ij^2)``
+(the cosine between the residual and feature column j, intercept column included; zero
+exactly at the least-squares optimum, scale-free in X and y) is at most ``sqrt(tol)``.
+"""
+import math
+
+import numpy as np
+
+from ._drivers import EXPLODE_FACTOR, Diverged, Objective, moments
+
+EPS = np.finfo(np.float64).eps
+
+#: above this many features, ``L`` comes from a Gershgorin bound instead of eigvalsh
+#: (eigvalsh of a 1000 x 1000 matrix: about 0.1 s on the 2-core reference machine).
+EIG_MAX_D = 1000
+#: condition number assumed for the momentum parameters when eigvalsh is skipped.
+KAPPA_FALLBACK = 1e6
+
+#: stream CG: the new point's loss and gradient are interpolated from the trial point when
+#: the exact step is within this fraction of the trial step (else one more pass): far
+#: extrapolation amplifies the rounding of the gradient difference.
+TRIAL_REUSE = 0.25
+
+OPTIMIZERS = {"gd": 0, "momentum": 1, "nesterov": 2, "cg": 3}
+SOLVERS = {"auto": 0, "stream": 1, "gram": 2}
+PENALTIES = {"l2": 0, "l1": 1, "elasticnet": 2}
+
+
+class Scaled:
+    """The problem's statistics in scaled coordinates, from one moments pass.
+
+    Attributes: ``m``, ``s`` (the coordinates, see the module docstring), ``G`` (the
+    weighted Gram matrix of ``[x_s, 1]``, ``(d + 1, d + 1)``), ``norm`` (1/W for the mean
+    loss, 1 for the sum), ``mask`` (1.0 for free parameters, 0.0 for a fixed intercept),
+    ``L`` and ``mu`` (largest and smallest curvature of the loss over the free
+    parameters), ``sse_floor`` (an SSE indistinguishable from zero).
+    """
+
+    def __init__(self, data, reduction, fit_intercept, scale, parallel, alpha=0.0, l1_ratio=0.0):
+        W, mean, com, _, _, _ = moments(data, parallel)
+        d = data.d
+        self.d, self.W = d, W
+        self.n_passes = 1
+        mu, ybar = mean[:d], mean[d]
+        Cxx, Cxy, Cyy = com[:d, :d], com[:d, d], com[d, d]
+        if scale and fit_intercept:
+            m = mu.copy()
+            var = np.diag(Cxx) / W
+        elif scale:
+            m = np.zeros(d)
+            var = np.diag(Cxx) / W + mu * mu
+        else:
+            m = np.zeros(d)
+            var = np.ones(d)
+        s = np.sqrt(np.maximum(var, 0.0))
+        s[~(s > 0.0)] = 1.0
+        self.m, self.s = m, s
+        delta = (mu - m) / s  # mean of x_s
+        self.xbar_s = delta
+        self.ybar = ybar
+        self.Cxx_s = Cxx / np.outer(s, s)
+        self.Cxy_s = Cxy / s
+        self.Cyy = Cyy
+        G = np.empty((d + 1, d + 1))
+        G[:d, :d] = self.Cxx_s + W * np.outer(delta, delta)
+        G[:d, d] = G[d, :d] = W * delta
+        G[d, d] = W
+        self.G = G
+        self.norm = 1.0 / W if reduction == "mean" else 1.0
+        self.fit_intercept = fit_intercept
+        self.mask = np.ones(d + 1)
+        if not fit_intercept:
+            self.mask[d] = 0.0
+        total = Cyy if fit_intercept else Cyy + W * ybar * ybar
+        self.sse_floor = 16.0 * EPS * max(total, np.finfo(np.float64).tiny)
+        # the penalty alpha * (l1_ratio ||w||_1 + (1 - l1_ratio) / 2 ||w||^2) on the raw
+        # weights w = theta / s: per-coordinate weights in scaled coordinates
+        self.lam1 = np.zeros(d + 1)
+        self.lam2 = np.zeros(d + 1)
+        self.lam1[:d] = alpha * l1_ratio / s
+        self.lam2[:d] = alpha * (1.0 - l1_ratio) / (s * s)
+        self.has_l1 = bool(alpha > 0.0 and l1_ratio > 0.0)
+        self.Gpen = G + np.diag(self.lam2 / (2.0 * self.norm))
+        self.L, self.mu = self._curvature()
+
+    def _curvature(self):
+        k = self.d + 1 if self.fit_intercept else self.d
+        G = self.Gpen[:k, :k]
+        if self.d <= EIG_MAX_D:
+            ev = np.linalg.eigvalsh(G)
+            lmax, lmin = float(ev[-1]), float(ev[0])
+        else:
+            lmax = float(np.max(np.abs(G).sum(axis=1)))
+            lmin = lmax / KAPPA_FALLBACK
+        lmin = max(lmin, lmax * 1e-16)
+        return 2.0 * self.norm * lmax, 2.0 * self.norm * lmin
+
+    def to_raw(self, theta):
+        d = self.d
+        coef = np.empty(d + 1)
+        coef[:d] = theta[:d] / self.s
+        coef[d] = theta[d] - float(self.m @ coef[:d])
+        return coef
+
+    def to_scaled(self, coef):
+        d = self.d
+        theta = np.empty(d + 1)
+        theta[:d] = coef[:d] * self.s
+        theta[d] = coef[d] + float(self.m @ coef[:d])
+        return theta
+
+    def cosine(self, loss, S):
+        """Largest gradient cosine (see the module docstring) of the free parameters."""
+        sse = max(loss / self.norm, self.sse_floor)
+        diag = np.diag(self.G)
+        ok = (diag > 0.0) & (self.mask > 0.0)
+        if not np.any(ok):
+            return 0.0
+        return float(np.max(np.abs(S[ok]) / np.sqrt(sse * diag[ok])))
+
+
+class GramOracle:
+    """Loss and gradient in O(d^2) from the sufficient statistics (squared loss)."""
+
+    def __init__(self, sc):
+        self.sc = sc
+        self.n_passes = 0
+
+    def hess(self, p):
+        """Hessian-vector product ``2 norm G p`` over the free parameters."""
+        sc = self.sc
+        return (2.0 * sc.norm) * (sc.G @ (p * sc.mask)) * sc.mask
+
+    def __call__(self, theta):
+        """``(loss, S)`` with ``S = sum_i w_i r_i [x_s_i, 1]`` (the gradient is ``-2 norm S``).
+
+        Centred form: the loss is ``Cyy - 2 w.c + w'Cw + W rbar^2`` with ``rbar`` the
+        mean residual, accurate to about ``eps * Cyy`` (no ``sum y^2`` cancellation).
+        """
+        sc = self.sc
+        d = sc.d
+        w = theta[:d]
+        Cw = sc.Cxx_s @ w
+        rbar = sc.ybar - float(sc.xbar_s @ w) - theta[d]
+        centred = sc.Cyy - 2.0 * float(w @ sc.Cxy_s) + float(w @ Cw)
+        sse = max(centred, 0.0) + sc.W * rbar * rbar
+        S = np.empty(d + 1)
+        S[:d] = sc.Cxy_s - Cw + sc.W * rbar * sc.xbar_s
+        S[d] = sc.W * rbar
+        return sse * sc.norm, S * sc.mask
+
+
+class HuberObjective:
+    """The Huber loss in the layout of :class:`fastgd._drivers.Objective` (``sums``,
+    ``loss``): ``h(r) = r^2`` for ``|r| <= epsilon``, ``2 epsilon |r| - epsilon^2``
+    beyond, reduced by ``reduction``; one compiled pass (parallel for large data)."""
+
+    def __init__(self, data, reduction, epsilon, parallel):
+        from ._chunking import n_chunks
+        from ._kernels_sgd import HUBER_GRAD
+
+        self.data = data
+        self.kernel = HUBER_GRAD[int(parallel)]
+        self.out = np.empty((n_chunks(data.n), data.d + 2))
+        self.params = np.array([epsilon])
+        self.norm = 1.0 / data.weight_total if reduction == "mean" else 1.0
+
+    def sums(self, coef):
+        d = self.data
+        self.kernel(d.X, d.y, d.sw, coef, self.params, self.out)
+        return self.out.sum(axis=0)
+
+    def loss(self, coef):
+        return float(self.sums(coef)[0] * self.norm)
+
+
+class Penalized:
+    """An oracle plus the L2 part of the penalty, ``0.5 sum lam2 theta^2`` (smooth)."""
+
+    def __init__(self, base, sc):
+        self.base, self.sc = base, sc
+        self.hess = None if base.hess is None else self._hess
+        self.obj = getattr(base, "obj", None)
+
+    @property
+    def n_passes(self):
+        return self.base.n_passes
+
+    def _hess(self, p):
+        return self.base.hess(p) + self.sc.lam2 * p
+
+    def __call__(self, theta):
+        loss, S = self.base(theta)
+        lam2 = self.sc.lam2
+        return (loss + 0.5 * float(lam2 @ (theta * theta)),
+                S - lam2 * theta / (2.0 * self.sc.norm))
+
+
+def soft_threshold(z, tau):
+    """``sign(z) max(|z| - tau, 0)``: the proximal map of ``tau |.|_1``."""
+    return np.sign(z) * np.maximum(np.abs(z) - tau, 0.0)
+
+
+class StreamOracle:
+    """Loss and gradient by one compiled pass over the data, transformed in O(d)."""
+
+    def __init__(self, sc, obj):
+        self.sc, self.obj = sc, obj
+        self.n_passes = 0
+        self.hess = None
+
+    def __call__(self, theta):
+        sc = self.sc
+        d = sc.d
+        sums = self.obj.sums(sc.to_raw(theta))
+        self.n_passes += 1
+        S = np.empty(d + 1)
+        S[:d] = (sums[2:] - sc.m * sums[1]) / sc.s
+        S[d] = sums[1]
+        return float(sums[0]) * sc.norm, S * sc.mask
+
+
+def momentum_params(sc, optimizer, lr):
+    """``(step, beta)`` of gd / heavy-ball momentum / Nesterov on the scaled problem."""
+    L, mu = sc.L, sc.mu
+    rk = math.sqrt(L / mu)
+    if optimizer == "momentum":
+        step = 4.0 / (math.sqrt(L) + math.sqrt(mu)) ** 2 if lr is None else lr
+        return step, ((rk - 1.0) / (rk + 1.0)) ** 2
+    step = 1.0 / L if lr is None else lr
+    if optimizer == "nesterov":
+        return step, (rk - 1.0) / (rk + 1.0)
+    return step, 0.0
+
+
+class _Stopper:
+    def __init__(self, sc, tol, n_iter_no_change):
+        self.sc, self.tol, self.patience = sc, tol, n_iter_no_change
+        self.gtol = math.sqrt(tol) if tol is not None else None
+        self.quiet = 0
+        self.last_cos = float("nan")
+        self.last_rel = float("nan")
+
+    def update(self, dec, loss, S):
+        if self.tol is None:
+            return False
+        floor = self.sc.sse_floor * self.sc.norm
+        self.last_rel = dec / max(loss, floor)
+        self.quiet = self.quiet + 1 if self.last_rel <= self.tol else 0
+        self.last_cos = self.sc.cosine(loss, S)
+        return self.quiet >= self.patience and self.last_cos <= self.gtol
+
+
+def run(oracle, sc, theta, *, optimizer, lr, epochs, tol, n_iter_no_change, callback,
+        quadratic=True):
+    """The optimizer loop in scaled coordinates.
+
+    Returns ``(theta, history, converged, stopper)``; raises :class:`Diverged` (with the
+    last finite raw parameters) when a numeric learning rate makes the loss explode.
+    """
+    d = sc.d
+    mask = sc.mask
+    g2 = -2.0 * sc.norm  # gradient = g2 * S
+    lam1 = sc.lam1
+    loss, S = oracle(theta)
+    pen1 = float(lam1 @ np.abs(theta))
+    history = [loss + pen1]
+    y_pt, S_y = theta, S
+    stop = _Stopper(sc, tol, n_iter_no_change)
+    converged = False
+    prev = theta.copy()
+    step, beta = (None, None) if optimizer == "cg" else momentum_params(sc, optimizer, lr)
+    t = 1.0 / sc.L  # cg: trial step
+    p = None
+    for epoch in range(1, epochs + 1):
+        if optimizer == "cg":
+            g = g2 * S
+            if p is None:
+                p = -g
+            else:
+                gg_old = float(g_old @ g_old)
+                b = float(g @ (g - g_old)) / gg_old if gg_old > 0.0 else 0.0
+                p = -g + max(b, 0.0) * p
+            p *= mask
+            gp = float(g @ p)
+            if not gp < 0.0:  # not a descent direction: restart along -g
+                p = -g * mask
+                gp = float(g @ p)
+                if not gp < 0.0:  # zero gradient: exactly at the optimum
+                    converged = tol is not None
+                    break
+            if oracle.hess is not None:  # gram: H p directly, O(d^2)
+                Hp = oracle.hess(p)
+            else:  # stream: one pass at a trial point; the gradient is affine in theta
+                t_loss, t_S = oracle(theta + t * p)
+                Hp = (g2 * t_S - g) / t
+            pHp = float(p @ Hp)
+            if not pHp > 0.0:  # no curvature left along p (rounding level)
+                converged = tol is not None
+                break
+            alpha = -gp / pHp
+            new = theta + alpha * p
+            if oracle.hess is None and abs(alpha - t) <= TRIAL_REUSE * t:
+                # close to the trial point: interpolate from it (exact for a quadratic)
+                new_g = g2 * t_S + (alpha - t) * Hp
+                new_loss = t_loss + 0.5 * (alpha - t) * float((g2 * t_S + new_g) @ p)
+                new_S = new_g / g2
+            else:
+                new_loss, new_S = oracle(new)
+            g_old = g
+            t = alpha
+        elif sc.has_l1:  # proximal gradient (ISTA) / accelerated (FISTA)
+            g = g2 * S_y
+            new = soft_threshold(y_pt - step * g, step * lam1)
+            new = new * mask + theta * (1.0 - mask)
+            new_loss, new_S = oracle(new)
+            _check(epoch, new_loss, history, sc, theta)
+            if optimizer == "nesterov":
+                y_pt = new + beta * (new - theta)
+                y_pt = y_pt * mask + theta * (1.0 - mask)
+                _, S_y = oracle(y_pt)
+            else:
+                y_pt, S_y = new, new_S
+        else:
+            g = g2 * S
+            if optimizer == "gd":
+                new = theta - step * g
+            elif optimizer == "momentum":
+                new = theta - step * g + beta * (theta - prev)
+            else:  # Nesterov, look-ahead form: the tracked point is where g is taken
+                v = theta - prev
+                v_new = beta * v - step * g
+                new = theta + beta * v_new - step * g
+            new = new * mask + theta * (1.0 - mask)
+            new_loss, new_S = oracle(new)
+            _check(epoch, new_loss, history, sc, theta)
+            if optimizer == "nesterov":
+                prev = new - v_new
+            else:
+                prev = theta
+        if quadratic:
+            dec = 0.5 * float((g2 * S + g2 * new_S) @ (theta - new))
+        else:  # Huber: losses from passes, accurate to rounding of the residuals
+            dec = loss - new_loss
+        S_stop = new_S
+        if sc.has_l1:
+            new_pen1 = float(lam1 @ np.abs(new))
+            dec += pen1 - new_pen1
+            pen1 = new_pen1
+            # the proximal-gradient mapping: zero exactly at the penalized optimum
+            gm = (new - soft_threshold(new - step * g2 * new_S, step * lam1)) / step
+            S_stop = gm * mask / g2
+        theta, loss, S = new, new_loss, new_S
+        history.append(loss + pen1)
+        done = stop.update(dec, loss + pen1, S_stop)
+        if callback is not None:
+            coef = sc.to_raw(theta)
+            if callback(epoch, coef[:d].copy(), float(coef[d]), history[-1]) is False:
+                break
+        if done:
+            converged = True
+            break
+    return theta, np.asarray(history), converged, stop
+
+
+def _check(epoch, new_loss, history, sc, theta):
+    if not np.isfinite(new_loss) or (history[0] > 0 and new_loss > EXPLODE_FACTOR * history[0]):
+        raise Diverged(epoch, sc.to_raw(theta), history,
+                       "the loss became non-finite" if not np.isfinite(new_loss)
+                       else f"the loss exploded from {history[0]:.6g} to {new_loss:.6g}")
+
+
+def refine(sc, obj, theta, loss):
+    """One streaming pass at ``theta`` and a Newton correction from the sufficient statistics.
+
+    The gram path's gradient ``c - G theta`` carries the rounding of the accumulated
+    statistics (about ``eps * |c|``); a pass computes it from the residuals themselves,
+    about ``eps * |r| |x|``. Solving ``G delta = S`` with that gradient (iterative
+    refinement) brings the gram fit to the accuracy of the streaming one: on NIST
+    Wampler1 from 6.3 to the digits of ``numpy.linalg.lstsq``. The loss is a quadratic, so
+    the new loss is ``loss(theta) - norm * S . delta`` exactly.
+
+    With an L1 penalty the correction is restricted to the nonzero weights and kept only
+    when no sign changes (the objective is quadratic there).
+
+    Returns ``(theta, loss)``.
+    """
+    d = sc.d
+    sums = obj.sums(sc.to_raw(theta))
+    S = np.empty(d + 1)
+    S[:d] = (sums[2:] - sc.m * sums[1]) / sc.s
+    S[d] = sums[1]
+    # the penalty's gradient; the L1 part on the active set (nonzero weights), where the
+    # objective is a quadratic as long as no sign changes
+    S -= (sc.lam2 * theta + sc.lam1 * np.sign(theta)) / (2.0 * sc.norm)
+    free = (sc.mask > 0.0) & ((sc.lam1 == 0.0) | (theta != 0.0))
+    delta = np.zeros(d + 1)
+    delta[free] = np.linalg.lstsq(sc.Gpen[np.ix_(free, free)], S[free], rcond=None)[0]
+    base = (float(sums[0]) * sc.norm + 0.5 * float(sc.lam2 @ (theta * theta))
+            + float(sc.lam1 @ np.abs(theta)))
+    new_loss = base - sc.norm * float(S @ delta)
+    new = theta + delta
+    l1 = free & (sc.lam1 > 0.0)
+    if not (np.all(np.isfinite(delta)) and new_loss <= base
+            and np.all(np.sign(new[l1]) == np.sign(theta[l1]))):
+        return theta, base
+    return new, max(new_loss, 0.0)

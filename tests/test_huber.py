@@ -1,0 +1,68 @@
+"""Issue 4: the Huber loss (``loss="huber"``), batch (streaming path) and stochastic.
+
+Oracles: ``naive.huber_grad`` (the twin of the compiled pass) and the first-order
+optimality of the fitted parameters (the gradient of the mean Huber loss vanishes).
+"""
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+
+import fastgd
+from fastgd._chunking import n_chunks
+from fastgd._kernels_sgd import HUBER_GRAD
+from tests import naive
+from tests.conftest import make_linear
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_huber_pass_matches_twin_and_is_bitwise_parallel(rng, weighted, dtype):
+    n, d = 70_001, 3
+    X, y, _ = make_linear(rng, n, d, noise=2.0, dtype=dtype)
+    sw = rng.uniform(0, 2, n) if weighted else np.empty(0)
+    coef = np.array([0.3, -0.2, 0.1, 0.5])
+    outs = []
+    for kernel in HUBER_GRAD:
+        out = np.empty((n_chunks(n), d + 2))
+        kernel(X, y, sw, coef, np.array([0.7]), out)
+        outs.append(out.sum(axis=0))
+    assert_array_equal(outs[0], outs[1])
+    sub = slice(0, 3000)  # the twin is slow: check a prefix too
+    out = np.empty((n_chunks(3000), d + 2))
+    HUBER_GRAD[0](X[sub], y[sub], sw[sub] if weighted else sw, coef, np.array([0.7]), out)
+    ref = naive.huber_grad(X[sub], y[sub], sw[sub] if weighted else None, coef, 0.7)
+    assert_allclose(out.sum(axis=0), ref, rtol=1e-10)
+
+
+def _outliers(rng, n=4000):
+    X = rng.normal(size=(n, 2)) * np.array([1.0, 10.0]) + 3.0
+    y = X @ np.array([2.0, -0.5]) + 1.0 + rng.normal(0, 0.3, n)
+    y[: n // 20] += 40.0
+    return X, y
+
+
+@pytest.mark.parametrize("optimizer", ["auto", "gd", "momentum", "nesterov"])
+def test_batch_huber_is_stationary_and_robust(rng, optimizer):
+    X, y = _outliers(rng)
+    eps = 0.5
+    res = fastgd.fit(X, y, loss="huber", epsilon=eps, optimizer=optimizer)
+    assert res.converged and res.solver == "stream"
+    assert res.optimizer == ("nesterov" if optimizer == "auto" else optimizer)
+    r = y - X @ res.coef - res.intercept
+    psi = np.clip(r, -eps, eps)
+    grad = np.append(X.T @ psi, psi.sum()) / len(y)
+    scale = np.append(np.abs(X).T @ np.abs(psi), np.abs(psi).sum()) / len(y)
+    assert np.all(np.abs(grad) <= 1e-6 * scale)
+    assert_allclose(res.coef, [2.0, -0.5], atol=0.05)
+    h = np.where(np.abs(r) <= eps, r * r, 2 * eps * np.abs(r) - eps * eps)
+    assert res.final_loss == pytest.approx(h.mean(), rel=1e-12)
+    sq = fastgd.fit(X, y)
+    assert abs(sq.intercept - 1.0) > 1.0 > abs(res.intercept - 1.0)
+
+
+def test_bad_huber_combinations():
+    X = np.arange(20.0).reshape(10, 2)
+    with pytest.raises(ValueError, match=r"solver='gram' needs the squared loss"):
+        fastgd.fit(X, np.arange(10.0), loss="huber", solver="gram")
+    with pytest.raises(ValueError, match=r"optimizer='cg' .* needs the squared loss"):
+        fastgd.fit(X, np.arange(10.0), loss="huber", optimizer="cg")
