@@ -59,19 +59,34 @@ class Objective:
 def moments(data, parallel):
     """Weighted mean and centred co-moment of ``z = [x, y]`` in one compiled pass.
 
-    Returns ``(W, mean (d + 1,), comoment (d + 1, d + 1), max ||x||^2, max w ||x||^2,
-    max w)``; per-block statistics are merged exactly (pairwise-update formulas) in
-    block order, so the result does not depend on the thread count.
+    Returns ``(W, mean (d + 1,), comoment (d + 1, d + 1))``; per-block statistics are
+    merged exactly (pairwise-update formulas) in block order, so the result does not
+    depend on the thread count.
     """
     n, d = data.X.shape
     k = d + 1
     n_blocks, sub_rows = moment_layout(n, d)
-    out = np.empty((n_blocks, 5 + k + k * k))
+    out = np.empty((n_blocks, 1 + k + k * k))
     _kernels.SERIAL_PARALLEL["moments"][int(parallel)](data.X, data.y, data.sw, sub_rows, out)
     mean = np.empty(k)
     com = np.empty((k, k))
-    W, maxn, maxwn, maxw = _kernels._combine_moments(out, k, mean, com)
-    return W, mean, com, maxn, maxwn, maxw
+    W = _kernels._combine_moments(out, k, mean, com)
+    return W, mean, com
+
+
+def max_step_norm(data, centres, inv_scales, fit_intercept, parallel):
+    """``max_i w_i ||[(x_i - centres) * inv_scales, 1]||^2`` in one compiled pass.
+
+    The largest curvature one SGD step can meet (the intercept's 1 only when fitted).
+    """
+    d = data.d
+    coords = np.zeros((2, d + 1))
+    coords[0, :d] = centres
+    coords[0, d] = 1.0 if fit_intercept else 0.0
+    coords[1, :d] = inv_scales
+    out = np.empty(n_chunks(data.n))
+    _kernels.SERIAL_PARALLEL["max_norm"][int(parallel)](data.X, data.sw, coords, out)
+    return float(out.max())
 
 
 def auto_learning_rate(data, mode, reduction, fit_intercept, batch_size, parallel):
@@ -86,9 +101,9 @@ def auto_learning_rate(data, mode, reduction, fit_intercept, batch_size, paralle
       most the full correction for its batch: no step can overshoot, whatever the rows
       drawn.
     """
-    W, mean, com, maxn, maxwn, maxw = moments(data, parallel)
     d = data.d
     if mode == "batch":
+        W, mean, com = moments(data, parallel)
         mu = mean[:d]
         G = com[:d, :d] + W * np.outer(mu, mu)
         if fit_intercept:
@@ -96,7 +111,7 @@ def auto_learning_rate(data, mode, reduction, fit_intercept, batch_size, paralle
         lam = float(np.linalg.eigvalsh(G)[-1])
         L = 2.0 * lam / W if reduction == "mean" else 2.0 * lam
     else:
-        M = maxwn + (maxw if fit_intercept else 0.0)
+        M = max_step_norm(data, np.zeros(d), np.ones(d), fit_intercept, parallel)
         s = data.n / data.weight_total if reduction == "mean" else float(batch_size)
         L = 2.0 * s * M
     return 1.0 / L if L > 0.0 else 1.0

@@ -168,16 +168,13 @@ def _moments_chunk(X, y, sw, start, stop, mean, com, scratch):
     """Two-pass weighted mean and co-moment of ``z = [x, y]`` over rows ``start:stop``.
 
     Writes ``mean`` (``d + 1``) and the upper triangle of ``com`` (``(d + 1, d + 1)``,
-    ``sum w (z - mean)(z - mean)^T``); returns ``(W, max ||x||^2, max w ||x||^2, max w)``.
+    ``sum w (z - mean)(z - mean)^T``); returns the weight total ``W``.
     ``scratch`` is a float64 ``(d + 2, >= stop - start)`` work array.
     """
     d = X.shape[1]
     k = d + 1
     weighted = sw.shape[0] > 0
     W = 0.0
-    maxn = 0.0
-    maxwn = 0.0
-    maxw = 0.0
     for a in range(k):
         mean[a] = 0.0
         for b in range(k):
@@ -191,10 +188,8 @@ def _moments_chunk(X, y, sw, start, stop, mean, com, scratch):
         sx = 0.0
         sy = 0.0
         for i in range(m):
-            v = np.float64(xs[i])
-            sx += v
+            sx += np.float64(xs[i])
             sy += np.float64(ys[i])
-            maxn = max(maxn, v * v)
         mx = sx / m
         my = sy / m
         cxx = 0.0
@@ -211,28 +206,21 @@ def _moments_chunk(X, y, sw, start, stop, mean, com, scratch):
         com[0, 0] = cxx
         com[0, 1] = cxy
         com[1, 1] = cyy
-        return float(m), maxn, maxn, 1.0
+        return float(m)
     m = stop - start  # > 0: sub-chunks are never empty
     Xs = X[start:stop]
     ys = y[start:stop]
     for i in range(m):
         w = sw[start + i] if weighted else 1.0
         W += w
-        nrm = 0.0
         xi = Xs[i]
         for a in range(d):
-            v = np.float64(xi[a])
-            mean[a] += w * v
-            nrm += v * v
+            mean[a] += w * np.float64(xi[a])
         mean[d] += w * np.float64(ys[i])
-        if w > 0.0:
-            maxn = max(maxn, nrm)
-            maxwn = max(maxwn, w * nrm)
-            maxw = max(maxw, w)
     if W <= 0.0:
         for a in range(k):
             mean[a] = 0.0
-        return W, maxn, maxwn, maxw
+        return W
     for a in range(k):
         mean[a] /= W
     # Centre the block into the transposed scratch, then each co-moment entry is one
@@ -254,7 +242,7 @@ def _moments_chunk(X, y, sw, start, stop, mean, com, scratch):
     else:
         for a in range(k):
             _dots(D[a], D, a, k, m, com)
-    return W, maxn, maxwn, maxw
+    return W
 
 
 @jit
@@ -497,10 +485,10 @@ def _sse_grad_src(X, y, sw, coef, out):
 def _moments_src(X, y, sw, sub_rows, out):
     """Weighted means and centred co-moments of ``z = [x, y]``, per block.
 
-    ``out`` is float64 ``(n_blocks, 5 + k + k*k)`` with ``k = d + 1``; row ``b`` receives
-    ``[W, max ||x||^2, max w ||x||^2, max w, 0, mean (k), comoment (k*k, upper
-    triangle)]`` of block ``b``. Each block walks its rows in sub-chunks of
-    ``sub_rows`` rows (two passes each, in cache) merged exactly in order.
+    ``out`` is float64 ``(n_blocks, 1 + k + k*k)`` with ``k = d + 1``; row ``b`` receives
+    ``[W, mean (k), comoment (k*k, upper triangle)]`` of block ``b``. Each block walks
+    its rows in sub-chunks of ``sub_rows`` rows (two passes each, in cache) merged
+    exactly in order.
     """
     n, d = X.shape
     k = d + 1
@@ -514,27 +502,41 @@ def _moments_src(X, y, sw, sub_rows, out):
         sub_com = np.zeros((k, k))
         scratch = np.empty((k + 1, sub_rows))
         W = 0.0
-        maxn = 0.0
-        maxwn = 0.0
-        maxw = 0.0
         stop = min(n, (blk + 1) * size)
         for s in range(blk * size, stop, sub_rows):
-            Ws, mn, mwn, mw = _moments_chunk(
-                X, y, sw, s, min(stop, s + sub_rows), sub_mean, sub_com, scratch
-            )
+            Ws = _moments_chunk(X, y, sw, s, min(stop, s + sub_rows), sub_mean, sub_com, scratch)
             W = _merge_moments(W, mean, com, Ws, sub_mean, sub_com)
-            maxn = max(maxn, mn)
-            maxwn = max(maxwn, mwn)
-            maxw = max(maxw, mw)
         row[0] = W
-        row[1] = maxn
-        row[2] = maxwn
-        row[3] = maxw
-        row[4] = 0.0
         for a in range(k):
-            row[5 + a] = mean[a]
+            row[1 + a] = mean[a]
             for b in range(k):
-                row[5 + k + a * k + b] = com[a, b]
+                row[1 + k + a * k + b] = com[a, b]
+
+
+def _max_norm_src(X, sw, coords, out):
+    """Per-chunk ``max_i w_i (||(x_i - c) * v||^2 + e)``: the largest step curvature of SGD.
+
+    ``coords`` is float64 ``(2, d + 1)``: row 0 the centres ``c`` (``coords[0, d]`` holds
+    the constant ``e``: 1 when the intercept is fitted, else 0), row 1 the inverse scales
+    ``v`` (``coords[1, d]`` unused). Rows of zero weight are skipped; ``out`` (float64
+    ``(n_chunks,)``) receives each chunk's maximum (0 for an empty chunk).
+    """
+    n, d = X.shape
+    n_chunks = out.shape[0]
+    size = (n + n_chunks - 1) // n_chunks
+    weighted = sw.shape[0] > 0
+    e = coords[0, d]
+    for c in prange(n_chunks):
+        best = 0.0
+        for i in range(c * size, min(n, (c + 1) * size)):
+            w = sw[i] if weighted else 1.0
+            if w > 0.0:
+                q = e
+                for j in range(d):
+                    t = (np.float64(X[i, j]) - coords[0, j]) * coords[1, j]
+                    q += t * t
+                best = max(best, w * q)
+        out[c] = best
 
 
 def _sgd_epoch_src(X, y, sw, perm, params, coef0, out):
@@ -602,12 +604,9 @@ def _combine_moments(out, k, res_mean, res_com):
     """Merge the per-block rows of :func:`_moments_src` in order.
 
     Writes the total mean into ``res_mean`` (``k``) and the full symmetric co-moment into
-    ``res_com`` (``(k, k)``); returns ``(W, max ||x||^2, max w ||x||^2, max w)``.
+    ``res_com`` (``(k, k)``); returns the weight total ``W``.
     """
     W = 0.0
-    maxn = 0.0
-    maxwn = 0.0
-    maxw = 0.0
     bmean = np.empty(k)
     bcom = np.empty((k, k))
     for a in range(k):
@@ -617,17 +616,14 @@ def _combine_moments(out, k, res_mean, res_com):
     for blk in range(out.shape[0]):
         row = out[blk]
         for a in range(k):
-            bmean[a] = row[5 + a]
+            bmean[a] = row[1 + a]
             for b in range(k):
-                bcom[a, b] = row[5 + k + a * k + b]
+                bcom[a, b] = row[1 + k + a * k + b]
         W = _merge_moments(W, res_mean, res_com, row[0], bmean, bcom)
-        maxn = max(maxn, row[1])
-        maxwn = max(maxwn, row[2])
-        maxw = max(maxw, row[3])
     for a in range(k):
         for b in range(a + 1, k):
             res_com[b, a] = res_com[a, b]
-    return W, maxn, maxwn, maxw
+    return W
 
 
 _nonfinite_serial = jit(_nonfinite_src, parallel=False)
@@ -636,6 +632,8 @@ _sse_grad_serial = jit(_sse_grad_src, parallel=False)
 _sse_grad_parallel = jit(_sse_grad_src, parallel=True)
 _moments_serial = jit(_moments_src, parallel=False)
 _moments_parallel = jit(_moments_src, parallel=True)
+_max_norm_serial = jit(_max_norm_src, parallel=False)
+_max_norm_parallel = jit(_max_norm_src, parallel=True)
 _sgd_epoch_serial = jit(_sgd_epoch_src, parallel=False)
 _sgd_epoch_parallel = jit(_sgd_epoch_src, parallel=True)
 _permutation_serial = jit(_permutation_src, parallel=False)
@@ -646,6 +644,7 @@ SERIAL_PARALLEL = {
     "nonfinite": (_nonfinite_serial, _nonfinite_parallel),
     "sse_grad": (_sse_grad_serial, _sse_grad_parallel),
     "moments": (_moments_serial, _moments_parallel),
+    "max_norm": (_max_norm_serial, _max_norm_parallel),
     "sgd_epoch": (_sgd_epoch_serial, _sgd_epoch_parallel),
     "permutation": (_permutation_serial, _permutation_parallel),
 }

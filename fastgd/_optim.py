@@ -67,9 +67,10 @@ class Scaled:
     """
 
     def __init__(self, data, reduction, fit_intercept, scale, parallel, alpha=0.0, l1_ratio=0.0):
-        W, mean, com, _, _, _ = moments(data, parallel)
+        W, mean, com = moments(data, parallel)
         d = data.d
         self.d, self.W = d, W
+        self.parallel = parallel
         self.n_passes = 1
         mu, ybar = mean[:d], mean[d]
         Cxx, Cxy, Cyy = com[:d, :d], com[:d, d], com[d, d]

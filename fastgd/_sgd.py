@@ -21,7 +21,7 @@ import numpy as np
 from . import _kernels
 from . import _kernels_sgd as K
 from ._chunking import perm_layout
-from ._drivers import EXPLODE_FACTOR, Diverged, Objective, epoch_seed
+from ._drivers import EXPLODE_FACTOR, Diverged, Objective, epoch_seed, max_step_norm
 from ._optim import HuberObjective
 
 SCHEDULES = {"constant": 0, "invscaling": 1, "adaptive": 2}
@@ -60,16 +60,7 @@ class SubsetLoss:
 
 def max_scaled_norm(data, sc):
     """``max_i w_i ||[x_s_i, 1]||^2`` (1 for the intercept column only when fitted)."""
-    X = data.X
-    # chunked to keep the temporaries small
-    best = 0.0
-    for a in range(0, data.n, 1 << 16):
-        Z = (X[a:a + (1 << 16)].astype(np.float64) - sc.m) / sc.s
-        q = np.einsum("ij,ij->i", Z, Z) + (1.0 if sc.fit_intercept else 0.0)
-        if data.sw.shape[0]:
-            q *= data.sw[a:a + (1 << 16)]
-        best = max(best, float(q.max()))
-    return best
+    return max_step_norm(data, sc.m, 1.0 / sc.s, sc.fit_intercept, sc.parallel)
 
 
 def auto_eta0(data, sc, reduction, batch_size):

@@ -197,3 +197,15 @@ def huber_grad(X, y, sw, coef, epsilon):
         for j in range(d):
             out[2 + j] += w * psi * float(X[i, j])
     return np.array(out)
+
+
+def max_step_norm(X, sw, centres, inv_scales, fit_intercept):
+    """``max_i w_i (sum_j ((x_ij - c_j) v_j)^2 + [1 if intercept])`` over rows with w > 0."""
+    best = 0.0
+    for i in range(len(X)):
+        if sw[i] > 0:
+            q = 1.0 if fit_intercept else 0.0
+            for j in range(X.shape[1]):
+                q += ((float(X[i, j]) - centres[j]) * inv_scales[j]) ** 2
+            best = max(best, float(sw[i]) * q)
+    return best

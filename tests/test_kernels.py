@@ -105,23 +105,34 @@ def test_nonfinite_float32_and_clean(rng):
 @pytest.mark.parametrize("parallel", [False, True])
 def test_moments_match_exact(rng, d, weighted, parallel, monkeypatch):
     # small blocks and sub-chunks so that merging is exercised
-    monkeypatch.setattr(_chunking, "MOMENT_BLOCK_ROWS", 64)
     monkeypatch.setattr(_drivers, "moment_layout", lambda n, d: (-(-n // 64), 16))
     X, y, _ = make_linear(rng, 300, d)
     X += 1e4  # a large offset: naive one-pass formulas would lose digits here
     sw = rng.uniform(0, 2, 300) if weighted else np.empty(0)
     sw_arg = sw if weighted else None
     data = _validation.check_data(X, y, sw_arg, parallel=parallel)
-    W, mean, com, maxn, maxwn, maxw = _drivers.moments(data, parallel)
+    W, mean, com = _drivers.moments(data, parallel)
     W_ref, mean_ref, com_ref = naive.moments(X, y, sw)
     assert W == pytest.approx(W_ref, rel=1e-14)
     assert_allclose(mean, mean_ref, rtol=1e-14)
     assert_allclose(com, com_ref, rtol=1e-11, atol=1e-11 * np.abs(com_ref).max())
-    norms = (X ** 2).sum(axis=1)
-    w = sw if weighted else np.ones(300)
-    assert maxn == pytest.approx(norms[w > 0].max(), rel=1e-14)
-    assert maxwn == pytest.approx((w * norms).max(), rel=1e-14)
-    assert maxw == pytest.approx(w.max(), rel=1e-14)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("fit_intercept", [False, True])
+@pytest.mark.parametrize("parallel", [False, True])
+def test_max_step_norm_matches_naive(rng, weighted, fit_intercept, parallel):
+    X, y, _ = make_linear(rng, 70_000, 3)  # three chunks
+    sw = rng.uniform(0, 2, 70_000) if weighted else None
+    sw_ref = sw if weighted else np.ones(70_000)
+    if weighted:
+        sw[5] = 0.0
+        X[5] = 1e3  # a zero-weight row never counts
+    centres, inv = rng.normal(size=3), rng.uniform(0.5, 2, 3)
+    data = _validation.check_data(X, y, sw)
+    got = _drivers.max_step_norm(data, centres, inv, fit_intercept, parallel)
+    ref = naive.max_step_norm(X, sw_ref, centres, inv, fit_intercept)
+    assert got == pytest.approx(ref, rel=1e-14)
 
 
 def test_moments_parallel_bitwise(rng, threads, monkeypatch):
