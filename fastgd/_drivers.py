@@ -74,6 +74,30 @@ def moments(data, parallel):
     return W, mean, com
 
 
+def moments_diag(data, parallel):
+    """``(W, mean (d + 1,), m2 (d + 1,))``: the diagonal of :func:`moments` in O(n d).
+
+    Blocks are merged in order with the same pairwise-update formula.
+    """
+    n, d = data.X.shape
+    k = d + 1
+    n_blocks, sub_rows = moment_layout(n, 1)
+    out = np.empty((n_blocks, 1 + 2 * k))
+    _kernels.SERIAL_PARALLEL["moments_diag"][int(parallel)](data.X, data.y, data.sw, sub_rows, out)
+    W = 0.0
+    mean = np.zeros(k)
+    m2 = np.zeros(k)
+    for row in out:
+        Wb = row[0]
+        if Wb > 0.0:
+            Wt = W + Wb
+            delta = row[1:1 + k] - mean
+            m2 += row[1 + k:] + (W * Wb / Wt) * delta * delta
+            mean += delta * (Wb / Wt)
+            W = Wt
+    return W, mean, m2
+
+
 def max_step_norm(data, centres, inv_scales, fit_intercept, parallel):
     """``max_i w_i ||[(x_i - centres) * inv_scales, 1]||^2`` in one compiled pass.
 

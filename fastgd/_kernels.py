@@ -513,6 +513,82 @@ def _moments_src(X, y, sw, sub_rows, out):
                 row[1 + k + a * k + b] = com[a, b]
 
 
+@jit
+def _moments_diag_chunk(X, y, sw, start, stop, mean, m2):
+    """Two-pass weighted mean and centred second moment of each column of ``z = [x, y]``.
+
+    Writes ``mean`` and ``m2`` (``d + 1`` each, ``sum w (z_a - mean_a)^2``) for rows
+    ``start:stop``; returns the weight total.
+    """
+    d = X.shape[1]
+    k = d + 1
+    weighted = sw.shape[0] > 0
+    Xs = X[start:stop]
+    ys = y[start:stop]
+    m = Xs.shape[0]
+    W = 0.0
+    for a in range(k):
+        mean[a] = 0.0
+        m2[a] = 0.0
+    for i in range(m):
+        w = sw[start + i] if weighted else 1.0
+        W += w
+        xi = Xs[i]
+        for a in range(d):
+            mean[a] += w * np.float64(xi[a])
+        mean[d] += w * np.float64(ys[i])
+    if W <= 0.0:
+        for a in range(k):
+            mean[a] = 0.0
+        return W
+    for a in range(k):
+        mean[a] /= W
+    for i in range(m):
+        w = sw[start + i] if weighted else 1.0
+        xi = Xs[i]
+        for a in range(d):
+            t = np.float64(xi[a]) - mean[a]
+            m2[a] += w * t * t
+        t = np.float64(ys[i]) - mean[d]
+        m2[d] += w * t * t
+    return W
+
+
+def _moments_diag_src(X, y, sw, sub_rows, out):
+    """Weighted means and centred second moments of each column of ``z = [x, y]``, per block.
+
+    The diagonal of :func:`_moments_src` in O(n d) instead of O(n d^2): what scaling needs
+    when the Gram matrix is not used (streaming solver, stochastic modes). ``out`` is
+    float64 ``(n_blocks, 1 + 2 k)``; row ``b`` receives ``[W, mean (k), m2 (k)]``.
+    """
+    n, d = X.shape
+    k = d + 1
+    n_blocks = out.shape[0]
+    size = (n + n_blocks - 1) // n_blocks
+    for blk in prange(n_blocks):
+        row = out[blk]
+        mean = np.zeros(k)
+        m2 = np.zeros(k)
+        sub_mean = np.zeros(k)
+        sub_m2 = np.zeros(k)
+        W = 0.0
+        stop = min(n, (blk + 1) * size)
+        for s in range(blk * size, stop, sub_rows):
+            Wb = _moments_diag_chunk(X, y, sw, s, min(stop, s + sub_rows), sub_mean, sub_m2)
+            if Wb > 0.0:
+                Wt = W + Wb
+                f = W * Wb / Wt
+                for a in range(k):
+                    delta = sub_mean[a] - mean[a]
+                    m2[a] += sub_m2[a] + f * delta * delta
+                    mean[a] += delta * (Wb / Wt)
+                W = Wt
+        row[0] = W
+        for a in range(k):
+            row[1 + a] = mean[a]
+            row[1 + k + a] = m2[a]
+
+
 def _max_norm_src(X, sw, coords, out):
     """Per-chunk ``max_i w_i (||(x_i - c) * v||^2 + e)``: the largest step curvature of SGD.
 
@@ -632,6 +708,8 @@ _sse_grad_serial = jit(_sse_grad_src, parallel=False)
 _sse_grad_parallel = jit(_sse_grad_src, parallel=True)
 _moments_serial = jit(_moments_src, parallel=False)
 _moments_parallel = jit(_moments_src, parallel=True)
+_moments_diag_serial = jit(_moments_diag_src, parallel=False)
+_moments_diag_parallel = jit(_moments_diag_src, parallel=True)
 _max_norm_serial = jit(_max_norm_src, parallel=False)
 _max_norm_parallel = jit(_max_norm_src, parallel=True)
 _sgd_epoch_serial = jit(_sgd_epoch_src, parallel=False)
@@ -644,6 +722,7 @@ SERIAL_PARALLEL = {
     "nonfinite": (_nonfinite_serial, _nonfinite_parallel),
     "sse_grad": (_sse_grad_serial, _sse_grad_parallel),
     "moments": (_moments_serial, _moments_parallel),
+    "moments_diag": (_moments_diag_serial, _moments_diag_parallel),
     "max_norm": (_max_norm_serial, _max_norm_parallel),
     "sgd_epoch": (_sgd_epoch_serial, _sgd_epoch_parallel),
     "permutation": (_permutation_serial, _permutation_parallel),

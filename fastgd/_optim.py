@@ -36,7 +36,7 @@ import math
 
 import numpy as np
 
-from ._drivers import EXPLODE_FACTOR, Diverged, Objective, moments
+from ._drivers import EXPLODE_FACTOR, Diverged, Objective, moments, moments_diag
 
 EPS = np.finfo(np.float64).eps
 
@@ -60,26 +60,39 @@ class Scaled:
     """The problem's statistics in scaled coordinates, from one moments pass.
 
     Attributes: ``m``, ``s`` (the coordinates, see the module docstring), ``G`` (the
-    weighted Gram matrix of ``[x_s, 1]``, ``(d + 1, d + 1)``), ``norm`` (1/W for the mean
-    loss, 1 for the sum), ``mask`` (1.0 for free parameters, 0.0 for a fixed intercept),
-    ``L`` and ``mu`` (largest and smallest curvature of the loss over the free
-    parameters), ``sse_floor`` (an SSE indistinguishable from zero).
+    weighted Gram matrix of ``[x_s, 1]``, ``(d + 1, d + 1)``; None when ``full`` is
+    False), ``Gdiag`` (its diagonal), ``norm`` (1/W for the mean loss, 1 for the sum),
+    ``mask`` (1.0 for free parameters, 0.0 for a fixed intercept), ``L`` and ``mu``
+    (largest and smallest curvature of the loss over the free parameters), ``sse_floor``
+    (an SSE indistinguishable from zero).
+
+    ``full=False`` (the streaming solver and the stochastic modes) gathers only the
+    per-column means and second moments, O(n d) instead of the O(n d^2) co-moments; ``L``
+    is then bounded by the trace of ``G`` (safe for gd/momentum/nesterov, which only the
+    user's choice of those optimizers on the streaming path uses; CG needs no ``L``) and
+    the final Newton refinement, which solves with ``G``, is not available.
     """
 
-    def __init__(self, data, reduction, fit_intercept, scale, parallel, alpha=0.0, l1_ratio=0.0):
-        W, mean, com = moments(data, parallel)
+    def __init__(self, data, reduction, fit_intercept, scale, parallel, alpha=0.0, l1_ratio=0.0,
+                 full=True):
         d = data.d
+        if full:
+            W, mean, com = moments(data, parallel)
+            m2 = np.diag(com).copy()
+        else:
+            W, mean, m2 = moments_diag(data, parallel)
+            com = None
         self.d, self.W = d, W
         self.parallel = parallel
         self.n_passes = 1
         mu, ybar = mean[:d], mean[d]
-        Cxx, Cxy, Cyy = com[:d, :d], com[:d, d], com[d, d]
+        Cyy = m2[d]
         if scale and fit_intercept:
             m = mu.copy()
-            var = np.diag(Cxx) / W
+            var = m2[:d] / W
         elif scale:
             m = np.zeros(d)
-            var = np.diag(Cxx) / W + mu * mu
+            var = m2[:d] / W + mu * mu
         else:
             m = np.zeros(d)
             var = np.ones(d)
@@ -89,21 +102,8 @@ class Scaled:
         delta = (mu - m) / s  # mean of x_s
         self.xbar_s = delta
         self.ybar = ybar
-        self.Cxx_s = Cxx / np.outer(s, s)
-        self.Cxy_s = Cxy / s
         self.Cyy = Cyy
-        G = np.empty((d + 1, d + 1))
-        G[:d, :d] = self.Cxx_s + W * np.outer(delta, delta)
-        G[:d, d] = G[d, :d] = W * delta
-        G[d, d] = W
-        self.G = G
         self.norm = 1.0 / W if reduction == "mean" else 1.0
-        self.fit_intercept = fit_intercept
-        self.mask = np.ones(d + 1)
-        if not fit_intercept:
-            self.mask[d] = 0.0
-        total = Cyy if fit_intercept else Cyy + W * ybar * ybar
-        self.sse_floor = 16.0 * EPS * max(total, np.finfo(np.float64).tiny)
         # the penalty alpha * (l1_ratio ||w||_1 + (1 - l1_ratio) / 2 ||w||^2) on the raw
         # weights w = theta / s: per-coordinate weights in scaled coordinates
         self.lam1 = np.zeros(d + 1)
@@ -111,16 +111,41 @@ class Scaled:
         self.lam1[:d] = alpha * l1_ratio / s
         self.lam2[:d] = alpha * (1.0 - l1_ratio) / (s * s)
         self.has_l1 = bool(alpha > 0.0 and l1_ratio > 0.0)
-        self.Gpen = G + np.diag(self.lam2 / (2.0 * self.norm))
+        Gdiag = np.empty(d + 1)
+        Gdiag[:d] = m2[:d] / (s * s) + W * delta * delta
+        Gdiag[d] = W
+        self.Gdiag = Gdiag
+        if full:
+            Cxx, Cxy = com[:d, :d], com[:d, d]
+            self.Cxx_s = Cxx / np.outer(s, s)
+            self.Cxy_s = Cxy / s
+            G = np.empty((d + 1, d + 1))
+            G[:d, :d] = self.Cxx_s + W * np.outer(delta, delta)
+            G[:d, d] = G[d, :d] = W * delta
+            G[d, d] = W
+            self.G = G
+            self.Gpen = G + np.diag(self.lam2 / (2.0 * self.norm))
+        else:
+            self.G = self.Gpen = None
+        self.fit_intercept = fit_intercept
+        self.mask = np.ones(d + 1)
+        if not fit_intercept:
+            self.mask[d] = 0.0
+        total = Cyy if fit_intercept else Cyy + W * ybar * ybar
+        self.sse_floor = 16.0 * EPS * max(total, np.finfo(np.float64).tiny)
         self.L, self.mu = self._curvature()
 
     def _curvature(self):
         k = self.d + 1 if self.fit_intercept else self.d
-        G = self.Gpen[:k, :k]
-        if self.d <= EIG_MAX_D:
-            ev = np.linalg.eigvalsh(G)
+        if self.G is None:
+            # trace bound: lambda_max <= trace of the (penalized) Gram matrix
+            lmax = float((self.Gdiag + self.lam2 / (2.0 * self.norm))[:k].sum())
+            lmin = lmax / KAPPA_FALLBACK
+        elif self.d <= EIG_MAX_D:
+            ev = np.linalg.eigvalsh(self.Gpen[:k, :k])
             lmax, lmin = float(ev[-1]), float(ev[0])
         else:
+            G = self.Gpen[:k, :k]
             lmax = float(np.max(np.abs(G).sum(axis=1)))
             lmin = lmax / KAPPA_FALLBACK
         lmin = max(lmin, lmax * 1e-16)
@@ -143,7 +168,7 @@ class Scaled:
     def cosine(self, loss, S):
         """Largest gradient cosine (see the module docstring) of the free parameters."""
         sse = max(loss / self.norm, self.sse_floor)
-        diag = np.diag(self.G)
+        diag = self.Gdiag
         ok = (diag > 0.0) & (self.mask > 0.0)
         if not np.any(ok):
             return 0.0
