@@ -1,0 +1,1 @@
+"""fastgd's benchmark suite (pytest-benchmark); see ``bench/README.md``."""
