@@ -304,6 +304,10 @@ class _Stopper:
         self.last_rel = dec / max(loss, floor)
         self.quiet = self.quiet + 1 if self.last_rel <= self.tol else 0
         self.last_cos = self.sc.cosine(loss, S)
+        if loss <= floor:
+            # an exact fit: the loss cannot go lower (its relative decrease is huge only
+            # because it divides by the rounding floor)
+            return True
         return self.quiet >= self.patience and self.last_cos <= self.gtol
 
 

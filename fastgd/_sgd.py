@@ -93,11 +93,13 @@ def fit_sgd(data, sc, theta, *, eta0, schedule, power_t, average, epochs, tol,
         _kernels.SERIAL_PARALLEL["permutation"][int(par_pass)](split, epoch_seed(rng), nb, nc)
         val_idx, train_idx = split[:n_val].copy(), split[n_val:].copy()
     else:
-        train_idx, val_idx = np.arange(n, dtype=np.int64), None
-    m = train_idx.shape[0]
+        train_idx, val_idx = None, None  # all rows: perm indexes the data directly
+    m = n if train_idx is None else train_idx.shape[0]
     permute = _kernels.SERIAL_PARALLEL["permutation"][int(par_pass)]
     n_buckets, perm_chunks = perm_layout(m)
     perm = np.arange(m, dtype=np.int64)
+    # early stopping visits the training rows: train_idx[perm], gathered into one buffer
+    rows = np.empty(m, dtype=np.int64) if early_stopping else perm
     if early_stopping:
         train_loss = SubsetLoss(data, train_idx, reduction, huber, epsilon, sc)
     elif huber:
@@ -143,7 +145,8 @@ def fit_sgd(data, sc, theta, *, eta0, schedule, power_t, average, epochs, tol,
     for epoch in range(1, epochs + 1):
         if shuffle:
             permute(perm, epoch_seed(rng), n_buckets, perm_chunks)
-        rows = train_idx[perm] if early_stopping else perm
+        if early_stopping:
+            np.take(train_idx, perm, out=rows)
         params[K.P_T0] = float(t)
         params[K.P_ETA0] = eta
         prev = state.copy()

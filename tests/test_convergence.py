@@ -285,3 +285,12 @@ def test_stream_and_sgd_scaling_skip_the_full_comoments(rng, monkeypatch):
     # 3,000 rows: averaged SGD needs epochs here (excess 3.9x at 3 epochs, 0.26% at 100)
     sgd = fastgd.fit(X, y, mode="sgd", epochs=100, random_state=0)
     assert sgd.final_loss <= 1.01 * fastgd.mse(X, y, ref[:20], ref[20])
+
+
+@pytest.mark.parametrize("solver", ["gram", "stream"])
+def test_exact_data_converges_without_warning(solver):
+    """A fit that reaches zero loss has converged, even with a cap of one epoch."""
+    x = np.arange(100.0)
+    res = fastgd.fit(x, 3.0 * x + 2.0, epochs=1, solver=solver)  # ConvergenceWarning is an error here
+    assert res.converged
+    assert res.slope == pytest.approx(3.0, rel=1e-12) and res.intercept == pytest.approx(2.0, rel=1e-12)
