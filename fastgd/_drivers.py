@@ -146,6 +146,65 @@ def epoch_seed(rng):
     return int(rng.integers(0, 2**63 - 1))
 
 
+#: from this many rows, serial SGD builds the next epoch's permutation on a background
+#: thread while the current epoch runs (below, the thread costs more than it hides).
+PREFETCH_MIN_ROWS = 1 << 16
+
+
+class Permutations:
+    """The visiting order of each epoch of a stochastic fit: ``next()`` returns it.
+
+    Epoch ``k`` visits ``permutation(seed_k)`` with ``seed_k`` the ``k``-th draw of
+    :func:`epoch_seed` from ``rng`` (``arange(m)`` without ``shuffle``). With
+    ``prefetch`` (serial SGD, which keeps one core busy), the next epoch's permutation is
+    built by the serial kernel on a background thread while the caller runs the current
+    epoch: the kernel is compiled ``nogil``, so the two really run at once, and the
+    result is the same permutation as without prefetching. Two buffers alternate, so
+    memory is ``2 m`` int64. Use as a context manager (the thread is joined on exit).
+    """
+
+    def __init__(self, m, rng, shuffle, parallel, prefetch):
+        self.m, self.rng, self.shuffle = m, rng, shuffle
+        self.n_buckets, self.n_chunks = perm_layout(m)
+        self.prefetch = bool(prefetch and shuffle and m >= PREFETCH_MIN_ROWS)
+        variant = 0 if self.prefetch else int(parallel)
+        self.kernel = _kernels.SERIAL_PARALLEL["permutation"][variant]
+        self.buffers = [np.arange(m, dtype=np.int64)]
+        self.pool = self.pending = None
+        if self.prefetch:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self.buffers.append(np.empty(m, dtype=np.int64))
+            self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fastgd-perm")
+        self.turn = 0
+
+    def _build(self, buf, seed):
+        self.kernel(buf, seed, self.n_buckets, self.n_chunks)
+        return buf
+
+    def next(self):
+        if not self.shuffle:
+            return self.buffers[0]
+        if not self.prefetch:
+            return self._build(self.buffers[0], epoch_seed(self.rng))
+        if self.pending is None:  # first epoch: nothing built ahead yet
+            self._build(self.buffers[self.turn], epoch_seed(self.rng))
+        else:
+            self.pending.result()  # the buffer built during the previous epoch
+        current = self.buffers[self.turn]
+        self.turn ^= 1
+        self.pending = self.pool.submit(self._build, self.buffers[self.turn], epoch_seed(self.rng))
+        return current
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)
+        return False
+
+
 def _stopped(history, loss, tol):
     """Relative change of the loss over the last epoch below ``tol``."""
     prev = history[-1]
@@ -198,16 +257,15 @@ def _fit_stochastic(obj, coef, lr, epochs, tol, callback, *, batch_size, reducti
     With ``parallel`` the epoch runs as parameter mixing: ``mix_parts(n)`` parts, each an
     SGD pass over its slice of the permutation from the same start, averaged in order.
     Rows are visited through an index permutation, drawn afresh each epoch by the
-    compiled bucket shuffle from a 63-bit seed taken from ``rng``; the data is never
+    compiled bucket shuffle from a 63-bit seed taken from ``rng`` (serial SGD builds the
+    next one on a background thread, see :class:`Permutations`); the data is never
     copied or reordered.
     """
     data = obj.data
     n, d = data.n, data.d
     parts = mix_parts(n) if parallel else 1
     kernel = _kernels.SERIAL_PARALLEL["sgd_epoch"][int(parallel)]
-    permute = _kernels.SERIAL_PARALLEL["permutation"][int(obj.parallel)]
-    n_buckets, perm_chunks = perm_layout(n)
-    perm = np.arange(n, dtype=np.int64)
+    perms = Permutations(n, rng, shuffle, obj.parallel, prefetch=not parallel)
     params = np.array([
         lr, float(batch_size), 0.0 if reduction == "mean" else 1.0,
         n / data.weight_total if reduction == "mean" else 1.0, float(fit_intercept),
@@ -216,28 +274,28 @@ def _fit_stochastic(obj, coef, lr, epochs, tol, callback, *, batch_size, reducti
     loss = obj.loss(coef)
     history = [loss]
     converged = False
-    for epoch in range(1, epochs + 1):
-        if shuffle:
-            permute(perm, epoch_seed(rng), n_buckets, perm_chunks)
-        kernel(data.X, data.y, data.sw, perm, params, coef, out)
-        bad = out[:, d + 1]
-        if np.any(bad >= 0):
-            k = int(bad[bad >= 0][0])
-            raise Diverged(epoch, coef, history,
-                           f"a residual became non-finite at row {int(perm[k])}")
-        new = out[:, : d + 1].sum(axis=0) / parts
-        new_loss = obj.loss(new)
-        try:
-            _check_finite_loss(epoch, new_loss, new, history, lr)
-        except Diverged as exc:
-            exc.coef = coef
-            raise
-        coef, loss = new, new_loss
-        stop = tol is not None and _stopped(history, loss, tol)
-        history.append(loss)
-        if callback is not None and callback(epoch, coef[:d].copy(), float(coef[d]), loss) is False:
-            break
-        if stop:
-            converged = True
-            break
+    with perms:
+        for epoch in range(1, epochs + 1):
+            perm = perms.next()
+            kernel(data.X, data.y, data.sw, perm, params, coef, out)
+            bad = out[:, d + 1]
+            if np.any(bad >= 0):
+                k = int(bad[bad >= 0][0])
+                raise Diverged(epoch, coef, history,
+                               f"a residual became non-finite at row {int(perm[k])}")
+            new = out[:, : d + 1].sum(axis=0) / parts
+            new_loss = obj.loss(new)
+            try:
+                _check_finite_loss(epoch, new_loss, new, history, lr)
+            except Diverged as exc:
+                exc.coef = coef
+                raise
+            coef, loss = new, new_loss
+            stop = tol is not None and _stopped(history, loss, tol)
+            history.append(loss)
+            if callback is not None and callback(epoch, coef[:d].copy(), float(coef[d]), loss) is False:
+                break
+            if stop:
+                converged = True
+                break
     return coef, np.asarray(history), converged

@@ -36,7 +36,7 @@ import math
 
 import numpy as np
 
-from ._drivers import EXPLODE_FACTOR, Diverged, Objective, moments, moments_diag
+from ._drivers import EXPLODE_FACTOR, Diverged, moments, moments_diag
 
 EPS = np.finfo(np.float64).eps
 

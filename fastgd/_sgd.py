@@ -21,7 +21,7 @@ import numpy as np
 from . import _kernels
 from . import _kernels_sgd as K
 from ._chunking import perm_layout
-from ._drivers import EXPLODE_FACTOR, Diverged, Objective, epoch_seed, max_step_norm
+from ._drivers import EXPLODE_FACTOR, Diverged, Objective, Permutations, epoch_seed, max_step_norm
 from ._optim import HuberObjective
 
 SCHEDULES = {"constant": 0, "invscaling": 1, "adaptive": 2}
@@ -95,11 +95,9 @@ def fit_sgd(data, sc, theta, *, eta0, schedule, power_t, average, epochs, tol,
     else:
         train_idx, val_idx = None, None  # all rows: perm indexes the data directly
     m = n if train_idx is None else train_idx.shape[0]
-    permute = _kernels.SERIAL_PARALLEL["permutation"][int(par_pass)]
-    n_buckets, perm_chunks = perm_layout(m)
-    perm = np.arange(m, dtype=np.int64)
+    perms = Permutations(m, rng, shuffle, par_pass, prefetch=True)
     # early stopping visits the training rows: train_idx[perm], gathered into one buffer
-    rows = np.empty(m, dtype=np.int64) if early_stopping else perm
+    rows = np.empty(m, dtype=np.int64) if early_stopping else None
     if early_stopping:
         train_loss = SubsetLoss(data, train_idx, reduction, huber, epsilon, sc)
     elif huber:
@@ -142,53 +140,55 @@ def fit_sgd(data, sc, theta, *, eta0, schedule, power_t, average, epochs, tol,
     quiet = 0
     eta = eta0
     converged = False
-    for epoch in range(1, epochs + 1):
-        if shuffle:
-            permute(perm, epoch_seed(rng), n_buckets, perm_chunks)
-        if early_stopping:
-            np.take(train_idx, perm, out=rows)
-        params[K.P_T0] = float(t)
-        params[K.P_ETA0] = eta
-        prev = state.copy()
-        steps = K._sgd_scaled_epoch_serial(data.X, data.y, data.sw, rows, coords, params, state)
-        passes += 1
-        if steps < 0:
-            k = -steps - 1
-            raise Diverged(epoch, sc.to_raw(reported_of(prev, average, t, params)), history,
-                           f"a residual became non-finite at row {int(rows[k])}")
-        t += steps
-        th = reported()
-        coef = sc.to_raw(th)
-        new_loss = train_loss(coef, th)
-        passes += 1
-        if not np.isfinite(new_loss) or (history[0] > 0 and new_loss > EXPLODE_FACTOR * history[0]):
-            raise Diverged(epoch, sc.to_raw(reported_of(prev, average, t - steps, params)),
-                           history, "the loss became non-finite" if not np.isfinite(new_loss)
-                           else f"the loss exploded from {history[0]:.6g} to {new_loss:.6g}")
-        history.append(new_loss)
-        if early_stopping:
-            monitor = val_loss(coef, th)
-        else:
-            monitor = new_loss
-        stop = False
-        if tol is not None:
-            if monitor < best - tol * abs(best):
-                quiet = 0
+    with perms:
+        for epoch in range(1, epochs + 1):
+            perm = perms.next()
+            if early_stopping:
+                np.take(train_idx, perm, out=rows)
             else:
-                quiet += 1
-            best = min(best, monitor)
-            if quiet >= n_iter_no_change:
-                if schedule == "adaptive":
-                    eta /= 5.0
+                rows = perm
+            params[K.P_T0] = float(t)
+            params[K.P_ETA0] = eta
+            prev = state.copy()
+            steps = K._sgd_scaled_epoch_serial(data.X, data.y, data.sw, rows, coords, params, state)
+            passes += 1
+            if steps < 0:
+                k = -steps - 1
+                raise Diverged(epoch, sc.to_raw(reported_of(prev, average, t, params)), history,
+                               f"a residual became non-finite at row {int(rows[k])}")
+            t += steps
+            th = reported()
+            coef = sc.to_raw(th)
+            new_loss = train_loss(coef, th)
+            passes += 1
+            if not np.isfinite(new_loss) or (history[0] > 0 and new_loss > EXPLODE_FACTOR * history[0]):
+                raise Diverged(epoch, sc.to_raw(reported_of(prev, average, t - steps, params)),
+                               history, "the loss became non-finite" if not np.isfinite(new_loss)
+                               else f"the loss exploded from {history[0]:.6g} to {new_loss:.6g}")
+            history.append(new_loss)
+            if early_stopping:
+                monitor = val_loss(coef, th)
+            else:
+                monitor = new_loss
+            stop = False
+            if tol is not None:
+                if monitor < best - tol * abs(best):
                     quiet = 0
-                    stop = eta < 1e-6 * eta0
                 else:
-                    stop = True
-        if callback is not None and callback(epoch, coef[:d].copy(), float(coef[d]), new_loss) is False:
-            break
-        if stop:
-            converged = True
-            break
+                    quiet += 1
+                best = min(best, monitor)
+                if quiet >= n_iter_no_change:
+                    if schedule == "adaptive":
+                        eta /= 5.0
+                        quiet = 0
+                        stop = eta < 1e-6 * eta0
+                    else:
+                        stop = True
+            if callback is not None and callback(epoch, coef[:d].copy(), float(coef[d]), new_loss) is False:
+                break
+            if stop:
+                converged = True
+                break
     return reported().copy(), np.asarray(history), converged, passes, eta
 
 

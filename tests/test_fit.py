@@ -358,3 +358,40 @@ def test_float32_input_not_copied(rng, monkeypatch):
         assert np.shares_memory(data.X, X) and np.shares_memory(data.y, y)
         x1 = X[:, 0].copy()
         assert np.shares_memory(_validation.check_data(x1, y).X, x1)
+
+
+# --- the next epoch's permutation, built on a background thread -------------------------
+
+@pytest.mark.parametrize("mode", ["minibatch", "sgd"])
+def test_prefetched_permutations_match_per_row_twin(rng, monkeypatch, mode):
+    from fastgd import _drivers
+
+    monkeypatch.setattr(_drivers, "PREFETCH_MIN_ROWS", 1)  # prefetch even this small fit
+    n, d, epochs = 150, 2, 3
+    X, y, _ = make_linear(rng, n, d)
+    res = fastgd.fit(X, y, mode=mode, batch_size=None if mode == "sgd" else 8, learning_rate=0.01,
+                     epochs=epochs, random_state=5, parallel=False)
+    coef = np.zeros(d + 1)
+    for perm in _perms(5, n, epochs):
+        coef = naive.sgd_epoch(X, y, None, perm, 0.01, 1 if mode == "sgd" else 8, "mean", 1.0, True, coef)
+    assert_allclose(np.append(res.coef, res.intercept), coef, rtol=1e-12)
+
+
+@pytest.mark.parametrize("kwargs", [dict(learning_rate=0.01), dict()])  # raw path, scaled path
+def test_prefetch_is_bit_identical_and_leaves_no_thread(rng, monkeypatch, kwargs):
+    import threading
+
+    from fastgd import _drivers
+
+    X, y, _ = make_linear(rng, 3000, 3)
+    monkeypatch.setattr(_drivers, "PREFETCH_MIN_ROWS", 10**9)
+    plain = fastgd.fit(X, y, mode="sgd", epochs=4, random_state=2, **kwargs)
+    monkeypatch.setattr(_drivers, "PREFETCH_MIN_ROWS", 1)
+    before = threading.active_count()
+    pre = fastgd.fit(X, y, mode="sgd", epochs=4, random_state=2, **kwargs)
+    assert_array_equal(pre.coef, plain.coef) and pre.intercept == plain.intercept
+    stopped = fastgd.fit(X, y, mode="sgd", epochs=50, random_state=2, callback=lambda *a: False, **kwargs)
+    assert stopped.n_epochs == 1
+    with pytest.raises(fastgd.DivergenceError):
+        fastgd.fit(X * 1e3, y, mode="sgd", epochs=5, learning_rate=10.0, random_state=2)
+    assert threading.active_count() == before
