@@ -37,6 +37,80 @@ def _merge_average(v0, v1, t_start, avg_start, s0, s1, n_new):
     return (v0 * n_old + s0) / total, (v1 * n_old + s1) / total
 
 
+@jit(fastmath=False)
+def _steps_1d(X, y, sw, perm, k_lo, k_hi, params, c0, i0, l1, l2, a0, a1, averaging):
+    """SGD steps ``k_lo .. k_hi - 1`` of one feature and one row per step, in registers.
+
+    The update of :func:`_sgd_scaled_epoch_src` (``params`` as there; this run's first
+    step is number ``params[t0] + k_lo + 1``). With ``averaging`` the iterates after each
+    step are summed. Returns ``(a0, a1, bad, s0, s1)``: the parameters, the position of
+    the first non-finite residual (``-1`` if none; the parameters are those before it)
+    and the sums of the iterates.
+    """
+    eta0 = params[0]
+    power_t = params[1]
+    t = np.int64(params[2]) + k_lo
+    invscaling = params[3] != 0.0
+    mean = params[5] != 0.0
+    base = 2.0 * params[6] if mean else 2.0
+    fit_b = params[7] != 0.0
+    huber = params[9] != 0.0
+    eps = params[10]
+    weighted = sw.shape[0] > 0
+    decay = l2 > 0.0
+    xv = X.reshape(X.shape[0])
+    s0 = 0.0
+    s1 = 0.0
+    if not (huber or weighted or decay or l1 > 0.0 or invscaling):
+        # the default fit (constant rate, squared loss, no weights, no penalty): LLVM did
+        # not unswitch the loop below on all those flags (10^7 steps: 428 ms there,
+        # about 300 ms here, the cost of the random row access)
+        c = base * eta0
+        for k in range(k_lo, k_hi):
+            i = perm[k]
+            x0 = (np.float64(xv[i]) - c0) * i0
+            r = np.float64(y[i]) - (a0 * x0 + a1)
+            if not math.isfinite(r):
+                return a0, a1, k, s0, s1
+            step = c * r
+            a0 += step * x0
+            if fit_b:
+                a1 += step
+            if averaging:
+                s0 += a0
+                s1 += a1
+        return a0, a1, -1, s0, s1
+    for k in range(k_lo, k_hi):
+        i = perm[k]
+        x0 = (np.float64(xv[i]) - c0) * i0
+        r = np.float64(y[i]) - (a0 * x0 + a1)
+        if not math.isfinite(r):
+            return a0, a1, k, s0, s1
+        if huber:
+            r = min(max(r, -eps), eps)
+        t += 1
+        eta = eta0 / t ** power_t if invscaling else eta0
+        c = base * eta * (sw[i] * r if weighted else r)
+        v = a0 + c * x0
+        if decay:  # skipped when there is no L2 part: it sat on the dependency chain
+            v -= eta * l2 * a0
+        tau = eta * l1
+        if tau > 0.0:
+            if v > tau:
+                v -= tau
+            elif v < -tau:
+                v += tau
+            else:
+                v = 0.0
+        a0 = v
+        if fit_b:
+            a1 += c
+        if averaging:
+            s0 += a0
+            s1 += a1
+    return a0, a1, -1, s0, s1
+
+
 def _sgd_scaled_epoch_src(X, y, sw, perm, coords, params, state):
     """One epoch of (mini-)batch SGD in scaled coordinates over ``perm``.
 
@@ -87,56 +161,23 @@ def _sgd_scaled_epoch_src(X, y, sw, perm, coords, params, state):
     lam2 = coords[3]
     if d == 1 and bs == 1:
         # one feature, one row per step: everything in registers (a generic loop through
-        # memory took 320 ms for 3 epochs of 10^6 rows, this one about half)
-        xv = X.reshape(X.shape[0])
+        # memory took 320 ms for 3 epochs of 10^6 rows, this one about half). The steps
+        # before averaging starts and those after run as two loops: a per-step
+        # "t > avg_start" test cost 60 ms per 10^7 steps even when never true.
         c0, i0 = cen[0], inv[0]
-        a0, a1 = theta[0], theta[1]
         v0, v1 = avg[0], avg[1]
-        l1, l2 = lam1[0], lam2[0]
-        base = 2.0 * wscale if mean else 2.0
-        # The average of this epoch's iterates is kept as sums, merged with the running
-        # average at the end: a per-step running mean put a division and a dependent
-        # update into every step (10^7 random rows: 519 ms; as sums: see the note in
-        # _config). The L2 decay is skipped when there is none (it sat on the chain).
-        s0 = 0.0
-        s1 = 0.0
-        n_avg = 0
         t_start = t
-        decay = l2 > 0.0
-        for k in range(m):
-            i = perm[k]
-            x0 = (np.float64(xv[i]) - c0) * i0
-            r = np.float64(y[i]) - (a0 * x0 + a1)
-            if not math.isfinite(r):
-                theta[0], theta[1] = a0, a1
-                avg[0], avg[1] = _merge_average(v0, v1, t_start, avg_start, s0, s1, n_avg)
-                return -(k + 1)
-            if huber:
-                r = min(max(r, -eps), eps)
-            t += 1
-            eta = eta0 / t ** power_t if invscaling else eta0
-            c = base * eta * (sw[i] * r if weighted else r)
-            v = a0 + c * x0
-            if decay:
-                v -= eta * l2 * a0
-            tau = eta * l1
-            if tau > 0.0:
-                if v > tau:
-                    v -= tau
-                elif v < -tau:
-                    v += tau
-                else:
-                    v = 0.0
-            a0 = v
-            if fit_b:
-                a1 += c
-            if t > avg_start:
-                s0 += a0
-                s1 += a1
-                n_avg += 1
-        v0, v1 = _merge_average(v0, v1, t_start, avg_start, s0, s1, n_avg)
-        theta[0], theta[1], avg[0], avg[1] = a0, a1, v0, v1
-        return m
+        split = min(m, max(0, avg_start - t_start))  # steps taken before averaging
+        a0, a1, bad, s0, s1 = _steps_1d(X, y, sw, perm, 0, split, params, c0, i0, lam1[0],
+                                        lam2[0], theta[0], theta[1], False)
+        n_avg = 0
+        if bad < 0 and split < m:
+            a0, a1, bad, s0, s1 = _steps_1d(X, y, sw, perm, split, m, params, c0, i0, lam1[0],
+                                            lam2[0], a0, a1, True)
+            n_avg = (bad if bad >= 0 else m) - split
+        theta[0], theta[1] = a0, a1
+        avg[0], avg[1] = _merge_average(v0, v1, t_start, avg_start, s0, s1, n_avg)
+        return -(bad + 1) if bad >= 0 else m
     g = np.zeros(d + 1)
     xs = np.empty(d)
     steps = 0

@@ -24,7 +24,8 @@ def _perms(seed, n, epochs):
 # --- the kernel against its twin -------------------------------------------------------
 
 @pytest.mark.parametrize("d,bs", [(1, 1), (3, 1), (1, 5), (3, 7)])
-@pytest.mark.parametrize("variant", ["plain", "invscaling_avg", "penalties", "huber_weighted", "sum"])
+@pytest.mark.parametrize("variant", ["plain", "plain_avg", "invscaling_avg", "penalties",
+                                     "huber_weighted", "sum"])
 def test_sgd_scaled_epoch_matches_twin(rng, d, bs, variant):
     n = 120
     X, y, _ = make_linear(rng, n, d)
@@ -44,7 +45,8 @@ def test_sgd_scaled_epoch_matches_twin(rng, d, bs, variant):
     params[K.P_MEAN] = 0.0 if variant == "sum" else 1.0
     params[K.P_WSCALE] = 1.3
     params[K.P_FIT_B] = 1.0
-    params[K.P_AVG_START] = 25.0 if variant == "invscaling_avg" else 1e18
+    # averaging starts mid-epoch (the epoch's steps are 11..): the kernel's split point
+    params[K.P_AVG_START] = 25.0 if variant in ("invscaling_avg", "plain_avg") else 1e18
     params[K.P_HUBER] = 1.0 if variant == "huber_weighted" else 0.0
     params[K.P_EPSILON] = 0.3
     if variant == "sum":
@@ -62,16 +64,19 @@ def test_sgd_scaled_epoch_matches_twin(rng, d, bs, variant):
     assert_allclose(state[1], av, rtol=1e-12, atol=1e-14)
 
 
-def test_sgd_scaled_epoch_reports_nonfinite_row(rng):
-    X, y, _ = make_linear(rng, 50, 2)
+@pytest.mark.parametrize("d,avg_start", [(2, 1e18), (1, 1e18), (1, 3.0), (1, 20.0)])
+def test_sgd_scaled_epoch_reports_nonfinite_row(rng, d, avg_start):
+    """Every path stops at the first non-finite residual, before or after averaging starts."""
+    X, y, _ = make_linear(rng, 50, d)
     y[7] = np.inf
     perm = np.arange(50, dtype=np.int64)
     params = np.zeros(K.N_PARAMS)
     params[[K.P_ETA0, K.P_BATCH, K.P_MEAN, K.P_WSCALE, K.P_FIT_B]] = [0.01, 1, 1, 1, 1]
-    params[K.P_AVG_START] = 1e18
-    coords = np.array([np.zeros(3), np.ones(3), np.zeros(3), np.zeros(3)])
-    state = np.zeros((2, 3))
+    params[K.P_AVG_START] = avg_start
+    coords = np.array([np.zeros(d + 1), np.ones(d + 1), np.zeros(d + 1), np.zeros(d + 1)])
+    state = np.zeros((2, d + 1))
     assert K._sgd_scaled_epoch_serial(X, y, np.empty(0), perm, coords, params, state) == -8
+    assert np.all(np.isfinite(state))
 
 
 # --- the fit against the twin, epoch by epoch --------------------------------------------
