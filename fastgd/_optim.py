@@ -51,6 +51,10 @@ KAPPA_FALLBACK = 1e6
 #: extrapolation amplifies the rounding of the gradient difference.
 TRIAL_REUSE = 0.25
 
+#: a largest gradient cosine at this rounding level means the optimum, whatever the
+#: last epoch's decrease was.
+COS_EXACT = 64 * EPS
+
 OPTIMIZERS = {"gd": 0, "momentum": 1, "nesterov": 2, "cg": 3}
 SOLVERS = {"auto": 0, "stream": 1, "gram": 2}
 PENALTIES = {"l2": 0, "l1": 1, "elasticnet": 2}
@@ -304,9 +308,10 @@ class _Stopper:
         self.last_rel = dec / max(loss, floor)
         self.quiet = self.quiet + 1 if self.last_rel <= self.tol else 0
         self.last_cos = self.sc.cosine(loss, S)
-        if loss <= floor:
-            # an exact fit: the loss cannot go lower (its relative decrease is huge only
-            # because it divides by the rounding floor)
+        if loss <= floor or self.last_cos <= COS_EXACT:
+            # an exact fit, or a residual orthogonal to every column to rounding: the
+            # optimum (the relative decrease can still be large: it is the step that got
+            # there, e.g. CG's first step when d = 1)
             return True
         return self.quiet >= self.patience and self.last_cos <= self.gtol
 

@@ -29,7 +29,8 @@ LOSSES = {"squared": 0, "huber": 1}
 
 
 class FullLoss:
-    """Squared-loss objective on all rows by the compiled (parallel) streaming pass."""
+    """Objective on all rows (squared or Huber loss, per ``obj``, plus the penalty) by the
+    compiled (parallel) streaming pass."""
 
     def __init__(self, obj, sc):
         self.obj, self.sc = obj, sc

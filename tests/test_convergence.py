@@ -294,3 +294,13 @@ def test_exact_data_converges_without_warning(solver):
     res = fastgd.fit(x, 3.0 * x + 2.0, epochs=1, solver=solver)  # ConvergenceWarning is an error here
     assert res.converged
     assert res.slope == pytest.approx(3.0, rel=1e-12) and res.intercept == pytest.approx(2.0, rel=1e-12)
+
+
+def test_optimum_reached_in_first_epoch_converges_without_warning(rng):
+    """CG reaches the optimum of a one-feature problem in one step: converged at once."""
+    x = rng.uniform(-5, 5, 4096)
+    y = 2.5 * x - 1 + rng.normal(0, 0.5, 4096)
+    res = fastgd.fit(x, y, epochs=1)  # a ConvergenceWarning would be an error here
+    assert res.converged and res.n_epochs == 1
+    ref = np.polyfit(x, y, 1)
+    assert res.slope == pytest.approx(ref[0], rel=1e-12) and res.intercept == pytest.approx(ref[1], rel=1e-10)

@@ -241,7 +241,8 @@ def test_stochastic_auto_rate_rule(rng):
 
 def test_tol_stops_and_reports_converged(rng):
     X, y, _ = make_linear(rng, 1000, 2)
-    res = fastgd.fit(X, y, epochs=10_000, tol=1e-10)
+    # the textbook path (numeric rate): stops on the relative change of the loss
+    res = fastgd.fit(X, y, learning_rate=0.1, epochs=10_000, tol=1e-10)
     assert res.converged and res.n_epochs < 10_000
     h = res.loss_history
     assert abs(h[-2] - h[-1]) <= 1e-10 * h[-2]
@@ -256,7 +257,7 @@ def test_callback_sees_every_epoch_and_can_stop(rng):
         seen.append((epoch, coef.copy(), intercept, loss))
         return epoch < 4
 
-    res = fastgd.fit(X, y, epochs=100, callback=cb)
+    res = fastgd.fit(X, y, learning_rate=0.05, epochs=100, callback=cb)
     assert [s[0] for s in seen] == [1, 2, 3, 4] and res.n_epochs == 4
     assert_array_equal(seen[-1][1], res.coef)
     assert seen[-1][2] == res.intercept and seen[-1][3] == res.final_loss
