@@ -225,6 +225,26 @@ def _check_finite_loss(epoch, loss, coef, history, lr):
         )
 
 
+def _end_epoch(epoch, coef, new, new_loss, history, lr, tol, callback):
+    """Check and record an epoch that moved ``coef`` to ``new``: ``(done, converged)``.
+
+    Raises :class:`Diverged` with ``coef`` (the last finite parameters) when the loss is
+    non-finite or exploded; appends ``new_loss`` to ``history``; calls ``callback`` (a
+    ``False`` return ends the fit, not converged); ``tol`` met ends it, converged.
+    """
+    try:
+        _check_finite_loss(epoch, new_loss, new, history, lr)
+    except Diverged as exc:
+        exc.coef = coef
+        raise
+    stop = tol is not None and _stopped(history, new_loss, tol)
+    history.append(new_loss)
+    d = new.shape[0] - 1
+    if callback is not None and callback(epoch, new[:d].copy(), float(new[d]), new_loss) is False:
+        return True, False
+    return stop, stop
+
+
 def _fit_batch(obj, coef, lr, epochs, tol, callback):
     """Full-batch gradient descent: one fused pass per epoch.
 
@@ -234,22 +254,12 @@ def _fit_batch(obj, coef, lr, epochs, tol, callback):
     loss, grad = obj(coef)
     history = [loss]
     converged = False
-    d = coef.shape[0] - 1
     for epoch in range(1, epochs + 1):
         new = coef - lr * grad
         new_loss, new_grad = obj(new)
-        try:
-            _check_finite_loss(epoch, new_loss, new, history, lr)
-        except Diverged as exc:
-            exc.coef = coef
-            raise
-        coef, loss, grad = new, new_loss, new_grad
-        stop = tol is not None and _stopped(history, loss, tol)
-        history.append(loss)
-        if callback is not None and callback(epoch, coef[:d].copy(), float(coef[d]), loss) is False:
-            break
-        if stop:
-            converged = True
+        done, converged = _end_epoch(epoch, coef, new, new_loss, history, lr, tol, callback)
+        coef, grad = new, new_grad
+        if done:
             break
     return coef, np.asarray(history), converged
 
@@ -289,17 +299,8 @@ def _fit_stochastic(obj, coef, lr, epochs, tol, callback, *, batch_size, reducti
                                f"a residual became non-finite at row {int(perm[k])}")
             new = out[:, : d + 1].sum(axis=0) / parts
             new_loss = obj.loss(new)
-            try:
-                _check_finite_loss(epoch, new_loss, new, history, lr)
-            except Diverged as exc:
-                exc.coef = coef
-                raise
-            coef, loss = new, new_loss
-            stop = tol is not None and _stopped(history, loss, tol)
-            history.append(loss)
-            if callback is not None and callback(epoch, coef[:d].copy(), float(coef[d]), loss) is False:
-                break
-            if stop:
-                converged = True
+            done, converged = _end_epoch(epoch, coef, new, new_loss, history, lr, tol, callback)
+            coef = new
+            if done:
                 break
     return coef, np.asarray(history), converged

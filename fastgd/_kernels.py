@@ -164,6 +164,28 @@ def _sse_grad_chunk(X, y, sw, coef, start, stop, row):
 
 
 @jit
+def _weighted_means(Xs, ys, sw, start, mean):
+    """Weighted means of the columns of ``[Xs, ys]`` (rows ``start ..`` of the data) into
+    ``mean`` (``d + 1``); returns the weight total (the means are 0 when it is 0)."""
+    d = Xs.shape[1]
+    weighted = sw.shape[0] > 0
+    W = 0.0
+    for a in range(d + 1):
+        mean[a] = 0.0
+    for i in range(Xs.shape[0]):
+        w = sw[start + i] if weighted else 1.0
+        W += w
+        xi = Xs[i]
+        for a in range(d):
+            mean[a] += w * np.float64(xi[a])
+        mean[d] += w * np.float64(ys[i])
+    if W > 0.0:
+        for a in range(d + 1):
+            mean[a] /= W
+    return W
+
+
+@jit
 def _moments_chunk(X, y, sw, start, stop, mean, com, scratch):
     """Two-pass weighted mean and co-moment of ``z = [x, y]`` over rows ``start:stop``.
 
@@ -210,19 +232,9 @@ def _moments_chunk(X, y, sw, start, stop, mean, com, scratch):
     m = stop - start  # > 0: sub-chunks are never empty
     Xs = X[start:stop]
     ys = y[start:stop]
-    for i in range(m):
-        w = sw[start + i] if weighted else 1.0
-        W += w
-        xi = Xs[i]
-        for a in range(d):
-            mean[a] += w * np.float64(xi[a])
-        mean[d] += w * np.float64(ys[i])
+    W = _weighted_means(Xs, ys, sw, start, mean)
     if W <= 0.0:
-        for a in range(k):
-            mean[a] = 0.0
         return W
-    for a in range(k):
-        mean[a] /= W
     # Centre the block into the transposed scratch, then each co-moment entry is one
     # contiguous dot product (vectorised, accumulator in a register): d = 10 at 10^6
     # rows took 8x less time than updating the (k, k) matrix in memory row by row.
@@ -526,23 +538,11 @@ def _moments_diag_chunk(X, y, sw, start, stop, mean, m2):
     Xs = X[start:stop]
     ys = y[start:stop]
     m = Xs.shape[0]
-    W = 0.0
     for a in range(k):
-        mean[a] = 0.0
         m2[a] = 0.0
-    for i in range(m):
-        w = sw[start + i] if weighted else 1.0
-        W += w
-        xi = Xs[i]
-        for a in range(d):
-            mean[a] += w * np.float64(xi[a])
-        mean[d] += w * np.float64(ys[i])
+    W = _weighted_means(Xs, ys, sw, start, mean)
     if W <= 0.0:
-        for a in range(k):
-            mean[a] = 0.0
         return W
-    for a in range(k):
-        mean[a] /= W
     for i in range(m):
         w = sw[start + i] if weighted else 1.0
         xi = Xs[i]

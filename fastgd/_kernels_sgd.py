@@ -38,6 +38,19 @@ def _merge_average(v0, v1, t_start, avg_start, s0, s1, n_new):
 
 
 @jit(fastmath=False)
+def _soft_threshold(v, tau):
+    """``sign(v) max(|v| - tau, 0)`` for ``tau > 0`` (the L1 proximal step); ``v`` as is
+    when ``tau <= 0``."""
+    if tau > 0.0:
+        if v > tau:
+            return v - tau
+        if v < -tau:
+            return v + tau
+        return 0.0
+    return v
+
+
+@jit(fastmath=False)
 def _steps_1d(X, y, sw, perm, k_lo, k_hi, params, c0, i0, l1, l2, a0, a1, averaging):
     """SGD steps ``k_lo .. k_hi - 1`` of one feature and one row per step, in registers.
 
@@ -94,15 +107,7 @@ def _steps_1d(X, y, sw, perm, k_lo, k_hi, params, c0, i0, l1, l2, a0, a1, averag
         v = a0 + c * x0
         if decay:  # skipped when there is no L2 part: it sat on the dependency chain
             v -= eta * l2 * a0
-        tau = eta * l1
-        if tau > 0.0:
-            if v > tau:
-                v -= tau
-            elif v < -tau:
-                v += tau
-            else:
-                v = 0.0
-        a0 = v
+        a0 = _soft_threshold(v, eta * l1)
         if fit_b:
             a1 += c
         if averaging:
@@ -207,15 +212,7 @@ def _sgd_scaled_epoch_src(X, y, sw, perm, coords, params, state):
         for j in range(d):
             v = theta[j] + c * g[j]
             v -= eta * lam2[j] * theta[j]
-            tau = eta * lam1[j]
-            if tau > 0.0:
-                if v > tau:
-                    v -= tau
-                elif v < -tau:
-                    v += tau
-                else:
-                    v = 0.0
-            theta[j] = v
+            theta[j] = _soft_threshold(v, eta * lam1[j])
         if fit_b:
             theta[d] += c * g[d]
         if t > avg_start:
