@@ -116,7 +116,8 @@ def _mix64(z):
 
 
 def _draw(key, counter, bound):
-    return (_mix64((key + (counter + 1) * 0x9E3779B97F4A7C15) & _M64) >> 11) % bound
+    u = _mix64((key + (counter + 1) * 0x9E3779B97F4A7C15) & _M64) >> 11
+    return min(int(float(u) * (float(bound) * 2.0**-53)), bound - 1)
 
 
 def permutation(n, seed, n_buckets):
