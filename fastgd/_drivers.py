@@ -32,7 +32,7 @@ class Objective:
 
     def __init__(self, data, reduction, fit_intercept, parallel):
         self.data = data
-        self.kernel = _kernels.SERIAL_PARALLEL["sse_grad"][int(parallel)]
+        self.kernel = _kernels.sse_grad_kernel(data.d, data.sw.shape[0] > 0, parallel)
         self.out = np.empty((n_chunks(data.n), data.d + 2))
         self.norm = 1.0 / data.weight_total if reduction == "mean" else 1.0
         self.fit_intercept = fit_intercept

@@ -14,40 +14,61 @@ def _sse_grad(kernel, X, y, sw, coef, n_chunks):
     return out.sum(axis=0), out
 
 
-@pytest.mark.parametrize("d", [1, 3, 17])
+# every width class of sse_grad_kernel: d = 1 path, narrow (2..4), eight-row (5..12),
+# four-row (13+), each at its edges
+WIDTHS = [1, 2, 3, 4, 5, 10, 12, 13, 17]
+
+
+@pytest.mark.parametrize("d", WIDTHS)
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("variant", ["serial", "parallel"])
-def test_sse_grad_matches_naive(rng, d, weighted, variant):
+@pytest.mark.parametrize("which", ["selected", "generic"])
+def test_sse_grad_matches_naive(rng, d, weighted, variant, which):
+    # 503 rows in 7 chunks of 72 (a multiple of 8) and a last one of 71: every kernel's
+    # row-group loop and its tail run
     X, y, _ = make_linear(rng, 503, d)
     sw = rng.uniform(0, 3, 503) if weighted else np.empty(0)
     coef = rng.normal(size=d + 1)
-    kernel = _kernels.SERIAL_PARALLEL["sse_grad"][variant == "parallel"]
+    if which == "selected":
+        kernel = _kernels.sse_grad_kernel(d, weighted, variant == "parallel")
+    else:
+        kernel = _kernels.SERIAL_PARALLEL["sse_grad"][variant == "parallel"]
     got, _ = _sse_grad(kernel, X, y, sw, coef, 7)
     ref = naive.sse_grad(X, y, sw, coef)
     assert_allclose(got, ref, rtol=1e-12, atol=1e-12 * np.abs(ref).max())
 
 
-@pytest.mark.parametrize("d", [1, 5])
+def test_sse_grad_kernel_choice():
+    name = {f: k for k, pair in _kernels.SERIAL_PARALLEL.items() for f in pair}
+    assert name[_kernels.sse_grad_kernel(1, False, False)] == "sse_grad"
+    assert name[_kernels.sse_grad_kernel(3, False, True)] == "sse_grad_narrow"
+    assert name[_kernels.sse_grad_kernel(10, False, False)] == "sse_grad_rows8"
+    assert name[_kernels.sse_grad_kernel(10, True, False)] == "sse_grad"
+    assert name[_kernels.sse_grad_kernel(13, False, True)] == "sse_grad"
+
+
+@pytest.mark.parametrize("d", [1, 3, 5, 10, 20])
 def test_sse_grad_float32_accumulates_in_float64(rng, d):
     X, y, _ = make_linear(rng, 2000, d, dtype=np.float32)
     coef = rng.normal(size=d + 1)
-    got, _ = _sse_grad(_kernels._sse_grad_serial, X, y, np.empty(0), coef, 3)
+    got, _ = _sse_grad(_kernels.sse_grad_kernel(d, False, False), X, y, np.empty(0), coef, 3)
     # oracle: the float32 values, widened exactly to float64
     ref = naive.sse_grad(X.astype(np.float64), y.astype(np.float64), None, coef)
     assert_allclose(got, ref, rtol=1e-12, atol=1e-12 * np.abs(ref).max())
 
 
-@pytest.mark.parametrize("kernel", ["sse_grad", "nonfinite"])
+@pytest.mark.parametrize("kernel", ["sse_grad-4", "sse_grad-7", "sse_grad-20", "nonfinite"])
 @pytest.mark.parametrize("n_threads", [1, 2, "max"])
 def test_serial_parallel_bitwise(rng, threads, kernel, n_threads):
     threads.set(threads.max if n_threads == "max" else min(n_threads, threads.max))
     n = 3 * _chunking.CHUNK_ROWS + 123
-    X, y, _ = make_linear(rng, n, 4)
-    if kernel == "sse_grad":
-        coef = rng.normal(size=5)
+    d = int(kernel.split("-")[1]) if kernel.startswith("sse_grad") else 4
+    X, y, _ = make_linear(rng, n, d)
+    if kernel.startswith("sse_grad"):
+        coef = rng.normal(size=d + 1)
         nc = _chunking.n_chunks(n)
-        _, a = _sse_grad(_kernels._sse_grad_serial, X, y, np.empty(0), coef, nc)
-        _, b = _sse_grad(_kernels._sse_grad_parallel, X, y, np.empty(0), coef, nc)
+        _, a = _sse_grad(_kernels.sse_grad_kernel(d, False, False), X, y, np.empty(0), coef, nc)
+        _, b = _sse_grad(_kernels.sse_grad_kernel(d, False, True), X, y, np.empty(0), coef, nc)
     else:
         X[[5, n - 2]] = np.nan
         a = np.empty((_chunking.n_chunks(n), 2), dtype=np.int64)
@@ -57,20 +78,22 @@ def test_serial_parallel_bitwise(rng, threads, kernel, n_threads):
     assert_array_equal(a, b)
 
 
-def test_sse_grad_independent_of_chunk_count(rng):
-    X, y, _ = make_linear(rng, 10_001, 3)
-    coef = rng.normal(size=4)
-    sums = [_sse_grad(_kernels._sse_grad_parallel, X, y, np.empty(0), coef, k)[0] for k in (1, 2, 7, 64)]
+@pytest.mark.parametrize("d", [3, 10])
+def test_sse_grad_independent_of_chunk_count(rng, d):
+    X, y, _ = make_linear(rng, 10_001, d)
+    coef = rng.normal(size=d + 1)
+    kernel = _kernels.sse_grad_kernel(d, False, True)
+    sums = [_sse_grad(kernel, X, y, np.empty(0), coef, k)[0] for k in (1, 2, 7, 64)]
     for s in sums[1:]:
         assert_allclose(s, sums[0], rtol=1e-12, atol=1e-12 * np.abs(sums[0]).max())
 
 
-@pytest.mark.parametrize("d", [1, 3])
+@pytest.mark.parametrize("d", [1, 3, 7, 17])
 def test_more_chunks_than_rows(rng, d):
     """Trailing chunks are empty (their start lies past n): they contribute zeros."""
     X, y, _ = make_linear(rng, 5, d)
     coef = rng.normal(size=d + 1)
-    got, rows = _sse_grad(_kernels._sse_grad_parallel, X, y, np.empty(0), coef, 4)
+    got, rows = _sse_grad(_kernels.sse_grad_kernel(d, False, True), X, y, np.empty(0), coef, 4)
     assert_allclose(got, naive.sse_grad(X, y, None, coef), rtol=1e-12)
     X[4, 0] = np.nan
     out = np.empty((4, 2), dtype=np.int64)
