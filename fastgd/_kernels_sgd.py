@@ -19,6 +19,7 @@ import numpy as np
 from numba import prange
 
 from ._config import jit
+from ._intrinsics import PREFETCH_DISTANCE, prefetch
 
 #: layout of ``params`` of :func:`_sgd_scaled_epoch_serial`
 P_ETA0, P_POWER_T, P_T0, P_SCHEDULE, P_BATCH, P_MEAN, P_WSCALE, P_FIT_B, P_AVG_START, \
@@ -80,6 +81,10 @@ def _steps_1d(X, y, sw, perm, k_lo, k_hi, params, c0, i0, l1, l2, a0, a1, averag
         # about 300 ms here, the cost of the random row access)
         c = base * eta0
         for k in range(k_lo, k_hi):
+            if k + PREFETCH_DISTANCE < k_hi:  # (see fastgd._intrinsics)
+                q = perm[k + PREFETCH_DISTANCE]
+                prefetch(xv, q)
+                prefetch(y, q)
             i = perm[k]
             x0 = (np.float64(xv[i]) - c0) * i0
             r = np.float64(y[i]) - (a0 * x0 + a1)
@@ -94,6 +99,12 @@ def _steps_1d(X, y, sw, perm, k_lo, k_hi, params, c0, i0, l1, l2, a0, a1, averag
                 s1 += a1
         return a0, a1, -1, s0, s1
     for k in range(k_lo, k_hi):
+        if k + PREFETCH_DISTANCE < k_hi:
+            q = perm[k + PREFETCH_DISTANCE]
+            prefetch(xv, q)
+            prefetch(y, q)
+            if weighted:
+                prefetch(sw, q)
         i = perm[k]
         x0 = (np.float64(xv[i]) - c0) * i0
         r = np.float64(y[i]) - (a0 * x0 + a1)
@@ -185,12 +196,20 @@ def _sgd_scaled_epoch_src(X, y, sw, perm, coords, params, state):
         return -(bad + 1) if bad >= 0 else m
     g = np.zeros(d + 1)
     xs = np.empty(d)
+    xf = X.reshape(X.shape[0] * d)
     steps = 0
     for k0 in range(0, m, bs):
         k1 = min(k0 + bs, m)
         for j in range(d + 1):
             g[j] = 0.0
         for k in range(k0, k1):
+            if k + PREFETCH_DISTANCE < m:
+                q = perm[k + PREFETCH_DISTANCE]
+                prefetch(xf, q * d)
+                prefetch(xf, q * d + d - 1)
+                prefetch(y, q)
+                if weighted:
+                    prefetch(sw, q)
             i = perm[k]
             p = theta[d]
             for j in range(d):

@@ -255,3 +255,36 @@ def test_sgd_epoch_nonfinite_mid_epoch_keeps_last_finite_params(d, batch_size):
     _kernels._sgd_epoch_serial(X, y, np.empty(0), np.arange(n), params, np.zeros(d + 1), out)
     assert out[0, d + 1] == 23
     assert np.all(np.isfinite(out[0, : d + 1]))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64])
+def test_prefetch_is_only_a_hint(dtype):
+    """Oracle: the same sum without prefetches. Prefetching past the end must not fault."""
+    import numba
+
+    from fastgd._intrinsics import prefetch
+
+    @numba.njit
+    def total(a, ahead):
+        s = 0.0
+        for i in range(a.shape[0]):
+            prefetch(a, i + ahead)
+            s += a[i]
+        return s
+
+    a = np.arange(10_000).astype(dtype)
+    assert total(a, 16) == total(a, 0) == float(a.astype(np.float64).sum())
+    assert total(a, 100_000) == total(a, 0)  # far past the end: a hint, never a fault
+
+
+def test_prefetch_rejects_what_it_does_not_support():
+    import numba
+
+    from fastgd._intrinsics import prefetch
+
+    @numba.njit
+    def bad(a):
+        prefetch(a, 0)
+
+    with pytest.raises(numba.core.errors.TypingError):
+        bad(np.zeros((2, 2)))
