@@ -39,7 +39,7 @@ from pathlib import Path
 NOTE_KEYS = (
     "excess", "loss_rel_err", "n_epochs", "n_passes", "parts", "solver", "optimizer",
     "extra_mb", "input_mb", "method", "overhead_s", "fit_s", "epoch_s", "validation_s",
-    "ns_per_row", "torch_threads", "computes", "wall_s",
+    "ns_per_row", "torch_threads", "computes", "wall_s", "ref_ratio_interleaved",
 )
 
 
