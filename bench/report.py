@@ -299,8 +299,8 @@ def _bars(rows):
     if len(rows) == 1 and rows[0].info.get("overhead_s") is not None:
         i = rows[0].info
         parts = [("fit(epochs=1)", i.get("fit_s")), ("one pure epoch", i.get("epoch_s")),
-                 ("validation alone", i.get("validation_s")),
-                 ("overhead = fit - epoch", i.get("overhead_s"))]
+                 ("check_data alone", i.get("validation_s")),
+                 ("overhead = fit - passes x epoch", i.get("overhead_s"))]
         return ([p[0] for p in parts], [p[1] for p in parts], ["C0", "0.55", "C1", "C3"],
                 "seconds (best of interleaved runs)", fmt_time)
     per_epoch = any(r.per_epoch is not None and (r.epochs or 1) > 1 for r in rows)

@@ -306,7 +306,12 @@ def fit(X, y, *, mode="batch", learning_rate="auto", epochs=None, batch_size=Non
                 "Huber loss run serially: use parallel='auto' or False"
             )
 
-    data = V.check_data(X, y, sample_weight, parallel=parallel)
+    # mode="batch": the NaN/inf check of X and y rides on the fit's first pass (the
+    # moments or the loss at the start: any NaN/inf makes it non-finite, and only then
+    # are X and y searched for the error message), instead of a pass of its own: at
+    # 10^7 rows that pass cost as much as an epoch. The stochastic modes check first.
+    deferred = mode_code == 0
+    data = V.check_data(X, y, sample_weight, parallel=parallel, check_finite_xy=not deferred)
     n, d = data.n, data.d
     if mode_code == 0:
         if batch_size is not None:
@@ -330,6 +335,7 @@ def fit(X, y, *, mode="batch", learning_rate="auto", epochs=None, batch_size=Non
     coef = V.check_init(init_coef, init_intercept, d)
 
     par_pass = V.use_parallel(parallel, n, d)
+    verify = (lambda: V.check_finite_data(data, par_pass)) if deferred else None
     if mode_code != 0 and extended:
         return _fit_sgd(data, mode, learning_rate, epochs, tol, coef, callback, batch_size,
                         reduction, fit_intercept, scaled, par_pass, shuffle, random_state, t0,
@@ -340,7 +346,7 @@ def fit(X, y, *, mode="batch", learning_rate="auto", epochs=None, batch_size=Non
     if textbook:
         return _fit_raw(data, mode, mode_code, learning_rate, epochs, tol, coef, callback,
                         batch_size, reduction, fit_intercept, par_pass, parallel, shuffle,
-                        random_state, t0)
+                        random_state, t0, verify)
     if solver == "auto":
         solver = "gram" if d <= GRAM_MAX_D else "stream"
     if epochs is None:
@@ -350,7 +356,7 @@ def fit(X, y, *, mode="batch", learning_rate="auto", epochs=None, batch_size=Non
     if isinstance(tol, str):
         tol = DEFAULT_TOL if lr_auto else None
     sc = _optim.Scaled(data, reduction, fit_intercept, scaled, par_pass, alpha, l1_ratio,
-                       full=solver == "gram" or d <= STREAM_FULL_MOMENTS_MAX_D)
+                       full=solver == "gram" or d <= STREAM_FULL_MOMENTS_MAX_D, verify=verify)
     if solver == "gram":
         oracle = _optim.GramOracle(sc)
     elif huber:
@@ -442,8 +448,12 @@ def _divergence(exc, lr, last):
 
 
 def _fit_raw(data, mode, mode_code, learning_rate, epochs, tol, coef, callback, batch_size,
-             reduction, fit_intercept, par_pass, parallel, shuffle, random_state, t0):
-    """The textbook update on the raw data (numeric rate) and the stochastic modes."""
+             reduction, fit_intercept, par_pass, parallel, shuffle, random_state, t0,
+             verify=None):
+    """The textbook update on the raw data (numeric rate) and the stochastic modes.
+
+    ``verify``: the deferred NaN/inf check of X and y (mode="batch" only), run by the
+    Objective if its first pass is not finite."""
     if epochs is None:
         epochs = DEFAULT_EPOCHS
     if isinstance(tol, str):
@@ -455,7 +465,7 @@ def _fit_raw(data, mode, mode_code, learning_rate, epochs, tol, coef, callback, 
         )
         passes = 1
     per_epoch = 1 if mode_code == 0 else 2  # stochastic: the SGD pass, then the loss pass
-    obj = _drivers.Objective(data, reduction, fit_intercept, par_pass)
+    obj = _drivers.Objective(data, reduction, fit_intercept, par_pass, verify=verify)
     extra = dict(solver="stream", optimizer="gd" if mode_code == 0 else "sgd", scaled=False)
     try:
         if mode_code == 0:

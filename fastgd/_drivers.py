@@ -28,21 +28,32 @@ class Objective:
 
     ``obj(coef)`` returns ``(loss, grad)`` with ``grad`` float64 ``(d + 1,)`` (the
     intercept's component last, zero when the intercept is not fitted).
+
+    ``verify``: for data whose finiteness was not checked yet, a callable that checks it
+    (raising ``ValueError`` on NaN/inf). It runs when the first pass gives a non-finite
+    sum; a finite first pass proves the data finite (any NaN or inf in ``X`` or ``y``
+    makes ``sum w r^2`` NaN or inf), so later passes need no check.
     """
 
-    def __init__(self, data, reduction, fit_intercept, parallel):
+    def __init__(self, data, reduction, fit_intercept, parallel, verify=None):
         self.data = data
         self.kernel = _kernels.sse_grad_kernel(data.d, data.sw.shape[0] > 0, parallel)
         self.out = np.empty((n_chunks(data.n), data.d + 2))
         self.norm = 1.0 / data.weight_total if reduction == "mean" else 1.0
         self.fit_intercept = fit_intercept
         self.parallel = parallel
+        self.verify = verify
 
     def sums(self, coef):
         """``[sum w r^2, sum w r, sum w r x_j ...]`` at ``coef``, chunk rows added in order."""
         d = self.data
         self.kernel(d.X, d.y, d.sw, coef, self.out)
-        return self.out.sum(axis=0)
+        s = self.out.sum(axis=0)
+        if self.verify is not None:
+            if not np.isfinite(s).all():
+                self.verify()
+            self.verify = None
+        return s
 
     def loss(self, coef):
         return float(self.sums(coef)[0] * self.norm)
@@ -87,14 +98,17 @@ def moments_diag(data, parallel):
     W = 0.0
     mean = np.zeros(k)
     m2 = np.zeros(k)
-    for row in out:
-        Wb = row[0]
-        if Wb > 0.0:
-            Wt = W + Wb
-            delta = row[1:1 + k] - mean
-            m2 += row[1 + k:] + (W * Wb / Wt) * delta * delta
-            mean += delta * (Wb / Wt)
-            W = Wt
+    # NaN/inf data gives NaN/inf blocks: the caller checks the result (Scaled's verify),
+    # NumPy need not warn on the way
+    with np.errstate(invalid="ignore", over="ignore"):
+        for row in out:
+            Wb = row[0]
+            if Wb > 0.0:
+                Wt = W + Wb
+                delta = row[1:1 + k] - mean
+                m2 += row[1 + k:] + (W * Wb / Wt) * delta * delta
+                mean += delta * (Wb / Wt)
+                W = Wt
     return W, mean, m2
 
 

@@ -70,6 +70,9 @@ class Scaled:
     (largest and smallest curvature of the loss over the free parameters), ``sse_floor``
     (an SSE indistinguishable from zero).
 
+    ``verify``: as for :class:`fastgd._drivers.Objective`, run when the moments pass
+    (the first pass over the data) is not finite.
+
     ``full=False`` (the streaming solver and the stochastic modes) gathers only the
     per-column means and second moments, O(n d) instead of the O(n d^2) co-moments; ``L``
     is then bounded by the trace of ``G`` (safe for gd/momentum/nesterov, which only the
@@ -78,7 +81,7 @@ class Scaled:
     """
 
     def __init__(self, data, reduction, fit_intercept, scale, parallel, alpha=0.0, l1_ratio=0.0,
-                 full=True):
+                 full=True, verify=None):
         d = data.d
         if full:
             W, mean, com = moments(data, parallel)
@@ -86,6 +89,11 @@ class Scaled:
         else:
             W, mean, m2 = moments_diag(data, parallel)
             com = None
+        if verify is not None and not (np.isfinite(mean).all() and np.isfinite(m2).all()
+                                       and (com is None or np.isfinite(com).all())):
+            # data not checked for NaN/inf yet (see Objective's verify): any NaN or inf in
+            # X or y makes its column's mean or centred moment NaN/inf
+            verify()
         self.d, self.W = d, W
         self.parallel = parallel
         self.n_passes = 1

@@ -127,12 +127,17 @@ def check_X(X, n_features=None, parallel="auto"):
     return X2, one_d
 
 
-def check_data(X, y, sample_weight=None, parallel="auto"):
+def check_data(X, y, sample_weight=None, parallel="auto", check_finite_xy=True):
     """Validate ``X``, ``y`` and ``sample_weight`` together; returns a :class:`Data`.
 
     Conversions (each a single copy, only when needed): non-contiguous arrays become
     C-contiguous; integer/bool/float16 become float64; when X and y have different float
     dtypes both become float64; sample weights become float64.
+
+    ``check_finite_xy=False`` leaves the NaN/inf check of ``X`` and ``y`` (a full read of
+    the data) to the caller, who must run :func:`check_finite_data` when its first pass
+    over the data gives a non-finite sum (see ``fastgd._api.fit``). Everything else,
+    the weights' finiteness included, is checked here either way.
     """
     X2, one_d = check_X_shape_only(X)
     y = as_float_array(y, "y")
@@ -157,8 +162,9 @@ def check_data(X, y, sample_weight=None, parallel="auto"):
     if not y.flags.c_contiguous:
         y = np.ascontiguousarray(y)
     par = use_parallel(parallel, n, X2.shape[1])
-    check_finite(X2, "X", par)
-    check_finite(y, "y", par)
+    if check_finite_xy:
+        check_finite(X2, "X", par)
+        check_finite(y, "y", par)
     if sample_weight is None:
         sw = np.empty(0, dtype=np.float64)
         total = float(n)
@@ -185,6 +191,13 @@ def check_data(X, y, sample_weight=None, parallel="auto"):
                 "row a positive weight"
             )
     return Data(X2, y, sw, total, one_d)
+
+
+def check_finite_data(data, parallel):
+    """The NaN/inf check of ``data.X`` and ``data.y`` that ``check_data(...,
+    check_finite_xy=False)`` left out: raises the same ``ValueError`` it would have."""
+    check_finite(data.X, "X", parallel)
+    check_finite(data.y, "y", parallel)
 
 
 def check_X_shape_only(X):

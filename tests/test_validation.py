@@ -37,6 +37,49 @@ def test_nonfinite_values_counted_with_first_row(where, value):
         fastgd.fit(Xb, yb, sample_weight=w)
 
 
+# Every path of fit: mode="batch" leaves the NaN/inf check to the first pass of the fit
+# (moments, diagonal moments or the loss at the start); the stochastic modes check first.
+FIT_PATHS = {
+    "batch-default-gram": dict(),
+    "batch-stream-full": dict(solver="stream"),
+    "batch-gd-auto": dict(optimizer="gd"),
+    "batch-textbook": dict(learning_rate=0.001, scale=False, optimizer="gd", epochs=3),
+    "batch-huber": dict(loss="huber"),
+    "batch-l1": dict(alpha=0.1, l1_ratio=1.0),
+    "minibatch": dict(mode="minibatch", epochs=2),
+    "sgd": dict(mode="sgd", epochs=2),
+    "sgd-raw": dict(mode="sgd", epochs=2, learning_rate=0.001),
+    "sgd-mixing": dict(mode="sgd", epochs=2, learning_rate=0.001, parallel=True),
+}
+
+
+@pytest.mark.parametrize("path", list(FIT_PATHS))
+@pytest.mark.parametrize("where,value,d", [("X", np.nan, 2), ("X", np.inf, 2), ("y", -np.inf, 2),
+                                           ("X", np.inf, 40), ("y", np.nan, 3)])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_nonfinite_caught_on_every_path(path, where, value, d, weighted):
+    rng = np.random.default_rng(7)
+    Xb = rng.normal(size=(200, d))
+    yb = Xb @ np.arange(1.0, d + 1) + 0.5
+    arr = Xb if where == "X" else yb
+    arr[150] = value
+    arr[33] = value
+    w = rng.uniform(0.5, 2.0, 200) if weighted else None
+    if w is not None:
+        w[33] = 0.0  # a weightless row still has to be finite
+    with pytest.raises(ValueError, match=rf"{where} has 2 row\(s\) with NaN or inf values \(first at row 33\)"):
+        fastgd.fit(Xb, yb, sample_weight=w, **FIT_PATHS[path])
+
+
+def test_deferred_check_keeps_overflow_a_divergence():
+    """Finite data whose first pass overflows is not bad input: the check runs, passes,
+    and the fit reports what it reported before (the check is not skipped silently)."""
+    Xb = np.array([[1e300], [2e300], [3e300]])
+    yb = np.array([1.0, 2.0, 3.0])
+    with pytest.raises(fastgd.DivergenceError):
+        fastgd.fit(Xb, yb, learning_rate=0.1, scale=False, optimizer="gd", init_coef=[1e10])
+
+
 def test_nonfinite_float32():
     Xb = X.astype(np.float32)
     Xb[9, 1] = np.nan
