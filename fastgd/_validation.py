@@ -77,10 +77,25 @@ def as_float_array(a, name):
     return arr.astype(np.float64)
 
 
+#: unsigned view and exponent mask per float dtype: all exponent bits set = NaN or inf
+_EXPONENT_BITS = {
+    np.dtype(np.float32): (np.uint32, 0x7F800000),
+    np.dtype(np.float64): (np.uint64, 0x7FF0000000000000),
+}
+
+
+def nonfinite_bits(A):
+    """``(bits, emask)`` for the nonfinite kernel: the flat unsigned view of the float32 or
+    float64 array ``A`` (a copy only if ``A`` is not contiguous) and its exponent mask."""
+    itype, mask = _EXPONENT_BITS[A.dtype]
+    return np.ascontiguousarray(A).reshape(-1).view(itype), np.array([mask], dtype=itype)
+
+
 def _nonfinite(A, parallel):
     """``(count, first_row)`` of rows of the 2-D array ``A`` holding NaN or inf."""
     out = np.empty((n_chunks(A.shape[0]), 2), dtype=np.int64)
-    _kernels.SERIAL_PARALLEL["nonfinite"][int(parallel)](A, out)
+    bits, emask = nonfinite_bits(A)
+    _kernels.SERIAL_PARALLEL["nonfinite"][int(parallel)](bits, emask, A.shape[1], out)
     count = int(out[:, 0].sum())
     if count == 0:
         return 0, -1

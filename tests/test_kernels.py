@@ -8,6 +8,11 @@ from tests import naive
 from tests.conftest import make_linear
 
 
+def _nonfinite(kernel, A, out):
+    bits, emask = _validation.nonfinite_bits(A)
+    kernel(bits, emask, A.shape[1], out)
+
+
 def _sse_grad(kernel, X, y, sw, coef, n_chunks):
     out = np.empty((n_chunks, X.shape[1] + 2))
     kernel(X, y, sw, coef, out)
@@ -73,8 +78,8 @@ def test_serial_parallel_bitwise(rng, threads, kernel, n_threads):
         X[[5, n - 2]] = np.nan
         a = np.empty((_chunking.n_chunks(n), 2), dtype=np.int64)
         b = a.copy()
-        _kernels._nonfinite_serial(X, a)
-        _kernels._nonfinite_parallel(X, b)
+        _nonfinite(_kernels._nonfinite_serial, X, a)
+        _nonfinite(_kernels._nonfinite_parallel, X, b)
     assert_array_equal(a, b)
 
 
@@ -97,7 +102,7 @@ def test_more_chunks_than_rows(rng, d):
     assert_allclose(got, naive.sse_grad(X, y, None, coef), rtol=1e-12)
     X[4, 0] = np.nan
     out = np.empty((4, 2), dtype=np.int64)
-    _kernels._nonfinite_parallel(X, out)
+    _nonfinite(_kernels._nonfinite_parallel, X, out)
     assert out[:, 0].sum() == 1 and out[:, 1].max() == 4
 
 
@@ -108,7 +113,7 @@ def test_nonfinite_matches_naive(rng, variant):
     X[400, 0] = np.inf
     X[401, 2] = -np.inf
     out = np.empty((5, 2), dtype=np.int64)
-    _kernels.SERIAL_PARALLEL["nonfinite"][variant](X, out)
+    _nonfinite(_kernels.SERIAL_PARALLEL["nonfinite"][variant], X, out)
     firsts = out[:, 1][out[:, 1] >= 0]
     assert (int(out[:, 0].sum()), int(firsts[0])) == naive.nonfinite(X) == (3, 17)
 
@@ -116,11 +121,32 @@ def test_nonfinite_matches_naive(rng, variant):
 def test_nonfinite_float32_and_clean(rng):
     X = rng.normal(size=(300, 2)).astype(np.float32)
     out = np.empty((2, 2), dtype=np.int64)
-    _kernels._nonfinite_serial(X, out)
+    _nonfinite(_kernels._nonfinite_serial, X, out)
     assert out[:, 0].sum() == 0 and (out[:, 1] == -1).all()
     X[299, 1] = np.float32("inf")
-    _kernels._nonfinite_serial(X, out)
+    _nonfinite(_kernels._nonfinite_serial, X, out)
     assert (int(out[:, 0].sum()), int(out[:, 1].max())) == naive.nonfinite(X)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_nonfinite_edge_values(dtype):
+    """Oracle: np.isfinite. The extremes of the finite range are clean; every NaN (any
+    sign or payload) and both infinities are caught."""
+    fi = np.finfo(dtype)
+    clean = np.array([fi.max, -fi.max, fi.tiny, fi.smallest_subnormal, -0.0, 0.0, 1.0], dtype=dtype)
+    itype = np.uint32 if dtype == np.float32 else np.uint64
+    nan_payload = (np.array([np.nan], dtype=dtype).view(itype) | itype(1)).view(dtype)[0]
+    bad = np.array([np.nan, -np.nan, np.inf, -np.inf, nan_payload], dtype=dtype)
+    X = np.tile(clean, 40).reshape(-1, 1)
+    out = np.empty((3, 2), dtype=np.int64)
+    _nonfinite(_kernels._nonfinite_parallel, X, out)
+    assert out[:, 0].sum() == 0
+    rows = [3, 77, 150, 200, 279]
+    for r, v in zip(rows, bad):
+        X[r, 0] = v
+    _nonfinite(_kernels._nonfinite_serial, X, out)
+    assert int(out[:, 0].sum()) == int((~np.isfinite(X)).sum()) == 5
+    assert int(out[:, 1][out[:, 1] >= 0][0]) == 3
 
 
 @pytest.mark.parametrize("d", [1, 3])
