@@ -55,3 +55,43 @@ def test_sse_zero_on_exact_data(problem):
     ci = np.round(coef)
     y = Xi @ ci[:-1] + ci[-1]
     assert fastgd.sse(Xi, y, ci[:-1], ci[-1]) == 0.0
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 300), st.integers(1, 14), st.sampled_from([np.float32, np.float64]),
+       st.integers(1, 9), st.booleans(), st.integers(0, 2**32 - 1))
+def test_every_gradient_kernel_matches_the_slow_twin(n, d, dtype, n_chunks, parallel, seed):
+    """Whatever the shape, chunking and dtype, the kernel ``sse_grad_kernel`` picks (narrow,
+    eight-row, four-row, d = 1) agrees with tests/naive.py on the float64-widened data."""
+    from fastgd import _kernels
+    from tests import naive
+
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d)).astype(dtype)
+    y = (X @ rng.normal(size=d) + rng.normal(size=n)).astype(dtype)
+    coef = rng.normal(size=d + 1)
+    out = np.empty((n_chunks, d + 2))
+    _kernels.sse_grad_kernel(d, False, parallel)(X, y, np.empty(0), coef, out)
+    ref = naive.sse_grad(X.astype(np.float64), y.astype(np.float64), None, coef)
+    np.testing.assert_allclose(out.sum(axis=0), ref, rtol=1e-12, atol=1e-12 * np.abs(ref).max())
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 200), st.integers(1, 6), st.sampled_from([np.float32, np.float64]),
+       st.integers(1, 7), st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 10**6),
+                                             st.sampled_from([np.nan, np.inf, -np.inf])),
+                                   max_size=6))
+def test_nonfinite_kernel_matches_the_slow_twin(n, k, dtype, n_chunks, bad):
+    """Count and first row of rows holding NaN/inf, for any placement and chunking."""
+    from fastgd import _kernels
+    from tests import naive
+
+    A = np.linspace(-1e3, 1e3, n * k).astype(dtype).reshape(n, k)
+    for i, j, v in bad:
+        A[i % n, j % k] = v
+    out = np.empty((n_chunks, 2), dtype=np.int64)
+    bits, emask = _validation.nonfinite_bits(A)
+    _kernels._nonfinite_parallel(bits, emask, k, out)
+    firsts = out[:, 1][out[:, 1] >= 0]
+    got = (int(out[:, 0].sum()), int(firsts[0]) if firsts.size else -1)
+    assert got == naive.nonfinite(A)
