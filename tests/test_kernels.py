@@ -45,7 +45,8 @@ def test_sse_grad_matches_naive(rng, d, weighted, variant, which):
 
 def test_sse_grad_kernel_choice():
     name = {f: k for k, pair in _kernels.SERIAL_PARALLEL.items() for f in pair}
-    assert name[_kernels.sse_grad_kernel(1, False, False)] == "sse_grad"
+    assert name[_kernels.sse_grad_kernel(1, False, False)] == "sse_grad_1d"
+    assert name[_kernels.sse_grad_kernel(1, True, True)] == "sse_grad_1d"
     assert name[_kernels.sse_grad_kernel(3, False, True)] == "sse_grad_narrow"
     assert name[_kernels.sse_grad_kernel(10, False, False)] == "sse_grad_rows8"
     assert name[_kernels.sse_grad_kernel(10, True, False)] == "sse_grad"
