@@ -306,11 +306,13 @@ def fit(X, y, *, mode="batch", learning_rate="auto", epochs=None, batch_size=Non
                 "Huber loss run serially: use parallel='auto' or False"
             )
 
-    # mode="batch": the NaN/inf check of X and y rides on the fit's first pass (the
-    # moments or the loss at the start: any NaN/inf makes it non-finite, and only then
-    # are X and y searched for the error message), instead of a pass of its own: at
-    # 10^7 rows that pass cost as much as an epoch. The stochastic modes check first.
-    deferred = mode_code == 0
+    # mode="batch" and the scaled stochastic modes: the NaN/inf check of X and y rides on
+    # the fit's first pass (the moments or the loss at the start: any NaN/inf makes it
+    # non-finite, and only then are X and y searched for the error message), instead of
+    # a pass of its own: at 10^7 rows that pass cost as much as a batch epoch, and its
+    # kernel 0.6 s of a cold start. Plain SGD on the raw data (a numeric rate, or
+    # parameter mixing) starts with a max-norm pass that NaN slips through: it checks first.
+    deferred = mode_code == 0 or extended
     data = V.check_data(X, y, sample_weight, parallel=parallel, check_finite_xy=not deferred)
     n, d = data.n, data.d
     if mode_code == 0:
@@ -340,7 +342,8 @@ def fit(X, y, *, mode="batch", learning_rate="auto", epochs=None, batch_size=Non
         return _fit_sgd(data, mode, learning_rate, epochs, tol, coef, callback, batch_size,
                         reduction, fit_intercept, scaled, par_pass, shuffle, random_state, t0,
                         alpha, l1_ratio, learning_rate_schedule, power_t, average,
-                        early_stopping, validation_fraction, loss, epsilon, n_iter_no_change)
+                        early_stopping, validation_fraction, loss, epsilon, n_iter_no_change,
+                        verify)
     textbook = mode_code != 0 or (not scaled and optimizer == "gd" and not lr_auto
                                   and solver != "gram" and alpha == 0.0 and not huber)
     if textbook:
@@ -401,8 +404,11 @@ def fit(X, y, *, mode="batch", learning_rate="auto", epochs=None, batch_size=Non
 def _fit_sgd(data, mode, learning_rate, epochs, tol, coef, callback, batch_size, reduction,
              fit_intercept, scaled, par_pass, shuffle, random_state, t0, alpha, l1_ratio,
              schedule, power_t, average, early_stopping, validation_fraction, loss, epsilon,
-             n_iter_no_change):
-    """Stochastic modes with scaling, schedules, averaging, early stopping, penalties, Huber."""
+             n_iter_no_change, verify=None):
+    """Stochastic modes with scaling, schedules, averaging, early stopping, penalties, Huber.
+
+    ``verify``: the deferred NaN/inf check of X and y, run by :class:`fastgd._optim.Scaled`
+    when its moments pass (the first pass over the data) is not finite."""
     if epochs is None:
         epochs = DEFAULT_EPOCHS
     if isinstance(tol, str):
@@ -413,7 +419,7 @@ def _fit_sgd(data, mode, learning_rate, epochs, tol, coef, callback, batch_size,
             "that counts); leave tol='auto' (1e-4) or give a number"
         )
     sc = _optim.Scaled(data, reduction, fit_intercept, scaled, par_pass, alpha, l1_ratio,
-                       full=False)
+                       full=False, verify=verify)
     passes = 1
     if learning_rate == "auto":
         eta0 = _sgd.auto_eta0(data, sc, reduction, batch_size)
