@@ -181,7 +181,10 @@ def fit(X, y, *, mode="batch", learning_rate="auto", epochs=None, batch_size=Non
     Raises
     ------
     ValueError, TypeError
-        Bad input, with what was wrong and how to fix it, before any kernel runs.
+        Bad input, with what was wrong and how to fix it, before any result exists.
+        Shapes, dtypes and parameters are checked before any kernel runs; NaN/inf in
+        ``X`` or ``y`` is found by the fit's first pass over the data in batch mode and
+        the scaled stochastic modes (no separate pass), up front otherwise.
     DivergenceError
         The loss became non-finite or exploded; ``.result`` holds the last finite state.
 
