@@ -148,8 +148,31 @@ def _sse_grad_narrow_chunk(X, y, coef, start, stop, row):
 
 
 @jit
-def _sse_grad_rows8_chunk(X, y, coef, start, stop, row):
-    """:func:`_sse_grad_chunk` for 5 <= d <= 12 columns, unweighted, eight rows a step.
+def _sse_grad_rows1(Xs, ys, sw, start, coef, lo, g, s_rr, s_r):
+    """Rows ``lo ..`` of a chunk ``Xs, ys`` (data rows ``start ..``), one at a time: the
+    tail after the row groups of the four- and eight-row kernels. Adds into ``g`` and
+    returns ``(s_rr, s_r)`` continued with these rows' ``sum w r^2`` and ``sum w r``."""
+    d = Xs.shape[1]
+    b = coef[d]
+    weighted = sw.shape[0] > 0
+    for i in range(lo, Xs.shape[0]):
+        xi = Xs[i]
+        p = b
+        for j in range(d):
+            p += np.float64(xi[j]) * coef[j]
+        r = np.float64(ys[i]) - p
+        wr = sw[start + i] * r if weighted else r
+        s_rr += wr * r
+        s_r += wr
+        for j in range(d):
+            g[j] += wr * np.float64(xi[j])
+    return s_rr, s_r
+
+
+@jit
+def _sse_grad_rows8_chunk(X, y, sw, coef, start, stop, row):
+    """:func:`_sse_grad_chunk` for 5 <= d <= 12 columns, unweighted (``sw`` empty), eight
+    rows a step.
 
     With so few columns the loops over them are too short to vectorise well, and the
     work per row is compute-bound for float32: eight independent dot products per step
@@ -210,16 +233,7 @@ def _sse_grad_rows8_chunk(X, y, coef, start, stop, row):
                      + (r2 * np.float64(x2[j]) + r3 * np.float64(x3[j]))
                      + (r4 * np.float64(x4[j]) + r5 * np.float64(x5[j]))
                      + (r6 * np.float64(x6[j]) + r7 * np.float64(x7[j])))
-    for i in range(m8, m):
-        xi = Xs[i]
-        p = b
-        for j in range(d):
-            p += np.float64(xi[j]) * coef[j]
-        r = np.float64(ys[i]) - p
-        s_rr += r * r
-        s_r += r
-        for j in range(d):
-            g[j] += r * np.float64(xi[j])
+    s_rr, s_r = _sse_grad_rows1(Xs, ys, sw, start, coef, m8, g, s_rr, s_r)
     row[0] = s_rr
     row[1] = s_r
 
@@ -318,17 +332,7 @@ def _sse_grad_chunk(X, y, sw, coef, start, stop, row):
         for j in range(d):
             g[j] += (w0 * np.float64(x0[j]) + w1 * np.float64(x1[j])
                      + w2 * np.float64(x2[j]) + w3 * np.float64(x3[j]))
-    for i in range(m4, m):
-        xi = Xs[i]
-        p = b
-        for j in range(d):
-            p += np.float64(xi[j]) * coef[j]
-        r = np.float64(ys[i]) - p
-        wr = sw[start + i] * r if weighted else r
-        s_rr += wr * r
-        s_r += wr
-        for j in range(d):
-            g[j] += wr * np.float64(xi[j])
+    s_rr, s_r = _sse_grad_rows1(Xs, ys, sw, start, coef, m4, g, s_rr, s_r)
     row[0] = s_rr
     row[1] = s_r
 
@@ -722,7 +726,7 @@ def _sse_grad_rows8_src(X, y, sw, coef, out):
     n_chunks = out.shape[0]
     size = (n + n_chunks - 1) // n_chunks
     for c in prange(n_chunks):
-        _sse_grad_rows8_chunk(X, y, coef, c * size, min(n, (c + 1) * size), out[c])
+        _sse_grad_rows8_chunk(X, y, sw, coef, c * size, min(n, (c + 1) * size), out[c])
 
 
 def _moments_src(X, y, sw, sub_rows, out):
