@@ -10,7 +10,7 @@ import pytest
 
 import fastgd
 from fastgd import _drivers as D
-from fastgd import _kernels as K
+from fastgd import kernels as K
 from fastgd import _validation as V
 
 from . import _reference

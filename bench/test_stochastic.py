@@ -23,7 +23,7 @@ import pytest
 import fastgd
 from fastgd import _chunking as C
 from fastgd import _drivers as D
-from fastgd import _kernels as K
+from fastgd import kernels as K
 from fastgd import _validation as V
 
 from ._common import FIT_EPOCHS, RTOL, checked, rel_err, record

@@ -1,6 +1,6 @@
 """Compilation flags and the caching rule, in one place.
 
-Every kernel in :mod:`fastgd._kernels` is compiled through :func:`jit` so the flags
+Every kernel in :mod:`fastgd.kernels` is compiled through :func:`jit` so the flags
 cannot drift between kernels.
 
 Decisions

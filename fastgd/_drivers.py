@@ -5,7 +5,7 @@ work happens inside one kernel call per epoch.
 """
 import numpy as np
 
-from . import _kernels
+from . import kernels as _kernels
 from ._chunking import mix_parts, moment_layout, n_chunks, perm_layout
 
 #: a loss this many times above the starting loss counts as divergence.

@@ -225,7 +225,7 @@ class HuberObjective:
 
     def __init__(self, data, reduction, epsilon, parallel):
         from ._chunking import n_chunks
-        from ._kernels_sgd import HUBER_GRAD
+        from .kernels import HUBER_GRAD
 
         self.data = data
         self.kernel = HUBER_GRAD[int(parallel)]

@@ -1,7 +1,7 @@
 """The extended stochastic driver: scaled SGD, schedules, averaging, early stopping.
 
 Python decides, kernels compute: one call of
-:func:`fastgd._kernels_sgd._sgd_scaled_epoch_serial` per epoch, then one loss pass.
+:func:`fastgd.kernels.sgd._sgd_scaled_epoch_serial` per epoch, then one loss pass.
 
 Schedules (scikit-learn's meanings; ``t`` counts the steps of the whole fit from 1):
 
@@ -18,8 +18,8 @@ With the other schedules and ``tol`` set, the fit stops (converged) after
 """
 import numpy as np
 
-from . import _kernels
-from . import _kernels_sgd as K
+from . import kernels as _kernels
+from . import kernels as K
 from ._chunking import perm_layout
 from ._drivers import EXPLODE_FACTOR, Diverged, Objective, Permutations, epoch_seed, max_step_norm
 from ._optim import HuberObjective

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _kernels
+from . import kernels as _kernels
 from ._chunking import n_chunks
 from ._config import CHUNK_ROWS
 

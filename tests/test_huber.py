@@ -9,7 +9,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 import fastgd
 from fastgd._chunking import n_chunks
-from fastgd._kernels_sgd import HUBER_GRAD
+from fastgd.kernels import HUBER_GRAD
 from tests import naive
 from tests.conftest import make_linear
 

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
-from fastgd import _chunking, _drivers, _kernels, _validation
+from fastgd import _chunking, _drivers, _validation
+from fastgd import kernels as _kernels
 from tests import naive
 from tests.conftest import make_linear
 

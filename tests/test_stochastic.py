@@ -8,7 +8,7 @@ import pytest
 from numpy.testing import assert_allclose
 
 import fastgd
-from fastgd import _kernels_sgd as K
+from fastgd import kernels as K
 from tests import naive
 from tests.conftest import make_linear
 

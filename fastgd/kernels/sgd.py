@@ -1,29 +1,189 @@
-"""Numba kernels of the extended stochastic modes: pure array functions, nothing else.
-
-Same conventions as :mod:`fastgd._kernels` (``X`` C-contiguous ``(n, d)`` float32/float64,
-``sw`` float64 ``(n,)`` or ``(0,)`` for unit weights, float64 accumulation). These kernels
-add what the plain SGD epoch of :mod:`fastgd._kernels` does not do: steps in standardized
-coordinates computed on the fly (no copy of X), a per-step learning-rate schedule,
-iterate averaging after every step, a per-step L2 decay and L1 proximal step, and the
-Huber loss.
-
-The SGD epoch is compiled serial only: every step depends on the previous one (the
-parallel stochastic mode of :mod:`fastgd._kernels` is a different algorithm, parameter
-mixing), and strict (``fastmath=False``) like the plain SGD kernel, so the non-finite
-residual test survives. The Huber loss/gradient pass is chunked like the squared-loss
-pass and compiled twice (serial and parallel, bit-identical).
-"""
+"""Stochastic epochs: plain (mini-)batch SGD on the raw data (serial, or parameter mixing
+over fixed parts) and SGD in standardized coordinates (schedules, averaging, penalties,
+Huber), both strict IEEE (``fastmath=False``) so the non-finite residual test survives."""
 import math
 
 import numpy as np
 from numba import prange
 
-from ._config import jit
-from ._intrinsics import PREFETCH_DISTANCE, prefetch
+from .._config import jit
+from .._intrinsics import PREFETCH_DISTANCE, prefetch
+
+
+@jit(fastmath=False)
+def _sgd_part(X, y, sw, perm, start, stop, params, coef, grad):
+    """Run the (mini-)batch SGD updates over ``perm[start:stop]`` in place on ``coef``.
+
+    ``params = [learning_rate, batch_size, reduction, weight_scale, fit_intercept]``:
+    reduction 0 is the mean loss, 1 the sum; ``weight_scale = n / sum(w)`` (1 when
+    unweighted); the intercept ``coef[d]`` is updated only when ``fit_intercept`` is 1. Batches are
+    consecutive runs of ``batch_size`` entries of ``perm`` (the last one may be shorter);
+    each takes one simultaneous step ``coef -= lr * g`` with the unbiased estimate of the
+    full gradient: mean, ``g = -(2 n / (W |B|)) sum_B w r z``; sum, the gradient of the
+    batch's SSE ``g = -2 sum_B w r z`` (``z = [x, 1]``). ``grad`` is a float64 ``(d + 1,)``
+    work array. Returns ``-1``, or the position in ``perm`` of the first row whose
+    residual was not finite (the update stops there).
+    """
+    d = X.shape[1]
+    lr = params[0]
+    bs = np.int64(params[1])
+    mean = params[2] == 0.0
+    wscale = params[3]
+    fit_b = params[4] != 0.0
+    weighted = sw.shape[0] > 0
+    xf = X.reshape(X.shape[0] * d)
+    ahead = PREFETCH_DISTANCE
+    if bs == 1 and d == 1:
+        # one feature: the parameters live in registers. Through memory, every step's
+        # dependency chain included a store and a reload (10^7 random rows: 375 ms;
+        # in registers: about 220 ms, the cost of the random row access itself).
+        base = 2.0 * lr * wscale if mean else 2.0 * lr
+        xs = X.reshape(X.shape[0])
+        c0 = coef[0]
+        c1 = coef[1]
+        bad = -1
+        for k in range(start, stop):
+            if k + ahead < stop:  # (inline: a helper taking the arrays cost refcounts)
+                q = perm[k + ahead]
+                prefetch(xs, q)
+                prefetch(y, q)
+                if weighted:
+                    prefetch(sw, q)
+            i = perm[k]
+            xi = np.float64(xs[i])
+            r = np.float64(y[i]) - (c0 * xi + c1)
+            if not math.isfinite(r):
+                bad = k
+                break
+            step = base * sw[i] * r if weighted else base * r
+            c0 += step * xi
+            if fit_b:
+                c1 += step
+        coef[0] = c0
+        coef[1] = c1
+        return bad
+    if d == 1:
+        # mini-batches of one feature, parameters in registers likewise
+        xs = X.reshape(X.shape[0])
+        c0 = coef[0]
+        c1 = coef[1]
+        bad = -1
+        for k0 in range(start, stop, bs):
+            k1 = min(k0 + bs, stop)
+            g0 = 0.0
+            g1 = 0.0
+            for k in range(k0, k1):
+                if k + ahead < stop:
+                    q = perm[k + ahead]
+                    prefetch(xs, q)
+                    prefetch(y, q)
+                    if weighted:
+                        prefetch(sw, q)
+                i = perm[k]
+                xi = np.float64(xs[i])
+                r = np.float64(y[i]) - (c0 * xi + c1)
+                if not math.isfinite(r):
+                    bad = k
+                    break
+                wr = sw[i] * r if weighted else r
+                g0 += wr * xi
+                g1 += wr
+            if bad >= 0:
+                break
+            step = 2.0 * lr * wscale / (k1 - k0) if mean else 2.0 * lr
+            c0 += step * g0
+            if fit_b:
+                c1 += step * g1
+        coef[0] = c0
+        coef[1] = c1
+        return bad
+    if bs == 1:
+        base = 2.0 * lr * wscale if mean else 2.0 * lr
+        for k in range(start, stop):
+            if k + ahead < stop:
+                q = perm[k + ahead]
+                prefetch(xf, q * d)
+                prefetch(xf, q * d + d - 1)
+                prefetch(y, q)
+                if weighted:
+                    prefetch(sw, q)
+            i = perm[k]
+            p = coef[d]
+            for j in range(d):
+                p += np.float64(X[i, j]) * coef[j]
+            r = np.float64(y[i]) - p
+            if not math.isfinite(r):
+                return k
+            step = base * sw[i] * r if weighted else base * r
+            for j in range(d):
+                coef[j] += step * np.float64(X[i, j])
+            if fit_b:
+                coef[d] += step
+        return -1
+    for k0 in range(start, stop, bs):
+        k1 = min(k0 + bs, stop)
+        for j in range(d + 1):
+            grad[j] = 0.0
+        for k in range(k0, k1):
+            if k + ahead < stop:
+                q = perm[k + ahead]
+                prefetch(xf, q * d)
+                prefetch(xf, q * d + d - 1)
+                prefetch(y, q)
+                if weighted:
+                    prefetch(sw, q)
+            i = perm[k]
+            p = coef[d]
+            for j in range(d):
+                p += np.float64(X[i, j]) * coef[j]
+            r = np.float64(y[i]) - p
+            if not math.isfinite(r):
+                return k
+            wr = sw[i] * r if weighted else r
+            for j in range(d):
+                grad[j] += wr * np.float64(X[i, j])
+            grad[d] += wr
+        step = 2.0 * lr * wscale / (k1 - k0) if mean else 2.0 * lr
+        for j in range(d):
+            coef[j] += step * grad[j]
+        if fit_b:
+            coef[d] += step * grad[d]
+    return -1
+
+
+def _sgd_epoch_src(X, y, sw, perm, params, coef0, out):
+    """One epoch of (mini-)batch SGD over ``perm``, split into ``out.shape[0]`` parts.
+
+    Each part runs its own SGD pass over its contiguous slice of ``perm`` starting from
+    ``coef0``; ``out`` (float64 ``(n_parts, d + 2)``) receives each part's final
+    parameters in ``out[p, :d + 1]`` and in ``out[p, d + 1]`` the position in ``perm``
+    where a non-finite residual stopped it (``-1`` if none). With one part this is plain
+    serial SGD; with several parts the driver averages the rows (parameter mixing).
+    """
+    n_parts = out.shape[0]
+    m = perm.shape[0]
+    d = X.shape[1]
+    size = (m + n_parts - 1) // n_parts
+    for p in prange(n_parts):
+        row = out[p]
+        for j in range(d + 1):
+            row[j] = coef0[j]
+        grad = np.zeros(d + 1)
+        bad = _sgd_part(X, y, sw, perm, p * size, min(m, (p + 1) * size), params, row[: d + 1], grad)
+        row[d + 1] = bad
+
+
+_sgd_epoch_serial = jit(_sgd_epoch_src, parallel=False)
+
+
+_sgd_epoch_parallel = jit(_sgd_epoch_src, parallel=True)
+
 
 #: layout of ``params`` of :func:`_sgd_scaled_epoch_serial`
 P_ETA0, P_POWER_T, P_T0, P_SCHEDULE, P_BATCH, P_MEAN, P_WSCALE, P_FIT_B, P_AVG_START, \
     P_HUBER, P_EPSILON = range(11)
+
+
 N_PARAMS = 11
 
 
@@ -241,84 +401,4 @@ def _sgd_scaled_epoch_src(X, y, sw, perm, coords, params, state):
     return steps
 
 
-def _subset_loss_src(X, y, sw, idx, coef, params, out):
-    """``out[0] = sum w loss(r)``, ``out[1] = sum w`` over the rows ``idx`` (raw ``coef``).
-
-    ``params = [huber (1) / squared (0), epsilon]``; the Huber loss is ``r^2`` for
-    ``|r| <= epsilon`` and ``2 epsilon |r| - epsilon^2`` beyond (it equals the squared
-    loss in the middle and has the gradient ``-2 clip(r) x``).
-    """
-    d = X.shape[1]
-    huber = params[0] != 0.0
-    eps = params[1]
-    weighted = sw.shape[0] > 0
-    s = 0.0
-    wsum = 0.0
-    for k in range(idx.shape[0]):
-        i = idx[k]
-        p = coef[d]
-        for j in range(d):
-            p += np.float64(X[i, j]) * coef[j]
-        r = np.float64(y[i]) - p
-        a = abs(r)
-        v = 2.0 * eps * a - eps * eps if (huber and a > eps) else r * r
-        w = sw[i] if weighted else 1.0
-        s += w * v
-        wsum += w
-    out[0] = s
-    out[1] = wsum
-
-
 _sgd_scaled_epoch_serial = jit(_sgd_scaled_epoch_src, parallel=False, fastmath=False)
-_subset_loss_serial = jit(_subset_loss_src, parallel=False)
-
-
-# ---------------------------------------------------------------------------------------
-# Huber loss and gradient: one fused streaming pass, serial and parallel
-# ---------------------------------------------------------------------------------------
-
-def _huber_grad_chunk(X, y, sw, coef, eps, start, stop, row):
-    """Accumulate ``[sum w h(r), sum w psi(r), sum w psi(r) x_j ...]`` over rows
-    ``start:stop`` into ``row`` (``h(r) = r^2`` for ``|r| <= eps``, ``2 eps |r| - eps^2``
-    beyond; ``psi(r) = clip(r, -eps, eps)``, so the gradient is ``-2 sum w psi z``)."""
-    d = X.shape[1]
-    weighted = sw.shape[0] > 0
-    for j in range(d + 2):
-        row[j] = 0.0
-    for i in range(start, stop):
-        p = coef[d]
-        for j in range(d):
-            p += np.float64(X[i, j]) * coef[j]
-        r = np.float64(y[i]) - p
-        a = abs(r)
-        if a <= eps:
-            h = r * r
-            psi = r
-        else:
-            h = 2.0 * eps * a - eps * eps
-            psi = eps if r > 0 else -eps
-        w = sw[i] if weighted else 1.0
-        row[0] += w * h
-        row[1] += w * psi
-        for j in range(d):
-            row[2 + j] += w * psi * np.float64(X[i, j])
-
-
-_huber_grad_chunk_jit = jit(_huber_grad_chunk)
-
-
-def _huber_grad_src(X, y, sw, coef, params, out):
-    """Huber loss/gradient sums at ``coef`` (float64 ``(d + 1,)``), one row of ``out``
-    (float64 ``(n_chunks, d + 2)``) per fixed chunk of ``ceil(n / n_chunks)`` rows, in
-    the layout of :func:`fastgd._kernels._sse_grad_src`; ``params = [epsilon]``. The
-    driver sums the rows in order: serial and parallel are bit-identical."""
-    n = X.shape[0]
-    k = out.shape[0]
-    size = (n + k - 1) // k
-    for c in prange(k):
-        _huber_grad_chunk_jit(X, y, sw, coef, params[0], c * size, min(n, (c + 1) * size), out[c])
-
-
-_huber_grad_serial = jit(_huber_grad_src, parallel=False)
-_huber_grad_parallel = jit(_huber_grad_src, parallel=True)
-HUBER_GRAD = (_huber_grad_serial, _huber_grad_parallel)

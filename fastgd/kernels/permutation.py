@@ -1,0 +1,91 @@
+"""Counter-based random permutations: a bucket shuffle whose result depends on the
+seed alone, never on the thread count."""
+import numpy as np
+from numba import prange
+
+from .._config import jit
+
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+
+
+_MIX2 = np.uint64(0x94D049BB133111EB)
+
+
+@jit
+def _mix64(z):
+    """The splitmix64 finaliser: a bijective 64-bit hash (uint64 in, uint64 out)."""
+    z = (z ^ (z >> np.uint64(30))) * _MIX1
+    z = (z ^ (z >> np.uint64(27))) * _MIX2
+    return z ^ (z >> np.uint64(31))
+
+
+@jit
+def _draw(key, counter, bound):
+    """Counter-based uniform integer in ``[0, bound)``: draw number ``counter`` of ``key``.
+
+    ``splitmix64(key + (counter + 1) * golden)``, top 53 bits ``u``, then
+    ``floor(u * (bound * 2^-53))`` (bias below ``bound / 2^53``). One multiplication by
+    an exact constant, so no reassociation can change it, and clamped to ``bound - 1``
+    against rounding up; a 64-bit modulo instead made the permutation 2x slower.
+    """
+    z = _mix64(key + (np.uint64(counter) + np.uint64(1)) * _GOLDEN)
+    j = np.int64(np.float64(z >> np.uint64(11)) * (np.float64(bound) * 1.1102230246251565e-16))
+    return min(j, bound - 1)
+
+
+@jit
+def _shuffle_in_place(p, key):
+    """Fisher-Yates shuffle of ``p`` with the draws of ``key``."""
+    for i in range(p.shape[0] - 1, 0, -1):
+        j = _draw(key, i, i + 1)
+        t = p[i]
+        p[i] = p[j]
+        p[j] = t
+
+
+def _permutation_src(perm, seed, n_buckets, n_chunks):
+    """A uniform random permutation of ``0 .. n-1`` into ``perm`` (int64 ``(n,)``).
+
+    Rao-Sandelius bucket shuffle: element ``i`` goes to bucket ``_draw(seed, i,
+    n_buckets)``; buckets are laid out in order (elements in index order inside each),
+    then each bucket is Fisher-Yates shuffled with its own key. Independent uniform
+    buckets plus uniform shuffles give a uniform permutation. Every draw depends only on
+    ``(seed, i)`` or ``(seed, bucket, j)``, so the result does not depend on the thread
+    count; the scatter works on ``n_chunks`` fixed ranges of indices. Buckets of a few
+    thousand entries stay in cache: 56 ms for 10^7 on 2 cores, against 220 ms for
+    ``numpy.random.Generator.shuffle``.
+    """
+    n = perm.shape[0]
+    key = _mix64(np.uint64(seed))
+    size = (n + n_chunks - 1) // n_chunks
+    counts = np.zeros((n_chunks, n_buckets), dtype=np.int64)
+    for c in prange(n_chunks):
+        for i in range(c * size, min(n, (c + 1) * size)):
+            counts[c, _draw(key, i, n_buckets)] += 1
+    starts = np.empty(n_buckets + 1, dtype=np.int64)
+    total = 0
+    for b in range(n_buckets):
+        starts[b] = total
+        for c in range(n_chunks):
+            t = counts[c, b]
+            counts[c, b] = total
+            total += t
+    starts[n_buckets] = total
+    for c in prange(n_chunks):
+        offs = counts[c]
+        for i in range(c * size, min(n, (c + 1) * size)):
+            b = _draw(key, i, n_buckets)
+            perm[offs[b]] = i
+            offs[b] += 1
+    for b in prange(n_buckets):
+        _shuffle_in_place(perm[starts[b]:starts[b + 1]], _mix64(key ^ (np.uint64(b) + _GOLDEN)))
+
+
+_permutation_serial = jit(_permutation_src, parallel=False)
+
+
+_permutation_parallel = jit(_permutation_src, parallel=True)
