@@ -10,9 +10,12 @@ bit-identical).
 >>> round(res.slope, 6), round(res.intercept, 6)
 (2.0, 0.0)
 """
-from ._api import fit, mse, sse
+from ._api import fit, fit_chunks
+from ._metrics import mse, sse
+from ._plan import DataFacts, FitPlan
 from ._result import ConvergenceWarning, DivergenceError, FitResult
 
 __version__ = "0.1.0"
 
-__all__ = ["fit", "mse", "sse", "FitResult", "DivergenceError", "ConvergenceWarning", "__version__"]
+__all__ = ["fit", "fit_chunks", "mse", "sse", "FitPlan", "DataFacts", "FitResult",
+           "DivergenceError", "ConvergenceWarning", "__version__"]

@@ -36,7 +36,7 @@ import math
 
 import numpy as np
 
-from ._drivers import EXPLODE_FACTOR, Diverged, moments, moments_diag
+from ._drivers import EXPLODE_FACTOR, Diverged
 
 EPS = np.finfo(np.float64).eps
 
@@ -70,8 +70,8 @@ class Scaled:
     (largest and smallest curvature of the loss over the free parameters), ``sse_floor``
     (an SSE indistinguishable from zero).
 
-    ``verify``: as for :class:`fastgd._drivers.Objective`, run when the moments pass
-    (the first pass over the data) is not finite.
+    The statistics come from the source's moments pass (which, as the first pass over
+    the data, also proves it finite: see :class:`fastgd._sources.Source`).
 
     ``full=False`` (the streaming solver and the stochastic modes) gathers only the
     per-column means and second moments, O(n d) instead of the O(n d^2) co-moments; ``L``
@@ -80,22 +80,16 @@ class Scaled:
     the final Newton refinement, which solves with ``G``, is not available.
     """
 
-    def __init__(self, data, reduction, fit_intercept, scale, parallel, alpha=0.0, l1_ratio=0.0,
-                 full=True, verify=None):
-        d = data.d
+    def __init__(self, source, reduction, fit_intercept, scale, alpha=0.0, l1_ratio=0.0,
+                 full=True):
+        d = source.d
         if full:
-            W, mean, com = moments(data, parallel)
+            W, mean, com = source.moments(full=True)
             m2 = np.diag(com).copy()
         else:
-            W, mean, m2 = moments_diag(data, parallel)
+            W, mean, m2 = source.moments(full=False)
             com = None
-        if verify is not None and not (np.isfinite(mean).all() and np.isfinite(m2).all()
-                                       and (com is None or np.isfinite(com).all())):
-            # data not checked for NaN/inf yet (see Objective's verify): any NaN or inf in
-            # X or y makes its column's mean or centred moment NaN/inf
-            verify()
         self.d, self.W = d, W
-        self.parallel = parallel
         self.n_passes = 1
         mu, ybar = mean[:d], mean[d]
         Cyy = m2[d]
@@ -221,22 +215,19 @@ class GramOracle:
 class HuberObjective:
     """The Huber loss in the layout of :class:`fastgd._drivers.Objective` (``sums``,
     ``loss``): ``h(r) = r^2`` for ``|r| <= epsilon``, ``2 epsilon |r| - epsilon^2``
-    beyond, reduced by ``reduction``; one compiled pass (parallel for large data)."""
+    beyond, reduced by ``reduction``; the source's fused Huber pass."""
 
-    def __init__(self, data, reduction, epsilon, parallel):
-        from ._chunking import n_chunks
-        from .kernels import HUBER_GRAD
+    def __init__(self, source, reduction, epsilon):
+        self.source = source
+        self.epsilon = epsilon
+        self.mean = reduction == "mean"
 
-        self.data = data
-        self.kernel = HUBER_GRAD[int(parallel)]
-        self.out = np.empty((n_chunks(data.n), data.d + 2))
-        self.params = np.array([epsilon])
-        self.norm = 1.0 / data.weight_total if reduction == "mean" else 1.0
+    @property
+    def norm(self):
+        return 1.0 / self.source.weight_total if self.mean else 1.0
 
     def sums(self, coef):
-        d = self.data
-        self.kernel(d.X, d.y, d.sw, coef, self.params, self.out)
-        return self.out.sum(axis=0)
+        return self.source.huber_grad(coef, self.epsilon)
 
     def loss(self, coef):
         return float(self.sums(coef)[0] * self.norm)

@@ -3,6 +3,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._metrics import mse, sse
+from ._validation import check_X
+
 
 class DivergenceError(ArithmeticError):
     """The loss became non-finite or exploded during a fit.
@@ -23,6 +26,15 @@ class DivergenceError(ArithmeticError):
         self.epoch = epoch
         self.learning_rate = learning_rate
         self.result = result
+
+    def __reduce__(self):
+        # keyword-only arguments: the default (cls, args) reduction would lose them, so
+        # the error could not cross a process boundary (process pools, Dask)
+        return (_rebuild_divergence, (str(self), self.epoch, self.learning_rate, self.result))
+
+
+def _rebuild_divergence(message, epoch, learning_rate, result):
+    return DivergenceError(message, epoch=epoch, learning_rate=learning_rate, result=result)
 
 
 class ConvergenceWarning(UserWarning):
@@ -66,6 +78,9 @@ class FitResult:
     scaled : bool
         True when the fit ran in internally standardized coordinates (the results are
         reported in the original units all the same).
+    plan : FitPlan or None
+        The validated plan the fit ran: every setting, with each "auto" resolved and the
+        rule that resolved it (``plan.reasons``); ``plan.to_dict()`` is a plain dict.
     """
 
     coef: np.ndarray
@@ -82,6 +97,7 @@ class FitResult:
     optimizer: str = "gd"
     n_passes: int = 0
     scaled: bool = False
+    plan: object = field(default=None, repr=False)
 
     def __post_init__(self):
         for name in ("coef", "loss_history"):
@@ -124,8 +140,6 @@ class FitResult:
         >>> res.predict([3.0]).round(6)
         array([7.])
         """
-        from ._validation import check_X
-
         X2, _ = check_X(X, n_features=self.coef.shape[0])
         return X2.astype(np.float64, copy=False) @ self.coef + self.intercept
 
@@ -139,7 +153,5 @@ class FitResult:
         >>> float(res.loss([0.0, 1.0], [1.0, 3.0])) == res.final_loss
         True
         """
-        from ._api import mse, sse
-
         f = mse if self.reduction == "mean" else sse
         return f(X, y, self.coef, self.intercept, sample_weight=sample_weight)

@@ -18,10 +18,9 @@ With the other schedules and ``tol`` set, the fit stops (converged) after
 """
 import numpy as np
 
-from . import kernels as _kernels
 from . import kernels as K
-from ._chunking import perm_layout
-from ._drivers import EXPLODE_FACTOR, Diverged, Objective, Permutations, epoch_seed, max_step_norm
+from ._chunking import mix_parts
+from ._drivers import EXPLODE_FACTOR, Diverged, Objective
 from ._optim import HuberObjective
 
 SCHEDULES = {"constant": 0, "invscaling": 1, "adaptive": 2}
@@ -30,7 +29,7 @@ LOSSES = {"squared": 0, "huber": 1}
 
 class FullLoss:
     """Objective on all rows (squared or Huber loss, per ``obj``, plus the penalty) by the
-    compiled (parallel) streaming pass."""
+    source's compiled streaming pass."""
 
     def __init__(self, obj, sc):
         self.obj, self.sc = obj, sc
@@ -42,77 +41,100 @@ class FullLoss:
 
 
 class SubsetLoss:
-    """Objective (per ``reduction``) of raw parameters on a subset of rows, plus penalty."""
+    """Objective (per ``reduction``) of raw parameters on a subset of rows (``idx``: one
+    index array per block of the source), plus the penalty."""
 
-    def __init__(self, data, idx, reduction, huber, epsilon, sc):
-        self.data, self.idx = data, idx
-        self.params = np.array([1.0 if huber else 0.0, epsilon])
-        self.out = np.empty(2)
+    def __init__(self, source, idx, reduction, huber, epsilon, sc):
+        self.source, self.idx = source, idx
+        self.huber, self.epsilon = huber, epsilon
         self.mean = reduction == "mean"
         self.sc = sc
 
     def __call__(self, coef, theta):
-        d = self.data
-        K._subset_loss_serial(d.X, d.y, d.sw, self.idx, coef, self.params, self.out)
-        loss = self.out[0] / self.out[1] if self.mean else self.out[0]
+        s, w = self.source.subset_loss(self.idx, coef, self.huber, self.epsilon)
+        loss = s / w if self.mean else s
         sc = self.sc
         return float(loss + sc.lam1 @ np.abs(theta) + 0.5 * sc.lam2 @ (theta * theta))
 
 
-def max_scaled_norm(data, sc):
-    """``max_i w_i ||[x_s_i, 1]||^2`` (1 for the intercept column only when fitted)."""
-    return max_step_norm(data, sc.m, 1.0 / sc.s, sc.fit_intercept, sc.parallel)
-
-
-def auto_eta0(data, sc, reduction, batch_size):
+def auto_eta0(source, sc, reduction, batch_size):
     """``1 / (2 s max_i w_i ||z_s_i||^2)`` in scaled coordinates (the no-overshoot rule)."""
-    M = max_scaled_norm(data, sc)
-    s = data.n / data.weight_total if reduction == "mean" else float(batch_size)
+    M = source.max_norm(sc.m, 1.0 / sc.s, sc.fit_intercept)
+    s = source.n / source.weight_total if reduction == "mean" else float(batch_size)
     return 1.0 / (2.0 * s * M) if M > 0.0 else 1.0
 
 
-def fit_sgd(data, sc, theta, *, eta0, schedule, power_t, average, epochs, tol,
+class _Epoch:
+    """Runs one epoch's blocks through the scaled kernel (serial, or parameter mixing),
+    carrying ``state`` (parameters and running average) and the step count ``t``."""
+
+    def __init__(self, d, coords, params, mixing):
+        self.coords, self.params, self.mixing = coords, params, mixing
+        self.d = d
+
+    def run(self, blocks, state, t):
+        """Returns ``(t, None)``, or ``(t, row)`` when the residual of global row ``row``
+        was not finite (``state`` then holds the parameters before it)."""
+        params = self.params
+        for block, order in blocks:
+            data = block.data
+            params[K.P_T0] = float(t)
+            parts = mix_parts(order.shape[0]) if self.mixing else 1
+            if parts == 1:
+                steps = K._sgd_scaled_epoch_serial(data.X, data.y, data.sw, order, self.coords,
+                                                   params, state)
+                if steps < 0:
+                    return t, block.offset + int(order[-steps - 1])
+                t += steps
+                continue
+            states = np.empty((parts, 2, self.d + 1))
+            states[:] = state
+            steps = np.empty(parts, dtype=np.int64)
+            K._sgd_scaled_mix_parallel(data.X, data.y, data.sw, order, self.coords, params,
+                                       states, steps)
+            if np.any(steps < 0):
+                size = -(-order.shape[0] // parts)
+                p = int(np.argmax(steps < 0))
+                return t, block.offset + int(order[p * size - steps[p] - 1])
+            state[0] = states[:, 0].sum(axis=0) / parts
+            state[1] = states[:, 1].sum(axis=0) / parts
+            t += int(steps.max())
+        return t, None
+
+
+def fit_sgd(source, sc, theta, *, eta0, schedule, power_t, average, epochs, tol,
             n_iter_no_change, early_stopping, validation_fraction, batch_size, reduction,
-            huber, epsilon, shuffle, rng, par_pass, callback):
+            huber, epsilon, shuffle, rng, par_pass, callback, mixing=False):
     """Run the epochs; returns ``(theta_reported, history, converged, n_passes, eta_final)``.
 
     ``history`` holds the training objective (full data, or the training rows with
     ``early_stopping``) at the start and after each epoch, at the reported parameters
-    (the average once averaging has started).
+    (the average once averaging has started). With ``mixing`` each block's share of an
+    epoch runs as parameter mixing (:func:`fastgd.kernels.sgd._sgd_scaled_mix_src`).
     """
-    n, d = data.n, data.d
+    d = source.d
     mean = reduction == "mean"
     if early_stopping:
-        n_val = max(1, int(round(validation_fraction * n)))
-        if n_val >= n:
-            raise ValueError(
-                f"validation_fraction={validation_fraction} leaves no training rows out of "
-                f"{n}; use a smaller fraction"
-            )
-        split = np.empty(n, dtype=np.int64)
-        nb, nc = perm_layout(n)
-        _kernels.SERIAL_PARALLEL["permutation"][int(par_pass)](split, epoch_seed(rng), nb, nc)
-        val_idx, train_idx = split[:n_val].copy(), split[n_val:].copy()
+        split = source.split(validation_fraction, rng, par_pass)
+        train_idx = [t for t, _ in split]
+        val_idx = [v for _, v in split]
+        m = sum(t.shape[0] for t in train_idx)
+        W_train = source.subset_weight(train_idx) if source.weighted else float(m)
+        train_loss = SubsetLoss(source, train_idx, reduction, huber, epsilon, sc)
+        val_loss = SubsetLoss(source, val_idx, reduction, huber, epsilon, sc)
     else:
-        train_idx, val_idx = None, None  # all rows: perm indexes the data directly
-    m = n if train_idx is None else train_idx.shape[0]
-    perms = Permutations(m, rng, shuffle, par_pass, prefetch=True)
-    # early stopping visits the training rows: train_idx[perm], gathered into one buffer
-    rows = np.empty(m, dtype=np.int64) if early_stopping else None
-    if early_stopping:
-        train_loss = SubsetLoss(data, train_idx, reduction, huber, epsilon, sc)
-    elif huber:
-        train_loss = FullLoss(HuberObjective(data, reduction, epsilon, par_pass), sc)
-    else:
-        train_loss = FullLoss(Objective(data, reduction, sc.fit_intercept, par_pass), sc)
-    val_loss = SubsetLoss(data, val_idx, reduction, huber, epsilon, sc) if early_stopping else None
+        train_idx = None
+        m = source.n
+        W_train = source.weight_total
+        obj = (HuberObjective(source, reduction, epsilon) if huber
+               else Objective(source, reduction, sc.fit_intercept))
+        train_loss = FullLoss(obj, sc)
+        val_loss = None
     coords = np.zeros((4, d + 1))
     coords[0, :d] = sc.m
     coords[1, :d] = 1.0 / sc.s
     coords[2] = sc.lam1
     coords[3] = sc.lam2
-    W_train = data.weight_total if not early_stopping else (
-        float(data.sw[train_idx].sum()) if data.sw.shape[0] else float(m))
     params = np.zeros(K.N_PARAMS)
     params[K.P_ETA0] = eta0
     params[K.P_POWER_T] = power_t
@@ -124,14 +146,16 @@ def fit_sgd(data, sc, theta, *, eta0, schedule, power_t, average, epochs, tol,
     params[K.P_AVG_START] = float(average) if average is not False else float(np.iinfo(np.int64).max // 2)
     params[K.P_HUBER] = 1.0 if huber else 0.0
     params[K.P_EPSILON] = epsilon
+    runner = _Epoch(d, coords, params, mixing)
     state = np.empty((2, d + 1))
     state[0] = theta
     state[1] = theta
     t = 0
     passes = 0
+    avg_start = params[K.P_AVG_START]
 
-    def reported():
-        return state[1] if (average is not False and t > params[K.P_AVG_START]) else state[0]
+    def reported(st, t):
+        return st[1] if (average is not False and t > avg_start) else st[0]
 
     loss = train_loss(sc.to_raw(theta), theta)
     passes += 1
@@ -141,29 +165,22 @@ def fit_sgd(data, sc, theta, *, eta0, schedule, power_t, average, epochs, tol,
     quiet = 0
     eta = eta0
     converged = False
-    with perms:
+    with source.epochs(rng, shuffle, par_pass, prefetch=not mixing, rows=train_idx) as epochs_:
         for epoch in range(1, epochs + 1):
-            perm = perms.next()
-            if early_stopping:
-                np.take(train_idx, perm, out=rows)
-            else:
-                rows = perm
-            params[K.P_T0] = float(t)
+            blocks = epochs_.next()
             params[K.P_ETA0] = eta
-            prev = state.copy()
-            steps = K._sgd_scaled_epoch_serial(data.X, data.y, data.sw, rows, coords, params, state)
+            prev, t_prev = state.copy(), t
+            t, bad_row = runner.run(blocks, state, t)
             passes += 1
-            if steps < 0:
-                k = -steps - 1
-                raise Diverged(epoch, sc.to_raw(reported_of(prev, average, t, params)), history,
-                               f"a residual became non-finite at row {int(rows[k])}")
-            t += steps
-            th = reported()
+            if bad_row is not None:
+                raise Diverged(epoch, sc.to_raw(reported(prev, t_prev)), history,
+                               f"a residual became non-finite at row {bad_row}")
+            th = reported(state, t)
             coef = sc.to_raw(th)
             new_loss = train_loss(coef, th)
             passes += 1
             if not np.isfinite(new_loss) or (history[0] > 0 and new_loss > EXPLODE_FACTOR * history[0]):
-                raise Diverged(epoch, sc.to_raw(reported_of(prev, average, t - steps, params)),
+                raise Diverged(epoch, sc.to_raw(reported(prev, t_prev)),
                                history, "the loss became non-finite" if not np.isfinite(new_loss)
                                else f"the loss exploded from {history[0]:.6g} to {new_loss:.6g}")
             history.append(new_loss)
@@ -190,8 +207,4 @@ def fit_sgd(data, sc, theta, *, eta0, schedule, power_t, average, epochs, tol,
             if stop:
                 converged = True
                 break
-    return reported().copy(), np.asarray(history), converged, passes, eta
-
-
-def reported_of(state, average, t, params):
-    return state[1] if (average is not False and t > params[K.P_AVG_START]) else state[0]
+    return reported(state, t).copy(), np.asarray(history), converged, passes, eta

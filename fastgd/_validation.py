@@ -128,6 +128,15 @@ def use_parallel(parallel, n, d):
     raise ValueError(f"parallel must be True, False or 'auto', got {parallel!r}")
 
 
+def check_parallel(parallel):
+    """``True``, ``False`` or ``"auto"`` (numpy bools accepted), else ``ValueError``."""
+    if isinstance(parallel, str) and parallel == "auto":
+        return parallel
+    if isinstance(parallel, (bool, np.bool_)):
+        return bool(parallel)
+    raise ValueError(f"parallel must be True, False or 'auto', got {parallel!r}")
+
+
 def check_X(X, n_features=None, parallel="auto"):
     """Validate a design matrix alone (for predict/loss); returns ``(X2d, one_d)``."""
     X2, one_d = check_X_shape_only(X)
@@ -142,7 +151,8 @@ def check_X(X, n_features=None, parallel="auto"):
     return X2, one_d
 
 
-def check_data(X, y, sample_weight=None, parallel="auto", check_finite_xy=True):
+def check_data(X, y, sample_weight=None, parallel="auto", check_finite_xy=True,
+               allow_zero_weight=False):
     """Validate ``X``, ``y`` and ``sample_weight`` together; returns a :class:`Data`.
 
     Conversions (each a single copy, only when needed): non-contiguous arrays become
@@ -151,8 +161,9 @@ def check_data(X, y, sample_weight=None, parallel="auto", check_finite_xy=True):
 
     ``check_finite_xy=False`` leaves the NaN/inf check of ``X`` and ``y`` (a full read of
     the data) to the caller, who must run :func:`check_finite_data` when its first pass
-    over the data gives a non-finite sum (see ``fastgd._api.fit``). Everything else,
-    the weights' finiteness included, is checked here either way.
+    over the data gives a non-finite sum (see :class:`fastgd._sources.Source`). Everything
+    else, the weights' finiteness included, is checked here either way.
+    ``allow_zero_weight``: a block of a larger source may have zero total weight.
     """
     X2, one_d = check_X_shape_only(X)
     y = as_float_array(y, "y")
@@ -200,7 +211,7 @@ def check_data(X, y, sample_weight=None, parallel="auto", check_finite_xy=True):
                 f"{sw[first]!r}); weights must be >= 0"
             )
         total = float(sw.sum())
-        if not total > 0.0:
+        if not total > 0.0 and not allow_zero_weight:
             raise ValueError(
                 "sample_weight sums to zero: all rows would be ignored; give at least one "
                 "row a positive weight"

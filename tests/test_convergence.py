@@ -246,7 +246,6 @@ def test_gram_serial_equals_parallel(rng):
     (dict(n_iter_no_change=0), ValueError, r"n_iter_no_change must be >= 1, got 0"),
     (dict(n_iter_no_change=1.5), TypeError, r"n_iter_no_change must be an integer"),
     (dict(optimizer="cg", learning_rate=0.1), ValueError, r"optimizer='cg' chooses its own step"),
-    (dict(mode="sgd", scale=True, parallel=True), ValueError, r"parallel=True in the stochastic modes runs parameter mixing"),
     (dict(mode="minibatch", solver="gram"), ValueError, r"solver='gram' applies to mode='batch'"),
     (dict(mode="sgd", optimizer="nesterov"), ValueError, r"optimizer='nesterov' applies to mode='batch'"),
     (dict(tol="fast"), TypeError, r"tol must be a positive number"),
@@ -270,15 +269,18 @@ def test_too_large_rate_in_scaled_fits_raises_divergence(rng, kw):
 def test_stream_and_sgd_scaling_skip_the_full_comoments(rng, monkeypatch):
     """Above 16 features the streaming solver and scaled SGD gather per-column moments
     only (O(n d)); the O(n d^2) co-moment pass is the gram solver's alone."""
-    from fastgd import _optim
+    from fastgd import _sources
 
-    def refuse(*a, **k):
-        raise AssertionError("full co-moments computed")
+    original = _sources.Source.moments
+
+    def refuse(self, full):
+        assert not full, "full co-moments computed"
+        return original(self, full)
 
     X = rng.normal(size=(3000, 20)) * rng.uniform(0.1, 10, 20) + rng.normal(size=20)
     y = X @ rng.normal(size=20) + 1.0 + rng.normal(0, 0.1, 3000)
     ref = np.linalg.lstsq(np.column_stack([X, np.ones(3000)]), y, rcond=None)[0]
-    monkeypatch.setattr(_optim, "moments", refuse)
+    monkeypatch.setattr(_sources.Source, "moments", refuse)
     res = fastgd.fit(X, y, solver="stream")
     assert res.converged and res.solver == "stream"
     np.testing.assert_allclose(np.append(res.coef, res.intercept), ref, rtol=1e-8, atol=1e-10)

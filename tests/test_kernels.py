@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
-from fastgd import _chunking, _drivers, _validation
+from fastgd import _chunking, _drivers, _sources, _validation
 from fastgd import kernels as _kernels
 from tests import naive
 from tests.conftest import make_linear
@@ -156,13 +156,13 @@ def test_nonfinite_edge_values(dtype):
 @pytest.mark.parametrize("parallel", [False, True])
 def test_moments_match_exact(rng, d, weighted, parallel, monkeypatch):
     # small blocks and sub-chunks so that merging is exercised
-    monkeypatch.setattr(_drivers, "moment_layout", lambda n, d: (-(-n // 64), 16))
+    monkeypatch.setattr(_sources, "moment_layout", lambda n, d: (-(-n // 64), 16))
     X, y, _ = make_linear(rng, 300, d)
     X += 1e4  # a large offset: naive one-pass formulas would lose digits here
     sw = rng.uniform(0, 2, 300) if weighted else np.empty(0)
     sw_arg = sw if weighted else None
     data = _validation.check_data(X, y, sw_arg, parallel=parallel)
-    W, mean, com = _drivers.moments(data, parallel)
+    W, mean, com = _sources.ArraySource(data, parallel).moments(full=True)
     W_ref, mean_ref, com_ref = naive.moments(X, y, sw)
     assert W == pytest.approx(W_ref, rel=1e-14)
     assert_allclose(mean, mean_ref, rtol=1e-14)
@@ -181,19 +181,19 @@ def test_max_step_norm_matches_naive(rng, weighted, fit_intercept, parallel):
         X[5] = 1e3  # a zero-weight row never counts
     centres, inv = rng.normal(size=3), rng.uniform(0.5, 2, 3)
     data = _validation.check_data(X, y, sw)
-    got = _drivers.max_step_norm(data, centres, inv, fit_intercept, parallel)
+    got = _sources.ArraySource(data, parallel).max_norm(centres, inv, fit_intercept)
     ref = naive.max_step_norm(X, sw_ref, centres, inv, fit_intercept)
     assert got == pytest.approx(ref, rel=1e-14)
 
 
 def test_moments_parallel_bitwise(rng, threads, monkeypatch):
-    monkeypatch.setattr(_drivers, "moment_layout", lambda n, d: (-(-n // 500), 50))
+    monkeypatch.setattr(_sources, "moment_layout", lambda n, d: (-(-n // 500), 50))
     X, y, _ = make_linear(rng, 4000, 2)
     data = _validation.check_data(X, y)
-    a = _drivers.moments(data, False)
+    a = _sources.ArraySource(data, False).moments(full=True)
     for k in {1, threads.max}:
         threads.set(k)
-        b = _drivers.moments(data, True)
+        b = _sources.ArraySource(data, True).moments(full=True)
         for u, v in zip(a, b):
             assert_array_equal(u, v)
 

@@ -132,7 +132,6 @@ def test_alpha_ignored_without_penalty(problem):
     (dict(penalty="l2", alpha="big"), TypeError, r"alpha must be a number >= 0"),
     (dict(penalty="elasticnet", l1_ratio=1.5), ValueError, r"l1_ratio must be between 0 and 1, got 1.5"),
     (dict(penalty="l1", optimizer="cg"), ValueError, r"L1 part.*'gd' or 'nesterov'"),
-    (dict(penalty="l2", mode="sgd", parallel=True), ValueError, r"penalties and the Huber loss run serially"),
 ])
 def test_bad_penalty_parameters(kwargs, exc, match):
     X = np.arange(20.0).reshape(10, 2)

@@ -188,10 +188,14 @@ def test_constant_schedule_tol_stops(rng):
     assert res.converged and res.n_epochs < 1000
 
 
-def test_parallel_true_keeps_parameter_mixing(rng):
+def test_parallel_true_mixes_scaled_sgd_with_averaging(rng):
+    """parallel=True with the automatic rate: parameter mixing of the scaled, averaged
+    SGD kernel (a numeric rate keeps mixing on the raw data)."""
     X, y, _ = make_linear(rng, 20_000, 2)
     res = fastgd.fit(X, y, mode="sgd", epochs=2, parallel=True, random_state=0)
-    assert not res.scaled
+    assert res.scaled and res.plan.mixing and res.plan.average == 0
+    raw = fastgd.fit(X, y, mode="sgd", epochs=2, parallel=True, learning_rate=1e-3, random_state=0)
+    assert not raw.scaled and raw.plan.mixing and raw.plan.engine == "sgd_raw"
 
 
 @pytest.mark.parametrize("kwargs,exc,match", [
@@ -203,7 +207,7 @@ def test_parallel_true_keeps_parameter_mixing(rng):
     (dict(mode="sgd", early_stopping=True, validation_fraction=1.0), ValueError, r"validation_fraction must be strictly between 0 and 1"),
     (dict(mode="sgd", loss="l1"), ValueError, r"loss must be one of 'squared', 'huber'; got 'l1'"),
     (dict(mode="sgd", loss="huber", epsilon=0.0), ValueError, r"epsilon must be a finite number > 0"),
-    (dict(learning_rate_schedule="adaptive"), ValueError, r"apply to mode='sgd' and mode='minibatch'"),
+    (dict(learning_rate_schedule="adaptive"), ValueError, r"applies to mode='minibatch' and mode='sgd' only, not to mode='batch'"),
     (dict(mode="sgd", learning_rate_schedule="adaptive", tol=None), ValueError, r"need tol"),
 ])
 def test_bad_stochastic_parameters(kwargs, exc, match):

@@ -69,6 +69,7 @@ from .sgd import (
     _sgd_epoch_serial,
     _sgd_part,
     _sgd_scaled_epoch_serial,
+    _sgd_scaled_mix_parallel,
 )
 
 #: kernel name -> (serial, parallel)

@@ -402,3 +402,25 @@ def _sgd_scaled_epoch_src(X, y, sw, perm, coords, params, state):
 
 
 _sgd_scaled_epoch_serial = jit(_sgd_scaled_epoch_src, parallel=False, fastmath=False)
+
+
+def _sgd_scaled_mix_src(X, y, sw, perm, coords, params, states, steps):
+    """Parameter mixing of :func:`_sgd_scaled_epoch_src`: ``states.shape[0]`` parts.
+
+    ``perm`` is cut into ``P = states.shape[0]`` contiguous parts of ``ceil(m / P)``
+    entries; part ``p`` runs the scaled SGD epoch over its slice on ``states[p]`` (float64
+    ``(P, 2, d + 1)``, each a copy of the same start: parameters and running average),
+    with the same ``params`` (all parts start at step ``params[t0]``). ``steps`` (int64
+    ``(P,)``) receives each part's return value (steps taken, or ``-(k + 1)`` for a
+    non-finite residual at position ``k`` of its slice). The driver averages the parts in
+    order; the result does not depend on the thread count.
+    """
+    parts = states.shape[0]
+    m = perm.shape[0]
+    size = (m + parts - 1) // parts
+    for p in prange(parts):
+        steps[p] = _sgd_scaled_epoch_serial(X, y, sw, perm[p * size:min(m, (p + 1) * size)],
+                                            coords, params, states[p])
+
+
+_sgd_scaled_mix_parallel = jit(_sgd_scaled_mix_src, parallel=True, fastmath=False)

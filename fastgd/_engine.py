@@ -1,0 +1,164 @@
+"""Run a fit plan over a source: the engines behind every public entry point.
+
+``run(plan, source, coef0)`` picks the engine the plan resolved (``plan.engine``) and
+returns a :class:`fastgd.FitResult`. Engines see the plan and the source's passes only:
+never an array, a file or a cluster.
+"""
+import time
+import warnings
+
+import numpy as np
+
+from . import _drivers, _optim, _sgd
+from ._result import ConvergenceWarning, DivergenceError, FitResult
+
+
+def run(plan, source, coef0, *, callback=None, t0=None):
+    """Fit ``source`` by ``plan`` from the raw parameters ``coef0`` (float64 ``(d + 1,)``:
+    weights, then intercept). Raises :class:`fastgd.DivergenceError` (holding the last
+    finite state) when the loss becomes non-finite or explodes."""
+    t0 = time.perf_counter() if t0 is None else t0
+    if plan.engine in ("textbook", "sgd_raw"):
+        return _run_raw(plan, source, coef0, callback, t0)
+    if plan.engine == "sgd_scaled":
+        return _run_sgd(plan, source, coef0, callback, t0)
+    return _run_batch(plan, source, coef0, callback, t0)
+
+
+def _result(plan, source, coef, history, converged, lr, t0, *, n_passes):
+    d = source.d
+    return FitResult(
+        coef=coef[:d], intercept=float(coef[d]), loss_history=np.asarray(history, dtype=np.float64),
+        n_epochs=len(history) - 1, converged=bool(converged), mode=plan.mode,
+        learning_rate=float(lr), elapsed_s=time.perf_counter() - t0, reduction=plan.reduction,
+        one_d=source.one_d, solver=plan.solver, optimizer=plan.optimizer, n_passes=int(n_passes),
+        scaled=plan.scaled, plan=plan,
+    )
+
+
+def _divergence(exc, lr, last):
+    return DivergenceError(
+        f"the fit diverged in epoch {exc.epoch} with learning_rate={lr:.6g} "
+        f"({exc.reason}); use a smaller learning rate or learning_rate='auto'. The last "
+        "finite state is in this exception's .result",
+        epoch=exc.epoch, learning_rate=lr, result=last,
+    )
+
+
+def _run_raw(plan, source, coef, callback, t0):
+    """The textbook update on the raw data (numeric rate) and plain stochastic modes."""
+    batch = plan.mode == "batch"
+    passes = 0
+    if not batch:
+        # plain SGD starts with a max-norm pass (auto rate) or an SGD epoch, which NaN can
+        # slip through: check first
+        source.check_finite()
+    lr = plan.learning_rate
+    if lr is None:
+        lr = _drivers.auto_learning_rate(source, plan.mode, plan.reduction, plan.fit_intercept,
+                                         plan.batch_size)
+        passes = 1
+    per_epoch = 1 if batch else 2  # stochastic: the SGD pass, then the loss pass
+    obj = _drivers.Objective(source, plan.reduction, plan.fit_intercept)
+    try:
+        if batch:
+            coef, history, converged = _drivers._fit_batch(obj, coef, lr, plan.epochs, plan.tol,
+                                                           callback)
+        else:
+            coef, history, converged = _drivers._fit_stochastic(
+                obj, coef, lr, plan.epochs, plan.tol, callback, batch_size=plan.batch_size,
+                reduction=plan.reduction, fit_intercept=plan.fit_intercept, mixing=plan.mixing,
+                shuffle=plan.shuffle, rng=np.random.default_rng(plan.random_state),
+                parallel=bool(plan.parallel),
+            )
+    except _drivers.Diverged as exc:
+        last = _result(plan, source, exc.coef, exc.history, False, lr, t0,
+                       n_passes=passes + 1 + per_epoch * (len(exc.history) - 1))
+        raise _divergence(exc, lr, last) from None
+    res = _result(plan, source, coef, history, converged, lr, t0,
+                  n_passes=passes + 1 + per_epoch * (len(history) - 1))
+    if plan.tol is not None and not converged and res.n_epochs >= plan.epochs:
+        warnings.warn(
+            f"the fit did not converge in epochs={plan.epochs} (relative loss change over the "
+            f"last epoch above tol={plan.tol:g}); raise epochs, loosen tol, or for mode='batch' "
+            "use learning_rate='auto' (scaled conjugate gradient)",
+            ConvergenceWarning, stacklevel=4,
+        )
+    return res
+
+
+def _run_sgd(plan, source, coef, callback, t0):
+    """Stochastic modes with scaling, schedules, averaging, early stopping, penalties,
+    Huber, serial or parameter mixing. The moments pass comes first and proves the data
+    finite."""
+    sc = _optim.Scaled(source, plan.reduction, plan.fit_intercept, plan.scaled, plan.alpha,
+                       plan.l1_ratio, full=False)
+    passes = 1
+    eta0 = plan.learning_rate
+    if eta0 is None:
+        eta0 = _sgd.auto_eta0(source, sc, plan.reduction, plan.batch_size)
+        passes += 1
+    try:
+        theta, history, converged, p, _ = _sgd.fit_sgd(
+            source, sc, sc.to_scaled(coef), eta0=eta0, schedule=plan.schedule,
+            power_t=plan.power_t, average=plan.average, epochs=plan.epochs, tol=plan.tol,
+            n_iter_no_change=plan.n_iter_no_change, early_stopping=plan.early_stopping,
+            validation_fraction=plan.validation_fraction, batch_size=plan.batch_size,
+            reduction=plan.reduction, huber=plan.loss == "huber", epsilon=plan.epsilon,
+            shuffle=plan.shuffle, rng=np.random.default_rng(plan.random_state),
+            par_pass=bool(plan.parallel), callback=callback, mixing=plan.mixing,
+        )
+    except _drivers.Diverged as exc:
+        last = _result(plan, source, exc.coef, exc.history, False, eta0, t0,
+                       n_passes=passes + 2 * (len(exc.history) - 1))
+        raise _divergence(exc, eta0, last) from None
+    return _result(plan, source, sc.to_raw(theta), history, converged, eta0, t0,
+                   n_passes=passes + p)
+
+
+def _run_batch(plan, source, coef, callback, t0):
+    """Batch optimizers in scaled coordinates: the gram path (iterations on the
+    sufficient statistics) or the streaming path (one pass per evaluation)."""
+    huber = plan.loss == "huber"
+    sc = _optim.Scaled(source, plan.reduction, plan.fit_intercept, plan.scaled, plan.alpha,
+                       plan.l1_ratio, full=plan.full_moments)
+    if plan.solver == "gram":
+        oracle = _optim.GramOracle(sc)
+    elif huber:
+        oracle = _optim.StreamOracle(sc, _optim.HuberObjective(source, plan.reduction, plan.epsilon))
+    else:
+        oracle = _optim.StreamOracle(sc, _drivers.Objective(source, plan.reduction,
+                                                            plan.fit_intercept))
+    if plan.alpha > 0.0 and plan.l1_ratio < 1.0:
+        oracle = _optim.Penalized(oracle, sc)
+    lr = plan.learning_rate
+    lr_used = 1.0 / sc.L if plan.optimizer == "cg" else _optim.momentum_params(sc, plan.optimizer, lr)[0]
+    try:
+        theta, history, converged, stop = _optim.run(
+            oracle, sc, sc.to_scaled(coef), optimizer=plan.optimizer, lr=lr, epochs=plan.epochs,
+            tol=plan.tol, n_iter_no_change=plan.n_iter_no_change, callback=callback,
+            quadratic=not huber,
+        )
+    except _drivers.Diverged as exc:
+        last = _result(plan, source, exc.coef, exc.history, False, lr_used, t0,
+                       n_passes=sc.n_passes + oracle.n_passes)
+        raise _divergence(exc, lr_used, last) from None
+    passes = sc.n_passes + oracle.n_passes
+    if converged and not huber and sc.G is not None and source.reiterable:
+        # one more pass: the exact gradient from the residuals and a Newton correction
+        # (a one-shot stream of blocks has been read already: the fit ends on the
+        # statistics, see fastgd.fit_chunks)
+        obj = _drivers.Objective(source, plan.reduction, plan.fit_intercept)
+        theta, history[-1] = _optim.refine(sc, obj, theta, history[-1])
+        passes += 1
+    res = _result(plan, source, sc.to_raw(theta), history, converged, lr_used, t0, n_passes=passes)
+    if plan.tol is not None and not converged and res.n_epochs >= plan.epochs:
+        warnings.warn(
+            f"the fit did not converge in epochs={plan.epochs} (relative loss decrease "
+            f"{stop.last_rel:.3g}, largest gradient cosine {stop.last_cos:.3g}; tol={plan.tol:g} "
+            f"asks for <= {plan.tol:g} and <= {stop.gtol:.3g}); raise epochs, "
+            + ("or loosen tol" if (huber or sc.has_l1) else
+               "or use optimizer='cg' with scale=True, or loosen tol"),
+            ConvergenceWarning, stacklevel=4,
+        )
+    return res

@@ -1,0 +1,45 @@
+"""Losses of given parameters on given data: :func:`mse` and :func:`sse`."""
+import numpy as np
+
+from . import _validation as V
+from ._drivers import Objective
+from ._sources import ArraySource
+
+
+def _loss(X, y, coef, intercept, sample_weight, parallel, reduction):
+    data = V.check_data(X, y, sample_weight, parallel=parallel)
+    c = np.asarray(coef, dtype=np.float64).reshape(-1)
+    if c.shape[0] != data.d:
+        raise ValueError(f"coef has {c.shape[0]} value(s) but X has {data.d} feature(s)")
+    if not np.all(np.isfinite(c)) or not np.isfinite(intercept):
+        raise ValueError("coef and intercept must be finite")
+    full = np.append(c, float(intercept))
+    source = ArraySource(data, V.use_parallel(parallel, data.n, data.d), verified=True)
+    return Objective(source, reduction, True).loss(full)
+
+
+def mse(X, y, coef, intercept=0.0, *, sample_weight=None, parallel="auto"):
+    """Mean squared error ``sum(w r^2) / sum(w)`` of ``r = y - (X @ coef + intercept)``.
+
+    One compiled pass (parallel for large data), no temporaries of size n, float64
+    accumulation.
+
+    Examples
+    --------
+    >>> import fastgd
+    >>> fastgd.mse([1.0, 2.0], [3.0, 5.0], coef=[2.0], intercept=1.0)
+    0.0
+    """
+    return _loss(X, y, coef, intercept, sample_weight, parallel, "mean")
+
+
+def sse(X, y, coef, intercept=0.0, *, sample_weight=None, parallel="auto"):
+    """Sum of squared errors ``sum(w r^2)``; see :func:`mse`.
+
+    Examples
+    --------
+    >>> import fastgd
+    >>> fastgd.sse([1.0, 2.0], [3.0, 6.0], coef=[2.0], intercept=1.0)
+    1.0
+    """
+    return _loss(X, y, coef, intercept, sample_weight, parallel, "sum")

@@ -1,0 +1,554 @@
+"""The fit plan: every setting of a fit, validated once, every "auto" resolved with its rule.
+
+A :class:`FitPlan` is built from the keywords of :func:`fastgd.fit` plus the facts of the
+data (rows, columns, dtype, weights). It is frozen, and it round-trips through a plain
+dict (:meth:`FitPlan.to_dict` / :meth:`FitPlan.from_dict`): what an estimator's
+``get_params``, a checkpoint or a command line stores.
+
+Validation is declarative: :data:`PARAMS` is the table of every setting with its default,
+its constraint and the modes it applies to; :func:`FitPlan.build` checks the keywords
+against it, then applies the cross-parameter rules and resolves the "auto" values, each
+with the reason recorded in ``plan.reasons``.
+
+This module imports only validation helpers: it knows nothing of sources or kernels.
+"""
+import math
+import numbers
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+import numpy as np
+
+from . import _validation as V
+
+DEFAULT_BATCH_SIZE = 256
+#: epochs when the user gives none: the textbook/stochastic runs, then the caps of the
+#: automatic batch fit (an iteration on the gram path costs O(d^2), a streaming one a pass).
+DEFAULT_EPOCHS = 100
+DEFAULT_EPOCHS_GRAM = 10_000
+DEFAULT_EPOCHS_STREAM = 1_000
+#: default ``tol`` of the automatic batch fit: relative loss decrease per epoch, with the
+#: gradient cosine at most ``sqrt(tol)`` (see :mod:`fastgd._optim`).
+DEFAULT_TOL = 1e-12
+#: default ``tol`` of the adaptive schedule and early stopping (relative improvement).
+SGD_TOL = 1e-4
+#: the gram path is chosen by ``solver="auto"`` up to this many features: its moments
+#: pass costs O(n d^2) once, against O(n d) per streaming CG pass. Measured at n = 2e5
+#: (well-conditioned data, default fit, 2 cores): d = 16 gram 43 ms / stream 80 ms,
+#: d = 32 72 / 82 ms, d = 50 128 / 95 ms, d = 100 536 / 171 ms. Ill-conditioned data
+#: needs more streaming passes, so past the tie the gram path stays one keyword away.
+GRAM_MAX_D = 32
+#: up to this many features the streaming solver also gathers the full co-moments (their
+#: pass costs about as much as the per-column one while it is memory-bound), which lets
+#: it finish with the Newton refinement (NIST Wampler1: 5.5 -> 10.5 digits). Above, it
+#: gathers per-column moments only: O(n d) instead of O(n d^2).
+STREAM_FULL_MOMENTS_MAX_D = 16
+
+MODES = ("batch", "minibatch", "sgd")
+STOCHASTIC = ("minibatch", "sgd")
+
+#: the engines a plan can run (``plan.engine``)
+ENGINES = ("textbook", "batch", "sgd_raw", "sgd_scaled")
+
+
+# ---------------------------------------------------------------------------------------
+# Constraints: each checks one value and returns it normalized, or raises with a message
+# that names the parameter, what was received and what is allowed.
+# ---------------------------------------------------------------------------------------
+
+class Choice:
+    def __init__(self, *values, none=False):
+        self.values, self.none = values, none
+
+    def __call__(self, name, v):
+        if v is None and self.none:
+            return None
+        if isinstance(v, str) and v in self.values:
+            return v
+        valid = ", ".join(repr(c) for c in self.values)
+        raise ValueError(f"{name} must be one of {valid}; got {v!r}")
+
+
+class Flag:
+    def __call__(self, name, v):
+        if isinstance(v, (bool, np.bool_)):
+            return bool(v)
+        raise TypeError(f"{name} must be True or False, got {v!r}")
+
+
+class FlagOrAuto:
+    def __call__(self, name, v):
+        if isinstance(v, str) and v == "auto":
+            return v
+        if isinstance(v, (bool, np.bool_)):
+            return bool(v)
+        raise ValueError(f"{name} must be True, False or 'auto', got {v!r}")
+
+
+class Int:
+    def __init__(self, low, none=False):
+        self.low, self.none = low, none
+
+    def __call__(self, name, v):
+        if v is None and self.none:
+            return None
+        if self.low is None:  # the type only; the range is checked with the data's facts
+            return V.check_int(v, name, -(1 << 63))
+        return V.check_int(v, name, self.low)
+
+
+class Real:
+    """A finite real: ``> 0`` (``positive``), ``>= 0``, or in ``[0, 1]`` (``fraction``)."""
+
+    def __init__(self, kind, none=False, auto=False, auto_msg=None):
+        self.kind, self.none, self.auto, self.auto_msg = kind, none, auto, auto_msg
+
+    def __call__(self, name, v):
+        if v is None and self.none:
+            return None
+        if self.auto and isinstance(v, str):
+            if v == "auto":
+                return v
+            if self.auto_msg:
+                raise ValueError(self.auto_msg.format(name=name, v=v))
+        if self.kind == "positive":
+            return V.check_positive_float(v, name)
+        if self.kind == "fraction":
+            return V.check_fraction(v, name)
+        if self.kind == "open_fraction":
+            v = V.check_fraction(v, name)
+            if not 0.0 < v < 1.0:
+                raise ValueError(f"{name} must be strictly between 0 and 1, got {v!r}")
+            return v
+        return V.check_nonnegative_float(v, name)
+
+
+class Average:
+    def __call__(self, name, v):
+        if isinstance(v, str):
+            if v == "auto":
+                return v
+            raise ValueError(f"{name} must be True, False, 'auto' or an int >= 1, got {v!r}")
+        if isinstance(v, (bool, np.bool_)):
+            return bool(v)
+        return V.check_int(v, name, 1)
+
+
+class Parallel:
+    def __call__(self, name, v):
+        if isinstance(v, str) and v == "auto":
+            return v
+        if isinstance(v, (bool, np.bool_)):
+            return bool(v)
+        raise ValueError(f"{name} must be True, False or 'auto', got {v!r}")
+
+
+class Seed:
+    def __call__(self, name, v):
+        if v is None or isinstance(v, np.random.Generator):
+            return v
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral):
+            raise TypeError(
+                f"{name} must be None, an int >= 0 or a numpy.random.Generator, got {v!r} "
+                f"({type(v).__name__})"
+            )
+        if v < 0:
+            raise ValueError(f"{name} must be an int >= 0 (a seed), got {v}")
+        return int(v)
+
+
+@dataclass(frozen=True)
+class Param:
+    """One row of the table: name, default, constraint, the modes it applies to, doc."""
+
+    name: str
+    default: object
+    check: object
+    modes: tuple = MODES
+    doc: str = ""
+
+
+#: Every setting of a fit. ``modes``: where a non-default value is allowed.
+PARAMS = (
+    Param("mode", "batch", Choice(*MODES), doc="batch, minibatch or sgd"),
+    Param("learning_rate", "auto",
+          Real("positive", auto=True,
+               auto_msg="{name} must be a positive number or 'auto', got {v!r}"),
+          doc="a positive float used exactly, or 'auto'"),
+    Param("epochs", None, Int(1, none=True), doc="epochs (tol=None) or their cap"),
+    Param("batch_size", None, Int(None, none=True), doc="rows per step of mode='minibatch'"),
+    Param("tol", "auto", Real("positive", none=True, auto=True), doc="stopping tolerance"),
+    Param("fit_intercept", True, Flag(), doc="fit the intercept"),
+    Param("reduction", "mean", Choice("mean", "sum"), doc="mean or sum of squared errors"),
+    Param("parallel", "auto", Parallel(), doc="parallel kernels / parameter mixing"),
+    Param("shuffle", True, Flag(), doc="stochastic modes: a fresh permutation every epoch"),
+    Param("random_state", None, Seed(), doc="seed of the permutations"),
+    Param("scale", "auto", FlagOrAuto(), doc="fit in standardized coordinates"),
+    Param("solver", "auto", Choice("auto", "stream", "gram"), ("batch",),
+          doc="sufficient statistics (gram) or one pass per epoch (stream)"),
+    Param("optimizer", "auto", Choice("auto", "gd", "momentum", "nesterov", "cg"), ("batch",),
+          doc="the batch optimizer"),
+    Param("n_iter_no_change", 1, Int(1), doc="epochs without improvement before stopping"),
+    Param("penalty", None, Choice("l2", "l1", "elasticnet", none=True), doc="regularization"),
+    Param("alpha", 1e-4, Real("nonnegative"), doc="penalty strength"),
+    Param("l1_ratio", 0.15, Real("fraction"), doc="L1 share of the elastic net"),
+    Param("learning_rate_schedule", "constant", Choice("constant", "invscaling", "adaptive"),
+          STOCHASTIC, doc="step-size schedule of the stochastic modes"),
+    Param("power_t", 0.25, Real("nonnegative"), doc="exponent of 'invscaling'"),
+    Param("average", "auto", Average(), STOCHASTIC, doc="report the averaged iterate"),
+    Param("early_stopping", False, Flag(), STOCHASTIC, doc="hold out rows and monitor them"),
+    Param("validation_fraction", 0.1, Real("open_fraction"), doc="share held out"),
+    Param("loss", "squared", Choice("squared", "huber"), doc="squared or Huber loss"),
+    Param("epsilon", 0.1, Real("positive"), doc="the Huber threshold"),
+)
+PARAM_TABLE = MappingProxyType({p.name: p for p in PARAMS})
+DEFAULTS = MappingProxyType({p.name: p.default for p in PARAMS})
+
+
+@dataclass(frozen=True)
+class DataFacts:
+    """What a plan needs to know of the data. ``n`` is None when a source does not know
+    its row count before its first pass (a stream of blocks)."""
+
+    n: object
+    d: int
+    dtype: str
+    weighted: bool
+    one_d: bool = False
+
+    def to_dict(self):
+        return dict(n=self.n, d=self.d, dtype=self.dtype, weighted=self.weighted, one_d=self.one_d)
+
+
+def _frozen(mapping):
+    return MappingProxyType(dict(mapping))
+
+
+@dataclass(frozen=True, eq=False)
+class FitPlan:
+    """Every setting of one fit, validated, with every "auto" resolved (immutable).
+
+    Attributes
+    ----------
+    settings : mapping
+        The keywords as given (validated and normalized; "auto" kept): the estimator's
+        parameters, the CLI's options. Every key of :data:`PARAMS` is present.
+    facts : DataFacts
+        The data the plan was resolved for.
+    engine : str
+        ``"textbook"`` (the exact update on the raw data), ``"batch"`` (scaled batch
+        optimizers), ``"sgd_raw"`` (plain SGD on the raw data, or parameter mixing of it)
+        or ``"sgd_scaled"`` (SGD in standardized coordinates).
+    mode, reduction, fit_intercept, loss : str / bool
+    learning_rate : float or None
+        The numeric rate given; None when it is computed from the data ("auto").
+    epochs : int
+    tol : float or None
+    batch_size : int or None
+        Rows per step (1 for SGD; None for batch mode, which uses all rows).
+    parallel : bool or None
+        Whether the passes over the data run the parallel kernels; None when the row
+        count is not known yet (decided per block).
+    mixing : bool
+        Stochastic modes: parameter mixing over fixed parts of each epoch.
+    scaled : bool
+    solver, optimizer : str
+    alpha, l1_ratio : float
+        The effective penalty (``alpha = 0`` without a penalty).
+    schedule, power_t, average, early_stopping, validation_fraction, epsilon,
+    n_iter_no_change, shuffle, random_state
+        As the keywords; ``average`` is ``False`` or the step after which averaging starts.
+    full_moments : bool
+        The scaled batch fit gathers the full co-moments (allows the final refinement).
+    reasons : mapping
+        For each resolved "auto", the rule that resolved it.
+    """
+
+    settings: object
+    facts: DataFacts
+    engine: str
+    mode: str
+    reduction: str
+    fit_intercept: bool
+    loss: str
+    learning_rate: object
+    epochs: int
+    tol: object
+    batch_size: object
+    parallel: object
+    mixing: bool
+    scaled: bool
+    solver: str
+    optimizer: str
+    alpha: float
+    l1_ratio: float
+    schedule: str
+    power_t: float
+    average: object
+    early_stopping: bool
+    validation_fraction: float
+    epsilon: float
+    n_iter_no_change: int
+    shuffle: bool
+    random_state: object
+    full_moments: bool
+    reasons: object = field(default_factory=dict)
+
+    # -- building ------------------------------------------------------------------------
+
+    @classmethod
+    def build(cls, facts, **keywords):
+        """Validate ``keywords`` against :data:`PARAMS` and resolve them for ``facts``.
+
+        Raises ``TypeError`` for an unknown keyword or a value of the wrong type and
+        ``ValueError`` for a value out of range or a combination that does not apply,
+        each naming the parameter, the value and the fix.
+        """
+        unknown = sorted(set(keywords) - set(PARAM_TABLE))
+        if unknown:
+            valid = ", ".join(PARAM_TABLE)
+            raise TypeError(f"unknown fit parameter(s) {', '.join(map(repr, unknown))}; valid: {valid}")
+        s = {p.name: p.check(p.name, keywords.get(p.name, p.default)) for p in PARAMS}
+        for p in PARAMS:
+            if p.name in keywords and s["mode"] not in p.modes and s[p.name] != p.default:
+                where = " and ".join(f"mode={m!r}" for m in p.modes)
+                raise ValueError(
+                    f"{p.name}={s[p.name]!r} applies to {where} only, not to mode={s['mode']!r}: "
+                    f"leave {p.name}={p.default!r}"
+                    + (" (batch mode stops by tol)" if p.modes == STOCHASTIC else "")
+                )
+        return cls._resolve(s, facts)
+
+    @classmethod
+    def _resolve(cls, s, facts):
+        why = {}
+        mode, n, d = s["mode"], facts.n, facts.d
+        lr_auto = s["learning_rate"] == "auto"
+        stochastic = mode in STOCHASTIC
+        huber = s["loss"] == "huber"
+        alpha, l1_ratio = s["alpha"], s["l1_ratio"]
+        if s["penalty"] is None:
+            alpha = 0.0
+        elif s["penalty"] != "elasticnet":
+            l1_ratio = 1.0 if s["penalty"] == "l1" else 0.0
+        has_l1 = alpha > 0.0 and l1_ratio > 0.0
+        parallel = s["parallel"]
+
+        # batch size
+        bs = s["batch_size"]
+        if mode == "batch":
+            if bs is not None:
+                raise ValueError(
+                    f"batch_size={bs!r} applies to mode='minibatch'; mode='batch' always uses "
+                    "all rows (leave batch_size=None)"
+                )
+        elif mode == "sgd":
+            if bs not in (None, 1):
+                raise ValueError(
+                    f"mode='sgd' steps on one row at a time, got batch_size={bs!r}; use "
+                    "mode='minibatch' for larger batches"
+                )
+            bs = 1
+        elif bs is None:
+            bs = DEFAULT_BATCH_SIZE if n is None else min(DEFAULT_BATCH_SIZE, n)
+            why["batch_size"] = f"{DEFAULT_BATCH_SIZE} rows a step (at most n)"
+        else:
+            bs = V.check_int(bs, "batch_size", 1, n)
+
+        # scaling, averaging, mixing
+        scale = s["scale"]
+        if scale == "auto":
+            scaled = lr_auto
+            why["scale"] = ("on: learning_rate='auto' fits in standardized coordinates" if lr_auto
+                            else "off: a numeric learning_rate runs the exact update on the raw data")
+        else:
+            scaled = scale
+        average = s["average"]
+        if average == "auto":
+            # on for per-row SGD only: a mini-batch epoch has n / batch_size steps, and an
+            # average over few steps keeps the early iterates' error (5,000 rows, batch
+            # 256, 5 epochs: coefficients 20% short averaged, 1% short without)
+            average = 0 if (lr_auto and mode == "sgd") else False
+            why["average"] = ("on from the first step: per-row SGD with the automatic rate"
+                              if average is not False else "off")
+        elif average is True:
+            average = 0
+        mixing = stochastic and parallel is True
+        schedule = s["learning_rate_schedule"]
+        early = s["early_stopping"]
+
+        solver, optimizer = s["solver"], s["optimizer"]
+        if mode == "batch":
+            if huber:
+                if solver == "gram":
+                    raise ValueError(
+                        "solver='gram' needs the squared loss (its sufficient statistics); "
+                        "loss='huber' runs solver='stream' (leave solver='auto')"
+                    )
+                if optimizer == "cg":
+                    raise ValueError(
+                        "optimizer='cg' (exact line search on a quadratic) needs the squared "
+                        "loss; loss='huber' runs 'nesterov' (the default), 'momentum' or 'gd'"
+                    )
+                solver = "stream"
+                why["solver"] = "stream: the Huber loss has no sufficient statistics"
+            if optimizer == "auto":
+                optimizer = ("nesterov" if (has_l1 or huber) else "cg") if lr_auto else "gd"
+                why["optimizer"] = (
+                    "gd: a numeric learning_rate runs plain gradient descent" if not lr_auto
+                    else "nesterov: proximal/non-quadratic objective" if optimizer == "nesterov"
+                    else "cg: fewest passes on the quadratic loss (measured)")
+            if has_l1 and optimizer in ("cg", "momentum"):
+                raise ValueError(
+                    f"penalty={s['penalty']!r} has an L1 part, fitted by proximal gradient steps: "
+                    f"optimizer must be 'gd' or 'nesterov' (or 'auto'), got {optimizer!r}"
+                )
+            if optimizer == "cg" and not lr_auto:
+                raise ValueError(
+                    f"optimizer='cg' chooses its own step lengths (exact line search), but "
+                    f"learning_rate={s['learning_rate']!r} was given; leave learning_rate='auto' "
+                    "or pick optimizer='gd', 'momentum' or 'nesterov'"
+                )
+            textbook = (not scaled and optimizer == "gd" and not lr_auto and solver != "gram"
+                        and alpha == 0.0 and not huber)
+            engine = "textbook" if textbook else "batch"
+        else:
+            optimizer = "sgd"
+            extended = (schedule != "constant" or average is not False or early or alpha > 0.0
+                        or huber or scaled)
+            engine = "sgd_scaled" if extended else "sgd_raw"
+        why["engine"] = {
+            "textbook": "the exact update on the raw data (numeric rate, no scaling)",
+            "batch": "batch optimizer in scaled coordinates" if scaled else "batch optimizer",
+            "sgd_raw": "plain SGD on the raw data",
+            "sgd_scaled": "SGD with scaling, schedules, averaging, penalties or Huber",
+        }[engine]
+        if mixing:
+            why["mixing"] = "parallel=True in a stochastic mode: parameter mixing over fixed parts"
+
+        if engine == "batch":
+            if solver == "auto":
+                solver = "gram" if d <= GRAM_MAX_D else "stream"
+                why["solver"] = (f"gram: d = {d} <= {GRAM_MAX_D} features" if solver == "gram"
+                                 else f"stream: d = {d} > {GRAM_MAX_D} features")
+        else:
+            solver = "stream"
+        epochs = s["epochs"]
+        tol = s["tol"]
+        if engine == "batch":
+            if epochs is None:
+                epochs = DEFAULT_EPOCHS_GRAM if solver == "gram" else DEFAULT_EPOCHS_STREAM
+                if not lr_auto:
+                    epochs = DEFAULT_EPOCHS
+                why["epochs"] = f"{epochs}: the default cap of this path"
+            if tol == "auto":
+                tol = DEFAULT_TOL if lr_auto else None
+                why["tol"] = f"{tol}: the automatic fit stops at the optimum" if lr_auto else "None"
+        elif engine == "sgd_scaled":
+            if epochs is None:
+                epochs = DEFAULT_EPOCHS
+                why["epochs"] = f"{DEFAULT_EPOCHS}"
+            if tol == "auto":
+                tol = SGD_TOL if (schedule == "adaptive" or early) else None
+                why["tol"] = f"{tol}"
+            elif tol is None and (schedule == "adaptive" or early):
+                raise ValueError(
+                    "learning_rate_schedule='adaptive' and early_stopping need tol (the "
+                    "improvement that counts); leave tol='auto' (1e-4) or give a number"
+                )
+        else:
+            if epochs is None:
+                epochs = DEFAULT_EPOCHS
+                why["epochs"] = f"{DEFAULT_EPOCHS}"
+            if tol == "auto":
+                tol = None
+                why["tol"] = "None: run exactly epochs"
+        if n is None:
+            par = None if parallel == "auto" else parallel
+        else:
+            par = V.use_parallel(parallel, n, d)
+        if parallel == "auto":
+            why["parallel"] = (f"{par}: parallel kernels from {V.PARALLEL_MIN_ROWS} rows with "
+                               "more than one numba thread" if par is not None
+                               else "decided per block")
+        return cls(
+            settings=_frozen(s), facts=facts, engine=engine, mode=mode,
+            reduction=s["reduction"], fit_intercept=s["fit_intercept"], loss=s["loss"],
+            learning_rate=None if lr_auto else s["learning_rate"], epochs=epochs, tol=tol,
+            batch_size=bs if mode != "batch" else None, parallel=par, mixing=mixing,
+            scaled=bool(scaled), solver=solver, optimizer=optimizer, alpha=alpha,
+            l1_ratio=l1_ratio, schedule=schedule, power_t=s["power_t"], average=average,
+            early_stopping=early, validation_fraction=s["validation_fraction"],
+            epsilon=s["epsilon"], n_iter_no_change=s["n_iter_no_change"],
+            shuffle=s["shuffle"], random_state=s["random_state"],
+            full_moments=solver == "gram" or d <= STREAM_FULL_MOMENTS_MAX_D,
+            reasons=_frozen(why),
+        )
+
+    # -- what the plan implies -----------------------------------------------------------
+
+    @property
+    def single_pass(self):
+        """True when the fit can run from one pass over the data (the squared-loss gram
+        path: every iteration works on the sufficient statistics)."""
+        return self.engine == "batch" and self.solver == "gram"
+
+    def with_facts(self, facts):
+        """The same settings resolved for other data (e.g. once a stream's size is known)."""
+        return FitPlan.build(facts, **dict(self.settings))
+
+    # -- serialization -------------------------------------------------------------------
+
+    def to_dict(self):
+        """A plain dict: ``settings`` (the keywords), ``facts``, ``resolved`` (the concrete
+        values) and ``reasons``. :meth:`from_dict` rebuilds the plan from it."""
+        resolved = {k: getattr(self, k) for k in (
+            "engine", "mode", "reduction", "fit_intercept", "loss", "learning_rate", "epochs",
+            "tol", "batch_size", "parallel", "mixing", "scaled", "solver", "optimizer", "alpha",
+            "l1_ratio", "schedule", "power_t", "average", "early_stopping",
+            "validation_fraction", "epsilon", "n_iter_no_change", "shuffle", "full_moments")}
+        return {
+            "format": 1,
+            "settings": dict(self.settings),
+            "facts": self.facts.to_dict(),
+            "resolved": resolved,
+            "reasons": dict(self.reasons),
+        }
+
+    @classmethod
+    def from_dict(cls, d):
+        """Rebuild a plan from :meth:`to_dict`'s output (validated again)."""
+        if not isinstance(d, dict) or "settings" not in d or "facts" not in d:
+            raise ValueError("a fit plan dict needs 'settings' and 'facts' (from FitPlan.to_dict())")
+        if d.get("format", 1) > 1:
+            raise ValueError(f"fit plan format {d['format']} is newer than this fastgd reads (1); upgrade fastgd")
+        return cls.build(DataFacts(**d["facts"]), **d["settings"])
+
+    def __eq__(self, other):
+        if not isinstance(other, FitPlan):
+            return NotImplemented
+        a, b = self.to_dict(), other.to_dict()
+        return _same(a, b)
+
+    __hash__ = None
+
+    def __repr__(self):
+        changed = {k: v for k, v in self.settings.items() if _differs(v, DEFAULTS[k])}
+        args = ", ".join(f"{k}={v!r}" for k, v in changed.items())
+        return (f"FitPlan({args}{', ' if args else ''}engine={self.engine!r}, "
+                f"solver={self.solver!r}, optimizer={self.optimizer!r}, epochs={self.epochs}, "
+                f"tol={self.tol!r}, n={self.facts.n}, d={self.facts.d})")
+
+
+def _differs(a, b):
+    if isinstance(a, np.random.Generator) or isinstance(b, np.random.Generator):
+        return a is not b
+    return not (a == b and type(a) is type(b))
+
+
+def _same(a, b):
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    return not _differs(a, b)
