@@ -10,6 +10,7 @@ import pytest
 
 import fastgd
 from fastgd import _drivers as D
+from fastgd._sources import ArraySource
 from fastgd import kernels as K
 from fastgd import _validation as V
 
@@ -76,7 +77,7 @@ def warm():
                 for mode in ("minibatch", "sgd"):
                     fastgd.fit(X_, y, mode=mode, epochs=1, tol=None, parallel=par, random_state=0)
                 data = V.check_data(X_, y, parallel=par)
-                D.Objective(data, "mean", True, par)(np.zeros(data.d + 1))
+                D.Objective(ArraySource(data, par), "mean", True)(np.zeros(data.d + 1))
                 K.SERIAL_PARALLEL["permutation"][int(par)](np.arange(3000, dtype=np.int64), 1, 1, 1)
             fastgd.mse(X_, y, np.zeros(X_.reshape(3000, -1).shape[1]), 0.0)
             _reference.stream_sum(X_, y)

@@ -19,6 +19,7 @@ import pytest
 
 import fastgd
 from fastgd import _drivers as D
+from fastgd._sources import ArraySource
 from fastgd import _validation as V
 
 from . import _reference
@@ -63,7 +64,7 @@ def test_fastgd_epoch(benchmark, w, ds, warm, parallel):
     """The pure epoch: one fused loss/gradient pass, what ``_fit_batch`` runs per epoch."""
     _group(benchmark, "batch-epoch", w)
     data = V.check_data(ds.X, ds.y, parallel=parallel)
-    obj = D.Objective(data, "mean", True, parallel)
+    obj = D.Objective(ArraySource(data, parallel), "mean", True)
     coef = ds.coef_test.copy()
 
     def check(res):
@@ -269,7 +270,7 @@ def test_fit_overhead(benchmark, w, ds, warm):
     X = ds.X if w.d > 1 else ds.x1
     lr = 1.0 / ds.lipschitz
     par = V.use_parallel("auto", w.n, w.d)
-    obj = D.Objective(V.check_data(X, ds.y), "mean", True, par)
+    obj = D.Objective(ArraySource(V.check_data(X, ds.y), par), "mean", True)
     coef = np.zeros(w.d + 1)
 
     def run():

@@ -23,6 +23,7 @@ import pytest
 import fastgd
 from fastgd import _chunking as C
 from fastgd import _drivers as D
+from fastgd._sources import ArraySource, epoch_seed
 from fastgd import kernels as K
 from fastgd import _validation as V
 
@@ -38,7 +39,8 @@ def _lr(ds, mode):
     key = ("lr", mode)
     if key not in ds.memo:
         data = V.check_data(ds.X, ds.y)
-        ds.memo[key] = D.auto_learning_rate(data, mode, "mean", True, MODES[mode], False)
+        ds.memo[key] = D.auto_learning_rate(ArraySource(data, False), mode, "mean", True,
+                                            MODES[mode])
     return ds.memo[key]
 
 
@@ -70,7 +72,7 @@ class PureEpoch:
 
     def __call__(self):
         dat = self.data
-        self.permute(self.perm, D.epoch_seed(self.rng), *self.layout)
+        self.permute(self.perm, epoch_seed(self.rng), *self.layout)
         self.kernel(dat.X, dat.y, dat.sw, self.perm, self.params, self.coef0, self.out)
         if np.any(self.out[:, self.d + 1] >= 0):
             raise FloatingPointError("a residual became non-finite")

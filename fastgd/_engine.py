@@ -107,6 +107,7 @@ def _run_sgd(plan, source, coef, callback, t0):
             reduction=plan.reduction, huber=plan.loss == "huber", epsilon=plan.epsilon,
             shuffle=plan.shuffle, rng=np.random.default_rng(plan.random_state),
             par_pass=bool(plan.parallel), callback=callback, mixing=plan.mixing,
+            average_after_epochs=plan.average_after_epochs,
         )
     except _drivers.Diverged as exc:
         last = _result(plan, source, exc.coef, exc.history, False, eta0, t0,

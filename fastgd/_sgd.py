@@ -104,13 +104,16 @@ class _Epoch:
 
 def fit_sgd(source, sc, theta, *, eta0, schedule, power_t, average, epochs, tol,
             n_iter_no_change, early_stopping, validation_fraction, batch_size, reduction,
-            huber, epsilon, shuffle, rng, par_pass, callback, mixing=False):
+            huber, epsilon, shuffle, rng, par_pass, callback, mixing=False,
+            average_after_epochs=0):
     """Run the epochs; returns ``(theta_reported, history, converged, n_passes, eta_final)``.
 
     ``history`` holds the training objective (full data, or the training rows with
     ``early_stopping``) at the start and after each epoch, at the reported parameters
     (the average once averaging has started). With ``mixing`` each block's share of an
     epoch runs as parameter mixing (:func:`fastgd.kernels.sgd._sgd_scaled_mix_src`).
+    ``average_after_epochs = k > 0``: averaging starts after the first ``k`` epochs (at
+    the step count reached then), whatever ``average`` says.
     """
     d = source.d
     mean = reduction == "mean"
@@ -143,7 +146,10 @@ def fit_sgd(source, sc, theta, *, eta0, schedule, power_t, average, epochs, tol,
     params[K.P_MEAN] = 1.0 if mean else 0.0
     params[K.P_WSCALE] = m / W_train if mean else 1.0
     params[K.P_FIT_B] = 1.0 if sc.fit_intercept else 0.0
-    params[K.P_AVG_START] = float(average) if average is not False else float(np.iinfo(np.int64).max // 2)
+    never = float(np.iinfo(np.int64).max // 2)
+    if average_after_epochs:
+        average = 0
+    params[K.P_AVG_START] = never if (average is False or average_after_epochs) else float(average)
     params[K.P_HUBER] = 1.0 if huber else 0.0
     params[K.P_EPSILON] = epsilon
     runner = _Epoch(d, coords, params, mixing)
@@ -175,6 +181,9 @@ def fit_sgd(source, sc, theta, *, eta0, schedule, power_t, average, epochs, tol,
             if bad_row is not None:
                 raise Diverged(epoch, sc.to_raw(reported(prev, t_prev)), history,
                                f"a residual became non-finite at row {bad_row}")
+            if epoch == average_after_epochs:
+                params[K.P_AVG_START] = avg_start = float(t)
+                state[1] = state[0]
             th = reported(state, t)
             coef = sc.to_raw(th)
             new_loss = train_loss(coef, th)
