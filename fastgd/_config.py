@@ -18,10 +18,25 @@ Decisions
   kernel is latency-bound on random row access and gains nothing from reassociation,
   so it is compiled strict (``jit(fastmath=False)``).
 * **Caching rule**: kernels are compiled lazily on first call (never at import) and
-  cached on disk with ``cache=True`` in numba's default location (``__pycache__`` next
-  to the package, or ``NUMBA_CACHE_DIR`` when set). When no writable cache location
-  exists, the kernel is compiled without a cache, quietly: the only cost is compile
-  time in every new process. Set ``FASTGD_DISABLE_CACHE=1`` to turn caching off.
+  cached on disk in the user's cache folder, never inside the installed package:
+  ``FASTGD_CACHE_DIR`` when set, else ``NUMBA_CACHE_DIR`` when set, else
+  ``$XDG_CACHE_HOME/fastgd`` (``~/.cache/fastgd``; ``~/Library/Caches/fastgd`` on
+  macOS, ``%LOCALAPPDATA%/fastgd/cache`` on Windows), one subfolder per source folder.
+  Why not numba's default (``__pycache__`` next to the source): pip does not know those
+  files, so uninstalling left ``site-packages/fastgd/__pycache__/*.nbi`` behind, and the
+  left-over ``site-packages/fastgd`` folder then shadowed a later editable install as a
+  namespace package (``pip install . && fastgd demo``, then ``pip install -e .`` gave
+  "module 'fastgd' has no attribute ..."). numba checks each entry against a stamp of
+  its source file, so a cache never serves code of another version. When that folder
+  is not writable, or numba's caching internals differ from those of 0.59-0.68 (the
+  locator is numba's own user-folder locator pointed elsewhere), the kernel is compiled
+  without a cache, quietly (never into the package): the only cost is compile time in
+  every new process. Set ``FASTGD_DISABLE_CACHE=1`` to turn caching off.
+* **A caveat, measured with numba 0.68**: a kernel loaded from the on-disk cache can
+  give sums that differ in the last bits from the same kernel compiled in the process
+  (the d = 1 gradient pass: 5 of 90 sums along a fit). Results are deterministic for a
+  given cache state; ``tests/test_pins.py`` compares fits with the cache off, and CI
+  runs with a fresh cache folder.
   numba keys its cache on the function's qualified name and first line, not on the
   compile flags: compiled as is, the serial and parallel variants of one source share a
   cache entry and whichever is compiled first is loaded for both (seen here: the
@@ -32,7 +47,9 @@ Decisions
   kernels give bit-identical results.
 """
 import os
+import sys
 import types
+from pathlib import Path
 
 import numba
 
@@ -52,20 +69,83 @@ MOMENT_CHUNK_BYTES = 1 << 17
 def jit(func=None, *, parallel=False, fastmath=True):
     """Compile ``func`` with fastgd's flags (lazily, on first call).
 
-    ``fastmath=False`` compiles with strict IEEE semantics. Falls back to an uncached
-    kernel when no cache location is writable.
+    ``fastmath=False`` compiles with strict IEEE semantics. The kernel is cached in
+    :func:`cache_dir`, or not at all when that folder is not writable.
     """
     if func is None:
         return lambda f: jit(f, parallel=parallel, fastmath=fastmath)
     if parallel:
         func = _renamed(func, "_parallel")
     opts = dict(nogil=True, fastmath=set(FASTMATH) if fastmath else False, parallel=parallel, error_model="numpy")
+    disp = numba.njit(cache=False, **opts)(func)
     if CACHE:
-        try:
-            return numba.njit(cache=True, **opts)(func)
-        except RuntimeError:  # "cannot cache function ...: no locator available"
-            pass
-    return numba.njit(cache=False, **opts)(func)
+        _use_user_cache(disp)
+    return disp
+
+
+def cache_dir():
+    """The folder of fastgd's compiled-kernel cache (see the module docstring)."""
+    for var in ("FASTGD_CACHE_DIR", "NUMBA_CACHE_DIR"):
+        if os.environ.get(var):
+            return Path(os.environ[var])
+    if sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
+        return base / "fastgd" / "cache"
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Caches" / "fastgd"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fastgd"
+
+
+_USER_CACHE = False
+
+
+def _user_cache_class():
+    """numba's FunctionCache, located in :func:`cache_dir` (None if numba's internals are
+    not those this was written against)."""
+    global _USER_CACHE
+    if _USER_CACHE is not False:
+        return _USER_CACHE
+    _USER_CACHE = None
+    try:
+        from numba.core import caching
+
+        base = getattr(caching, "UserProvidedCacheLocator", None) or caching._UserProvidedCacheLocator
+        impl = caching.FunctionCache._impl_class
+        root = str(cache_dir())
+
+        class Locator(base):
+            def __init__(self, py_func, py_file):
+                self._py_file = py_file
+                self._lineno = py_func.__code__.co_firstlineno
+                self._cache_path = os.path.join(root, self.get_suitable_cache_subpath(py_file))
+
+            @classmethod
+            def from_function(cls, py_func, py_file):
+                # skip the parent's test of numba.config.CACHE_DIR: this locator has its own
+                return super(base, cls).from_function(py_func, py_file)
+
+        class Impl(impl):
+            _locator_classes = [Locator]
+
+        class Cache(caching.FunctionCache):
+            _impl_class = Impl
+
+        _USER_CACHE = Cache
+    except (ImportError, AttributeError, TypeError):
+        pass
+    return _USER_CACHE
+
+
+def _use_user_cache(disp):
+    """Give the dispatcher ``disp`` a cache in :func:`cache_dir`; False if impossible."""
+    cls = _user_cache_class()
+    if cls is None:
+        return False
+    try:
+        disp._cache = cls(disp.py_func)
+    except RuntimeError:  # "cannot cache function ...: no locator available"
+        return False
+    return True
 
 
 def _renamed(func, suffix):

@@ -3,13 +3,19 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 
 import pytest
+
+#: the subprocesses' own kernel cache: kept apart from the test process's, which then
+#: only ever loads kernels it compiled itself (see fastgd/_config.py on cached kernels)
+CACHE = tempfile.mkdtemp(prefix="fastgd-cli-cache-")
 
 
 def _run(*args):
     return subprocess.run(args, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "PYTHONWARNINGS": "error::DeprecationWarning"})
+                          env={**os.environ, "PYTHONWARNINGS": "error::DeprecationWarning",
+                               "FASTGD_CACHE_DIR": CACHE})
 
 
 @pytest.mark.parametrize("prefix", [["fastgd"], [sys.executable, "-m", "fastgd"]])
@@ -29,9 +35,9 @@ def test_demo_runs_and_recovers_the_line(prefix):
         assert loss >= best_loss * (1 - 1e-9), (mode, loss)
         if mode == "batch":  # converged: the lstsq optimum to the printed digits
             assert abs(m - best_m) <= 2e-6 and abs(c - best_c) <= 2e-6, (mode, m, c)
-        elif (mode, parallel) == ("sgd", "False"):  # scaled, averaged SGD: at the optimum
-            assert loss <= best_loss * (1 + 1e-4), (mode, loss)
-        else:  # 3 epochs of constant steps (parameter mixing on raw data): a neighbourhood
+        elif mode == "sgd":  # scaled, averaged SGD, serial or mixed: at the optimum
+            assert loss <= best_loss * (1 + 1e-4), (mode, parallel, loss)
+        else:  # 3 epochs of constant mini-batch steps: a neighbourhood
             assert loss < 1.5 * best_loss and abs(m - 2.5) < 0.15, (mode, loss, m)
     assert rows[("batch", "False")] == rows[("batch", "True")]  # bit-identical
 

@@ -1,0 +1,146 @@
+"""The fit plan: one validated, frozen object of every setting, round-trippable.
+
+Oracles: the keyword table against fit's own signature, a refit from the plan's settings
+(bit for bit), the documented resolution rules.
+"""
+import ast
+import inspect
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from numpy.testing import assert_array_equal
+
+import fastgd
+from fastgd._plan import PARAM_TABLE, DataFacts, FitPlan
+
+FACTS = DataFacts(n=1000, d=3, dtype="float64", weighted=False)
+
+
+def test_the_table_holds_every_setting_of_fit():
+    data_args = {"X", "y", "sample_weight", "init_coef", "init_intercept", "callback"}
+    sig = inspect.signature(fastgd.fit)
+    assert set(sig.parameters) - data_args == set(PARAM_TABLE)
+    for name, p in PARAM_TABLE.items():
+        assert sig.parameters[name].default == p.default or (
+            p.default is None and sig.parameters[name].default is None), name
+
+
+@pytest.mark.parametrize("kw,engine,solver,optimizer", [
+    (dict(), "batch", "gram", "cg"),
+    (dict(learning_rate=0.01), "textbook", "stream", "gd"),
+    (dict(penalty="l1"), "batch", "gram", "nesterov"),
+    (dict(loss="huber"), "batch", "stream", "nesterov"),
+    (dict(mode="sgd"), "sgd_scaled", "stream", "sgd"),
+    (dict(mode="sgd", learning_rate=0.01), "sgd_raw", "stream", "sgd"),
+    (dict(mode="minibatch", penalty="l2"), "sgd_scaled", "stream", "sgd"),
+])
+def test_resolution(kw, engine, solver, optimizer):
+    plan = FitPlan.build(FACTS, **kw)
+    assert (plan.engine, plan.solver, plan.optimizer) == (engine, solver, optimizer)
+    assert "engine" in plan.reasons
+
+
+def test_every_auto_has_its_reason():
+    plan = FitPlan.build(FACTS)
+    for key in ("scale", "optimizer", "solver", "epochs", "tol", "parallel"):
+        assert plan.reasons[key], key
+    assert plan.reasons["solver"].startswith("gram: d = 3 <= 32")
+    wide = FitPlan.build(DataFacts(n=1000, d=40, dtype="float64", weighted=False))
+    assert wide.solver == "stream" and wide.reasons["solver"].startswith("stream: d = 40 > 32")
+
+
+def test_sgd_auto_mixing_depends_on_rows_not_threads():
+    small = FitPlan.build(DataFacts(n=19_999, d=2, dtype="float64", weighted=False), mode="sgd")
+    big = FitPlan.build(DataFacts(n=20_000, d=2, dtype="float64", weighted=False), mode="sgd")
+    assert not small.mixing and big.mixing and big.average_after_epochs == 1
+    assert "20000" in big.reasons["mixing"]
+    raw = FitPlan.build(DataFacts(n=10**6, d=2, dtype="float64", weighted=False), mode="sgd",
+                        learning_rate=0.01)
+    mb = FitPlan.build(DataFacts(n=10**6, d=2, dtype="float64", weighted=False), mode="minibatch")
+    assert not raw.mixing and not mb.mixing
+
+
+def test_round_trip_through_a_plain_dict():
+    plan = FitPlan.build(FACTS, mode="minibatch", batch_size=32, penalty="elasticnet",
+                         alpha=0.01, random_state=3, learning_rate_schedule="invscaling")
+    d = plan.to_dict()
+    text = json.dumps(d)  # plain: JSON-able as it is
+    again = FitPlan.from_dict(json.loads(text))
+    assert again == plan and again.to_dict() == d
+    assert d["settings"]["batch_size"] == 32 and d["resolved"]["batch_size"] == 32
+
+
+def test_result_reports_its_plan_and_the_plan_refits_bit_for_bit(rng):
+    X = rng.normal(size=(500, 2))
+    y = X @ [1.0, -1.0] + rng.normal(0, 0.1, 500)
+    res = fastgd.fit(X, y, mode="sgd", epochs=3, random_state=4)
+    assert isinstance(res.plan, fastgd.FitPlan) and res.plan.mode == "sgd"
+    assert res.plan.facts == DataFacts(n=500, d=2, dtype="float64", weighted=False)
+    again = fastgd.fit(X, y, **dict(res.plan.settings))
+    assert_array_equal(again.coef, res.coef)
+    assert again.intercept == res.intercept
+    with pytest.raises(AttributeError):
+        res.plan.epochs = 5  # frozen
+
+
+@pytest.mark.parametrize("kw,exc,match", [
+    (dict(nonsense=1), TypeError, r"(unknown fit parameter\(s\)|unexpected keyword argument) 'nonsense'"),
+    (dict(random_state=-1), ValueError, r"random_state must be an int >= 0"),
+    (dict(random_state="seed"), TypeError, r"random_state must be None, an int >= 0 or a numpy"),
+    (dict(shuffle="no"), TypeError, r"shuffle must be True or False, got 'no'"),
+    (dict(solver="gram", mode="sgd"), ValueError, r"solver='gram' applies to mode='batch' only"),
+    (dict(average=True), ValueError, r"average=True applies to mode='minibatch' and mode='sgd' only"),
+])
+def test_bad_settings(kw, exc, match):
+    with pytest.raises(exc, match=match):
+        FitPlan.build(FACTS, **kw)
+    with pytest.raises(exc, match=match):
+        fastgd.fit(np.zeros((10, 3)), np.arange(10.0), **kw)
+
+
+def test_from_dict_refuses_a_newer_format():
+    d = FitPlan.build(FACTS).to_dict()
+    d["format"] = 99
+    with pytest.raises(ValueError, match="newer than this fastgd reads"):
+        FitPlan.from_dict(d)
+
+
+def test_no_import_cycles_between_modules():
+    """Modules import downwards only: the graph of fastgd's internal imports is acyclic."""
+    root = Path(fastgd.__file__).parent
+    graph = {}
+    for path in root.rglob("*.py"):
+        mod = ".".join(path.relative_to(root.parent).with_suffix("").parts)
+        pkg = mod if path.name == "__init__.py" else mod.rsplit(".", 1)[0]
+        if path.name == "__init__.py":
+            mod = mod[: -len(".__init__")]
+            pkg = mod
+        deps = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                base = pkg.rsplit(".", node.level - 1)[0] if node.level > 1 else pkg
+                target = f"{base}.{node.module}" if node.module else base
+                names = [f"{target}.{a.name}" for a in node.names]
+                deps.add(target)
+                deps.update(names)
+        graph[mod] = deps
+    graph = {m: {d for d in deps if d in graph and d != m} for m, deps in graph.items()}
+    graph.pop("fastgd", None)  # the package's __init__ imports everything by design
+    for deps in graph.values():
+        deps.discard("fastgd")
+    state = {}
+
+    def visit(m, stack):
+        state[m] = 1
+        for d in graph.get(m, ()):
+            if state.get(d) == 1:
+                raise AssertionError(f"import cycle: {' -> '.join(stack + [m, d])}")
+            if d not in state:
+                visit(d, stack + [m])
+        state[m] = 2
+
+    for m in graph:
+        if m not in state:
+            visit(m, [])
