@@ -52,31 +52,39 @@ def _check_progress(ds, coef):
 
 
 class PureEpoch:
-    """One stochastic epoch exactly as ``fastgd._drivers._fit_stochastic`` runs it:
-    a fresh permutation from a seed drawn off the generator, one kernel call, the parts
-    averaged (one part when serial). ``mixing`` is ``fit(parallel=True)``."""
+    """One stochastic epoch exactly as ``fastgd._drivers._fit_stochastic`` runs it (plain
+    SGD with a numeric rate): a fresh permutation from a seed drawn off the generator,
+    one kernel call, the parts averaged (one part when serial). ``mixing`` is
+    ``fit(parallel=True)``."""
 
     def __init__(self, ds, mode, mixing, lr, seed):
         n, d = ds.n, ds.d
         self.data = V.check_data(ds.X, ds.y, parallel=mixing)
         self.parts = C.mix_parts(n) if mixing else 1
-        self.kernel = K.SERIAL_PARALLEL["sgd_epoch"][int(mixing)]
         self.permute = K.SERIAL_PARALLEL["permutation"][int(mixing)]
         self.layout = C.perm_layout(n)
         self.perm = np.arange(n, dtype=np.int64)
-        self.params = np.array([lr, float(MODES[mode]), 0.0, 1.0, 1.0])
-        self.out = np.empty((self.parts, d + 2))
-        self.coef0 = np.zeros(d + 1)
+        # the one SGD kernel family at the identity scaling, as fit runs plain SGD
+        self.coords = D.raw_coords(d)
+        self.params = D.raw_params(lr, MODES[mode], "mean", 1.0, True)
+        self.states = np.zeros((self.parts, 2, d + 1))
+        self.steps = np.empty(self.parts, dtype=np.int64)
         self.rng = np.random.default_rng(seed)
         self.d = d
 
     def __call__(self):
         dat = self.data
         self.permute(self.perm, epoch_seed(self.rng), *self.layout)
-        self.kernel(dat.X, dat.y, dat.sw, self.perm, self.params, self.coef0, self.out)
-        if np.any(self.out[:, self.d + 1] >= 0):
+        self.states[:] = 0.0
+        if self.parts == 1:
+            self.steps[0] = K._sgd_scaled_epoch_serial(dat.X, dat.y, dat.sw, self.perm,
+                                                       self.coords, self.params, self.states[0])
+        else:
+            K._sgd_scaled_mix_parallel(dat.X, dat.y, dat.sw, self.perm, self.coords, self.params,
+                                       self.states, self.steps)
+        if np.any(self.steps < 0):
             raise FloatingPointError("a residual became non-finite")
-        return self.out[:, : self.d + 1].sum(axis=0) / self.parts
+        return self.states[:, 0].sum(axis=0) / self.parts
 
 
 @pytest.mark.parametrize("mixing", [False, True], ids=["serial", "mixing"])

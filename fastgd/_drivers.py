@@ -86,6 +86,44 @@ def auto_learning_rate(source, mode, reduction, fit_intercept, batch_size):
     return 1.0 / L if L > 0.0 else 1.0
 
 
+class Epoch:
+    """Runs one epoch's blocks through the scaled kernel (serial, or parameter mixing),
+    carrying ``state`` (parameters and running average) and the step count ``t``."""
+
+    def __init__(self, d, coords, params, mixing):
+        self.coords, self.params, self.mixing = coords, params, mixing
+        self.d = d
+
+    def run(self, blocks, state, t):
+        """Returns ``(t, None)``, or ``(t, row)`` when the residual of global row ``row``
+        was not finite (``state`` then holds the parameters before it)."""
+        params = self.params
+        for block, order in blocks:
+            data = block.data
+            params[_kernels.P_T0] = float(t)
+            parts = mix_parts(order.shape[0]) if self.mixing else 1
+            if parts == 1:
+                steps = _kernels._sgd_scaled_epoch_serial(data.X, data.y, data.sw, order, self.coords,
+                                                   params, state)
+                if steps < 0:
+                    return t, block.offset + int(order[-steps - 1])
+                t += steps
+                continue
+            states = np.empty((parts, 2, self.d + 1))
+            states[:] = state
+            steps = np.empty(parts, dtype=np.int64)
+            _kernels._sgd_scaled_mix_parallel(data.X, data.y, data.sw, order, self.coords, params,
+                                       states, steps)
+            if np.any(steps < 0):
+                size = -(-order.shape[0] // parts)
+                p = int(np.argmax(steps < 0))
+                return t, block.offset + int(order[p * size - steps[p] - 1])
+            state[0] = states[:, 0].sum(axis=0) / parts
+            state[1] = states[:, 1].sum(axis=0) / parts
+            t += int(steps.max())
+        return t, None
+
+
 def _stopped(history, loss, tol):
     """Relative change of the loss over the last epoch below ``tol``."""
     prev = history[-1]
@@ -141,9 +179,31 @@ def _fit_batch(obj, coef, lr, epochs, tol, callback):
     return coef, np.asarray(history), converged
 
 
+def raw_coords(d):
+    """The identity scaling (centres 0, inverse scales 1, no penalty) in the layout of
+    the scaled SGD kernel's ``coords``: plain SGD on the raw data."""
+    coords = np.zeros((4, d + 1))
+    coords[1, :d] = 1.0
+    return coords
+
+
+def raw_params(lr, batch_size, reduction, weight_scale, fit_intercept):
+    """The scaled SGD kernel's ``params`` for plain SGD: constant rate ``lr``, no
+    averaging, squared loss."""
+    params = np.zeros(_kernels.N_PARAMS)
+    params[_kernels.P_ETA0] = lr
+    params[_kernels.P_BATCH] = float(batch_size)
+    params[_kernels.P_MEAN] = 1.0 if reduction == "mean" else 0.0
+    params[_kernels.P_WSCALE] = weight_scale
+    params[_kernels.P_FIT_B] = 1.0 if fit_intercept else 0.0
+    params[_kernels.P_AVG_START] = float(np.iinfo(np.int64).max // 2)
+    return params
+
+
 def _fit_stochastic(obj, coef, lr, epochs, tol, callback, *, batch_size, reduction,
                     fit_intercept, mixing, shuffle, rng, parallel):
-    """Mini-batch / SGD epochs on the raw data, each block's share in one kernel call.
+    """Mini-batch / SGD epochs on the raw data: the SGD kernel at the identity scaling,
+    each block's share of an epoch in one kernel call.
 
     With ``mixing`` each block's rows run as parameter mixing: ``mix_parts(m)`` parts,
     each an SGD pass over its slice of the block's permutation from the same start,
@@ -155,28 +215,22 @@ def _fit_stochastic(obj, coef, lr, epochs, tol, callback, *, batch_size, reducti
     """
     source = obj.source
     d = source.d
-    kernel = _kernels.SERIAL_PARALLEL["sgd_epoch"][int(mixing)]
-    params = np.array([
-        lr, float(batch_size), 0.0 if reduction == "mean" else 1.0,
-        source.n / source.weight_total if reduction == "mean" else 1.0, float(fit_intercept),
-    ])
+    wscale = source.n / source.weight_total if reduction == "mean" else 1.0
+    runner = Epoch(d, raw_coords(d), raw_params(lr, batch_size, reduction, wscale,
+                                                fit_intercept), mixing)
+    state = np.empty((2, d + 1))
     loss = obj.loss(coef)
     history = [loss]
     converged = False
     with source.epochs(rng, shuffle, parallel, prefetch=not mixing) as epochs_:
         for epoch in range(1, epochs + 1):
-            new = coef
-            for block, order in epochs_.next():
-                data = block.data
-                parts = mix_parts(order.shape[0]) if mixing else 1
-                out = np.empty((parts, d + 2))
-                kernel(data.X, data.y, data.sw, order, params, new, out)
-                bad = out[:, d + 1]
-                if np.any(bad >= 0):
-                    k = int(bad[bad >= 0][0])
-                    raise Diverged(epoch, coef, history, "a residual became non-finite at row "
-                                   f"{block.offset + int(order[k])}")
-                new = out[:, : d + 1].sum(axis=0) / parts
+            state[0] = coef
+            state[1] = coef
+            _, bad_row = runner.run(epochs_.next(), state, 0)
+            if bad_row is not None:
+                raise Diverged(epoch, coef, history,
+                               f"a residual became non-finite at row {bad_row}")
+            new = state[0].copy()
             new_loss = obj.loss(new)
             done, converged = _end_epoch(epoch, coef, new, new_loss, history, lr, tol, callback)
             coef = new

@@ -19,8 +19,7 @@ With the other schedules and ``tol`` set, the fit stops (converged) after
 import numpy as np
 
 from . import kernels as K
-from ._chunking import mix_parts
-from ._drivers import EXPLODE_FACTOR, Diverged, Objective
+from ._drivers import EXPLODE_FACTOR, Diverged, Epoch, Objective
 from ._optim import HuberObjective
 
 SCHEDULES = {"constant": 0, "invscaling": 1, "adaptive": 2}
@@ -62,44 +61,6 @@ def auto_eta0(source, sc, reduction, batch_size):
     M = source.max_norm(sc.m, 1.0 / sc.s, sc.fit_intercept)
     s = source.n / source.weight_total if reduction == "mean" else float(batch_size)
     return 1.0 / (2.0 * s * M) if M > 0.0 else 1.0
-
-
-class _Epoch:
-    """Runs one epoch's blocks through the scaled kernel (serial, or parameter mixing),
-    carrying ``state`` (parameters and running average) and the step count ``t``."""
-
-    def __init__(self, d, coords, params, mixing):
-        self.coords, self.params, self.mixing = coords, params, mixing
-        self.d = d
-
-    def run(self, blocks, state, t):
-        """Returns ``(t, None)``, or ``(t, row)`` when the residual of global row ``row``
-        was not finite (``state`` then holds the parameters before it)."""
-        params = self.params
-        for block, order in blocks:
-            data = block.data
-            params[K.P_T0] = float(t)
-            parts = mix_parts(order.shape[0]) if self.mixing else 1
-            if parts == 1:
-                steps = K._sgd_scaled_epoch_serial(data.X, data.y, data.sw, order, self.coords,
-                                                   params, state)
-                if steps < 0:
-                    return t, block.offset + int(order[-steps - 1])
-                t += steps
-                continue
-            states = np.empty((parts, 2, self.d + 1))
-            states[:] = state
-            steps = np.empty(parts, dtype=np.int64)
-            K._sgd_scaled_mix_parallel(data.X, data.y, data.sw, order, self.coords, params,
-                                       states, steps)
-            if np.any(steps < 0):
-                size = -(-order.shape[0] // parts)
-                p = int(np.argmax(steps < 0))
-                return t, block.offset + int(order[p * size - steps[p] - 1])
-            state[0] = states[:, 0].sum(axis=0) / parts
-            state[1] = states[:, 1].sum(axis=0) / parts
-            t += int(steps.max())
-        return t, None
 
 
 def fit_sgd(source, sc, theta, *, eta0, schedule, power_t, average, epochs, tol,
@@ -152,7 +113,7 @@ def fit_sgd(source, sc, theta, *, eta0, schedule, power_t, average, epochs, tol,
     params[K.P_AVG_START] = never if (average is False or average_after_epochs) else float(average)
     params[K.P_HUBER] = 1.0 if huber else 0.0
     params[K.P_EPSILON] = epsilon
-    runner = _Epoch(d, coords, params, mixing)
+    runner = Epoch(d, coords, params, mixing)
     state = np.empty((2, d + 1))
     state[0] = theta
     state[1] = theta

@@ -198,6 +198,23 @@ def test_moments_parallel_bitwise(rng, threads, monkeypatch):
             assert_array_equal(u, v)
 
 
+def _raw_epoch(X, y, sw, perm, lr, batch_size, reduction, wscale, fit_intercept, coef0, parts=1):
+    """Plain SGD through the one SGD kernel family at the identity scaling (as
+    fastgd._drivers._fit_stochastic runs it): ``(params (parts, d + 1), steps (parts,))``."""
+    d = X.shape[1]
+    coords = _drivers.raw_coords(d)
+    params = _drivers.raw_params(lr, batch_size, reduction, wscale, fit_intercept)
+    if parts == 1:
+        state = np.array([coef0, coef0], dtype=np.float64)
+        steps = _kernels._sgd_scaled_epoch_serial(X, y, sw, perm, coords, params, state)
+        return state[:1, :].copy(), np.array([steps])
+    states = np.empty((parts, 2, d + 1))
+    states[:] = coef0
+    steps = np.empty(parts, dtype=np.int64)
+    _kernels._sgd_scaled_mix_parallel(X, y, sw, perm, coords, params, states, steps)
+    return states[:, 0].copy(), steps
+
+
 @pytest.mark.parametrize("batch_size", [1, 4, 7])
 @pytest.mark.parametrize("reduction", ["mean", "sum"])
 @pytest.mark.parametrize("weighted", [False, True])
@@ -209,40 +226,37 @@ def test_sgd_epoch_matches_naive(rng, batch_size, reduction, weighted, d, fit_in
     perm = rng.permutation(n).astype(np.int64)
     coef0 = rng.normal(size=d + 1)
     lr, wscale = 0.01, (n / sw.sum() if weighted and reduction == "mean" else 1.0)
-    params = np.array([lr, batch_size, 0.0 if reduction == "mean" else 1.0, wscale, float(fit_intercept)])
-    out = np.empty((1, d + 2))
-    _kernels._sgd_epoch_serial(X, y, sw, perm, params, coef0, out)
+    got, steps = _raw_epoch(X, y, sw, perm, lr, batch_size, reduction, wscale, fit_intercept, coef0)
     ref = naive.sgd_epoch(X, y, sw, perm, lr, batch_size, reduction, wscale, fit_intercept, coef0)
-    assert out[0, d + 1] == -1
-    assert_allclose(out[0, : d + 1], ref, rtol=1e-12, atol=1e-14)
+    assert steps[0] == -(-n // batch_size)
+    assert_allclose(got[0], ref, rtol=1e-12, atol=1e-14)
 
 
 def test_sgd_epoch_parts_are_independent_runs(rng, threads):
-    """Parameter mixing: each part equals a serial run over its slice; parallel == serial bitwise."""
+    """Parameter mixing: each part equals a serial run over its slice, whatever the
+    thread count (bitwise)."""
     n, d, parts = 1000, 2, 4
     X, y, _ = make_linear(rng, n, d)
     perm = rng.permutation(n).astype(np.int64)
     coef0 = np.zeros(d + 1)
-    params = np.array([0.02, 1.0, 0.0, 1.0, 1.0])
-    a = np.empty((parts, d + 2))
-    _kernels._sgd_epoch_serial(X, y, np.empty(0), perm, params, coef0, a)
+    a, _ = _raw_epoch(X, y, np.empty(0), perm, 0.02, 1, "mean", 1.0, True, coef0, parts=parts)
     for p in range(parts):
         ref = naive.sgd_epoch(X, y, None, perm[p * 250:(p + 1) * 250], 0.02, 1, "mean", 1.0, True, coef0)
-        assert_allclose(a[p, : d + 1], ref, rtol=1e-12)
+        assert_allclose(a[p], ref, rtol=1e-12)
+        alone, _ = _raw_epoch(X, y, np.empty(0), perm[p * 250:(p + 1) * 250], 0.02, 1, "mean", 1.0,
+                              True, coef0)
+        assert_array_equal(a[p], alone[0])
     for k in {1, threads.max}:
         threads.set(k)
-        b = np.empty_like(a)
-        _kernels._sgd_epoch_parallel(X, y, np.empty(0), perm, params, coef0, b)
+        b, _ = _raw_epoch(X, y, np.empty(0), perm, 0.02, 1, "mean", 1.0, True, coef0, parts=parts)
         assert_array_equal(a, b)
 
 
 def test_sgd_epoch_reports_nonfinite_row():
     X = np.array([[1.0], [1e200], [2.0]])
     y = np.array([1.0, 1e200, 2.0])
-    params = np.array([1.0, 1.0, 0.0, 1.0, 1.0])
-    out = np.empty((1, 3))
-    _kernels._sgd_epoch_serial(X, y, np.empty(0), np.arange(3), params, np.zeros(2), out)
-    assert out[0, 2] >= 0  # stopped at the overflowing row, not silently NaN
+    _, steps = _raw_epoch(X, y, np.empty(0), np.arange(3), 1.0, 1, "mean", 1.0, True, np.zeros(2))
+    assert steps[0] < 0  # stopped at the overflowing row, not silently NaN
 
 
 @pytest.mark.parametrize("n,n_buckets", [(1, 1), (10, 1), (1000, 4), (5000, 16)])
@@ -278,11 +292,10 @@ def test_sgd_epoch_nonfinite_mid_epoch_keeps_last_finite_params(d, batch_size):
     X = np.ones((n, d))
     y = np.ones(n)
     y[23] = np.inf
-    params = np.array([0.01, float(batch_size), 0.0, 1.0, 1.0])
-    out = np.empty((1, d + 2))
-    _kernels._sgd_epoch_serial(X, y, np.empty(0), np.arange(n), params, np.zeros(d + 1), out)
-    assert out[0, d + 1] == 23
-    assert np.all(np.isfinite(out[0, : d + 1]))
+    got, steps = _raw_epoch(X, y, np.empty(0), np.arange(n), 0.01, batch_size, "mean", 1.0, True,
+                            np.zeros(d + 1))
+    assert steps[0] == -(23 + 1)
+    assert np.all(np.isfinite(got[0]))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64])

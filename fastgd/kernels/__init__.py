@@ -2,7 +2,7 @@
 
 * :mod:`.gradient`: the fused loss/gradient passes (squared error, Huber), subset loss;
 * :mod:`.moments`: means and co-moments, the max row norm;
-* :mod:`.sgd`: the stochastic epochs;
+* :mod:`.sgd`: the stochastic epochs (one family: raw SGD is the identity scaling);
 * :mod:`.permutation`: the counter-based permutations;
 * :mod:`.finite`: the NaN/inf check.
 
@@ -65,9 +65,6 @@ from .sgd import (
     P_SCHEDULE,
     P_T0,
     P_WSCALE,
-    _sgd_epoch_parallel,
-    _sgd_epoch_serial,
-    _sgd_part,
     _sgd_scaled_epoch_serial,
     _sgd_scaled_mix_parallel,
 )
@@ -83,7 +80,6 @@ SERIAL_PARALLEL = {
     "moments": (_moments_serial, _moments_parallel),
     "moments_diag": (_moments_diag_serial, _moments_diag_parallel),
     "max_norm": (_max_norm_serial, _max_norm_parallel),
-    "sgd_epoch": (_sgd_epoch_serial, _sgd_epoch_parallel),
     "permutation": (_permutation_serial, _permutation_parallel),
 }
 

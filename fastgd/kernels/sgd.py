@@ -1,6 +1,9 @@
-"""Stochastic epochs: plain (mini-)batch SGD on the raw data (serial, or parameter mixing
-over fixed parts) and SGD in standardized coordinates (schedules, averaging, penalties,
-Huber), both strict IEEE (``fastmath=False``) so the non-finite residual test survives."""
+"""Stochastic epochs: one family, (mini-)batch SGD in standardized coordinates computed on
+the fly (schedules, averaging, penalties, Huber), serial or parameter mixing over fixed
+parts. Plain SGD on the raw data is the identity scaling (centres 0, inverse scales 1,
+no penalty, constant rate, no averaging): ``(x - 0) * 1`` is ``x`` exactly, so it runs
+the textbook update. Strict IEEE (``fastmath=False``), so the non-finite residual test
+survives (under the fast-math flags LLVM removed it, see fastgd._config)."""
 import math
 
 import numpy as np
@@ -10,173 +13,6 @@ from .._config import jit
 from .._intrinsics import PREFETCH_DISTANCE, prefetch
 
 
-@jit(fastmath=False)
-def _sgd_part(X, y, sw, perm, start, stop, params, coef, grad):
-    """Run the (mini-)batch SGD updates over ``perm[start:stop]`` in place on ``coef``.
-
-    ``params = [learning_rate, batch_size, reduction, weight_scale, fit_intercept]``:
-    reduction 0 is the mean loss, 1 the sum; ``weight_scale = n / sum(w)`` (1 when
-    unweighted); the intercept ``coef[d]`` is updated only when ``fit_intercept`` is 1. Batches are
-    consecutive runs of ``batch_size`` entries of ``perm`` (the last one may be shorter);
-    each takes one simultaneous step ``coef -= lr * g`` with the unbiased estimate of the
-    full gradient: mean, ``g = -(2 n / (W |B|)) sum_B w r z``; sum, the gradient of the
-    batch's SSE ``g = -2 sum_B w r z`` (``z = [x, 1]``). ``grad`` is a float64 ``(d + 1,)``
-    work array. Returns ``-1``, or the position in ``perm`` of the first row whose
-    residual was not finite (the update stops there).
-    """
-    d = X.shape[1]
-    lr = params[0]
-    bs = np.int64(params[1])
-    mean = params[2] == 0.0
-    wscale = params[3]
-    fit_b = params[4] != 0.0
-    weighted = sw.shape[0] > 0
-    xf = X.reshape(X.shape[0] * d)
-    ahead = PREFETCH_DISTANCE
-    if bs == 1 and d == 1:
-        # one feature: the parameters live in registers. Through memory, every step's
-        # dependency chain included a store and a reload (10^7 random rows: 375 ms;
-        # in registers: about 220 ms, the cost of the random row access itself).
-        base = 2.0 * lr * wscale if mean else 2.0 * lr
-        xs = X.reshape(X.shape[0])
-        c0 = coef[0]
-        c1 = coef[1]
-        bad = -1
-        for k in range(start, stop):
-            if k + ahead < stop:  # (inline: a helper taking the arrays cost refcounts)
-                q = perm[k + ahead]
-                prefetch(xs, q)
-                prefetch(y, q)
-                if weighted:
-                    prefetch(sw, q)
-            i = perm[k]
-            xi = np.float64(xs[i])
-            r = np.float64(y[i]) - (c0 * xi + c1)
-            if not math.isfinite(r):
-                bad = k
-                break
-            step = base * sw[i] * r if weighted else base * r
-            c0 += step * xi
-            if fit_b:
-                c1 += step
-        coef[0] = c0
-        coef[1] = c1
-        return bad
-    if d == 1:
-        # mini-batches of one feature, parameters in registers likewise
-        xs = X.reshape(X.shape[0])
-        c0 = coef[0]
-        c1 = coef[1]
-        bad = -1
-        for k0 in range(start, stop, bs):
-            k1 = min(k0 + bs, stop)
-            g0 = 0.0
-            g1 = 0.0
-            for k in range(k0, k1):
-                if k + ahead < stop:
-                    q = perm[k + ahead]
-                    prefetch(xs, q)
-                    prefetch(y, q)
-                    if weighted:
-                        prefetch(sw, q)
-                i = perm[k]
-                xi = np.float64(xs[i])
-                r = np.float64(y[i]) - (c0 * xi + c1)
-                if not math.isfinite(r):
-                    bad = k
-                    break
-                wr = sw[i] * r if weighted else r
-                g0 += wr * xi
-                g1 += wr
-            if bad >= 0:
-                break
-            step = 2.0 * lr * wscale / (k1 - k0) if mean else 2.0 * lr
-            c0 += step * g0
-            if fit_b:
-                c1 += step * g1
-        coef[0] = c0
-        coef[1] = c1
-        return bad
-    if bs == 1:
-        base = 2.0 * lr * wscale if mean else 2.0 * lr
-        for k in range(start, stop):
-            if k + ahead < stop:
-                q = perm[k + ahead]
-                prefetch(xf, q * d)
-                prefetch(xf, q * d + d - 1)
-                prefetch(y, q)
-                if weighted:
-                    prefetch(sw, q)
-            i = perm[k]
-            p = coef[d]
-            for j in range(d):
-                p += np.float64(X[i, j]) * coef[j]
-            r = np.float64(y[i]) - p
-            if not math.isfinite(r):
-                return k
-            step = base * sw[i] * r if weighted else base * r
-            for j in range(d):
-                coef[j] += step * np.float64(X[i, j])
-            if fit_b:
-                coef[d] += step
-        return -1
-    for k0 in range(start, stop, bs):
-        k1 = min(k0 + bs, stop)
-        for j in range(d + 1):
-            grad[j] = 0.0
-        for k in range(k0, k1):
-            if k + ahead < stop:
-                q = perm[k + ahead]
-                prefetch(xf, q * d)
-                prefetch(xf, q * d + d - 1)
-                prefetch(y, q)
-                if weighted:
-                    prefetch(sw, q)
-            i = perm[k]
-            p = coef[d]
-            for j in range(d):
-                p += np.float64(X[i, j]) * coef[j]
-            r = np.float64(y[i]) - p
-            if not math.isfinite(r):
-                return k
-            wr = sw[i] * r if weighted else r
-            for j in range(d):
-                grad[j] += wr * np.float64(X[i, j])
-            grad[d] += wr
-        step = 2.0 * lr * wscale / (k1 - k0) if mean else 2.0 * lr
-        for j in range(d):
-            coef[j] += step * grad[j]
-        if fit_b:
-            coef[d] += step * grad[d]
-    return -1
-
-
-def _sgd_epoch_src(X, y, sw, perm, params, coef0, out):
-    """One epoch of (mini-)batch SGD over ``perm``, split into ``out.shape[0]`` parts.
-
-    Each part runs its own SGD pass over its contiguous slice of ``perm`` starting from
-    ``coef0``; ``out`` (float64 ``(n_parts, d + 2)``) receives each part's final
-    parameters in ``out[p, :d + 1]`` and in ``out[p, d + 1]`` the position in ``perm``
-    where a non-finite residual stopped it (``-1`` if none). With one part this is plain
-    serial SGD; with several parts the driver averages the rows (parameter mixing).
-    """
-    n_parts = out.shape[0]
-    m = perm.shape[0]
-    d = X.shape[1]
-    size = (m + n_parts - 1) // n_parts
-    for p in prange(n_parts):
-        row = out[p]
-        for j in range(d + 1):
-            row[j] = coef0[j]
-        grad = np.zeros(d + 1)
-        bad = _sgd_part(X, y, sw, perm, p * size, min(m, (p + 1) * size), params, row[: d + 1], grad)
-        row[d + 1] = bad
-
-
-_sgd_epoch_serial = jit(_sgd_epoch_src, parallel=False)
-
-
-_sgd_epoch_parallel = jit(_sgd_epoch_src, parallel=True)
 
 
 #: layout of ``params`` of :func:`_sgd_scaled_epoch_serial`
@@ -287,6 +123,143 @@ def _steps_1d(X, y, sw, perm, k_lo, k_hi, params, c0, i0, l1, l2, a0, a1, averag
     return a0, a1, -1, s0, s1
 
 
+@jit(fastmath=False)
+def _rows_epoch(X, y, sw, perm, coords, params, state):
+    """:func:`_sgd_scaled_epoch_src` with one row a step and ``d > 1`` columns: no gradient
+    buffer; each scaled feature is recomputed in the update instead of stored (the same
+    value, so the same results as a batch of one row), and the penalty's two steps are
+    skipped when no coordinate has a penalty. Plain SGD on the raw data runs here."""
+    d = X.shape[1]
+    m = perm.shape[0]
+    eta0 = params[0]
+    power_t = params[1]
+    t = np.int64(params[2])
+    invscaling = params[3] != 0.0
+    mean = params[5] != 0.0
+    wscale = params[6]
+    fit_b = params[7] != 0.0
+    avg_start = np.int64(params[8])
+    huber = params[9] != 0.0
+    eps = params[10]
+    weighted = sw.shape[0] > 0
+    theta = state[0]
+    avg = state[1]
+    cen = coords[0]
+    inv = coords[1]
+    lam1 = coords[2]
+    lam2 = coords[3]
+    penalized = False
+    for j in range(d):
+        if lam1[j] != 0.0 or lam2[j] != 0.0:
+            penalized = True
+    xf = X.reshape(X.shape[0] * d)
+    for k in range(m):
+        if k + PREFETCH_DISTANCE < m:  # (see fastgd._intrinsics)
+            q = perm[k + PREFETCH_DISTANCE]
+            prefetch(xf, q * d)
+            prefetch(xf, q * d + d - 1)
+            prefetch(y, q)
+            if weighted:
+                prefetch(sw, q)
+        i = perm[k]
+        p = theta[d]
+        for j in range(d):
+            p += ((np.float64(X[i, j]) - cen[j]) * inv[j]) * theta[j]
+        r = np.float64(y[i]) - p
+        if not math.isfinite(r):
+            return -(k + 1)
+        if huber:
+            r = min(max(r, -eps), eps)
+        wr = sw[i] * r if weighted else r
+        t += 1
+        eta = eta0 / t ** power_t if invscaling else eta0
+        c = 2.0 * eta * wscale / 1 if mean else 2.0 * eta
+        if penalized:
+            for j in range(d):
+                v = theta[j] + c * (wr * ((np.float64(X[i, j]) - cen[j]) * inv[j]))
+                v -= eta * lam2[j] * theta[j]
+                theta[j] = _soft_threshold(v, eta * lam1[j])
+        else:
+            for j in range(d):
+                theta[j] += c * (wr * ((np.float64(X[i, j]) - cen[j]) * inv[j]))
+        if fit_b:
+            theta[d] += c * wr
+        if t > avg_start:
+            a = 1.0 / (t - avg_start)
+            for j in range(d + 1):
+                avg[j] += a * (theta[j] - avg[j])
+    return m
+
+
+@jit(fastmath=False)
+def _batches_1d_epoch(X, y, sw, perm, coords, params, state):
+    """:func:`_sgd_scaled_epoch_src` with one column and batches of ``bs > 1`` rows: the
+    parameters and the batch's gradient in registers (same arithmetic as the generic
+    loop, without its loads and stores through memory)."""
+    m = perm.shape[0]
+    eta0 = params[0]
+    power_t = params[1]
+    t = np.int64(params[2])
+    invscaling = params[3] != 0.0
+    bs = np.int64(params[4])
+    mean = params[5] != 0.0
+    wscale = params[6]
+    fit_b = params[7] != 0.0
+    avg_start = np.int64(params[8])
+    huber = params[9] != 0.0
+    eps = params[10]
+    weighted = sw.shape[0] > 0
+    theta = state[0]
+    avg = state[1]
+    c0 = coords[0, 0]
+    i0 = coords[1, 0]
+    l1 = coords[2, 0]
+    l2 = coords[3, 0]
+    xv = X.reshape(X.shape[0])
+    a0 = theta[0]
+    a1 = theta[1]
+    steps = 0
+    for k0 in range(0, m, bs):
+        k1 = min(k0 + bs, m)
+        g0 = 0.0
+        g1 = 0.0
+        for k in range(k0, k1):
+            if k + PREFETCH_DISTANCE < m:
+                q = perm[k + PREFETCH_DISTANCE]
+                prefetch(xv, q)
+                prefetch(y, q)
+                if weighted:
+                    prefetch(sw, q)
+            i = perm[k]
+            x0 = (np.float64(xv[i]) - c0) * i0
+            r = np.float64(y[i]) - (a1 + x0 * a0)
+            if not math.isfinite(r):
+                theta[0] = a0
+                theta[1] = a1
+                return -(k + 1)
+            if huber:
+                r = min(max(r, -eps), eps)
+            wr = sw[i] * r if weighted else r
+            g0 += wr * x0
+            g1 += wr
+        t += 1
+        steps += 1
+        eta = eta0 / t ** power_t if invscaling else eta0
+        c = 2.0 * eta * wscale / (k1 - k0) if mean else 2.0 * eta
+        v = a0 + c * g0
+        v -= eta * l2 * a0
+        a0 = _soft_threshold(v, eta * l1)
+        if fit_b:
+            a1 += c * g1
+        if t > avg_start:
+            a = 1.0 / (t - avg_start)
+            avg[0] += a * (a0 - avg[0])
+            avg[1] += a * (a1 - avg[1])
+    theta[0] = a0
+    theta[1] = a1
+    return steps
+
+
 def _sgd_scaled_epoch_src(X, y, sw, perm, coords, params, state):
     """One epoch of (mini-)batch SGD in scaled coordinates over ``perm``.
 
@@ -354,9 +327,13 @@ def _sgd_scaled_epoch_src(X, y, sw, perm, coords, params, state):
         theta[0], theta[1] = a0, a1
         avg[0], avg[1] = _merge_average(v0, v1, t_start, avg_start, s0, s1, n_avg)
         return -(bad + 1) if bad >= 0 else m
+    xf = X.reshape(X.shape[0] * d)
+    if bs == 1:
+        return _rows_epoch(X, y, sw, perm, coords, params, state)
+    if d == 1:
+        return _batches_1d_epoch(X, y, sw, perm, coords, params, state)
     g = np.zeros(d + 1)
     xs = np.empty(d)
-    xf = X.reshape(X.shape[0] * d)
     steps = 0
     for k0 in range(0, m, bs):
         k1 = min(k0 + bs, m)
