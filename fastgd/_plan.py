@@ -333,181 +333,29 @@ class FitPlan:
 
     @classmethod
     def _resolve(cls, s, facts):
+        """Apply the rules between parameters and resolve every "auto" (see the
+        ``_rule_*`` functions, one per concern, in the order they run)."""
         why = {}
-        mode, n, d = s["mode"], facts.n, facts.d
-        lr_auto = s["learning_rate"] == "auto"
-        stochastic = mode in STOCHASTIC
-        huber = s["loss"] == "huber"
-        alpha, l1_ratio = s["alpha"], s["l1_ratio"]
-        if s["penalty"] is None:
-            alpha = 0.0
-        elif s["penalty"] != "elasticnet":
-            l1_ratio = 1.0 if s["penalty"] == "l1" else 0.0
-        has_l1 = alpha > 0.0 and l1_ratio > 0.0
-        parallel = s["parallel"]
-
-        # batch size
-        bs = s["batch_size"]
-        if mode == "batch":
-            if bs is not None:
-                raise ValueError(
-                    f"batch_size={bs!r} applies to mode='minibatch'; mode='batch' always uses "
-                    "all rows (leave batch_size=None)"
-                )
-        elif mode == "sgd":
-            if bs not in (None, 1):
-                raise ValueError(
-                    f"mode='sgd' steps on one row at a time, got batch_size={bs!r}; use "
-                    "mode='minibatch' for larger batches"
-                )
-            bs = 1
-        elif bs is None:
-            bs = DEFAULT_BATCH_SIZE if n is None else min(DEFAULT_BATCH_SIZE, n)
-            why["batch_size"] = f"{DEFAULT_BATCH_SIZE} rows a step (at most n)"
-        else:
-            bs = V.check_int(bs, "batch_size", 1, n)
-
-        # scaling, averaging, mixing
-        scale = s["scale"]
-        if scale == "auto":
-            scaled = lr_auto
-            why["scale"] = ("on: learning_rate='auto' fits in standardized coordinates" if lr_auto
-                            else "off: a numeric learning_rate runs the exact update on the raw data")
-        else:
-            scaled = scale
-        average = s["average"]
-        if average == "auto":
-            # on for per-row SGD only: a mini-batch epoch has n / batch_size steps, and an
-            # average over few steps keeps the early iterates' error (5,000 rows, batch
-            # 256, 5 epochs: coefficients 20% short averaged, 1% short without)
-            average = 0 if (lr_auto and mode == "sgd") else False
-            why["average"] = ("on from the first step: per-row SGD with the automatic rate"
-                              if average is not False else "off")
-        elif average is True:
-            average = 0
-        mixing = stochastic and parallel is True
-        if (parallel == "auto" and mode == "sgd" and lr_auto and n is not None
-                and n >= SGD_MIX_MIN_ROWS):
-            mixing = True
-            why["mixing"] = (f"parameter mixing: per-row SGD with the automatic rate on n >= "
-                             f"{SGD_MIX_MIN_ROWS} rows (faster, and as accurate: measured)")
-        average_after = 0
-        if mixing and s["average"] == "auto" and average is not False:
-            # parameter mixing: each part's average would keep the first epoch's transient
-            # over 1/parts of the steps (10^6 rows x 5, 3 epochs: excess 5.8e-5 averaged
-            # from the first step, against 1.3e-6 serial); averaging from the second epoch
-            # forgets it
-            average_after = 1
-            why["average"] = "on from the second epoch: parameter mixing of per-row SGD"
-        schedule = s["learning_rate_schedule"]
-        early = s["early_stopping"]
-
-        solver, optimizer = s["solver"], s["optimizer"]
-        if mode == "batch":
-            if huber:
-                if solver == "gram":
-                    raise ValueError(
-                        "solver='gram' needs the squared loss (its sufficient statistics); "
-                        "loss='huber' runs solver='stream' (leave solver='auto')"
-                    )
-                if optimizer == "cg":
-                    raise ValueError(
-                        "optimizer='cg' (exact line search on a quadratic) needs the squared "
-                        "loss; loss='huber' runs 'nesterov' (the default), 'momentum' or 'gd'"
-                    )
-                solver = "stream"
-                why["solver"] = "stream: the Huber loss has no sufficient statistics"
-            if optimizer == "auto":
-                optimizer = ("nesterov" if (has_l1 or huber) else "cg") if lr_auto else "gd"
-                why["optimizer"] = (
-                    "gd: a numeric learning_rate runs plain gradient descent" if not lr_auto
-                    else "nesterov: proximal/non-quadratic objective" if optimizer == "nesterov"
-                    else "cg: fewest passes on the quadratic loss (measured)")
-            if has_l1 and optimizer in ("cg", "momentum"):
-                raise ValueError(
-                    f"penalty={s['penalty']!r} has an L1 part, fitted by proximal gradient steps: "
-                    f"optimizer must be 'gd' or 'nesterov' (or 'auto'), got {optimizer!r}"
-                )
-            if optimizer == "cg" and not lr_auto:
-                raise ValueError(
-                    f"optimizer='cg' chooses its own step lengths (exact line search), but "
-                    f"learning_rate={s['learning_rate']!r} was given; leave learning_rate='auto' "
-                    "or pick optimizer='gd', 'momentum' or 'nesterov'"
-                )
-            textbook = (not scaled and optimizer == "gd" and not lr_auto and solver != "gram"
-                        and alpha == 0.0 and not huber)
-            engine = "textbook" if textbook else "batch"
-        else:
-            optimizer = "sgd"
-            extended = (schedule != "constant" or average is not False or early or alpha > 0.0
-                        or huber or scaled)
-            engine = "sgd_scaled" if extended else "sgd_raw"
-        why["engine"] = {
-            "textbook": "the exact update on the raw data (numeric rate, no scaling)",
-            "batch": "batch optimizer in scaled coordinates" if scaled else "batch optimizer",
-            "sgd_raw": "plain SGD on the raw data",
-            "sgd_scaled": "SGD with scaling, schedules, averaging, penalties or Huber",
-        }[engine]
+        alpha, l1_ratio = _rule_penalty(s)
+        bs = _rule_batch_size(s, facts.n, why)
+        scaled, average, average_after, mixing = _rule_scaling(s, facts.n, why)
+        engine, solver, optimizer = _rule_engine(s, facts.d, scaled, average, alpha, l1_ratio, why)
+        epochs, tol = _rule_stopping(s, engine, solver, why)
+        par = _rule_parallel(s, facts, why)
         if mixing and "mixing" not in why:
             why["mixing"] = "parallel=True in a stochastic mode: parameter mixing over fixed parts"
-
-        if engine == "batch":
-            if solver == "auto":
-                solver = "gram" if d <= GRAM_MAX_D else "stream"
-                why["solver"] = (f"gram: d = {d} <= {GRAM_MAX_D} features" if solver == "gram"
-                                 else f"stream: d = {d} > {GRAM_MAX_D} features")
-        else:
-            solver = "stream"
-        epochs = s["epochs"]
-        tol = s["tol"]
-        if engine == "batch":
-            if epochs is None:
-                epochs = DEFAULT_EPOCHS_GRAM if solver == "gram" else DEFAULT_EPOCHS_STREAM
-                if not lr_auto:
-                    epochs = DEFAULT_EPOCHS
-                why["epochs"] = f"{epochs}: the default cap of this path"
-            if tol == "auto":
-                tol = DEFAULT_TOL if lr_auto else None
-                why["tol"] = f"{tol}: the automatic fit stops at the optimum" if lr_auto else "None"
-        elif engine == "sgd_scaled":
-            if epochs is None:
-                epochs = DEFAULT_EPOCHS
-                why["epochs"] = f"{DEFAULT_EPOCHS}"
-            if tol == "auto":
-                tol = SGD_TOL if (schedule == "adaptive" or early) else None
-                why["tol"] = f"{tol}"
-            elif tol is None and (schedule == "adaptive" or early):
-                raise ValueError(
-                    "learning_rate_schedule='adaptive' and early_stopping need tol (the "
-                    "improvement that counts); leave tol='auto' (1e-4) or give a number"
-                )
-        else:
-            if epochs is None:
-                epochs = DEFAULT_EPOCHS
-                why["epochs"] = f"{DEFAULT_EPOCHS}"
-            if tol == "auto":
-                tol = None
-                why["tol"] = "None: run exactly epochs"
-        if n is None:
-            par = None if parallel == "auto" else parallel
-        else:
-            par = V.use_parallel(parallel, n, d)
-        if parallel == "auto":
-            why["parallel"] = (f"{par}: parallel kernels from {V.PARALLEL_MIN_ROWS} rows with "
-                               "more than one numba thread" if par is not None
-                               else "decided per block")
         return cls(
-            settings=_frozen(s), facts=facts, engine=engine, mode=mode,
+            settings=_frozen(s), facts=facts, engine=engine, mode=s["mode"],
             reduction=s["reduction"], fit_intercept=s["fit_intercept"], loss=s["loss"],
-            learning_rate=None if lr_auto else s["learning_rate"], epochs=epochs, tol=tol,
-            batch_size=bs if mode != "batch" else None, parallel=par, mixing=mixing,
-            scaled=bool(scaled), solver=solver, optimizer=optimizer, alpha=alpha,
-            l1_ratio=l1_ratio, schedule=schedule, power_t=s["power_t"], average=average,
-            average_after_epochs=average_after,
-            early_stopping=early, validation_fraction=s["validation_fraction"],
+            learning_rate=None if s["learning_rate"] == "auto" else s["learning_rate"],
+            epochs=epochs, tol=tol, batch_size=bs if s["mode"] != "batch" else None,
+            parallel=par, mixing=mixing, scaled=bool(scaled), solver=solver, optimizer=optimizer,
+            alpha=alpha, l1_ratio=l1_ratio, schedule=s["learning_rate_schedule"],
+            power_t=s["power_t"], average=average, average_after_epochs=average_after,
+            early_stopping=s["early_stopping"], validation_fraction=s["validation_fraction"],
             epsilon=s["epsilon"], n_iter_no_change=s["n_iter_no_change"],
             shuffle=s["shuffle"], random_state=s["random_state"],
-            full_moments=solver == "gram" or d <= STREAM_FULL_MOMENTS_MAX_D,
+            full_moments=solver == "gram" or facts.d <= STREAM_FULL_MOMENTS_MAX_D,
             reasons=_frozen(why),
         )
 
@@ -564,6 +412,182 @@ class FitPlan:
         return (f"FitPlan({args}{', ' if args else ''}engine={self.engine!r}, "
                 f"solver={self.solver!r}, optimizer={self.optimizer!r}, epochs={self.epochs}, "
                 f"tol={self.tol!r}, n={self.facts.n}, d={self.facts.d})")
+
+
+# ---------------------------------------------------------------------------------------
+# The rules between parameters, one function per concern. Each reads the validated
+# settings ``s`` and records in ``why`` the reason for every "auto" it resolves.
+# ---------------------------------------------------------------------------------------
+
+def _rule_penalty(s):
+    """The effective ``(alpha, l1_ratio)``: no penalty means ``alpha = 0``; "l1" and
+    "l2" fix the ratio."""
+    alpha, l1_ratio = s["alpha"], s["l1_ratio"]
+    if s["penalty"] is None:
+        return 0.0, l1_ratio
+    if s["penalty"] != "elasticnet":
+        l1_ratio = 1.0 if s["penalty"] == "l1" else 0.0
+    return alpha, l1_ratio
+
+
+def _rule_batch_size(s, n, why):
+    mode, bs = s["mode"], s["batch_size"]
+    if mode == "batch":
+        if bs is not None:
+            raise ValueError(
+                f"batch_size={bs!r} applies to mode='minibatch'; mode='batch' always uses "
+                "all rows (leave batch_size=None)"
+            )
+        return None
+    if mode == "sgd":
+        if bs not in (None, 1):
+            raise ValueError(
+                f"mode='sgd' steps on one row at a time, got batch_size={bs!r}; use "
+                "mode='minibatch' for larger batches"
+            )
+        return 1
+    if bs is None:
+        why["batch_size"] = f"{DEFAULT_BATCH_SIZE} rows a step (at most n)"
+        return DEFAULT_BATCH_SIZE if n is None else min(DEFAULT_BATCH_SIZE, n)
+    return V.check_int(bs, "batch_size", 1, n)
+
+
+def _rule_scaling(s, n, why):
+    """``(scaled, average, average_after_epochs, mixing)``."""
+    mode, parallel = s["mode"], s["parallel"]
+    lr_auto = s["learning_rate"] == "auto"
+    scaled = s["scale"]
+    if scaled == "auto":
+        scaled = lr_auto
+        why["scale"] = ("on: learning_rate='auto' fits in standardized coordinates" if lr_auto
+                        else "off: a numeric learning_rate runs the exact update on the raw data")
+    average = s["average"]
+    if average == "auto":
+        # on for per-row SGD only: a mini-batch epoch has n / batch_size steps, and an
+        # average over few steps keeps the early iterates' error (5,000 rows, batch
+        # 256, 5 epochs: coefficients 20% short averaged, 1% short without)
+        average = 0 if (lr_auto and mode == "sgd") else False
+        why["average"] = ("on from the first step: per-row SGD with the automatic rate"
+                          if average is not False else "off")
+    elif average is True:
+        average = 0
+    mixing = mode in STOCHASTIC and parallel is True
+    if parallel == "auto" and mode == "sgd" and lr_auto and n is not None and n >= SGD_MIX_MIN_ROWS:
+        mixing = True
+        why["mixing"] = (f"parameter mixing: per-row SGD with the automatic rate on n >= "
+                         f"{SGD_MIX_MIN_ROWS} rows (faster, and as accurate: measured)")
+    average_after = 0
+    if mixing and s["average"] == "auto" and average is not False:
+        # parameter mixing: each part's average would keep the first epoch's transient
+        # over 1/parts of the steps (10^6 rows x 5, 3 epochs: excess 5.8e-5 averaged
+        # from the first step, against 1.3e-6 serial); averaging from the second epoch
+        # forgets it
+        average_after = 1
+        why["average"] = "on from the second epoch: parameter mixing of per-row SGD"
+    return scaled, average, average_after, mixing
+
+
+def _rule_engine(s, d, scaled, average, alpha, l1_ratio, why):
+    """``(engine, solver, optimizer)``, with the combinations that cannot run refused."""
+    mode = s["mode"]
+    lr_auto = s["learning_rate"] == "auto"
+    huber = s["loss"] == "huber"
+    has_l1 = alpha > 0.0 and l1_ratio > 0.0
+    solver, optimizer = s["solver"], s["optimizer"]
+    if mode != "batch":
+        extended = (s["learning_rate_schedule"] != "constant" or average is not False
+                    or s["early_stopping"] or alpha > 0.0 or huber or scaled)
+        engine = "sgd_scaled" if extended else "sgd_raw"
+        why["engine"] = ("SGD with scaling, schedules, averaging, penalties or Huber" if extended
+                         else "plain SGD on the raw data")
+        return engine, "stream", "sgd"
+    if huber:
+        if solver == "gram":
+            raise ValueError(
+                "solver='gram' needs the squared loss (its sufficient statistics); "
+                "loss='huber' runs solver='stream' (leave solver='auto')"
+            )
+        if optimizer == "cg":
+            raise ValueError(
+                "optimizer='cg' (exact line search on a quadratic) needs the squared "
+                "loss; loss='huber' runs 'nesterov' (the default), 'momentum' or 'gd'"
+            )
+        solver = "stream"
+        why["solver"] = "stream: the Huber loss has no sufficient statistics"
+    if optimizer == "auto":
+        optimizer = ("nesterov" if (has_l1 or huber) else "cg") if lr_auto else "gd"
+        why["optimizer"] = (
+            "gd: a numeric learning_rate runs plain gradient descent" if not lr_auto
+            else "nesterov: proximal/non-quadratic objective" if optimizer == "nesterov"
+            else "cg: fewest passes on the quadratic loss (measured)")
+    if has_l1 and optimizer in ("cg", "momentum"):
+        raise ValueError(
+            f"penalty={s['penalty']!r} has an L1 part, fitted by proximal gradient steps: "
+            f"optimizer must be 'gd' or 'nesterov' (or 'auto'), got {optimizer!r}"
+        )
+    if optimizer == "cg" and not lr_auto:
+        raise ValueError(
+            f"optimizer='cg' chooses its own step lengths (exact line search), but "
+            f"learning_rate={s['learning_rate']!r} was given; leave learning_rate='auto' "
+            "or pick optimizer='gd', 'momentum' or 'nesterov'"
+        )
+    if (not scaled and optimizer == "gd" and not lr_auto and solver != "gram"
+            and alpha == 0.0 and not huber):
+        why["engine"] = "the exact update on the raw data (numeric rate, no scaling)"
+        return "textbook", "stream", optimizer
+    why["engine"] = "batch optimizer in scaled coordinates" if scaled else "batch optimizer"
+    if solver == "auto":
+        solver = "gram" if d <= GRAM_MAX_D else "stream"
+        why["solver"] = (f"gram: d = {d} <= {GRAM_MAX_D} features" if solver == "gram"
+                         else f"stream: d = {d} > {GRAM_MAX_D} features")
+    return "batch", solver, optimizer
+
+
+def _rule_stopping(s, engine, solver, why):
+    """``(epochs, tol)``: the defaults of each engine."""
+    epochs, tol = s["epochs"], s["tol"]
+    lr_auto = s["learning_rate"] == "auto"
+    watches = s["learning_rate_schedule"] == "adaptive" or s["early_stopping"]
+    if engine == "batch":
+        if epochs is None:
+            epochs = DEFAULT_EPOCHS_GRAM if solver == "gram" else DEFAULT_EPOCHS_STREAM
+            if not lr_auto:
+                epochs = DEFAULT_EPOCHS
+            why["epochs"] = f"{epochs}: the default cap of this path"
+        if tol == "auto":
+            tol = DEFAULT_TOL if lr_auto else None
+            why["tol"] = f"{tol}: the automatic fit stops at the optimum" if lr_auto else "None"
+        return epochs, tol
+    if epochs is None:
+        epochs = DEFAULT_EPOCHS
+        why["epochs"] = f"{DEFAULT_EPOCHS}"
+    if engine == "sgd_scaled":
+        if tol == "auto":
+            tol = SGD_TOL if watches else None
+            why["tol"] = f"{tol}"
+        elif tol is None and watches:
+            raise ValueError(
+                "learning_rate_schedule='adaptive' and early_stopping need tol (the "
+                "improvement that counts); leave tol='auto' (1e-4) or give a number"
+            )
+    elif tol == "auto":
+        tol = None
+        why["tol"] = "None: run exactly epochs"
+    return epochs, tol
+
+
+def _rule_parallel(s, facts, why):
+    """Whether the passes over the data run the parallel kernels (None: per block)."""
+    parallel = s["parallel"]
+    if facts.n is None:
+        par = None if parallel == "auto" else parallel
+    else:
+        par = V.use_parallel(parallel, facts.n, facts.d)
+    if parallel == "auto":
+        why["parallel"] = (f"{par}: parallel kernels from {V.PARALLEL_MIN_ROWS} rows with "
+                           "more than one numba thread" if par is not None
+                           else "decided per block")
+    return par
 
 
 def _differs(a, b):
