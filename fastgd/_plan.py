@@ -406,6 +406,14 @@ class FitPlan:
 
     __hash__ = None
 
+    def __reduce__(self):
+        # the mappings are read-only proxies, which do not pickle: rebuild from plain
+        # dicts, field for field (not re-resolved: the plan stays the one that ran)
+        fields = {f: getattr(self, f) for f in self.__dataclass_fields__}
+        fields["settings"] = dict(self.settings)
+        fields["reasons"] = dict(self.reasons)
+        return (_rebuild_plan, (fields,))
+
     def __repr__(self):
         changed = {k: v for k, v in self.settings.items() if _differs(v, DEFAULTS[k])}
         args = ", ".join(f"{k}={v!r}" for k, v in changed.items())
@@ -588,6 +596,13 @@ def _rule_parallel(s, facts, why):
                            "more than one numba thread" if par is not None
                            else "decided per block")
     return par
+
+
+def _rebuild_plan(fields):
+    fields = dict(fields)
+    fields["settings"] = _frozen(fields["settings"])
+    fields["reasons"] = _frozen(fields["reasons"])
+    return FitPlan(**fields)
 
 
 def _differs(a, b):

@@ -144,3 +144,26 @@ def test_no_import_cycles_between_modules():
     for m in graph:
         if m not in state:
             visit(m, [])
+
+
+def test_plan_result_and_errors_pickle_and_copy(rng):
+    """Results cross process boundaries (process pools, Dask): everything pickles."""
+    import copy
+    import pickle
+
+    X = rng.normal(size=(200, 2))
+    y = X @ [1.0, 2.0] + 0.5
+    res = fastgd.fit(X, y)
+    for clone in (pickle.loads(pickle.dumps(res)), copy.deepcopy(res), copy.copy(res)):
+        assert clone.plan == res.plan and clone.plan.reasons == res.plan.reasons
+        assert_array_equal(clone.coef, res.coef)
+    try:
+        fastgd.fit(X, y * 1e3, learning_rate=10.0, epochs=50)
+    except fastgd.DivergenceError as err:
+        again = pickle.loads(pickle.dumps(err))
+        assert str(again) == str(err) and again.epoch == err.epoch
+        assert again.learning_rate == err.learning_rate
+        assert_array_equal(again.result.coef, err.result.coef)
+        assert copy.copy(err).epoch == err.epoch
+    else:
+        raise AssertionError("learning_rate=10 did not diverge")
