@@ -3,7 +3,7 @@
 Group ``coldstart``:
 
 * ``import``: ``python -c "import fastgd"`` (numba's import included);
-* ``first-fit-cold-cache``: the first fit with an empty ``NUMBA_CACHE_DIR``: import,
+* ``first-fit-cold-cache``: the first fit with an empty ``FASTGD_CACHE_DIR``: import,
   compilation of every kernel the fit uses, and writing them to the cache;
 * ``first-fit-no-cache``: the same with ``FASTGD_DISABLE_CACHE=1`` (compilation alone);
 * ``first-fit-warm-cache``: the first fit in a new process whose cache was filled by an
@@ -23,7 +23,8 @@ FIT = ("import fastgd, numpy as np; "
 
 def _env(cache_dir, disable_cache=False):
     env = dict(os.environ)
-    env["NUMBA_CACHE_DIR"] = str(cache_dir)
+    env.pop("NUMBA_CACHE_DIR", None)
+    env["FASTGD_CACHE_DIR"] = str(cache_dir)  # fastgd's kernel cache (fastgd/_config.py)
     env.pop("FASTGD_DISABLE_CACHE", None)
     if disable_cache:
         env["FASTGD_DISABLE_CACHE"] = "1"
@@ -60,7 +61,7 @@ def test_import(benchmark, tmp_path):
 def test_first_fit_cold_cache(benchmark, tmp_path):
     cache = tmp_path / "cache"
     _bench(benchmark, "first-fit-cold-cache", FIT, _env(cache), tmp_path, _check_fit)
-    assert any(cache.rglob("*.nbi")), "the cold run wrote nothing to NUMBA_CACHE_DIR"
+    assert any(cache.rglob("*.nbi")), "the cold run wrote nothing to FASTGD_CACHE_DIR"
 
 
 def test_first_fit_no_cache(benchmark, tmp_path):
