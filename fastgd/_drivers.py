@@ -7,6 +7,7 @@ import numpy as np
 
 from . import kernels as _kernels
 from ._chunking import mix_parts
+from ._validation import check_statistics
 
 #: a loss this many times above the starting loss counts as divergence.
 EXPLODE_FACTOR = 1e10
@@ -73,6 +74,7 @@ def auto_learning_rate(source, mode, reduction, fit_intercept, batch_size):
     d = source.d
     if mode == "batch":
         W, mean, com = source.moments(full=True)
+        check_statistics(W, mean, com)
         mu = mean[:d]
         G = com[:d, :d] + W * np.outer(mu, mu)
         if fit_intercept:

@@ -18,11 +18,39 @@ def run(plan, source, coef0, *, callback=None, t0=None):
     weights, then intercept). Raises :class:`fastgd.DivergenceError` (holding the last
     finite state) when the loss becomes non-finite or explodes."""
     t0 = time.perf_counter() if t0 is None else t0
-    if plan.engine in ("textbook", "sgd_raw"):
-        return _run_raw(plan, source, coef0, callback, t0)
-    if plan.engine == "sgd_scaled":
-        return _run_sgd(plan, source, coef0, callback, t0)
-    return _run_batch(plan, source, coef0, callback, t0)
+    engine = {"textbook": _run_raw, "sgd_raw": _run_raw, "sgd_scaled": _run_sgd,
+              "batch": _run_batch}[plan.engine]
+    # Every intermediate overflow or 0/0 is caught where it matters (divergence checks,
+    # the finiteness of the result below), so NumPy's RuntimeWarnings would only leak
+    # noise, and under np.seterr(all="raise") turn a clear outcome into a
+    # FloatingPointError from deep inside.
+    with np.errstate(all="ignore"):
+        try:
+            res = engine(plan, source, coef0, callback, t0)
+        except DivergenceError as err:
+            _check_finite_result(err.result, source)
+            raise
+    _check_finite_result(res, source)
+    return res
+
+
+def _check_finite_result(res, source):
+    """A result is finite, or the fit raises: never NaN called converged."""
+    if (np.isfinite(res.coef).all() and np.isfinite(res.intercept)
+            and np.isfinite(res.loss_history).all()):
+        return
+    if not np.isfinite(res.loss_history[0]):
+        raise ValueError(
+            "the loss at the starting point is not finite in float64: the data's magnitudes "
+            "(or init_coef / init_intercept) make the sums of squares overflow; start from "
+            "smaller values, or rescale X and y (e.g. divide by a power of two) and scale "
+            "the coefficients back"
+        )
+    raise ValueError(
+        "the fit produced non-finite values: the sums of squares of this data overflow "
+        "float64 (magnitudes beyond about 1e150 in X or y); rescale X and y, e.g. divide "
+        "them by a power of two, and scale the coefficients back"
+    )
 
 
 def _result(plan, source, coef, history, converged, lr, t0, *, n_passes):

@@ -1,4 +1,6 @@
 """Losses of given parameters on given data: :func:`mse` and :func:`sse`."""
+import numbers
+
 import numpy as np
 
 from . import _validation as V
@@ -8,9 +10,14 @@ from ._sources import ArraySource
 
 def _loss(X, y, coef, intercept, sample_weight, parallel, reduction):
     data = V.check_data(X, y, sample_weight, parallel=parallel)
-    c = np.asarray(coef, dtype=np.float64).reshape(-1)
+    raw = np.asarray(coef)
+    if raw.dtype.kind not in "fiub":
+        raise TypeError(f"coef must be real numbers, one per feature, got {coef!r:.80}")
+    c = raw.astype(np.float64).reshape(-1)
     if c.shape[0] != data.d:
         raise ValueError(f"coef has {c.shape[0]} value(s) but X has {data.d} feature(s)")
+    if isinstance(intercept, (bool, np.bool_)) or not isinstance(intercept, numbers.Real):
+        raise TypeError(f"intercept must be a real number, got {intercept!r}")
     if not np.all(np.isfinite(c)) or not np.isfinite(intercept):
         raise ValueError("coef and intercept must be finite")
     full = np.append(c, float(intercept))

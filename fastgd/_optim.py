@@ -37,6 +37,7 @@ import math
 import numpy as np
 
 from ._drivers import EXPLODE_FACTOR, Diverged
+from ._validation import check_statistics
 
 EPS = np.finfo(np.float64).eps
 
@@ -89,6 +90,7 @@ class Scaled:
         else:
             W, mean, m2 = source.moments(full=False)
             com = None
+        check_statistics(W, mean, m2 if com is None else com)
         self.d, self.W = d, W
         self.n_passes = 1
         mu, ybar = mean[:d], mean[d]
@@ -154,6 +156,10 @@ class Scaled:
             G = self.Gpen[:k, :k]
             lmax = float(np.max(np.abs(G).sum(axis=1)))
             lmin = lmax / KAPPA_FALLBACK
+        if not lmax > 0.0:
+            # no curvature at all (zero columns and no intercept): the loss does not
+            # depend on the free parameters, the gradient is zero, any step is safe
+            lmax = lmin = 1.0
         lmin = max(lmin, lmax * 1e-16)
         return 2.0 * self.norm * lmax, 2.0 * self.norm * lmin
 
@@ -458,10 +464,12 @@ def refine(sc, obj, theta, loss):
     # objective is a quadratic as long as no sign changes
     S -= (sc.lam2 * theta + sc.lam1 * np.sign(theta)) / (2.0 * sc.norm)
     free = (sc.mask > 0.0) & ((sc.lam1 == 0.0) | (theta != 0.0))
-    delta = np.zeros(d + 1)
-    delta[free] = np.linalg.lstsq(sc.Gpen[np.ix_(free, free)], S[free], rcond=None)[0]
     base = (float(sums[0]) * sc.norm + 0.5 * float(sc.lam2 @ (theta * theta))
             + float(sc.lam1 @ np.abs(theta)))
+    if not (np.isfinite(sc.Gpen).all() and np.isfinite(S).all()):
+        return theta, base  # never hand LAPACK a non-finite matrix (it hung on one)
+    delta = np.zeros(d + 1)
+    delta[free] = np.linalg.lstsq(sc.Gpen[np.ix_(free, free)], S[free], rcond=None)[0]
     new_loss = base - sc.norm * float(S @ delta)
     new = theta + delta
     l1 = free & (sc.lam1 > 0.0)

@@ -57,10 +57,14 @@ class SubsetLoss:
 
 
 def auto_eta0(source, sc, reduction, batch_size):
-    """``1 / (2 s max_i w_i ||z_s_i||^2)`` in scaled coordinates (the no-overshoot rule)."""
+    """``1 / (2 s max_i w_i ||z_s_i||^2 + max_j lam2_j)`` in scaled coordinates: the
+    no-overshoot rule for the loss's step plus the L2 decay ``theta_j -= eta lam2_j
+    theta_j`` of the same step (without the decay's term, ``penalty="l2", alpha=100``
+    made the decay factor negative and the automatic rate diverged)."""
     M = source.max_norm(sc.m, 1.0 / sc.s, sc.fit_intercept)
     s = source.n / source.weight_total if reduction == "mean" else float(batch_size)
-    return 1.0 / (2.0 * s * M) if M > 0.0 else 1.0
+    curvature = 2.0 * s * M + float(sc.lam2.max())
+    return 1.0 / curvature if curvature > 0.0 else 1.0
 
 
 def fit_sgd(source, sc, theta, *, eta0, schedule, power_t, average, epochs, tol,
@@ -84,6 +88,14 @@ def fit_sgd(source, sc, theta, *, eta0, schedule, power_t, average, epochs, tol,
         val_idx = [v for _, v in split]
         m = sum(t.shape[0] for t in train_idx)
         W_train = source.subset_weight(train_idx) if source.weighted else float(m)
+        if not W_train > 0.0 or (source.weighted and not source.subset_weight(val_idx) > 0.0):
+            which = "training" if not W_train > 0.0 else "validation"
+            raise ValueError(
+                f"early_stopping: the {which} rows drawn with validation_fraction="
+                f"{validation_fraction} have zero total weight, so there is nothing to "
+                f"{'fit' if which == 'training' else 'monitor'}; give more rows a positive "
+                "weight, change validation_fraction or random_state, or drop early_stopping"
+            )
         train_loss = SubsetLoss(source, train_idx, reduction, huber, epsilon, sc)
         val_loss = SubsetLoss(source, val_idx, reduction, huber, epsilon, sc)
     else:

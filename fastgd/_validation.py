@@ -13,6 +13,12 @@ from ._chunking import n_chunks
 from ._config import CHUNK_ROWS
 
 MODES = {"batch": 0, "minibatch": 1, "sgd": 2}
+
+#: the range of weights fastgd accepts (largest weight, total): beyond, the weighted sums
+#: of squares can underflow or overflow float64 (1e-320 everywhere gave a failed
+#: eigenvalue solve; sums of inf a "diverged with learning_rate=0")
+WEIGHT_MIN = 2.0 ** -500
+WEIGHT_MAX = 2.0 ** 500
 REDUCTIONS = {"mean": 0, "sum": 1}
 
 #: "auto" goes parallel from this many rows: the data must span three chunks or more.
@@ -51,6 +57,12 @@ def as_float_array(a, name):
     float32 and float64 are kept; integers, booleans and float16 become float64 (one
     copy). Complex, object and string data raise ``TypeError``.
     """
+    if isinstance(a, np.ma.MaskedArray):
+        raise TypeError(
+            f"{name} is a masked array; fastgd does not read masks: drop the masked rows "
+            f"(e.g. {name}[~{name}.mask.any(axis=-1)]) or fill them ({name}.filled(value)) "
+            "before fitting"
+        )
     if isinstance(a, np.ndarray):
         arr = a
     else:
@@ -210,7 +222,17 @@ def check_data(X, y, sample_weight=None, parallel="auto", check_finite_xy=True,
                 f"sample_weight has {n_neg} negative value(s) (first at row {first}: "
                 f"{sw[first]!r}); weights must be >= 0"
             )
-        total = float(sw.sum())
+        with np.errstate(over="ignore"):  # an overflowing total is refused just below
+            total = float(sw.sum())
+        top = float(sw.max())
+        if top > 0.0 and not (WEIGHT_MIN <= top and total <= WEIGHT_MAX):
+            raise ValueError(
+                f"sample_weight reaches {top:.3g} (sum {total:.3g}): the weighted sums of "
+                f"squares would {'underflow' if top < WEIGHT_MIN else 'overflow'} in float64; "
+                "fastgd needs the largest weight >= 2^-500 and the total <= 2^500. Only the "
+                "ratios of the weights matter for reduction='mean': pass "
+                "sample_weight / sample_weight.max()"
+            )
         if not total > 0.0 and not allow_zero_weight:
             raise ValueError(
                 "sample_weight sums to zero: all rows would be ignored; give at least one "
@@ -305,7 +327,14 @@ def check_init(init_coef, init_intercept, d):
     """Initial parameters as a float64 ``(d + 1,)`` array (weights, then intercept)."""
     coef = np.zeros(d + 1)
     if init_coef is not None:
-        c = np.asarray(init_coef, dtype=np.float64).reshape(-1)
+        raw = np.asarray(init_coef)
+        if raw.dtype.kind not in "fiub":
+            what = "complex" if raw.dtype.kind == "c" else f"of dtype {raw.dtype}"
+            raise TypeError(
+                f"init_coef must be real numbers, one per feature, got {what} values "
+                f"({init_coef!r:.80}); pass e.g. np.zeros({d})"
+            )
+        c = raw.astype(np.float64).reshape(-1)
         if c.shape[0] != d:
             raise ValueError(
                 f"init_coef must have one value per feature ({d}), got {c.shape[0]}"
@@ -321,3 +350,24 @@ def check_init(init_coef, init_intercept, d):
         raise ValueError(f"init_intercept must be finite, got {init_intercept!r}")
     coef[d] = float(init_intercept)
     return coef
+
+
+def check_statistics(W, mean, com):
+    """Raise a clear ``ValueError`` when the moments of finite data overflowed float64.
+
+    The source's first pass has already proved X and y finite (or raised on NaN/inf), so
+    a non-finite mean or co-moment means sums of squares beyond 1.8e308: magnitudes
+    above about 1e150. Never hand such a matrix to LAPACK: its eigenvalue and
+    least-squares solvers failed or hung on it.
+    """
+    if np.isfinite(W) and np.isfinite(mean).all() and np.isfinite(com).all():
+        return
+    k = mean.shape[0]
+    diag = np.diag(com) if com.ndim == 2 else com
+    bad = [j for j in range(k) if not (np.isfinite(mean[j]) and np.isfinite(diag[j]))]
+    names = ", ".join("y" if j == k - 1 else f"X[:, {j}]" for j in bad) or "the cross moments"
+    raise ValueError(
+        f"the sums of squares of {names} overflow float64 (magnitudes beyond about 1e150, "
+        "or weights too large): rescale the data, e.g. divide those columns by a power of "
+        "two such as 2.0**-500, fit, and scale the coefficients back"
+    )

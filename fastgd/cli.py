@@ -8,6 +8,8 @@ import numpy as np
 DEMO_SLOPE = 2.5
 DEMO_INTERCEPT = -1.0
 DEMO_NOISE = 0.5
+#: the largest --n of the demo: 2e9 points need about 160 GB
+DEMO_MAX_N = 2_000_000_000
 
 
 def make_demo_data(n, seed=0, dtype=np.float64):
@@ -78,6 +80,13 @@ def main(argv=None):
     if args.command == "demo":
         if args.n < 4096:
             parser.error(f"--n must be at least 4096, got {args.n}")
+        # 16 bytes a point (x and y) plus the fits' work arrays: refuse what cannot fit in
+        # memory up front rather than die inside NumPy
+        if args.n > DEMO_MAX_N:
+            parser.error(f"--n must be at most {DEMO_MAX_N:,} (about 80 bytes of memory a "
+                         f"point), got {args.n:,}")
+        if args.seed < 0:
+            parser.error(f"--seed must be an integer >= 0, got {args.seed}")
         demo(args.n, args.seed)
     return 0
 

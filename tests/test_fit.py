@@ -104,7 +104,8 @@ def test_same_seed_bit_identical_other_seed_differs(rng):
     a = fastgd.fit(X, y, mode="sgd", epochs=3, random_state=7)
     b = fastgd.fit(X, y, mode="sgd", epochs=3, random_state=7)
     c = fastgd.fit(X, y, mode="sgd", epochs=3, random_state=8)
-    assert_array_equal(a.coef, b.coef) and a.intercept == b.intercept
+    assert_array_equal(a.coef, b.coef)
+    assert a.intercept == b.intercept
     assert not np.array_equal(a.coef, c.coef)
 
 
@@ -392,7 +393,8 @@ def test_prefetch_is_bit_identical_and_leaves_no_thread(rng, monkeypatch, kwargs
     monkeypatch.setattr(_sources, "PREFETCH_MIN_ROWS", 1)
     before = threading.active_count()
     pre = fastgd.fit(X, y, mode="sgd", epochs=4, random_state=2, **kwargs)
-    assert_array_equal(pre.coef, plain.coef) and pre.intercept == plain.intercept
+    assert_array_equal(pre.coef, plain.coef)
+    assert pre.intercept == plain.intercept
     stopped = fastgd.fit(X, y, mode="sgd", epochs=50, random_state=2, callback=lambda *a: False, **kwargs)
     assert stopped.n_epochs == 1
     with pytest.raises(fastgd.DivergenceError):

@@ -71,13 +71,15 @@ def test_nonfinite_caught_on_every_path(path, where, value, d, weighted):
         fastgd.fit(Xb, yb, sample_weight=w, **FIT_PATHS[path])
 
 
-def test_deferred_check_keeps_overflow_a_divergence():
-    """Finite data whose first pass overflows is not bad input: the check runs, passes,
-    and the fit reports what it reported before (the check is not skipped silently)."""
+def test_deferred_check_tells_overflow_from_nan():
+    """Finite data whose first pass overflows is not NaN input: the deferred check runs,
+    passes, and the fit says what overflowed. (It used to raise a DivergenceError whose
+    .result held the infinite starting loss: a result must be finite.)"""
     Xb = np.array([[1e300], [2e300], [3e300]])
     yb = np.array([1.0, 2.0, 3.0])
-    with pytest.raises(fastgd.DivergenceError):
+    with pytest.raises(ValueError, match="loss at the starting point is not finite") as info:
         fastgd.fit(Xb, yb, learning_rate=0.1, scale=False, optimizer="gd", init_coef=[1e10])
+    assert "NaN or inf values" not in str(info.value)
 
 
 def test_nonfinite_float32():
