@@ -88,11 +88,7 @@ class Flag:
 
 class FlagOrAuto:
     def __call__(self, name, v):
-        if isinstance(v, str) and v == "auto":
-            return v
-        if isinstance(v, (bool, np.bool_)):
-            return bool(v)
-        raise ValueError(f"{name} must be True, False or 'auto', got {v!r}")
+        return V.check_flag_or_auto(v, name)
 
 
 class Int:
@@ -144,15 +140,6 @@ class Average:
         return V.check_int(v, name, 1)
 
 
-class Parallel:
-    def __call__(self, name, v):
-        if isinstance(v, str) and v == "auto":
-            return v
-        if isinstance(v, (bool, np.bool_)):
-            return bool(v)
-        raise ValueError(f"{name} must be True, False or 'auto', got {v!r}")
-
-
 class Seed:
     def __call__(self, name, v):
         if v is None or isinstance(v, np.random.Generator):
@@ -190,7 +177,7 @@ PARAMS = (
     Param("tol", "auto", Real("positive", none=True, auto=True), doc="stopping tolerance"),
     Param("fit_intercept", True, Flag(), doc="fit the intercept"),
     Param("reduction", "mean", Choice("mean", "sum"), doc="mean or sum of squared errors"),
-    Param("parallel", "auto", Parallel(), doc="parallel kernels / parameter mixing"),
+    Param("parallel", "auto", FlagOrAuto(), doc="parallel kernels / parameter mixing"),
     Param("shuffle", True, Flag(), doc="stochastic modes: a fresh permutation every epoch"),
     Param("random_state", None, Seed(), doc="seed of the permutations"),
     Param("scale", "auto", FlagOrAuto(), doc="fit in standardized coordinates"),

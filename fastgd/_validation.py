@@ -142,11 +142,7 @@ def use_parallel(parallel, n, d):
 
 def check_parallel(parallel):
     """``True``, ``False`` or ``"auto"`` (numpy bools accepted), else ``ValueError``."""
-    if isinstance(parallel, str) and parallel == "auto":
-        return parallel
-    if isinstance(parallel, (bool, np.bool_)):
-        return bool(parallel)
-    raise ValueError(f"parallel must be True, False or 'auto', got {parallel!r}")
+    return check_flag_or_auto(parallel, "parallel")
 
 
 def check_X(X, n_features=None, parallel="auto"):

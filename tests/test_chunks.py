@@ -36,6 +36,13 @@ def params(res):
     return np.append(res.coef, res.intercept)
 
 
+def counting_generator(blocks, reads):
+    """A one-shot generator of ``blocks`` that records the index of each block read."""
+    for k, blk in enumerate(blocks):
+        reads.append(k)
+        yield blk
+
+
 BATCH_PATHS = {
     "default-gram-cg": dict(),
     "stream-cg": dict(solver="stream"),
@@ -81,13 +88,7 @@ def test_block_boundaries_do_not_matter(problem):
 def test_gram_path_is_one_pass_from_a_generator(problem):
     X, y, _ = problem
     reads = []
-
-    def gen():
-        for k, blk in enumerate(blocks_of(X, y)):
-            reads.append(k)
-            yield blk
-
-    res = fastgd.fit_chunks(gen())
+    res = fastgd.fit_chunks(counting_generator(blocks_of(X, y), reads))
     assert reads == list(range(len(CUTS) - 1))  # every block read once
     assert res.n_passes == 1 and res.converged and res.solver == "gram"
     ref = np.linalg.lstsq(np.column_stack([X, np.ones(N)]), y, rcond=None)[0]
@@ -99,14 +100,8 @@ def test_gram_path_is_one_pass_from_a_generator(problem):
 def test_one_shot_generator_for_a_multi_pass_fit_is_a_type_error(problem, kw):
     X, y, _ = problem
     reads = []
-
-    def gen():
-        for k, blk in enumerate(blocks_of(X, y)):
-            reads.append(k)
-            yield blk
-
     with pytest.raises(TypeError, match="one-shot iterator.*needs several passes.*callable"):
-        fastgd.fit_chunks(gen(), **kw)
+        fastgd.fit_chunks(counting_generator(blocks_of(X, y), reads), **kw)
     assert reads == [0]  # only the first block was read, to learn the columns
 
 
