@@ -587,6 +587,12 @@ class ChunkSource(Source):
             )
         self.verified = True
 
+    def check_finite(self):
+        # reading the blocks checks each one the first time (see _blocks)
+        if not self.verified:
+            for _ in self._blocks():
+                pass
+
     def _block(self, k):
         offset = sum(self._sizes[:k])
         b = self._validate(self._list[k], k, offset)
