@@ -67,6 +67,7 @@ class PureEpoch:
         # the one SGD kernel family at the identity scaling, as fit runs plain SGD
         self.coords = D.raw_coords(d)
         self.params = D.raw_params(lr, MODES[mode], "mean", 1.0, True)
+        self.kernel = K.sgd_epoch_kernel(d, MODES[mode], mixing)
         self.states = np.zeros((self.parts, 2, d + 1))
         self.steps = np.empty(self.parts, dtype=np.int64)
         self.rng = np.random.default_rng(seed)
@@ -77,11 +78,11 @@ class PureEpoch:
         self.permute(self.perm, epoch_seed(self.rng), *self.layout)
         self.states[:] = 0.0
         if self.parts == 1:
-            self.steps[0] = K._sgd_scaled_epoch_serial(dat.X, dat.y, dat.sw, self.perm,
-                                                       self.coords, self.params, self.states[0])
+            self.steps[0] = self.kernel(dat.X, dat.y, dat.sw, self.perm, self.coords,
+                                        self.params, self.states[0])
         else:
-            K._sgd_scaled_mix_parallel(dat.X, dat.y, dat.sw, self.perm, self.coords, self.params,
-                                       self.states, self.steps)
+            self.kernel(dat.X, dat.y, dat.sw, self.perm, self.coords, self.params, self.states,
+                        self.steps)
         if np.any(self.steps < 0):
             raise FloatingPointError("a residual became non-finite")
         return self.states[:, 0].sum(axis=0) / self.parts

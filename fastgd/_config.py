@@ -148,6 +148,21 @@ def _use_user_cache(disp):
     return True
 
 
+def specialize(func, suffix, **names):
+    """A copy of ``func`` named ``<name><suffix>`` whose global ``names`` are rebound
+    (e.g. the compiled function it calls): one source, several kernels, each with its
+    own cache entry."""
+    clone = _renamed(func, suffix)
+    scope = dict(func.__globals__)
+    scope.update(names)
+    special = types.FunctionType(clone.__code__, scope, clone.__name__, clone.__defaults__,
+                                 clone.__closure__)
+    special.__qualname__ = clone.__qualname__
+    special.__module__ = clone.__module__
+    special.__doc__ = clone.__doc__
+    return special
+
+
 def _renamed(func, suffix):
     """A copy of ``func`` whose qualified name ends in ``suffix`` (its own cache entry)."""
     clone = types.FunctionType(

@@ -95,6 +95,9 @@ class Epoch:
     def __init__(self, d, coords, params, mixing):
         self.coords, self.params, self.mixing = coords, params, mixing
         self.d = d
+        bs = int(params[_kernels.P_BATCH])
+        self.serial = _kernels.sgd_epoch_kernel(d, bs, False)
+        self.mix = _kernels.sgd_epoch_kernel(d, bs, True)
 
     def run(self, blocks, state, t):
         """Returns ``(t, None)``, or ``(t, row)`` when the residual of global row ``row``
@@ -105,8 +108,7 @@ class Epoch:
             params[_kernels.P_T0] = float(t)
             parts = mix_parts(order.shape[0]) if self.mixing else 1
             if parts == 1:
-                steps = _kernels._sgd_scaled_epoch_serial(data.X, data.y, data.sw, order, self.coords,
-                                                   params, state)
+                steps = self.serial(data.X, data.y, data.sw, order, self.coords, params, state)
                 if steps < 0:
                     return t, block.offset + int(order[-steps - 1])
                 t += steps
@@ -114,8 +116,7 @@ class Epoch:
             states = np.empty((parts, 2, self.d + 1))
             states[:] = state
             steps = np.empty(parts, dtype=np.int64)
-            _kernels._sgd_scaled_mix_parallel(data.X, data.y, data.sw, order, self.coords, params,
-                                       states, steps)
+            self.mix(data.X, data.y, data.sw, order, self.coords, params, states, steps)
             if np.any(steps < 0):
                 size = -(-order.shape[0] // parts)
                 p = int(np.argmax(steps < 0))

@@ -65,6 +65,14 @@ from .sgd import (
     P_SCHEDULE,
     P_T0,
     P_WSCALE,
+    _sgd_epoch_1d_serial,
+    _sgd_epoch_batches_1d_serial,
+    _sgd_epoch_batches_serial,
+    _sgd_epoch_rows_serial,
+    _sgd_mix_1d_parallel,
+    _sgd_mix_batches_1d_parallel,
+    _sgd_mix_batches_parallel,
+    _sgd_mix_rows_parallel,
     _sgd_scaled_epoch_serial,
     _sgd_scaled_mix_parallel,
 )
@@ -96,3 +104,19 @@ def sse_grad_kernel(d, weighted, parallel):
     elif not weighted and 5 <= d <= 12:
         name = "sse_grad_rows8"
     return SERIAL_PARALLEL[name][int(parallel)]
+
+
+#: (one column, one row a step) -> (serial epoch, mixing epoch)
+_SGD_PATHS = {
+    (True, True): (_sgd_epoch_1d_serial, _sgd_mix_1d_parallel),
+    (False, True): (_sgd_epoch_rows_serial, _sgd_mix_rows_parallel),
+    (True, False): (_sgd_epoch_batches_1d_serial, _sgd_mix_batches_1d_parallel),
+    (False, False): (_sgd_epoch_batches_serial, _sgd_mix_batches_parallel),
+}
+
+
+def sgd_epoch_kernel(d, batch_size, mixing):
+    """The stochastic epoch kernel for ``d`` columns and ``batch_size`` rows a step, serial
+    (signature of :func:`fastgd.kernels.sgd._sgd_scaled_epoch_src`) or parameter mixing
+    (of :func:`fastgd.kernels.sgd._sgd_scaled_mix_src`); each is compiled only when used."""
+    return _SGD_PATHS[(d == 1, batch_size == 1)][int(bool(mixing))]

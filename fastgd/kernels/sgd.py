@@ -9,7 +9,7 @@ import math
 import numpy as np
 from numba import prange
 
-from .._config import jit
+from .._config import jit, specialize
 from .._intrinsics import PREFETCH_DISTANCE, prefetch
 
 
@@ -123,7 +123,6 @@ def _steps_1d(X, y, sw, perm, k_lo, k_hi, params, c0, i0, l1, l2, a0, a1, averag
     return a0, a1, -1, s0, s1
 
 
-@jit(fastmath=False)
 def _rows_epoch(X, y, sw, perm, coords, params, state):
     """:func:`_sgd_scaled_epoch_src` with one row a step and ``d > 1`` columns: no gradient
     buffer; each scaled feature is recomputed in the update instead of stored (the same
@@ -236,7 +235,6 @@ def _rows_plain(X, y, sw, perm, params, theta, avg, t, avg_start):
     return m
 
 
-@jit(fastmath=False)
 def _batches_1d_epoch(X, y, sw, perm, coords, params, state):
     """:func:`_sgd_scaled_epoch_src` with one column and batches of ``bs > 1`` rows: the
     parameters and the batch's gradient in registers (same arithmetic as the generic
@@ -305,34 +303,36 @@ def _batches_1d_epoch(X, y, sw, perm, coords, params, state):
     return steps
 
 
-def _sgd_scaled_epoch_src(X, y, sw, perm, coords, params, state):
-    """One epoch of (mini-)batch SGD in scaled coordinates over ``perm``.
+def _epoch_1d(X, y, sw, perm, coords, params, state):
+    """:func:`_sgd_scaled_epoch_src` with one column and one row a step.
 
-    Parameters
-    ----------
-    X, y, sw : the data (see the module docstring).
-    perm : int64 ``(m,)``, the rows to visit in order (``m <= n``).
-    coords : float64 ``(4, d + 1)``: rows ``m`` (centres, ``m[d]`` unused), ``1 / s``
-        (inverse scales), ``lam1`` and ``lam2`` (per-coordinate L1 and L2 penalty
-        weights in scaled coordinates; zero for the intercept). A scaled feature is
-        ``(x_j - m_j) / s_j``.
-    params : float64 ``(11,)``: ``eta0, power_t, t0, schedule (0 constant, 1
-        invscaling), batch_size, mean (1) / sum (0), weight_scale, fit_intercept,
-        avg_start, huber (1) / squared (0), epsilon``. Step ``t`` (1-based, counted
-        over the whole fit: this epoch's first step is ``t0 + 1``) uses ``eta0`` or
-        ``eta0 / t ** power_t``.
-    state : float64 ``(2, d + 1)``, read and written: row 0 the parameters ``theta``
-        (weights, then intercept), row 1 their running average over the steps after
-        ``avg_start`` (unchanged while ``t <= avg_start``).
-
-    Each batch ``B`` takes ``theta += eta * c * sum_B w_i psi(r_i) z_i`` with ``z = [x_s,
-    1]``, ``c = 2 weight_scale / |B|`` (mean) or ``2`` (sum), ``psi(r) = r`` (squared) or
-    ``clip(r, -epsilon, epsilon)`` (Huber), then the L2 decay ``theta_j -= eta lam2_j
-    theta_j`` and the L1 proximal step ``theta_j = soft(theta_j, eta lam1_j)``.
-
-    Returns the number of steps taken, or ``-(k + 1)`` when the residual of ``perm[k]``
-    was not finite (the epoch stops there).
+    Everything in registers (a generic loop through memory took 320 ms for 3 epochs of
+    10^6 rows, this one about half). The steps before averaging starts and those after
+    run as two loops: a per-step "t > avg_start" test cost 60 ms per 10^7 steps even when
+    never true.
     """
+    m = perm.shape[0]
+    t_start = np.int64(params[2])
+    avg_start = np.int64(params[8])
+    theta = state[0]
+    avg = state[1]
+    c0, i0, l1, l2 = coords[0, 0], coords[1, 0], coords[2, 0], coords[3, 0]
+    v0, v1 = avg[0], avg[1]
+    split = min(m, max(0, avg_start - t_start))  # steps taken before averaging
+    a0, a1, bad, s0, s1 = _steps_1d(X, y, sw, perm, 0, split, params, c0, i0, l1, l2,
+                                    theta[0], theta[1], False)
+    n_avg = 0
+    if bad < 0 and split < m:
+        a0, a1, bad, s0, s1 = _steps_1d(X, y, sw, perm, split, m, params, c0, i0, l1, l2,
+                                        a0, a1, True)
+        n_avg = (bad if bad >= 0 else m) - split
+    theta[0], theta[1] = a0, a1
+    avg[0], avg[1] = _merge_average(v0, v1, t_start, avg_start, s0, s1, n_avg)
+    return -(bad + 1) if bad >= 0 else m
+
+
+def _epoch_batches(X, y, sw, perm, coords, params, state):
+    """:func:`_sgd_scaled_epoch_src` with batches of ``bs > 1`` rows and ``d > 1`` columns."""
     d = X.shape[1]
     m = perm.shape[0]
     eta0 = params[0]
@@ -353,30 +353,7 @@ def _sgd_scaled_epoch_src(X, y, sw, perm, coords, params, state):
     inv = coords[1]
     lam1 = coords[2]
     lam2 = coords[3]
-    if d == 1 and bs == 1:
-        # one feature, one row per step: everything in registers (a generic loop through
-        # memory took 320 ms for 3 epochs of 10^6 rows, this one about half). The steps
-        # before averaging starts and those after run as two loops: a per-step
-        # "t > avg_start" test cost 60 ms per 10^7 steps even when never true.
-        c0, i0 = cen[0], inv[0]
-        v0, v1 = avg[0], avg[1]
-        t_start = t
-        split = min(m, max(0, avg_start - t_start))  # steps taken before averaging
-        a0, a1, bad, s0, s1 = _steps_1d(X, y, sw, perm, 0, split, params, c0, i0, lam1[0],
-                                        lam2[0], theta[0], theta[1], False)
-        n_avg = 0
-        if bad < 0 and split < m:
-            a0, a1, bad, s0, s1 = _steps_1d(X, y, sw, perm, split, m, params, c0, i0, lam1[0],
-                                            lam2[0], a0, a1, True)
-            n_avg = (bad if bad >= 0 else m) - split
-        theta[0], theta[1] = a0, a1
-        avg[0], avg[1] = _merge_average(v0, v1, t_start, avg_start, s0, s1, n_avg)
-        return -(bad + 1) if bad >= 0 else m
     xf = X.reshape(X.shape[0] * d)
-    if bs == 1:
-        return _rows_epoch(X, y, sw, perm, coords, params, state)
-    if d == 1:
-        return _batches_1d_epoch(X, y, sw, perm, coords, params, state)
     if state.shape[0] >= 4:  # scratch rows from the caller (see _sgd_scaled_mix_src)
         g = state[2, :d + 1]
         xs = state[3, :d]
@@ -456,6 +433,61 @@ def _sgd_scaled_epoch_src(X, y, sw, perm, coords, params, state):
     return steps
 
 
+# Each path of the epoch is a kernel of its own, chosen in Python by sgd_epoch_kernel
+# (fastgd.kernels): a fit compiles only the path it runs. One kernel holding all four
+# took 4.3 s to compile for a d = 1 fit that runs one of them (and 5.7 s more inside the
+# mixing kernel); the first SGD fit in a new process went from 5.2 to 7.4 s before this
+# split.
+_sgd_epoch_1d_serial = jit(_epoch_1d, parallel=False, fastmath=False)
+_sgd_epoch_rows_serial = jit(_rows_epoch, parallel=False, fastmath=False)
+_sgd_epoch_batches_1d_serial = jit(_batches_1d_epoch, parallel=False, fastmath=False)
+_sgd_epoch_batches_serial = jit(_epoch_batches, parallel=False, fastmath=False)
+
+
+def _sgd_scaled_epoch_src(X, y, sw, perm, coords, params, state):
+    """One epoch of (mini-)batch SGD in scaled coordinates over ``perm``.
+
+    Parameters
+    ----------
+    X, y, sw : the data (see the module docstring).
+    perm : int64 ``(m,)``, the rows to visit in order (``m <= n``).
+    coords : float64 ``(4, d + 1)``: rows ``m`` (centres, ``m[d]`` unused), ``1 / s``
+        (inverse scales), ``lam1`` and ``lam2`` (per-coordinate L1 and L2 penalty
+        weights in scaled coordinates; zero for the intercept). A scaled feature is
+        ``(x_j - m_j) / s_j``.
+    params : float64 ``(11,)``: ``eta0, power_t, t0, schedule (0 constant, 1
+        invscaling), batch_size, mean (1) / sum (0), weight_scale, fit_intercept,
+        avg_start, huber (1) / squared (0), epsilon``. Step ``t`` (1-based, counted
+        over the whole fit: this epoch's first step is ``t0 + 1``) uses ``eta0`` or
+        ``eta0 / t ** power_t``.
+    state : float64 ``(2, d + 1)``, read and written: row 0 the parameters ``theta``
+        (weights, then intercept), row 1 their running average over the steps after
+        ``avg_start`` (unchanged while ``t <= avg_start``).
+
+    Each batch ``B`` takes ``theta += eta * c * sum_B w_i psi(r_i) z_i`` with ``z = [x_s,
+    1]``, ``c = 2 weight_scale / |B|`` (mean) or ``2`` (sum), ``psi(r) = r`` (squared) or
+    ``clip(r, -epsilon, epsilon)`` (Huber), then the L2 decay ``theta_j -= eta lam2_j
+    theta_j`` and the L1 proximal step ``theta_j = soft(theta_j, eta lam1_j)``.
+
+    Returns the number of steps taken, or ``-(k + 1)`` when the residual of ``perm[k]``
+    was not finite (the epoch stops there).
+
+    The four paths (one column and one row a step; one row, several columns; batches of
+    one column; batches of several columns) are kernels of their own; this dispatcher,
+    which compiles all four, is the reference the tests use, and fit picks the one path
+    it needs with :func:`fastgd.kernels.sgd_epoch_kernel`.
+    """
+    d = X.shape[1]
+    bs = np.int64(params[4])
+    if d == 1 and bs == 1:
+        return _sgd_epoch_1d_serial(X, y, sw, perm, coords, params, state)
+    if bs == 1:
+        return _sgd_epoch_rows_serial(X, y, sw, perm, coords, params, state)
+    if d == 1:
+        return _sgd_epoch_batches_1d_serial(X, y, sw, perm, coords, params, state)
+    return _sgd_epoch_batches_serial(X, y, sw, perm, coords, params, state)
+
+
 _sgd_scaled_epoch_serial = jit(_sgd_scaled_epoch_src, parallel=False, fastmath=False)
 
 
@@ -468,7 +500,8 @@ def _sgd_scaled_mix_src(X, y, sw, perm, coords, params, states, steps):
     with the same ``params`` (all parts start at step ``params[t0]``). ``steps`` (int64
     ``(P,)``) receives each part's return value (steps taken, or ``-(k + 1)`` for a
     non-finite residual at position ``k`` of its slice). The driver averages the parts in
-    order; the result does not depend on the thread count.
+    order; the result does not depend on the thread count. ``_EPOCH`` is the serial
+    epoch each part runs: one mixing kernel per path (see below).
     """
     parts = states.shape[0]
     m = perm.shape[0]
@@ -486,10 +519,19 @@ def _sgd_scaled_mix_src(X, y, sw, perm, coords, params, states, steps):
         local = buf[8:8 + 4 * d1].reshape((4, d1))
         local[0] = states[p, 0]
         local[1] = states[p, 1]
-        steps[p] = _sgd_scaled_epoch_serial(X, y, sw, perm[p * size:min(m, (p + 1) * size)],
-                                            coords, params, local)
+        steps[p] = _EPOCH(X, y, sw, perm[p * size:min(m, (p + 1) * size)], coords, params,
+                          local)
         states[p, 0] = local[0]
         states[p, 1] = local[1]
 
 
-_sgd_scaled_mix_parallel = jit(_sgd_scaled_mix_src, parallel=True, fastmath=False)
+#: parameter mixing per path, each compiled only when used (the dispatcher version,
+#: ``_sgd_scaled_mix_parallel``, is the tests' reference)
+_EPOCH = None
+_sgd_mix_1d_parallel, _sgd_mix_rows_parallel, _sgd_mix_batches_1d_parallel, \
+    _sgd_mix_batches_parallel, _sgd_scaled_mix_parallel = (
+        jit(specialize(_sgd_scaled_mix_src, suffix, _EPOCH=epoch), parallel=True, fastmath=False)
+        for suffix, epoch in (("_1d", _sgd_epoch_1d_serial), ("_rows", _sgd_epoch_rows_serial),
+                              ("_batches_1d", _sgd_epoch_batches_1d_serial),
+                              ("_batches", _sgd_epoch_batches_serial),
+                              ("_any", _sgd_scaled_epoch_serial)))
