@@ -471,6 +471,7 @@ class ChunkSource(Source):
         self._sizes = None  # rows per block, known after a full pass
         self._W = None
         self._pending = None  # a one-shot iterator's block 0, read to learn the facts
+        self._listed = None  # a list's validated blocks
         self._peek()
 
     # -- reading blocks --------------------------------------------------------------------
@@ -512,7 +513,12 @@ class ChunkSource(Source):
         d = b.data
         self._first = (d.d, d.X.dtype, d.sw.shape[0] > 0, d.one_d)
         if self._list is not None:
-            blocks = [b] + [self._validate(t, k, 0) for k, t in enumerate(self._list) if k]
+            # a list is validated (and converted, where needed) once, here: every pass
+            # then reads these blocks instead of validating and converting them again
+            blocks = [b]
+            for k, t in enumerate(self._list[1:], start=1):
+                blocks.append(self._validate(t, k, blocks[-1].offset + blocks[-1].data.n))
+            self._listed = blocks
             self._sizes = [c.data.n for c in blocks]
             self._W = sum(c.data.weight_total for c in blocks)
 
@@ -558,6 +564,14 @@ class ChunkSource(Source):
         return Block(data, k, offset, parallel)
 
     def _blocks(self):
+        if self._listed is not None:
+            for b in self._listed:
+                if not self.verified:
+                    self._check_block(b)
+                yield b
+            _check_total_weight(self._W)
+            self.verified = True
+            return
         offset = 0
         sizes = []
         W = 0.0
@@ -580,11 +594,7 @@ class ChunkSource(Source):
             )
         self._sizes = sizes
         self._W = W
-        if not W > 0.0:
-            raise ValueError(
-                "sample_weight sums to zero over all blocks: all rows would be ignored; give at "
-                "least one row a positive weight"
-            )
+        _check_total_weight(W)
         self.verified = True
 
     def check_finite(self):
@@ -594,8 +604,7 @@ class ChunkSource(Source):
                 pass
 
     def _block(self, k):
-        offset = sum(self._sizes[:k])
-        b = self._validate(self._list[k], k, offset)
+        b = self._listed[k]  # random access: lists only
         if not self.verified:
             self._check_block(b)
         return b
@@ -632,6 +641,14 @@ class ChunkSource(Source):
     d = property(lambda self: self._first[0])
     weighted = property(lambda self: self._first[2])
     one_d = property(lambda self: self._first[3])
+
+
+def _check_total_weight(W):
+    if not W > 0.0:
+        raise ValueError(
+            "sample_weight sums to zero over all blocks: all rows would be ignored; give at "
+            "least one row a positive weight"
+        )
 
 
 def _chain(first, rest):
