@@ -4,6 +4,7 @@
 returns a :class:`fastgd.FitResult`. Engines see the plan and the source's passes only:
 never an array, a file or a cluster.
 """
+import dataclasses
 import time
 import warnings
 
@@ -11,6 +12,11 @@ import numpy as np
 
 from . import _drivers, _optim, _sgd
 from ._result import ConvergenceWarning, DivergenceError, FitResult
+from ._sources import exponents, rescaled
+from ._validation import Magnitudes
+
+#: columns whose largest magnitude lies within 2^-300 .. 2^300 need no new units
+UNITS_SAFE_EXP = 300
 
 
 def run(plan, source, coef0, *, callback=None, t0=None):
@@ -26,12 +32,85 @@ def run(plan, source, coef0, *, callback=None, t0=None):
     # FloatingPointError from deep inside.
     with np.errstate(all="ignore"):
         try:
-            res = engine(plan, source, coef0, callback, t0)
+            try:
+                res = engine(plan, source, coef0, callback, t0)
+            except Magnitudes:
+                res = _run_in_units(engine, plan, source, coef0, callback, t0)
         except DivergenceError as err:
             _check_finite_result(err.result, source)
             raise
     _check_finite_result(res, source)
     return res
+
+
+def _rescalable(plan, source):
+    """Whether extreme magnitudes may be fitted in power-of-two units: the scaled engines
+    (whose iterations do not depend on the units of the columns) or an automatic rate,
+    over a source that can be read again and is not in new units already."""
+    return (source.units is None and source.reiterable
+            and (plan.scaled or plan.learning_rate is None))
+
+
+def _run_in_units(engine, plan, source, coef0, callback, t0):
+    """Fit data whose magnitudes the sums of squares cannot hold (beyond about 1e120, or
+    below about 1e-120, see :func:`fastgd._validation.check_statistics`).
+
+    One max-abs pass gives each column of ``[X, y]`` a power of two ``2^e`` near its
+    largest magnitude. The rows divided by those powers (exactly) are the same problem in
+    other units: the weights of the fit on them are ``coef_j / 2^(ey - ex_j)`` and the
+    intercept ``intercept / 2^ey``, the loss is the raw loss over ``2^(2 ey)``, the Huber
+    threshold ``epsilon / 2^ey`` and the penalty's weights follow (see
+    :class:`fastgd._optim.Scaled`). The result is mapped back exactly; coefficients or a
+    loss beyond float64's range are a clear ``ValueError``.
+    """
+    d = source.d
+    e = exponents(source.max_abs())
+    if np.all(np.abs(e) <= UNITS_SAFE_EXP):
+        # ordinary magnitudes after all (zero or constant columns): the data as it is
+        source.units = (np.zeros(d, dtype=np.int64), 0)
+        return engine(plan, source, coef0, callback, t0)
+    src = rescaled(source, e[:d], e[d])
+    ex, ey = src.units
+    shift = ey - ex
+    c0 = np.empty_like(coef0)
+    c0[:d] = np.ldexp(coef0[:d], -shift)
+    c0[d] = np.ldexp(coef0[d], -ey)
+    inner_plan = dataclasses.replace(plan, epsilon=float(np.ldexp(plan.epsilon, -ey)))
+    cb = None
+    if callback is not None:
+        def cb(epoch, coef, intercept, loss):
+            return callback(epoch, np.ldexp(coef, shift), float(np.ldexp(intercept, ey)),
+                            float(np.ldexp(loss, 2 * ey)))
+    try:
+        res = engine(inner_plan, src, c0, cb, t0)
+    except DivergenceError as err:
+        err.result = _from_units(err.result, plan, shift, ey)
+        raise
+    return _from_units(res, plan, shift, ey)
+
+
+def _from_units(res, plan, shift, ey):
+    coef = np.ldexp(res.coef, shift)
+    intercept = float(np.ldexp(res.intercept, ey))
+    history = np.ldexp(res.loss_history, 2 * ey)
+    big = [j for j in range(coef.shape[0]) if not np.isfinite(coef[j])]
+    if big:
+        j = big[0]
+        raise ValueError(
+            f"the fitted weight of X[:, {j}] is about 2^{int(np.frexp(res.coef[j])[1] + shift[j])}"
+            ", beyond float64's range (1.8e308): that column's values are too small, or y's "
+            "too large, for their ratio to be a float64; rescale them (e.g. multiply "
+            f"X[:, {j}] by a power of two), fit, and scale the weight back"
+        )
+    if not np.isfinite(intercept) or not np.isfinite(history).all():
+        raise ValueError(
+            f"the loss of the fit is about 2^{int(np.frexp(res.loss_history[-1])[1] + 2 * ey)}, "
+            "beyond float64's range (1.8e308): the residuals are as large as about "
+            f"2^{(int(np.frexp(res.loss_history[-1])[1]) + 2 * ey) // 2}; divide y by a power "
+            "of two (e.g. y * 2.0**-600), fit, and scale the coefficients back"
+        )
+    return dataclasses.replace(res, coef=coef, intercept=intercept, loss_history=history,
+                               plan=plan)
 
 
 def _check_finite_result(res, source):
@@ -120,7 +199,7 @@ def _run_sgd(plan, source, coef, callback, t0):
     Huber, serial or parameter mixing. The moments pass comes first and proves the data
     finite."""
     sc = _optim.Scaled(source, plan.reduction, plan.fit_intercept, plan.scaled, plan.alpha,
-                       plan.l1_ratio, full=False)
+                       plan.l1_ratio, full=False, rescalable=_rescalable(plan, source))
     passes = 1
     eta0 = plan.learning_rate
     if eta0 is None:
@@ -150,7 +229,7 @@ def _run_batch(plan, source, coef, callback, t0):
     sufficient statistics) or the streaming path (one pass per evaluation)."""
     huber = plan.loss == "huber"
     sc = _optim.Scaled(source, plan.reduction, plan.fit_intercept, plan.scaled, plan.alpha,
-                       plan.l1_ratio, full=plan.full_moments)
+                       plan.l1_ratio, full=plan.full_moments, rescalable=_rescalable(plan, source))
     if plan.solver == "gram":
         oracle = _optim.GramOracle(sc)
     elif huber:

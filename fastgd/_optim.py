@@ -61,6 +61,26 @@ SOLVERS = {"auto": 0, "stream": 1, "gram": 2}
 PENALTIES = {"l2": 0, "l1": 1, "elasticnet": 2}
 
 
+#: the largest penalty weight (in scaled coordinates) a fit in power-of-two units takes
+LAM_MAX = 2.0 ** 600
+
+
+def _times_power_of_two(a, e, alpha):
+    """``a * 2**e`` (``e`` may exceed float64's exponent range); a clear error beyond
+    :data:`LAM_MAX`."""
+    m, ea = np.frexp(a)
+    top = ea + e
+    if np.any((m != 0.0) & (top > 600)):
+        j = int(np.argmax((m != 0.0) & (top > 600)))
+        raise ValueError(
+            f"the penalty (alpha={alpha:g}) on the weight of X[:, {j}] outweighs that "
+            f"column's data by about 2^{int(top[j])}: its values are so small that any weight "
+            "that uses them is penalized out of float64's range. Standardize X before a "
+            "penalized fit, drop the column, or lower alpha"
+        )
+    return np.ldexp(m, np.maximum(top, -1100))
+
+
 class Scaled:
     """The problem's statistics in scaled coordinates, from one moments pass.
 
@@ -82,7 +102,7 @@ class Scaled:
     """
 
     def __init__(self, source, reduction, fit_intercept, scale, alpha=0.0, l1_ratio=0.0,
-                 full=True):
+                 full=True, rescalable=False):
         d = source.d
         if full:
             W, mean, com = source.moments(full=True)
@@ -90,7 +110,7 @@ class Scaled:
         else:
             W, mean, m2 = source.moments(full=False)
             com = None
-        check_statistics(W, mean, m2 if com is None else com)
+        check_statistics(W, mean, m2 if com is None else com, rescalable=rescalable)
         self.d, self.W = d, W
         self.n_passes = 1
         mu, ybar = mean[:d], mean[d]
@@ -118,6 +138,12 @@ class Scaled:
         self.lam2 = np.zeros(d + 1)
         self.lam1[:d] = alpha * l1_ratio / s
         self.lam2[:d] = alpha * (1.0 - l1_ratio) / (s * s)
+        if source.units is not None and alpha > 0.0:
+            # rows in power-of-two units (x / 2^ex, y / 2^ey; see fastgd._engine.run): the
+            # penalty on the raw weights, over the loss's factor 2^(2 ey)
+            ex, ey = source.units
+            self.lam1[:d] = _times_power_of_two(self.lam1[:d], -ey - ex, alpha)
+            self.lam2[:d] = _times_power_of_two(self.lam2[:d], -2 * ex, alpha)
         self.has_l1 = bool(alpha > 0.0 and l1_ratio > 0.0)
         Gdiag = np.empty(d + 1)
         Gdiag[:d] = m2[:d] / (s * s) + W * delta * delta

@@ -30,6 +30,8 @@ from . import kernels as K
 from ._chunking import moment_layout, n_chunks, perm_layout
 
 PERM_KERNEL = K.SERIAL_PARALLEL["permutation"]
+#: rows per slice of the max-abs pass
+MAX_ABS_ROWS = 1 << 14
 
 
 def epoch_seed(rng):
@@ -64,6 +66,9 @@ class Source:
     reiterable = True
     #: blocks can be read in any order (``_block(k)``)
     random_access = False
+    #: ``(x_exp, y_exp)`` when the rows are the data in power-of-two units (see
+    #: :class:`Rescaled`); None for the data as given
+    units = None
 
     def __init__(self):
         self.verified = False  # X and y known to be finite
@@ -188,6 +193,19 @@ class Source:
             K.SERIAL_PARALLEL["max_norm"][int(b.parallel)](d.X, d.sw, coords, out)
             best = max(best, float(out.max()))
         return best
+
+    def max_abs(self):
+        """The largest magnitude of each column of ``[X, y]`` (float64 ``(d + 1,)``), read
+        in slices so that no block-sized temporary is made."""
+        top = None
+        for b in self._blocks():
+            d = b.data
+            if top is None:
+                top = np.zeros(d.d + 1)
+            for i in range(0, d.n, MAX_ABS_ROWS):
+                top[:d.d] = np.maximum(top[:d.d], np.abs(d.X[i:i + MAX_ABS_ROWS]).max(axis=0))
+                top[d.d] = max(top[d.d], float(np.abs(d.y[i:i + MAX_ABS_ROWS]).max()))
+        return top
 
     # -- early stopping ------------------------------------------------------------------
 
@@ -641,6 +659,75 @@ class ChunkSource(Source):
     d = property(lambda self: self._first[0])
     weighted = property(lambda self: self._first[2])
     one_d = property(lambda self: self._first[3])
+
+
+# ---------------------------------------------------------------------------------------
+# The same rows in power-of-two units
+# ---------------------------------------------------------------------------------------
+
+def exponents(top):
+    """Per column, the power of two ``e`` with ``top / 2**e`` in ``[0.5, 1)`` (0 for a
+    zero column): dividing a column by ``2**e`` is exact and brings its magnitudes to at
+    most 1, so that no sum of squares can overflow and none underflows."""
+    return np.frexp(top)[1].astype(np.int64)
+
+
+def rescaled(source, x_exp, y_exp):
+    """The rows of ``source`` with column ``j`` of X divided by ``2**x_exp[j]`` and y by
+    ``2**y_exp``, as a source whose ``units`` are ``(x_exp, y_exp)``.
+
+    Exact (no rounding, except for values that become subnormal, far below their column's
+    largest), so a fit on these rows is the same problem in other units (see
+    :func:`fastgd._engine.run`). The rows are float64 copies: made once for in-memory
+    arrays (an :class:`ArraySource` over the copy), block by block on every pass for
+    other sources (:class:`Rescaled`). ``source`` must be proved finite already.
+    """
+    units = (np.asarray(x_exp, dtype=np.int64), int(y_exp))
+    if isinstance(source, ArraySource):
+        out = ArraySource(_in_units(source.data, units), source.block.parallel, verified=True)
+    else:
+        out = Rescaled(source, units)
+    out.units = units
+    return out
+
+
+def _in_units(d, units):
+    ex, ey = units
+    return V.Data(np.ldexp(d.X, -ex, dtype=np.float64), np.ldexp(d.y, -ey, dtype=np.float64),
+                  d.sw, d.weight_total, d.one_d)
+
+
+class Rescaled(Source):
+    """Blocks of another source in power-of-two units (see :func:`rescaled`): each block
+    converted as it is read."""
+
+    def __init__(self, inner, units):
+        super().__init__()
+        self.inner = inner
+        self.units = units
+        self.verified = True
+        self.reiterable = inner.reiterable
+        self.random_access = inner.random_access
+
+    n = property(lambda self: self.inner.n)
+    d = property(lambda self: self.inner.d)
+    n_blocks = property(lambda self: self.inner.n_blocks)
+    weight_total = property(lambda self: self.inner.weight_total)
+    one_d = property(lambda self: self.inner.one_d)
+    weighted = property(lambda self: self.inner.weighted)
+
+    def _convert(self, b):
+        return Block(_in_units(b.data, self.units), b.index, b.offset, b.parallel)
+
+    def _blocks(self):
+        for b in self.inner._blocks():
+            yield self._convert(b)
+
+    def _block(self, k):
+        return self._convert(self.inner._block(k))
+
+    def _name(self, block):
+        return self.inner._name(block)
 
 
 def _check_total_weight(W):

@@ -348,18 +348,42 @@ def check_init(init_coef, init_intercept, d):
     return coef
 
 
-def check_statistics(W, mean, com):
-    """Raise a clear ``ValueError`` when the moments of finite data overflowed float64.
+class Magnitudes(Exception):
+    """Internal: the moments of the data show magnitudes its sums of squares cannot hold
+    (they overflow, or a column's squares underflow towards nothing). The engine then
+    refits the same rows in power-of-two units (see :func:`fastgd._engine.run`)."""
+
+
+#: a column whose mean square lies outside [2^-800, 2^800] is refitted in power-of-two
+#: units: beyond, the sums of squares of n rows overflow or lose bits to underflow
+SQUARE_MIN = 2.0 ** -800
+SQUARE_MAX = 2.0 ** 800
+
+
+def check_statistics(W, mean, com, rescalable=False):
+    """Check the moments of finite data before any solver sees them.
 
     The source's first pass has already proved X and y finite (or raised on NaN/inf), so
-    a non-finite mean or co-moment means sums of squares beyond 1.8e308: magnitudes
-    above about 1e150. Never hand such a matrix to LAPACK: its eigenvalue and
-    least-squares solvers failed or hung on it.
+    a non-finite mean or co-moment means sums of squares beyond 1.8e308 (magnitudes above
+    about 1e150), and a tiny mean square, squares lost to underflow (below about 1e-120).
+    With ``rescalable``, either (or a column whose moments are all zero: zero, or squares
+    that underflowed entirely) raises :class:`Magnitudes`, for the engine to refit in
+    power-of-two units; otherwise only non-finite moments raise a clear ``ValueError``.
+    Never hand such a matrix to LAPACK: its eigenvalue and least-squares solvers failed or
+    hung on it.
     """
-    if np.isfinite(W) and np.isfinite(mean).all() and np.isfinite(com).all():
+    diag = np.diag(com) if com.ndim == 2 else com
+    finite = bool(np.isfinite(W) and np.isfinite(mean).all() and np.isfinite(com).all())
+    if rescalable:
+        if not finite:
+            raise Magnitudes
+        with np.errstate(all="ignore"):
+            square = diag / W + mean * mean
+        if np.any((square > SQUARE_MAX) | (square < SQUARE_MIN)):
+            raise Magnitudes
+    if finite:
         return
     k = mean.shape[0]
-    diag = np.diag(com) if com.ndim == 2 else com
     bad = [j for j in range(k) if not (np.isfinite(mean[j]) and np.isfinite(diag[j]))]
     names = ", ".join("y" if j == k - 1 else f"X[:, {j}]" for j in bad) or "the cross moments"
     raise ValueError(
