@@ -13,9 +13,9 @@ bit-identical).
 from ._api import fit, fit_chunks
 from ._metrics import mse, sse
 from ._plan import DataFacts, FitPlan
-from ._result import ConvergenceWarning, DivergenceError, FitResult
+from ._result import ConvergenceWarning, DivergenceError, FitResult, IllConditionedWarning
 
 __version__ = "0.1.0"
 
 __all__ = ["fit", "fit_chunks", "mse", "sse", "FitPlan", "DataFacts", "FitResult",
-           "DivergenceError", "ConvergenceWarning", "__version__"]
+           "DivergenceError", "ConvergenceWarning", "IllConditionedWarning", "__version__"]

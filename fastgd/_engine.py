@@ -11,12 +11,31 @@ import warnings
 import numpy as np
 
 from . import _drivers, _optim, _sgd
-from ._result import ConvergenceWarning, DivergenceError, FitResult
+from ._result import ConvergenceWarning, DivergenceError, FitResult, IllConditionedWarning
 from ._sources import exponents, rescaled
 from ._validation import Magnitudes
 
 #: columns whose largest magnitude lies within 2^-300 .. 2^300 need no new units
 UNITS_SAFE_EXP = 300
+EPS = float(np.finfo(np.float64).eps)
+#: the automatic batch fit solves from the QR statistic (one more pass, and a loss pass)
+#: when the estimated condition number of its scaled Hessian exceeds this: beyond, the
+#: moments' rounding (kappa * eps) costs digits that lstsq keeps (measured in
+#: bench/accuracy.py: ...)
+KAPPA_QR = 1e8
+#: the fit warns when even the QR solution's weights may be off by more than this
+#: (relative; the bound of :func:`fastgd._optim.qr_solve`)
+COND_WARN_ERROR = 1e-6
+
+
+def _warn_ill_conditioned(cond, err):
+    warnings.warn(
+        f"the data are nearly collinear: the condition number of the scaled design is about "
+        f"{cond:.2g}, so float64 data determine its least-squares weights only to about "
+        f"{min(err, 1.0):.1g} (relative), for this fit as for numpy.linalg.lstsq; drop or "
+        "combine nearly dependent columns, or add penalty='l2'",
+        IllConditionedWarning, stacklevel=5,
+    )
 
 
 def run(plan, source, coef0, *, callback=None, t0=None):
@@ -252,13 +271,26 @@ def _run_batch(plan, source, coef, callback, t0):
                        n_passes=sc.n_passes + oracle.n_passes)
         raise _divergence(exc, lr_used, last) from None
     passes = sc.n_passes + oracle.n_passes
-    if converged and not huber and sc.G is not None and source.reiterable:
+    kappa = _optim.condition(sc, stop)
+    if (plan.tol is not None and not huber and not sc.has_l1 and source.reiterable
+            and kappa > KAPPA_QR):
+        # ill-conditioned: the statistics (and the iterations on them) lose
+        # kappa * eps; the one-pass QR statistic solves with lstsq's accuracy, and a loss
+        # pass reports the loss of the solution itself
+        theta, cond, err = _optim.qr_solve(sc, source, theta)
+        obj = _drivers.Objective(source, plan.reduction, plan.fit_intercept)
+        history[-1] = obj.loss(sc.to_raw(theta)) + 0.5 * float(sc.lam2 @ (theta * theta))
+        passes += 2
+        converged = True
+        if err > COND_WARN_ERROR:
+            _warn_ill_conditioned(cond, err)
+    elif converged and not huber and sc.G is not None and source.reiterable:
         # one more pass: the exact gradient from the residuals and a Newton correction
         # (a one-shot stream of blocks has been read already: the fit ends on the
         # statistics, see fastgd.fit_chunks)
         obj = _drivers.Objective(source, plan.reduction, plan.fit_intercept)
-        theta, history[-1] = _optim.refine(sc, obj, theta, history[-1])
-        passes += 1
+        theta, history[-1], n = _optim.refine(sc, obj, theta, history[-1])
+        passes += n
     res = _result(plan, source, sc.to_raw(theta), history, converged, lr_used, t0, n_passes=passes)
     if plan.tol is not None and not converged and res.n_epochs >= plan.epochs:
         warnings.warn(

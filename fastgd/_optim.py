@@ -176,7 +176,10 @@ class Scaled:
             lmax = float((self.Gdiag + self.lam2 / (2.0 * self.norm))[:k].sum())
             lmin = lmax / KAPPA_FALLBACK
         elif self.d <= EIG_MAX_D:
-            ev = np.linalg.eigvalsh(self.Gpen[:k, :k])
+            # over the coordinates with curvature: a column that is zero in scaled
+            # coordinates (constant, or all zeros) never moves and has no say
+            live = np.flatnonzero(np.diag(self.Gpen)[:k] > 0.0)
+            ev = np.linalg.eigvalsh(self.Gpen[np.ix_(live, live)]) if live.size else [0.0]
             lmax, lmin = float(ev[-1]), float(ev[0])
         else:
             G = self.Gpen[:k, :k]
@@ -331,6 +334,15 @@ class _Stopper:
         self.quiet = 0
         self.last_cos = float("nan")
         self.last_rel = float("nan")
+        # the extreme curvatures p.Hp / p.p met along CG's directions: their ratio is a
+        # lower bound of the condition number of the (scaled) Hessian
+        self.curv_min = math.inf
+        self.curv_max = 0.0
+
+    def curvature(self, pHp, pp):
+        if pp > 0.0 and pHp > 0.0:
+            self.curv_min = min(self.curv_min, pHp / pp)
+            self.curv_max = max(self.curv_max, pHp / pp)
 
     def update(self, dec, loss, S):
         if self.tol is None:
@@ -391,6 +403,7 @@ def run(oracle, sc, theta, *, optimizer, lr, epochs, tol, n_iter_no_change, call
                 t_loss, t_S = oracle(theta + t * p)
                 Hp = (g2 * t_S - g) / t
             pHp = float(p @ Hp)
+            stop.curvature(pHp, float(p @ p))
             if not pHp > 0.0:  # no curvature left along p (rounding level)
                 converged = tol is not None
                 break
@@ -466,6 +479,63 @@ def _check(epoch, new_loss, history, sc, theta):
                        else f"the loss exploded from {history[0]:.6g} to {new_loss:.6g}")
 
 
+def condition(sc, stop):
+    """An estimate of the condition number of the scaled problem's Hessian: from the
+    eigenvalues of the Gram matrix when the fit has it, else from the curvatures CG met
+    (a lower bound); 1.0 when neither is known."""
+    if sc.G is not None and sc.d <= EIG_MAX_D:
+        return sc.L / sc.mu
+    if stop.curv_max > 0.0 and stop.curv_min > 0.0:
+        return stop.curv_max / stop.curv_min
+    return 1.0
+
+
+def qr_solve(sc, source, theta):
+    """The least-squares weights (L2 penalty included) in scaled coordinates from the R
+    factor of ``[X, 1, y]`` (one pass, see :mod:`fastgd.kernels.qr`), with the accuracy of
+    ``numpy.linalg.lstsq``: no squaring of the condition number. The factor is of the raw
+    columns: Householder QR is indifferent to their scales, while centring or scaling them
+    would round nearly equal columns differently (costing ``eps / gap`` on their weights).
+    A fixed intercept (``fit_intercept=False``) keeps its value from ``theta``.
+
+    Returns ``(theta, cond, err)``: the solution, the condition number of the design with
+    its columns scaled by ``sc.s`` (that of its scaled R factor, penalty rows included),
+    and the first-order bound on the relative error of the scaled weights that rounding
+    the data to float64 allows, ``cond eps (1 + cond |r| / (|A| |theta|))`` (the same for
+    any backward-stable solver, lstsq included).
+    """
+    d = sc.d
+    k = d + 1 if sc.fit_intercept else d
+    raw = sc.to_raw(theta)
+    offset = 0.0 if sc.fit_intercept else float(raw[d])
+    R = source.qr(np.zeros(d), np.ones(d), sc.fit_intercept, offset)
+    # columns that are zero in scaled coordinates (constant ones, absorbed by the
+    # intercept, or all zeros) keep their weight, as in the iterations
+    live = np.flatnonzero(np.r_[sc.Gdiag[:d] > 0.0, np.ones(k - d, dtype=bool)])
+    dead = np.setdiff1d(np.arange(d), live)
+    pen = np.sqrt(sc.lam2[:d] / (2.0 * sc.norm)) * sc.s  # on the raw weights
+    rows = np.zeros((d, k + 1))
+    rows[np.arange(d), np.arange(d)] = pen
+    # ||r||^2 + sum lam2 / (2 norm) theta^2: rows pen_j e_j with target 0
+    R = np.linalg.qr(np.vstack([R, rows[pen > 0.0]])[:, np.r_[live, k]], mode="r")
+    m = live.size
+    A, b = R[:, :m], R[:, m]
+    raw[live] = np.linalg.lstsq(A, b, rcond=None)[0]
+    if sc.fit_intercept and dead.size:
+        raw[d] -= float(raw[dead] @ sc.m[dead])
+    col = np.ones(m)
+    col[live < d] = 1.0 / sc.s[live[live < d]]  # the columns of the scaled design
+    sv = np.linalg.svd(A * col, compute_uv=False)
+    theta = sc.to_scaled(raw)
+    if not (sv.shape[0] == m and sv[-1] > 0.0):
+        return theta, math.inf, math.inf
+    cond = float(sv[0] / sv[-1])
+    rnorm = abs(float(R[m, m])) if R.shape[0] > m else 0.0
+    tnorm = float(np.linalg.norm(theta[live]))
+    ratio = rnorm / (float(sv[0]) * tnorm) if tnorm > 0.0 else 0.0
+    return theta, cond, cond * EPS * (1.0 + cond * ratio)
+
+
 def refine(sc, obj, theta, loss):
     """One streaming pass at ``theta`` and a Newton correction from the sufficient statistics.
 
@@ -479,7 +549,12 @@ def refine(sc, obj, theta, loss):
     With an L1 penalty the correction is restricted to the nonzero weights and kept only
     when no sign changes (the objective is quadratic there).
 
-    Returns ``(theta, loss)``.
+    The new loss is an estimate from the statistics, accurate to about ``kappa * eps``
+    of the decrease (``kappa`` the condition number). Where that could exceed 1e-13 of
+    the loss, a second pass measures it, so that the reported loss is the loss of the
+    returned weights (and the correction is dropped if it did not lower it).
+
+    Returns ``(theta, loss, passes)``.
     """
     d = sc.d
     sums = obj.sums(sc.to_raw(theta))
@@ -493,7 +568,7 @@ def refine(sc, obj, theta, loss):
     base = (float(sums[0]) * sc.norm + 0.5 * float(sc.lam2 @ (theta * theta))
             + float(sc.lam1 @ np.abs(theta)))
     if not (np.isfinite(sc.Gpen).all() and np.isfinite(S).all()):
-        return theta, base  # never hand LAPACK a non-finite matrix (it hung on one)
+        return theta, base, 1  # never hand LAPACK a non-finite matrix (it hung on one)
     delta = np.zeros(d + 1)
     delta[free] = np.linalg.lstsq(sc.Gpen[np.ix_(free, free)], S[free], rcond=None)[0]
     new_loss = base - sc.norm * float(S @ delta)
@@ -501,5 +576,12 @@ def refine(sc, obj, theta, loss):
     l1 = free & (sc.lam1 > 0.0)
     if not (np.all(np.isfinite(delta)) and new_loss <= base
             and np.all(np.sign(new[l1]) == np.sign(theta[l1]))):
-        return theta, base
-    return new, max(new_loss, 0.0)
+        return theta, base, 1
+    if (base - new_loss) * min(1.0, sc.L / sc.mu * EPS) <= 1e-13 * new_loss:
+        return new, max(new_loss, 0.0), 1
+    sums = obj.sums(sc.to_raw(new))
+    exact = (float(sums[0]) * sc.norm + 0.5 * float(sc.lam2 @ (new * new))
+             + float(sc.lam1 @ np.abs(new)))
+    if not exact <= base:
+        return theta, base, 2
+    return new, exact, 2

@@ -38,7 +38,14 @@ def _rebuild_divergence(message, epoch, learning_rate, result):
 
 
 class ConvergenceWarning(UserWarning):
-    """A fit with ``tol`` set ran out of epochs before meeting the tolerance."""
+    """A fit with ``tol`` set ran out of epochs before meeting the tolerance, or its
+    answer may be inaccurate (see :class:`IllConditionedWarning`)."""
+
+
+class IllConditionedWarning(ConvergenceWarning):
+    """The data are so nearly collinear that float64 determines the least-squares
+    weights only roughly: the message gives the estimated condition number and the
+    relative accuracy it allows (the same for ``numpy.linalg.lstsq``)."""
 
 
 @dataclass(frozen=True, eq=False)

@@ -27,6 +27,7 @@ import numpy as np
 
 from . import _validation as V
 from . import kernels as K
+from .kernels import qr as KQR
 from ._chunking import moment_layout, n_chunks, perm_layout
 
 PERM_KERNEL = K.SERIAL_PARALLEL["permutation"]
@@ -193,6 +194,15 @@ class Source:
             K.SERIAL_PARALLEL["max_norm"][int(b.parallel)](d.X, d.sw, coords, out)
             best = max(best, float(out.max()))
         return best
+
+    def qr(self, centres, inv_scales, intercept, offset):
+        """The R factor of ``sqrt(w) [(x - centres) * inv_scales, 1, y - offset]`` over all
+        rows (see :mod:`fastgd.kernels.qr`), blocks merged in order."""
+        R = None
+        for b in self._blocks():
+            d = b.data
+            R = KQR.r_factor(d.X, d.y, d.sw, centres, inv_scales, intercept, offset, R)
+        return R
 
     def max_abs(self):
         """The largest magnitude of each column of ``[X, y]`` (float64 ``(d + 1,)``), read

@@ -201,13 +201,28 @@ def test_no_runtime_warnings_leak(args):
     X, y = args
     with warnings.catch_warnings():
         warnings.simplefilter("error")
+        # duplicate columns are exactly collinear: fastgd says so (tested below)
+        warnings.simplefilter("ignore", fastgd.IllConditionedWarning)
         res = fastgd.fit(X, y)
     _finite_contract(res, X, y)
     old = np.seterr(all="raise")
     try:
-        fastgd.fit(X, y)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", fastgd.IllConditionedWarning)
+            fastgd.fit(X, y)
     finally:
         np.seterr(**old)
+
+
+def test_duplicate_columns_give_the_minimum_norm_weights_and_a_warning():
+    """Exactly collinear columns: the weights are not determined by the data; the fit
+    gives the minimum-norm least-squares solution (oracle: lstsq's, here w1 = w2 = 1.5)
+    and says so."""
+    X = np.c_[x, x]
+    with pytest.warns(fastgd.IllConditionedWarning, match=r"condition number .* about"):
+        res = fastgd.fit(X, 3 * x + 1)
+    np.testing.assert_allclose(res.coef, [1.5, 1.5], rtol=1e-12)
+    assert res.intercept == pytest.approx(1.0, rel=1e-12)
 
 
 def test_automatic_rate_with_a_strong_l2_penalty(problem):
