@@ -7,6 +7,7 @@ the engine (:mod:`fastgd._engine`) the algorithms.
 import time
 
 from . import _validation as V
+from ._config import serialized_under_workqueue
 from ._engine import run
 from ._metrics import mse, sse
 from ._plan import PARAM_TABLE as V_PARAMS
@@ -16,6 +17,7 @@ from ._sources import ArraySource, ChunkSource
 __all__ = ["fit", "fit_chunks", "mse", "sse"]
 
 
+@serialized_under_workqueue
 def fit(X, y, *, mode="batch", learning_rate="auto", epochs=None, batch_size=None, tol="auto",
         fit_intercept=True, sample_weight=None, init_coef=None, init_intercept=0.0,
         reduction="mean", parallel="auto", shuffle=True, random_state=None, callback=None,
@@ -147,7 +149,10 @@ def fit(X, y, *, mode="batch", learning_rate="auto", epochs=None, batch_size=Non
         Stochastic modes: hold out ``validation_fraction`` of the rows (drawn from
         ``random_state``), train on the rest, and monitor the validation loss for
         ``tol`` / ``n_iter_no_change`` (``tol="auto"`` means 1e-4 here and for the
-        adaptive schedule).
+        adaptive schedule). Memory: the training and held-out row indices and each
+        epoch's order over the training rows are int64 arrays, about 30 bytes per row
+        in all (120 MB at 4 million rows, 600 MB at 20 million; without early stopping,
+        the epoch orders alone: 8 to 16 bytes per row).
     validation_fraction : float in (0, 1)
         Share of rows held out by ``early_stopping`` (default 0.1).
     loss : {"squared", "huber"}
@@ -199,6 +204,7 @@ def fit(X, y, *, mode="batch", learning_rate="auto", epochs=None, batch_size=Non
     return run(plan, source, coef, callback=callback, t0=t0)
 
 
+@serialized_under_workqueue
 def fit_chunks(chunks, *, sample_weight=None, init_coef=None, init_intercept=0.0, callback=None,
                **fit_kwargs):
     """Fit rows that arrive in blocks: the same fits as :func:`fit`, block by block.

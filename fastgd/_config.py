@@ -46,8 +46,10 @@ Decisions
   for the moments pass on ``d``) only, never on the thread count: serial and parallel
   kernels give bit-identical results.
 """
+import functools
 import os
 import sys
+import threading
 import types
 from pathlib import Path
 
@@ -172,3 +174,44 @@ def _renamed(func, suffix):
     clone.__module__ = func.__module__
     clone.__doc__ = func.__doc__
     return clone
+
+
+# ---------------------------------------------------------------------------------------
+# numba's workqueue threading layer
+# ---------------------------------------------------------------------------------------
+
+#: held while a public entry point runs under the workqueue layer (reentrant: a callback
+#: may call fastgd.mse inside a fit)
+_WORKQUEUE_LOCK = threading.RLock()
+_threadsafe_layer = None
+
+
+def _layer_is_threadsafe():
+    """Whether numba's threading layer takes parallel launches from several Python
+    threads at once: TBB and OpenMP do; workqueue, numba's fallback when neither is
+    usable, aborts the whole process on it ("Concurrent access has been detected").
+    Unknown (False) until the first parallel launch has started the layer."""
+    global _threadsafe_layer
+    if _threadsafe_layer is None:
+        try:
+            layer = numba.threading_layer()
+        except ValueError:  # no parallel region launched yet
+            return False
+        _threadsafe_layer = layer != "workqueue"
+    return _threadsafe_layer
+
+
+def serialized_under_workqueue(func):
+    """Run the public entry point ``func`` under a process-wide lock whenever the
+    threading layer is workqueue (or not started yet): concurrent fits from several
+    Python threads then take turns instead of aborting the process. Under TBB or OpenMP
+    nothing is locked."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        if _layer_is_threadsafe():
+            return func(*args, **kwargs)
+        with _WORKQUEUE_LOCK:
+            return func(*args, **kwargs)
+
+    return wrapper

@@ -55,11 +55,32 @@ def run(plan, source, coef0, *, callback=None, t0=None):
                 res = engine(plan, source, coef0, callback, t0)
             except Magnitudes:
                 res = _run_in_units(engine, plan, source, coef0, callback, t0)
-        except DivergenceError as err:
-            _check_finite_result(err.result, source)
+            _check_finite_result(res, source)
+        except (DivergenceError, ValueError) as err:
+            _check_unchanged(source, err)
+            if isinstance(err, DivergenceError):
+                _check_finite_result(err.result, source)
             raise
-    _check_finite_result(res, source)
     return res
+
+
+def _check_unchanged(source, err):
+    """A fit that failed on data it had proved finite: if NaN or inf has appeared in the
+    data since (written by a callback, or another thread), say that, not "diverged"."""
+    if not (source.verified and source.reiterable):
+        return
+    source.verified = False
+    try:
+        source.check_finite()
+    except ValueError as exc:
+        found = str(exc).split("; drop or impute")[0]
+        raise ValueError(
+            f"the data changed during the fit: they were finite when it began, and now "
+            f"{found}. Do not write to X or y while a fit runs (e.g. from a callback or "
+            "another thread); pass a copy if they must change"
+        ) from None
+    finally:
+        source.verified = True
 
 
 def _rescalable(plan, source):

@@ -3,6 +3,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._config import serialized_under_workqueue
 from ._metrics import mse, sse
 from ._validation import check_X
 
@@ -128,6 +129,7 @@ class FitResult:
         """The loss after the last epoch (``loss_history[-1]``)."""
         return float(self.loss_history[-1])
 
+    @serialized_under_workqueue
     def predict(self, X):
         """Predictions ``X @ coef + intercept``.
 

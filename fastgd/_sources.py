@@ -23,6 +23,7 @@ inherited.
 """
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 from . import _validation as V
@@ -201,7 +202,8 @@ class Source:
         R = None
         for b in self._blocks():
             d = b.data
-            R = KQR.r_factor(d.X, d.y, d.sw, centres, inv_scales, intercept, offset, R)
+            R = KQR.r_factor(d.X, d.y, d.sw, centres, inv_scales, intercept, offset, R,
+                             workers=numba.get_num_threads() if b.parallel else 1)
         return R
 
     def max_abs(self):

@@ -5,6 +5,7 @@ red-team pass; the oracle is the contract: a finite result whose ``final_loss`` 
 loss of its coefficients, or a ``ValueError``/``TypeError``/``DivergenceError`` saying
 what to do.
 """
+import os
 import subprocess
 import sys
 import warnings
@@ -271,3 +272,46 @@ def test_demo_bad_options_are_one_line_not_a_traceback(args, match):
     out = subprocess.run([sys.executable, "-m", "fastgd", "demo", *args], capture_output=True,
                          text=True, timeout=120)
     assert out.returncode == 2 and match in out.stderr and "Traceback" not in out.stderr
+
+
+def test_concurrent_fits_under_the_workqueue_layer():
+    """Was: two Python threads fitting 3e5 rows at once aborted the process ("Concurrent
+    access has been detected") under numba's workqueue threading layer. Oracle: the
+    same fits run one after the other."""
+    code = (
+        "import threading, numpy as np, fastgd, numba\n"
+        "rng = np.random.default_rng(0)\n"
+        "X = rng.normal(size=(300_000, 3)); y = X @ [1.0, 2, 3] + rng.normal(size=300_000)\n"
+        "ref = [fastgd.fit(X, y, parallel=True).coef,\n"
+        "       fastgd.fit(X, y, mode='sgd', parallel=True, epochs=1, random_state=0).coef]\n"
+        "assert numba.threading_layer() == 'workqueue'\n"
+        "out = []\n"
+        "def work():\n"
+        "    for _ in range(3):\n"
+        "        out.append((0, fastgd.fit(X, y, parallel=True).coef))\n"
+        "        out.append((1, fastgd.fit(X, y, mode='sgd', parallel=True, epochs=1, random_state=0).coef))\n"
+        "        fastgd.mse(X, y, ref[0], parallel=True)\n"
+        "ts = [threading.Thread(target=work) for _ in range(2)]\n"
+        "[t.start() for t in ts]; [t.join() for t in ts]\n"
+        "assert len(out) == 12 and all(np.array_equal(c, ref[k]) for k, c in out)\n"
+        "print('ok')\n"
+    )
+    env = dict(os.environ, NUMBA_THREADING_LAYER="workqueue")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300, env=env)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(solver="stream"), dict(mode="sgd", epochs=5),
+                                dict(learning_rate=0.01, epochs=5), dict(loss="huber")])
+def test_a_callback_writing_nan_into_X(problem, kw):
+    """Was: NaN and "converged". Now the fit says what happened, not "diverged"."""
+    X, y = problem
+    X = X.copy()
+
+    def spoil(epoch, coef, intercept, loss):
+        X[5, 1] = np.nan
+
+    with pytest.raises(ValueError, match=r"the data changed during the fit: .* now X has 1 row\(s\) "
+                                         r"with NaN or inf values \(first at row 5\)\. Do not write"):
+        fastgd.fit(X, y, callback=spoil, **kw)
