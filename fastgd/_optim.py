@@ -206,9 +206,10 @@ class Scaled:
         theta[d] = coef[d] + float(self.m @ coef[:d])
         return theta
 
-    def cosine(self, loss, S):
-        """Largest gradient cosine (see the module docstring) of the free parameters."""
-        sse = max(loss / self.norm, self.sse_floor)
+    def cosine(self, loss, S, floor=None):
+        """Largest gradient cosine (see the module docstring) of the free parameters
+        (``floor``: the loss below which residuals are rounding, default ``sse_floor``)."""
+        sse = max(loss / self.norm, self.sse_floor if floor is None else floor / self.norm)
         diag = self.Gdiag
         ok = (diag > 0.0) & (self.mask > 0.0)
         if not np.any(ok):
@@ -328,8 +329,12 @@ def momentum_params(sc, optimizer, lr):
 
 
 class _Stopper:
-    def __init__(self, sc, tol, n_iter_no_change):
+    def __init__(self, sc, tol, n_iter_no_change, psi_cap=None):
         self.sc, self.tol, self.patience = sc, tol, n_iter_no_change
+        # Huber: the cosine compares the gradient sum_i psi(r_i) x_i with sum psi^2, which
+        # the loss overstates where residuals pass epsilon (h(r) >= psi(r)^2, by a factor
+        # 2 |r| / epsilon); psi^2 <= epsilon^2 caps it (as a loss: epsilon^2 W norm)
+        self.psi_cap = psi_cap
         self.gtol = math.sqrt(tol) if tol is not None else None
         self.quiet = 0
         self.last_cos = float("nan")
@@ -348,9 +353,15 @@ class _Stopper:
         if self.tol is None:
             return False
         floor = self.sc.sse_floor * self.sc.norm
+        if self.psi_cap is not None:
+            # Huber: a tiny loss can be epsilon times large residuals, not an exact fit
+            floor = min(floor, 16.0 * EPS * self.psi_cap)
         self.last_rel = dec / max(loss, floor)
         self.quiet = self.quiet + 1 if self.last_rel <= self.tol else 0
-        self.last_cos = self.sc.cosine(loss, S)
+        if self.psi_cap is None:
+            self.last_cos = self.sc.cosine(loss, S)
+        else:
+            self.last_cos = self.sc.cosine(min(loss, self.psi_cap), S, floor)
         if loss <= floor or self.last_cos <= COS_EXACT:
             # an exact fit, or a residual orthogonal to every column to rounding: the
             # optimum (the relative decrease can still be large: it is the step that got
@@ -360,8 +371,9 @@ class _Stopper:
 
 
 def run(oracle, sc, theta, *, optimizer, lr, epochs, tol, n_iter_no_change, callback,
-        quadratic=True):
-    """The optimizer loop in scaled coordinates.
+        quadratic=True, epsilon=None):
+    """The optimizer loop in scaled coordinates (``epsilon``: the Huber threshold, for the
+    stopping rule).
 
     Returns ``(theta, history, converged, stopper)``; raises :class:`Diverged` (with the
     last finite raw parameters) when a numeric learning rate makes the loss explode.
@@ -374,7 +386,8 @@ def run(oracle, sc, theta, *, optimizer, lr, epochs, tol, n_iter_no_change, call
     pen1 = float(lam1 @ np.abs(theta))
     history = [loss + pen1]
     y_pt, S_y = theta, S
-    stop = _Stopper(sc, tol, n_iter_no_change)
+    stop = _Stopper(sc, tol, n_iter_no_change,
+                    None if epsilon is None else epsilon * epsilon * sc.W * sc.norm)
     converged = False
     prev = theta.copy()
     step, beta = (None, None) if optimizer == "cg" else momentum_params(sc, optimizer, lr)

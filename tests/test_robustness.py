@@ -315,3 +315,28 @@ def test_a_callback_writing_nan_into_X(problem, kw):
     with pytest.raises(ValueError, match=r"the data changed during the fit: .* now X has 1 row\(s\) "
                                          r"with NaN or inf values \(first at row 5\)\. Do not write"):
         fastgd.fit(X, y, callback=spoil, **kw)
+
+
+def test_warnings_point_at_the_callers_line():
+    """Whatever the path through the package (entry-point wrapper, units, engines)."""
+    cases = [lambda: fastgd.fit(x, x + 0.01 * np.sin(50 * x), loss="huber", epsilon=1e-6),
+             lambda: fastgd.fit(np.c_[x, x], 3 * x + 1),
+             lambda: fastgd.fit(x, x, learning_rate=0.01, epochs=3, tol=1e-9),
+             lambda: fastgd.fit_chunks([(np.c_[x, x], 3 * x + 1)])]
+    for case in cases:
+        with pytest.warns(fastgd.ConvergenceWarning) as record:
+            case()
+        assert record[0].filename == __file__
+
+
+def test_huber_with_a_tiny_epsilon_is_not_called_converged():
+    """Was: epsilon = 1e-100 "converged" after one epoch at slope 3e-115 (the tiny loss,
+    epsilon times large residuals, passed for an exact fit; the gradient cosine compared
+    psi with the loss instead of psi^2). Gradient descent cannot reach this optimum (an
+    L1 fit, in effect) in the epochs given: it must say so."""
+    rng = np.random.default_rng(0)
+    y = x + 0.01 * rng.normal(size=x.size)
+    for eps in (1e-6, 1e-100):
+        with pytest.warns(fastgd.ConvergenceWarning, match="did not converge"):
+            res = fastgd.fit(x, y, loss="huber", epsilon=eps)
+        assert not res.converged
