@@ -140,12 +140,12 @@ def _run_in_units(engine, plan, source, coef0, callback, t0):
     try:
         res = engine(inner_plan, src, c0, cb, t0)
     except DivergenceError as err:
-        err.result = _from_units(err.result, plan, shift, ey)
+        err.result = _from_units(err.result, plan, shift, ey, source)
         raise
-    return _from_units(res, plan, shift, ey)
+    return _from_units(res, plan, shift, ey, source)
 
 
-def _from_units(res, plan, shift, ey):
+def _from_units(res, plan, shift, ey, source):
     coef = np.ldexp(res.coef, shift)
     intercept = float(np.ldexp(res.intercept, ey))
     history = np.ldexp(res.loss_history, 2 * ey)
@@ -165,8 +165,30 @@ def _from_units(res, plan, shift, ey):
             f"2^{(int(np.frexp(res.loss_history[-1])[1]) + 2 * ey) // 2}; divide y by a power "
             "of two (e.g. y * 2.0**-600), fit, and scale the coefficients back"
         )
+    # the weights mapped back can lose bits the fit in units had (a weight near float64's
+    # subnormal range): the reported loss is the loss of the weights returned, measured
+    history[-1] = _raw_loss(plan, source, np.r_[coef, intercept])
+    if not np.isfinite(history[-1]):
+        raise ValueError(
+            "the loss of the fit overflows float64 on the data as given: its residuals are "
+            "beyond about 1e154; divide y by a power of two (e.g. y * 2.0**-600), fit, and "
+            "scale the coefficients back"
+        )
     return dataclasses.replace(res, coef=coef, intercept=intercept, loss_history=history,
                                plan=plan)
+
+
+def _raw_loss(plan, source, coef):
+    """The objective at the raw parameters ``coef`` (one pass over ``source``)."""
+    if plan.loss == "huber":
+        loss = _optim.HuberObjective(source, plan.reduction, plan.epsilon).loss(coef)
+    else:
+        loss = _drivers.Objective(source, plan.reduction, plan.fit_intercept).loss(coef)
+    if plan.alpha > 0.0:
+        w = coef[:-1]
+        loss += plan.alpha * (plan.l1_ratio * float(np.abs(w).sum())
+                              + 0.5 * (1.0 - plan.l1_ratio) * float(w @ w))
+    return loss
 
 
 def _check_finite_result(res, source):

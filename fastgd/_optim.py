@@ -37,9 +37,10 @@ import math
 import numpy as np
 
 from ._drivers import EXPLODE_FACTOR, Diverged
-from ._validation import check_statistics
+from ._validation import Magnitudes, check_statistics
 
 EPS = np.finfo(np.float64).eps
+TINY = np.finfo(np.float64).tiny
 
 #: above this many features, ``L`` comes from a Gershgorin bound instead of eigvalsh
 #: (eigvalsh of a 1000 x 1000 matrix: about 0.1 s on the 2-core reference machine).
@@ -111,6 +112,17 @@ class Scaled:
             W, mean, m2 = source.moments(full=False)
             com = None
         check_statistics(W, mean, m2 if com is None else com, rescalable=rescalable)
+        # a constant column's centred moments are the rounding of its mean (a column of
+        # 0.1s has mean 0.10000000000000002): below (4 eps mean)^2 a column is constant,
+        # else its "scaled" values would be rounding noise blown up to unit variance
+        flat = np.flatnonzero(m2[:d] <= W * (4.0 * EPS * mean[:d]) ** 2)
+        if flat.size:
+            m2 = m2.copy()
+            m2[flat] = 0.0
+            if com is not None:
+                com = com.copy()
+                com[flat, :] = 0.0
+                com[:, flat] = 0.0
         self.d, self.W = d, W
         self.n_passes = 1
         mu, ybar = mean[:d], mean[d]
@@ -161,10 +173,28 @@ class Scaled:
             self.Gpen = G + np.diag(self.lam2 / (2.0 * self.norm))
         else:
             self.G = self.Gpen = None
+        if not (np.isfinite(Gdiag).all() and (self.G is None or np.isfinite(self.Gpen).all())):
+            # finite moments, but their products in these coordinates overflow (raw
+            # coordinates: W mean^2 beyond 1.8e308)
+            if rescalable:
+                raise Magnitudes
+            bad = [j for j in range(d) if not np.isfinite(Gdiag[j])] or list(range(d))
+            names = ", ".join(f"X[:, {j}]" for j in bad)
+            raise ValueError(
+                f"the sums of squares of {names} overflow float64 in the raw coordinates of "
+                "this fit (scale=False; magnitudes beyond about 1e150, or weights too "
+                "large): use scale=True (or leave learning_rate='auto'), or rescale the "
+                "data, e.g. divide those columns by a power of two such as 2.0**-500"
+            )
         self.fit_intercept = fit_intercept
         self.mask = np.ones(d + 1)
         if not fit_intercept:
             self.mask[d] = 0.0
+        if not alpha > 0.0:
+            # columns that are zero in scaled coordinates (constant, or all zeros): the
+            # loss does not depend on their weights, which keep their starting values
+            # (a streaming gradient would nudge them by its rounding)
+            self.mask[:d][Gdiag[:d] == 0.0] = 0.0
         total = Cyy if fit_intercept else Cyy + W * ybar * ybar
         self.sse_floor = 16.0 * EPS * max(total, np.finfo(np.float64).tiny)
         self.L, self.mu = self._curvature()
@@ -209,7 +239,7 @@ class Scaled:
     def cosine(self, loss, S, floor=None):
         """Largest gradient cosine (see the module docstring) of the free parameters
         (``floor``: the loss below which residuals are rounding, default ``sse_floor``)."""
-        sse = max(loss / self.norm, self.sse_floor if floor is None else floor / self.norm)
+        sse = max(loss / self.norm, self.sse_floor if floor is None else floor / self.norm, TINY)
         diag = self.Gdiag
         ok = (diag > 0.0) & (self.mask > 0.0)
         if not np.any(ok):
@@ -356,7 +386,7 @@ class _Stopper:
         if self.psi_cap is not None:
             # Huber: a tiny loss can be epsilon times large residuals, not an exact fit
             floor = min(floor, 16.0 * EPS * self.psi_cap)
-        self.last_rel = dec / max(loss, floor)
+        self.last_rel = dec / max(loss, floor, TINY)
         self.quiet = self.quiet + 1 if self.last_rel <= self.tol else 0
         if self.psi_cap is None:
             self.last_cos = self.sc.cosine(loss, S)

@@ -96,16 +96,17 @@ def fit_sgd(source, sc, theta, *, eta0, schedule, power_t, average, epochs, tol,
                 f"{'fit' if which == 'training' else 'monitor'}; give more rows a positive "
                 "weight, change validation_fraction or random_state, or drop early_stopping"
             )
-        train_loss = SubsetLoss(source, train_idx, reduction, huber, epsilon, sc)
         val_loss = SubsetLoss(source, val_idx, reduction, huber, epsilon, sc)
     else:
         train_idx = None
         m = source.n
         W_train = source.weight_total
-        obj = (HuberObjective(source, reduction, epsilon) if huber
-               else Objective(source, reduction, sc.fit_intercept))
-        train_loss = FullLoss(obj, sc)
         val_loss = None
+    # the reported loss is the full data's (FitResult.loss_history), held-out rows included:
+    # the loss of the returned coefficients on the data given
+    obj = (HuberObjective(source, reduction, epsilon) if huber
+           else Objective(source, reduction, sc.fit_intercept))
+    train_loss = FullLoss(obj, sc)
     coords = np.zeros((4, d + 1))
     coords[0, :d] = sc.m
     coords[1, :d] = 1.0 / sc.s

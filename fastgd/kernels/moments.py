@@ -9,22 +9,34 @@ from .._config import jit
 @jit
 def _weighted_means(Xs, ys, sw, start, mean):
     """Weighted means of the columns of ``[Xs, ys]`` (rows ``start ..`` of the data) into
-    ``mean`` (``d + 1``); returns the weight total (the means are 0 when it is 0)."""
+    ``mean`` (``d + 1``); returns the weight total (the means are 0 when it is 0).
+
+    Sums are of the values shifted by the slice's first row (shifted data): a constant
+    column then sums to exactly 0 and its mean is exactly its value, so its centred
+    moments are exactly 0 (summing 0.1 nine times gave the mean 0.10000000000000002, and
+    a "variance" of rounding that standardization blew up to 1); for other columns the
+    shift removes the cancellation of a large common offset.
+    """
     d = Xs.shape[1]
     weighted = sw.shape[0] > 0
     W = 0.0
     for a in range(d + 1):
         mean[a] = 0.0
+    if Xs.shape[0] == 0:
+        return W
+    x0 = Xs[0]
+    y0 = np.float64(ys[0])
     for i in range(Xs.shape[0]):
         w = sw[start + i] if weighted else 1.0
         W += w
         xi = Xs[i]
         for a in range(d):
-            mean[a] += w * np.float64(xi[a])
-        mean[d] += w * np.float64(ys[i])
+            mean[a] += w * (np.float64(xi[a]) - np.float64(x0[a]))
+        mean[d] += w * (np.float64(ys[i]) - y0)
     if W > 0.0:
-        for a in range(d + 1):
-            mean[a] /= W
+        for a in range(d):
+            mean[a] = np.float64(x0[a]) + mean[a] / W
+        mean[d] = y0 + mean[d] / W
     return W
 
 
@@ -50,13 +62,16 @@ def _moments_chunk(X, y, sw, start, stop, mean, com, scratch):
         m = stop - start  # > 0: sub-chunks are never empty
         xs = X[start:stop].reshape(m)
         ys = y[start:stop]
+        # shifted by the first row, as in _weighted_means
+        x0 = np.float64(xs[0])
+        y0 = np.float64(ys[0])
         sx = 0.0
         sy = 0.0
         for i in range(m):
-            sx += np.float64(xs[i])
-            sy += np.float64(ys[i])
-        mx = sx / m
-        my = sy / m
+            sx += np.float64(xs[i]) - x0
+            sy += np.float64(ys[i]) - y0
+        mx = x0 + sx / m
+        my = y0 + sy / m
         cxx = 0.0
         cxy = 0.0
         cyy = 0.0

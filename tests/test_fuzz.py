@@ -1,0 +1,171 @@
+"""The contract of ``fastgd.fit`` under generated input (issue 9, "keep it true").
+
+For every input: either a result whose coefficients, intercept and loss history are finite
+and whose ``final_loss`` is the loss of its coefficients (``fastgd.mse``, for the squared
+loss without a penalty), or a ``ValueError``, ``TypeError`` or ``DivergenceError`` (whose
+``.result`` is finite); never a hang, a NumbaError or a leaked RuntimeWarning.
+
+The inputs: 1 row and up; columns of magnitudes from 1e-300 to 1e300 and subnormal ones;
+constant, duplicate and zero columns; targets of any magnitude; extreme weights (tiny,
+huge, zeros); every mode with its options.
+
+Profiles: ``FASTGD_FUZZ=ci`` (the default: a bounded example count, in CI) and
+``FASTGD_FUZZ=long`` (on demand: ``FASTGD_FUZZ=long pytest tests/test_fuzz.py``). A
+watchdog (``faulthandler``) ends the process with every thread's traceback if one
+example runs past ``HANG_S`` seconds: a hang fails loudly instead of stalling CI.
+"""
+import faulthandler
+import os
+import warnings
+
+import numba
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+import fastgd
+
+PROFILE = os.environ.get("FASTGD_FUZZ", "ci")
+EXAMPLES = {"ci": 150, "long": 5000}[PROFILE]
+HANG_S = 120
+
+settings.register_profile("fastgd-fuzz", max_examples=EXAMPLES, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow,
+                                                 HealthCheck.data_too_large],
+                          derandomize=PROFILE == "ci", print_blob=True)
+FUZZ = settings.get_profile("fastgd-fuzz")
+
+#: column kinds and their generators (rng, n, magnitude) -> column
+KINDS = ("normal", "constant", "zero", "duplicate", "subnormal", "positive")
+
+
+@st.composite
+def problems(draw):
+    n = draw(st.one_of(st.integers(1, 8), st.integers(9, 300), st.just(2500)))
+    d = draw(st.integers(1, 4))
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    cols = []
+    for j in range(d):
+        kind = draw(st.sampled_from(KINDS))
+        mag = 10.0 ** draw(st.integers(-300, 300))
+        if kind == "normal":
+            c = rng.normal(size=n) * mag
+        elif kind == "positive":
+            c = (1.0 + rng.uniform(size=n)) * mag
+        elif kind == "constant":
+            c = np.full(n, mag)
+        elif kind == "zero":
+            c = np.zeros(n)
+        elif kind == "duplicate" and cols:
+            c = cols[draw(st.integers(0, len(cols) - 1))].copy()
+        else:  # subnormal (or a duplicate with nothing to copy)
+            c = rng.integers(-1000, 1000, size=n) * 5e-324
+        cols.append(c)
+    X = np.column_stack(cols)
+    target = draw(st.sampled_from(("linear", "constant", "noise")))
+    ymag = 10.0 ** draw(st.integers(-300, 300))
+    if target == "linear":
+        unit = np.array([np.max(np.abs(c)) or 1.0 for c in cols])
+        y = (X / unit) @ rng.normal(size=d) + 0.1 * rng.normal(size=n)
+    elif target == "constant":
+        y = np.ones(n)
+    else:
+        y = rng.normal(size=n)
+    y = y * ymag
+    weights = draw(st.sampled_from((None, "uniform", "zeros", "tiny", "huge")))
+    if weights is None:
+        sw = None
+    elif weights == "uniform":
+        sw = rng.uniform(0.5, 2.0, size=n)
+    elif weights == "zeros":
+        sw = rng.integers(0, 2, size=n).astype(float)
+    elif weights == "tiny":
+        sw = rng.uniform(0.5, 2.0, size=n) * 1e-140
+    else:
+        sw = rng.uniform(0.5, 2.0, size=n) * 1e140
+    if draw(st.booleans()) and d == 1:
+        X = X[:, 0]  # 1-D input
+    return X, y, sw
+
+
+BATCH = st.fixed_dictionaries({}, optional={
+    "solver": st.sampled_from(("gram", "stream")),
+    "optimizer": st.sampled_from(("cg", "gd", "momentum", "nesterov")),
+    "penalty": st.sampled_from(("l2", "l1", "elasticnet")),
+    "alpha": st.sampled_from((1e-8, 1e-4, 1.0)),
+    "loss": st.just("huber"),
+    "fit_intercept": st.booleans(),
+    "reduction": st.just("sum"),
+    "scale": st.booleans(),
+    "parallel": st.booleans(),
+    "learning_rate": st.sampled_from((1e-3, 0.1)),
+    "epochs": st.integers(1, 50),
+})
+STOCHASTIC = st.fixed_dictionaries(
+    {"mode": st.sampled_from(("sgd", "minibatch")), "epochs": st.integers(1, 4),
+     "random_state": st.integers(0, 3)},
+    optional={
+        "batch_size": st.sampled_from((1, 7, 64)),
+        "penalty": st.sampled_from(("l2", "l1", "elasticnet")),
+        "loss": st.just("huber"),
+        "fit_intercept": st.booleans(),
+        "learning_rate_schedule": st.sampled_from(("invscaling", "adaptive")),
+        "average": st.booleans(),
+        "early_stopping": st.booleans(),
+        "shuffle": st.booleans(),
+        "parallel": st.booleans(),
+        "scale": st.booleans(),
+        "learning_rate": st.sampled_from((1e-4, 1e-2)),
+    })
+
+
+def _finite_result(res):
+    assert np.isfinite(res.coef).all(), res.coef
+    assert np.isfinite(res.intercept), res.intercept
+    assert np.isfinite(res.loss_history).all(), res.loss_history
+
+
+def check_contract(X, y, sw, kw):
+    if kw.get("mode") in ("sgd", "minibatch") and kw.get("batch_size") not in (None, 1) \
+            and kw["mode"] == "sgd":
+        kw = {k: v for k, v in kw.items() if k != "batch_size"}
+    faulthandler.dump_traceback_later(HANG_S, exit=True)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)
+            warnings.simplefilter("ignore", fastgd.ConvergenceWarning)
+            try:
+                res = fastgd.fit(X, y, sample_weight=sw, **kw)
+            except fastgd.DivergenceError as err:
+                _finite_result(err.result)
+                return "diverged"
+            except (ValueError, TypeError) as err:
+                assert not isinstance(err, numba.core.errors.NumbaError), err
+                # LinAlgError is a ValueError, but LAPACK's words are not a clear error
+                assert not isinstance(err, np.linalg.LinAlgError), err
+                assert str(err), "an error must say what was wrong"
+                return "refused"
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+    _finite_result(res)
+    if res.plan.loss == "squared" and not res.plan.alpha and res.reduction == "mean":
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)
+            loss = fastgd.mse(X, y, res.coef, res.intercept, sample_weight=sw)
+        assert res.final_loss == pytest.approx(loss, rel=1e-12, abs=1e-300), (
+            res.final_loss, loss)
+    return "fitted"
+
+
+@FUZZ
+@given(problems(), BATCH)
+def test_batch_contract(problem, kw):
+    event(check_contract(*problem, kw))
+
+
+@FUZZ
+@given(problems(), STOCHASTIC)
+def test_stochastic_contract(problem, kw):
+    event(check_contract(*problem, kw))
