@@ -1,6 +1,7 @@
 """The contract of ``fastgd.fit`` under generated input (issue 9, "keep it true").
 
-For every input: either a result whose coefficients, intercept and loss history are finite
+For every input (to ``fastgd.fit``, and to ``fastgd.fit_chunks`` over uneven blocks of the
+same rows): either a result whose coefficients, intercept and loss history are finite
 and whose ``final_loss`` is the loss of its coefficients (``fastgd.mse``, for the squared
 loss without a penalty), or a ``ValueError``, ``TypeError`` or ``DivergenceError`` (whose
 ``.result`` is finite); never a hang, a NumbaError or a leaked RuntimeWarning.
@@ -169,3 +170,38 @@ def test_batch_contract(problem, kw):
 @given(problems(), STOCHASTIC)
 def test_stochastic_contract(problem, kw):
     event(check_contract(*problem, kw))
+
+
+@FUZZ
+@given(problems(), BATCH, st.integers(1, 4), st.integers(0, 2**32 - 1))
+def test_blocks_contract(problem, kw, n_blocks, seed):
+    """fit_chunks over uneven blocks of the same rows: the same contract (and a one-shot
+    generator, when the fit can take one)."""
+    X, y, sw = problem
+    n = y.shape[0]
+    cuts = np.unique(np.r_[0, np.random.default_rng(seed).integers(1, max(n, 2), n_blocks - 1), n])
+    cuts = cuts[cuts <= n]
+    blocks = [(X[a:b], y[a:b]) if sw is None else (X[a:b], y[a:b], sw[a:b])
+              for a, b in zip(cuts, cuts[1:]) if b > a]
+    faulthandler.dump_traceback_later(HANG_S, exit=True)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)
+            warnings.simplefilter("ignore", fastgd.ConvergenceWarning)
+            try:
+                res = fastgd.fit_chunks(blocks, **kw)
+            except fastgd.DivergenceError as err:
+                _finite_result(err.result)
+                event("diverged")
+                return
+            except (ValueError, TypeError) as err:
+                assert not isinstance(err, (numba.core.errors.NumbaError, np.linalg.LinAlgError)), err
+                event("refused")
+                return
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+    event("fitted")
+    _finite_result(res)
+    if res.plan.loss == "squared" and not res.plan.alpha and res.reduction == "mean":
+        loss = fastgd.mse(X, y, res.coef, res.intercept, sample_weight=sw)
+        assert res.final_loss == pytest.approx(loss, rel=1e-12, abs=1e-300)
