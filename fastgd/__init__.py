@@ -18,4 +18,15 @@ from ._result import ConvergenceWarning, DivergenceError, FitResult, IllConditio
 __version__ = "0.1.0"
 
 __all__ = ["fit", "fit_chunks", "mse", "sse", "FitPlan", "DataFacts", "FitResult",
-           "DivergenceError", "ConvergenceWarning", "IllConditionedWarning", "__version__"]
+           "DivergenceError", "ConvergenceWarning", "IllConditionedWarning", "GDRegressor",
+           "__version__"]
+
+
+def __getattr__(name):
+    # the scikit-learn estimator loads scikit-learn: only when asked for (without it,
+    # the ImportError names the extra to install)
+    if name == "GDRegressor":
+        from .estimator import GDRegressor
+
+        return GDRegressor
+    raise AttributeError(f"module 'fastgd' has no attribute {name!r}")

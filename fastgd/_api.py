@@ -4,11 +4,13 @@ Each reads: check the data, build the plan, open a source, run. The plan
 (:mod:`fastgd._plan`) holds every setting; the source (:mod:`fastgd._sources`) the rows;
 the engine (:mod:`fastgd._engine`) the algorithms.
 """
+import dataclasses
 import time
 
 from . import _validation as V
 from ._config import serialized_under_workqueue
-from ._engine import run
+from ._engine import run, run_partial
+from ._frames import column_names
 from ._metrics import mse, sse
 from ._plan import PARAM_TABLE as V_PARAMS
 from ._plan import DataFacts, FitPlan
@@ -33,6 +35,9 @@ def fit(X, y, *, mode="batch", learning_rate="auto", epochs=None, batch_size=Non
         1-D for one feature (``y = m x + c``), 2-D for multiple regression. float32 and
         float64 C-contiguous arrays (read-only ones and memmaps included) are used as
         they are; other layouts and integer/bool dtypes are converted once (a copy).
+        pandas and polars DataFrames and Series and pyarrow Tables and arrays are
+        accepted too (numeric columns; missing values count as NaN, which is refused
+        with its row; string column names are kept in ``FitResult.feature_names``).
     y : array_like, shape (n,)
         Targets. If its float dtype differs from X's, both are used as float64.
     mode : {"batch", "minibatch", "sgd"}
@@ -201,7 +206,9 @@ def fit(X, y, *, mode="batch", learning_rate="auto", epochs=None, batch_size=Non
     # NaN/inf in X and y: batch mode and the scaled stochastic modes find it in their first
     # pass (a separate check would cost as much as a batch epoch); plain SGD checks first
     source = ArraySource(data, plan.parallel)
-    return run(plan, source, coef, callback=callback, t0=t0)
+    res = run(plan, source, coef, callback=callback, t0=t0)
+    names = column_names(X)
+    return res if names is None else dataclasses.replace(res, feature_names=names)
 
 
 @serialized_under_workqueue
@@ -278,6 +285,42 @@ def fit_chunks(chunks, *, sample_weight=None, init_coef=None, init_intercept=0.0
         )
     coef = V.check_init(init_coef, init_intercept, source.d)
     return run(plan, source, coef, callback=callback, t0=t0)
+
+
+@serialized_under_workqueue
+def _partial_epoch(X, y, *, sample_weight=None, state=None, init_coef=None, init_intercept=0.0,
+                   **settings):
+    """One epoch of a stochastic mode over ``(X, y)``, continuing ``state`` (None on the
+    first call): ``GDRegressor.partial_fit``. Returns ``(FitResult, state)``."""
+    data = V.check_data(X, y, sample_weight, parallel=V.check_parallel(settings.get("parallel", "auto")))
+    facts = DataFacts(n=data.n, d=data.d, dtype=str(data.X.dtype),
+                      weighted=data.sw.shape[0] > 0, one_d=data.one_d)
+    settings = dict(settings, epochs=1, tol=None)
+    if settings.get("mode", "batch") == "batch":
+        # a batch step over the rows given: one mini-batch the size of the call
+        settings.update(mode="minibatch", batch_size=data.n)
+        for key in ("solver", "optimizer"):
+            if settings.get(key, "auto") != "auto":
+                raise ValueError(
+                    f"partial_fit with mode='batch' takes one gradient step over the rows "
+                    f"given, which has no {key}; leave {key}='auto' or call fit"
+                )
+    if settings.get("early_stopping") or settings.get("learning_rate_schedule") == "adaptive":
+        raise ValueError(
+            "partial_fit runs one epoch per call: early_stopping and "
+            "learning_rate_schedule='adaptive' need several epochs over the same rows; "
+            "use fit, or another schedule"
+        )
+    plan = FitPlan.build(facts, **settings)
+    # one epoch per call, serial: parameter mixing would average parts of each call
+    plan = dataclasses.replace(plan, mixing=False, average_after_epochs=0)
+    coef = V.check_init(init_coef, init_intercept, data.d)
+    state = {} if state is None else state
+    res = run_partial(plan, ArraySource(data, plan.parallel, verified=True), coef, state)
+    names = column_names(X)
+    if names is not None:
+        res = dataclasses.replace(res, feature_names=names)
+    return res, state
 
 
 def _check_callback(callback):

@@ -302,6 +302,44 @@ def _run_sgd(plan, source, coef, callback, t0):
                    n_passes=passes + p)
 
 
+def run_partial(plan, source, coef0, state):
+    """One epoch of a stochastic mode over ``source``, continuing ``state`` (a dict; empty
+    on the first call, filled here): the engine of ``GDRegressor.partial_fit``.
+
+    The first call fixes the scaling statistics (this call's rows) and the learning
+    rate; every call carries the parameters, the running average and the step count.
+    Returns the :class:`fastgd.FitResult` of this call's epoch (its loss history: this
+    call's rows before and after the epoch)."""
+    t0 = time.perf_counter()
+    with np.errstate(all="ignore"):
+        if not state:
+            sc = _optim.Scaled(source, plan.reduction, plan.fit_intercept, plan.scaled,
+                               plan.alpha, plan.l1_ratio, full=False)
+            eta0 = plan.learning_rate
+            if eta0 is None:
+                eta0 = _sgd.auto_eta0(source, sc, plan.reduction, plan.batch_size)
+            state.update(sc=sc, eta0=eta0, sgd={})
+        sc, eta0 = state["sc"], state["eta0"]
+        try:
+            theta, history, _, p, _ = _sgd.fit_sgd(
+                source, sc, sc.to_scaled(coef0), eta0=eta0, schedule=plan.schedule,
+                power_t=plan.power_t, average=plan.average, epochs=1, tol=None,
+                n_iter_no_change=plan.n_iter_no_change, early_stopping=False,
+                validation_fraction=plan.validation_fraction, batch_size=plan.batch_size,
+                reduction=plan.reduction, huber=plan.loss == "huber", epsilon=plan.epsilon,
+                shuffle=plan.shuffle, rng=np.random.default_rng(plan.random_state),
+                par_pass=bool(plan.parallel), callback=None, resume=state["sgd"],
+            )
+        except _drivers.Diverged as exc:
+            last = _result(plan, source, exc.coef, exc.history, False, eta0, t0, n_passes=2)
+            err = _divergence(exc, eta0, last)
+            _check_finite_result(err.result, source)
+            raise err from None
+        res = _result(plan, source, sc.to_raw(theta), history, False, eta0, t0, n_passes=p)
+        _check_finite_result(res, source)
+    return res
+
+
 def _run_batch(plan, source, coef, callback, t0):
     """Batch optimizers in scaled coordinates: the gram path (iterations on the
     sufficient statistics) or the streaming path (one pass per evaluation)."""

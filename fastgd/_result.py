@@ -89,6 +89,9 @@ class FitResult:
     plan : FitPlan or None
         The validated plan the fit ran: every setting, with each "auto" resolved and the
         rule that resolved it (``plan.reasons``); ``plan.to_dict()`` is a plain dict.
+    feature_names : tuple of str or None
+        The column names of X when it was a data frame or Arrow table with string
+        column names (pandas, polars, pyarrow), in the order of ``coef``.
     """
 
     coef: np.ndarray
@@ -106,6 +109,7 @@ class FitResult:
     n_passes: int = 0
     scaled: bool = False
     plan: object = field(default=None, repr=False)
+    feature_names: object = field(default=None, repr=False)
 
     def __post_init__(self):
         for name in ("coef", "loss_history"):

@@ -70,7 +70,7 @@ def auto_eta0(source, sc, reduction, batch_size):
 def fit_sgd(source, sc, theta, *, eta0, schedule, power_t, average, epochs, tol,
             n_iter_no_change, early_stopping, validation_fraction, batch_size, reduction,
             huber, epsilon, shuffle, rng, par_pass, callback, mixing=False,
-            average_after_epochs=0):
+            average_after_epochs=0, resume=None):
     """Run the epochs; returns ``(theta_reported, history, converged, n_passes, eta_final)``.
 
     ``history`` holds the training objective (full data, or the training rows with
@@ -79,6 +79,11 @@ def fit_sgd(source, sc, theta, *, eta0, schedule, power_t, average, epochs, tol,
     epoch runs as parameter mixing (:func:`fastgd.kernels.sgd._sgd_scaled_mix_src`).
     ``average_after_epochs = k > 0``: averaging starts after the first ``k`` epochs (at
     the step count reached then), whatever ``average`` says.
+
+    ``resume`` (``partial_fit``): a dict carried from call to call. Empty on the first
+    call; on return it holds the kernel state (parameters and running average), the step
+    count and the step at which averaging starts, and a later call continues from them
+    (``theta`` is then ignored).
     """
     d = source.d
     mean = reduction == "mean"
@@ -131,16 +136,21 @@ def fit_sgd(source, sc, theta, *, eta0, schedule, power_t, average, epochs, tol,
     state[0] = theta
     state[1] = theta
     t = 0
+    if resume:
+        state[:] = resume["state"]
+        t = resume["t"]
+        params[K.P_AVG_START] = resume["avg_start"]
     passes = 0
     avg_start = params[K.P_AVG_START]
 
     def reported(st, t):
         return st[1] if (average is not False and t > avg_start) else st[0]
 
-    loss = train_loss(sc.to_raw(theta), theta)
+    th0 = reported(state, t)
+    loss = train_loss(sc.to_raw(th0), th0)
     passes += 1
     history = [loss]
-    monitor = val_loss(sc.to_raw(theta), theta) if early_stopping else loss
+    monitor = val_loss(sc.to_raw(th0), th0) if early_stopping else loss
     best = monitor
     quiet = 0
     eta = eta0
@@ -190,4 +200,6 @@ def fit_sgd(source, sc, theta, *, eta0, schedule, power_t, average, epochs, tol,
             if stop:
                 converged = True
                 break
+    if resume is not None:
+        resume.update(state=state.copy(), t=t, avg_start=avg_start)
     return reported(state, t).copy(), np.asarray(history), converged, passes, eta

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import _frames
 from . import kernels as _kernels
 from ._chunking import n_chunks
 from ._config import CHUNK_ROWS
@@ -63,6 +64,13 @@ def as_float_array(a, name):
             f"(e.g. {name}[~{name}.mask.any(axis=-1)]) or fill them ({name}.filled(value)) "
             "before fitting"
         )
+    if _frames.is_frame_like(a):
+        a = _frames.to_numpy(a, name)
+    elif hasattr(a, "tocsr") and hasattr(a, "nnz"):
+        raise TypeError(
+            f"{name} is a scipy sparse matrix ({type(a).__name__}); fastgd fits dense data: "
+            f"pass {name}.toarray() (sparse input is not supported)"
+        )
     if isinstance(a, np.ndarray):
         arr = a
     else:
@@ -74,6 +82,17 @@ def as_float_array(a, name):
                 "array or a list of numbers with equal-length rows"
             ) from None
     kind = arr.dtype.kind
+    if kind == "O":
+        # numbers held as Python objects (e.g. a mixed-type table): convert, or say which
+        # value could not be read
+        try:
+            arr = arr.astype(np.float64)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(
+                f"{name} has dtype object and a value that is not a number ({exc}); the "
+                "argument must be a string or a number convertible to float"
+            ) from None
+        kind = "f"
     if kind == "c":
         raise TypeError(
             f"{name} is complex ({_describe(arr)}); fastgd fits real-valued data: pass "

@@ -18,7 +18,11 @@ Y = np.arange(10.0)
     (dict(X=X.astype(complex), y=Y), TypeError, r"X is complex"),
     (dict(X=X, y=Y.astype(complex)), TypeError, r"y is complex"),
     (dict(X=np.array(["a", "b"]), y=np.zeros(2)), TypeError, r"X must be numeric, got dtype <U1"),
-    (dict(X=np.array([1, None], dtype=object), y=np.zeros(2)), TypeError, r"X must be numeric.*object"),
+    # objects: None is a missing value (the NaN error), a string is not a number
+    (dict(X=np.array([1, None], dtype=object), y=np.zeros(2)), ValueError,
+     r"X has 1 row\(s\) with NaN or inf values \(first at row 1\)"),
+    (dict(X=np.array([1, "a"], dtype=object), y=np.zeros(2)), TypeError,
+     r"X has dtype object and a value that is not a number"),
     (dict(X=[[1.0, 2.0], [3.0]], y=[1.0, 2.0]), TypeError, r"X could not be turned into a numeric array"),
 ])
 def test_bad_data(kwargs, exc, match):

@@ -1,0 +1,294 @@
+"""``GDRegressor``: fastgd as a scikit-learn estimator (``pip install "fastgd[sklearn]"``).
+
+A thin front end: its parameters are the rows of the fit plan's table
+(:data:`fastgd._plan.PARAMS`, plus ``warm_start``), ``fit`` and ``partial_fit`` validate
+the data the scikit-learn way and hand it to the same plan, source and engine as
+:func:`fastgd.fit`. No fitting logic lives here.
+"""
+import numbers
+import warnings
+
+import numpy as np
+
+try:
+    from sklearn.base import BaseEstimator, RegressorMixin
+    from sklearn.exceptions import DataConversionWarning, NotFittedError
+except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
+    raise ImportError(
+        "fastgd.GDRegressor needs scikit-learn, which is an optional extra: "
+        'pip install "fastgd[sklearn]"'
+    ) from exc
+
+from . import _frames
+from . import _validation as V
+from ._api import _partial_epoch, fit
+from ._plan import PARAMS
+
+__all__ = ["GDRegressor"]
+
+
+class GDRegressor(RegressorMixin, BaseEstimator):
+    """Linear regression fitted by fastgd's gradient descent, as a scikit-learn estimator.
+
+    The parameters are those of :func:`fastgd.fit` (same names, defaults and meaning; see
+    its docstring), plus ``warm_start``. The default fit is the least-squares solution
+    (batch mode, scaled conjugate gradient on the sufficient statistics, a refinement
+    pass); ``mode="sgd"`` / ``"minibatch"`` run the compiled stochastic passes.
+
+    Parameters
+    ----------
+    mode, learning_rate, epochs, batch_size, tol, fit_intercept, reduction, parallel,
+    shuffle, random_state, scale, solver, optimizer, n_iter_no_change, penalty, alpha,
+    l1_ratio, learning_rate_schedule, power_t, average, early_stopping,
+    validation_fraction, loss, epsilon
+        As in :func:`fastgd.fit`. Validated at ``fit``, never in ``__init__``.
+    warm_start : bool, default False
+        ``fit`` starts from the previous ``coef_`` and ``intercept_`` instead of zero.
+
+    Attributes
+    ----------
+    coef_ : ndarray of shape (n_features,)
+    intercept_ : float
+    n_iter_ : int
+        Epochs run by the last ``fit`` (for ``partial_fit``: epochs run in all).
+    loss_curve_ : ndarray
+        The loss before the first epoch and after each one (``FitResult.loss_history``;
+        for ``partial_fit``: the loss of each call's rows after that call).
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        The column names, when fitted on a data frame with string column names.
+    result_ : fastgd.FitResult
+        The full result of the last ``fit`` or ``partial_fit`` call (plan included).
+
+    Notes
+    -----
+    ``partial_fit(X, y)`` runs one epoch of the estimator's stochastic mode over the rows
+    given (with ``mode="batch"``: one full-gradient step over them, a mini-batch the size
+    of the call), in the order given (``shuffle`` applies within the call), continuing
+    from the
+    previous call's state: the weights, the step count (for
+    ``learning_rate_schedule="invscaling"``), the running average (``average``), the
+    learning rate and the scaling statistics. The rate and the scaling (column means and
+    standard deviations, with ``scale``) come from the first call's rows and stay fixed
+    afterwards, like the units of the problem. So, with ``shuffle=False`` and a numeric
+    ``learning_rate``, calls on consecutive parts of the data take exactly the steps of
+    one epoch over the whole (tested); with the automatic rate or scaling they take the
+    same steps whenever the first part's statistics are the whole's.
+    ``early_stopping`` and ``learning_rate_schedule="adaptive"`` need epochs and are
+    refused by ``partial_fit``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastgd import GDRegressor
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(1000, 3))
+    >>> y = X @ [1.0, 2.0, 3.0] + 0.5
+    >>> est = GDRegressor().fit(X, y)
+    >>> np.round(est.coef_, 6).tolist(), round(est.intercept_, 6)
+    ([1.0, 2.0, 3.0], 0.5)
+    """
+
+    def __init__(self, *, mode="batch", learning_rate="auto", epochs=None, batch_size=None,
+                 tol="auto", fit_intercept=True, reduction="mean", parallel="auto",
+                 shuffle=True, random_state=None, scale="auto", solver="auto",
+                 optimizer="auto", n_iter_no_change=1, penalty=None, alpha=1e-4,
+                 l1_ratio=0.15, learning_rate_schedule="constant", power_t=0.25,
+                 average="auto", early_stopping=False, validation_fraction=0.1,
+                 loss="squared", epsilon=0.1, warm_start=False):
+        self.mode = mode
+        self.learning_rate = learning_rate
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.tol = tol
+        self.fit_intercept = fit_intercept
+        self.reduction = reduction
+        self.parallel = parallel
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.scale = scale
+        self.solver = solver
+        self.optimizer = optimizer
+        self.n_iter_no_change = n_iter_no_change
+        self.penalty = penalty
+        self.alpha = alpha
+        self.l1_ratio = l1_ratio
+        self.learning_rate_schedule = learning_rate_schedule
+        self.power_t = power_t
+        self.average = average
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.loss = loss
+        self.epsilon = epsilon
+        self.warm_start = warm_start
+
+    # -- the plan's settings -------------------------------------------------------------
+
+    def _settings(self):
+        """The fit plan's keywords: every row of the plan's table, from the parameters."""
+        params = self.get_params(deep=False)
+        return {p.name: params[p.name] for p in PARAMS}
+
+    # -- fitting -------------------------------------------------------------------------
+
+    def fit(self, X, y, sample_weight=None):
+        """Fit on ``X`` (n_samples, n_features) and ``y`` (n_samples,); returns self.
+
+        Starts from zero (from the previous fit with ``warm_start=True``) and forgets any
+        ``partial_fit`` state."""
+        return self._fit(X, y, sample_weight, partial=False)
+
+    def partial_fit(self, X, y, sample_weight=None):
+        """One epoch of the stochastic mode over these rows, continuing from the previous
+        call (see the class notes); returns self."""
+        return self._fit(X, y, sample_weight, partial=True)
+
+    def _fit(self, X, y, sample_weight, *, partial):
+        first = not (partial and hasattr(self, "_partial_state"))
+        X, y, sw = self._validate_fit_data(X, y, sample_weight, reset=first)
+        warm = hasattr(self, "coef_") and (self.warm_start or not first)
+        init = (self.coef_, self.intercept_) if warm else (None, 0.0)
+        if partial:
+            state = None if first else self._partial_state
+            res, state = _partial_epoch(X, y, sample_weight=sw, state=state, init_coef=init[0],
+                                        init_intercept=init[1], **self._settings())
+            self._partial_state = state
+            self.n_iter_ = (0 if first else self.n_iter_) + 1
+            history = [] if first else list(self.loss_curve_)
+            self.loss_curve_ = np.asarray(history + [res.final_loss])
+        else:
+            if hasattr(self, "_partial_state"):
+                del self._partial_state
+            res = fit(X, y, sample_weight=sw, init_coef=init[0], init_intercept=init[1],
+                      **self._settings())
+            self.n_iter_ = res.n_epochs
+            self.loss_curve_ = np.asarray(res.loss_history)
+        self.coef_ = np.array(res.coef)
+        self.intercept_ = float(res.intercept)
+        self.result_ = res
+        return self
+
+    # -- predicting ----------------------------------------------------------------------
+
+    def predict(self, X):
+        """``X @ coef_ + intercept_`` (float64, shape (n_samples,))."""
+        if not hasattr(self, "coef_"):
+            raise NotFittedError(
+                f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with "
+                "appropriate arguments before using this estimator."
+            )
+        X = self._validate_X(X, reset=False)
+        X = np.ascontiguousarray(X)
+        V.check_finite(X, "X", V.use_parallel("auto", X.shape[0], X.shape[1]))
+        return X.astype(np.float64, copy=False) @ self.coef_ + self.intercept_
+
+    # -- scikit-learn's conventions --------------------------------------------------------
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False
+        return tags
+
+    def _validate_fit_data(self, X, y, sample_weight, *, reset):
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y is None"
+            )
+        X = self._validate_X(X, reset=reset)
+        y = _as_array(y, "y")
+        if y.ndim == 2 and y.shape[1] == 1:
+            warnings.warn(
+                "A column-vector y was passed when a 1d array was expected. Please change "
+                "the shape of y to (n_samples,), for example using ravel().",
+                DataConversionWarning, stacklevel=3,
+            )
+            y = y[:, 0]
+        if y.ndim != 1:
+            raise ValueError(
+                f"y should be a 1d array (one target per sample), got an array of shape "
+                f"{y.shape}; fit one estimator per target column"
+            )
+        if y.shape[0] != X.shape[0]:
+            raise ValueError(
+                f"Found input variables with inconsistent numbers of samples: X has "
+                f"{X.shape[0]} rows, y has {y.shape[0]}"
+            )
+        if sample_weight is not None and not isinstance(sample_weight, numbers.Number):
+            sample_weight = _as_array(sample_weight, "sample_weight")
+        elif sample_weight is not None:
+            sample_weight = np.full(X.shape[0], float(sample_weight))
+        return X, y, sample_weight
+
+    def _validate_X(self, X, *, reset):
+        names = _frames.column_names(X)
+        self._check_names(names, reset)
+        X = _as_array(X, "X")
+        if X.ndim != 2:
+            raise ValueError(
+                f"Expected 2D array, got {X.ndim}D array instead: "
+                f"{type(self).__name__} takes X of shape (n_samples, n_features). Reshape "
+                "your data either using array.reshape(-1, 1) if your data has a single "
+                "feature or array.reshape(1, -1) if it contains a single sample."
+            )
+        if X.shape[0] == 0:
+            raise ValueError(f"Found array with 0 sample(s) (shape={X.shape}) while a minimum "
+                             "of 1 is required.")
+        if X.shape[1] == 0:
+            raise ValueError(f"Found array with 0 feature(s) (shape={X.shape}) while a minimum "
+                             "of 1 is required.")
+        if reset:
+            self.n_features_in_ = X.shape[1]
+        elif X.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {X.shape[1]} features, but {type(self).__name__} is expecting "
+                f"{self.n_features_in_} features as input."
+            )
+        return X
+
+    def _check_names(self, names, reset):
+        if reset:
+            if names is not None:
+                self.feature_names_in_ = np.array(names, dtype=object)
+            elif hasattr(self, "feature_names_in_"):
+                del self.feature_names_in_
+            return
+        fitted = getattr(self, "feature_names_in_", None)
+        cls = type(self).__name__
+        if fitted is None and names is None:
+            return
+        if fitted is None:
+            warnings.warn(f"X has feature names, but {cls} was fitted without feature names",
+                          UserWarning, stacklevel=4)
+            return
+        if names is None:
+            warnings.warn(f"X does not have valid feature names, but {cls} was fitted with "
+                          "feature names", UserWarning, stacklevel=4)
+            return
+        if tuple(fitted) == tuple(names):
+            return
+        unseen = sorted(set(names) - set(fitted))
+        missing = sorted(set(fitted) - set(names))
+        lines = ["The feature names should match those that were passed during fit."]
+        if unseen:
+            lines.append("Feature names unseen at fit time:")
+            lines += [f"- {n}" for n in unseen[:5]] + (["- ..."] if len(unseen) > 5 else [])
+        if missing:
+            lines.append("Feature names seen at fit time, yet now missing:")
+            lines += [f"- {n}" for n in missing[:5]] + (["- ..."] if len(missing) > 5 else [])
+        if not unseen and not missing:
+            lines.append("Feature names must be in the same order as they were in fit.")
+        raise ValueError("\n".join(lines) + "\n")
+
+
+def _as_array(a, name):
+    """fastgd's conversion (frames, sparse and object arrays handled), with scikit-learn's
+    message for complex data."""
+    if np.iscomplexobj(a) if isinstance(a, np.ndarray) else False:
+        raise ValueError(f"Complex data not supported: {name} has dtype {a.dtype}; pass "
+                         f"{name}.real or abs({name})")
+    try:
+        return V.as_float_array(a, name)
+    except TypeError as exc:
+        if "complex" in str(exc):
+            raise ValueError(f"Complex data not supported: {exc}") from None
+        raise
