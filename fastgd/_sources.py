@@ -175,7 +175,7 @@ class Source:
                 if Wb > 0.0:
                     Wt = W + Wb
                     delta = row[1:1 + k] - mean
-                    m2 += row[1 + k:] + (W * Wb / Wt) * delta * delta
+                    m2 += row[1 + k:] + ((W / Wt) * Wb) * delta * delta
                     mean += delta * (Wb / Wt)
                     W = Wt
         self._proof(mean, m2)

@@ -7,7 +7,10 @@ deliberately since: the moments pass sums values shifted by each slice's first r
 (issue 9: a constant column's moments are then exactly 0; 47 of 70 pins moved, final
 coefficients by 1 to 2 ulps, loss histories by at most 4e-11 relative; and the loss
 history of early stopping is the full data's, as documented, instead of the training
-rows': the 3 "sgd-early" histories, coefficients unchanged). A change of
+rows': the 3 "sgd-early" histories, coefficients unchanged; and the moments' merge of
+blocks compiled strict, as (Wa / W) * Wb: reassociated, Wa * Wb underflowed for small
+weights; 23 pins moved, coefficients by at most 2 ulps, one CG run an iteration
+shorter). A change of
 arithmetic that moves any of them by one ulp fails here; regenerate the file only for a
 deliberate change of results, and say so in the commit.
 

@@ -148,11 +148,14 @@ def _dots(u, D, a, k, m, com):
         b += 1
 
 
-@jit
+@jit(fastmath=False)
 def _merge_moments(Wa, mean_a, com_a, Wb, mean_b, com_b):
     """Merge group b into group a in place (Chan et al.'s pairwise update).
 
-    ``com`` holds upper triangles; returns the merged weight total.
+    ``com`` holds upper triangles; returns the merged weight total. Compiled strict, with
+    the factor as ``(Wa / W) * Wb``: under reassociation LLVM formed ``Wa * Wb`` first,
+    which underflows for small weights (two blocks of weights near 1e-140 lost 4 digits
+    of a co-moment); the merge is O(k^2) per block, strictness costs nothing.
     """
     k = mean_a.shape[0]
     W = Wa + Wb
@@ -164,7 +167,7 @@ def _merge_moments(Wa, mean_a, com_a, Wb, mean_b, com_b):
             for b in range(a, k):
                 com_a[a, b] = com_b[a, b]
         return Wb
-    f = Wa * Wb / W
+    f = (Wa / W) * Wb
     for a in range(k):
         da = mean_b[a] - mean_a[a]
         for b in range(a, k):
@@ -234,6 +237,21 @@ def _moments_diag_chunk(X, y, sw, start, stop, mean, m2):
     return W
 
 
+@jit(fastmath=False)
+def _merge_diag(W, mean, m2, Wb, mean_b, m2_b):
+    """Merge per-column moments ``(Wb, mean_b, m2_b)`` into ``(W, mean, m2)`` in place;
+    returns the total weight (strict, like :func:`_merge_moments`)."""
+    if not Wb > 0.0:
+        return W
+    Wt = W + Wb
+    f = (W / Wt) * Wb
+    for a in range(mean.shape[0]):
+        delta = mean_b[a] - mean[a]
+        m2[a] += m2_b[a] + f * delta * delta
+        mean[a] += delta * (Wb / Wt)
+    return Wt
+
+
 def _moments_diag_src(X, y, sw, sub_rows, out):
     """Weighted means and centred second moments of each column of ``z = [x, y]``, per block.
 
@@ -255,14 +273,7 @@ def _moments_diag_src(X, y, sw, sub_rows, out):
         stop = min(n, (blk + 1) * size)
         for s in range(blk * size, stop, sub_rows):
             Wb = _moments_diag_chunk(X, y, sw, s, min(stop, s + sub_rows), sub_mean, sub_m2)
-            if Wb > 0.0:
-                Wt = W + Wb
-                f = W * Wb / Wt
-                for a in range(k):
-                    delta = sub_mean[a] - mean[a]
-                    m2[a] += sub_m2[a] + f * delta * delta
-                    mean[a] += delta * (Wb / Wt)
-                W = Wt
+            W = _merge_diag(W, mean, m2, Wb, sub_mean, sub_m2)
         row[0] = W
         for a in range(k):
             row[1 + a] = mean[a]
