@@ -198,6 +198,17 @@ class Scaled:
         total = Cyy if fit_intercept else Cyy + W * ybar * ybar
         self.sse_floor = 16.0 * EPS * max(total, np.finfo(np.float64).tiny)
         self.L, self.mu = self._curvature()
+        if not (np.isfinite(self.L) and self.L >= TINY and self.mu > 0.0):
+            # raw coordinates (scale=False) whose curvature is beyond float64: tiny
+            # columns (squares near 1e-300) against the weight total, or huge ones
+            if rescalable:
+                raise Magnitudes
+            raise ValueError(
+                f"the curvature of the loss in the raw coordinates of this fit (scale=False) "
+                f"is {self.L:.3g}, beyond float64's range: X's values are too small or too "
+                "large for unscaled steps; use scale=True (or leave learning_rate='auto'), "
+                "or rescale X by a power of two"
+            )
 
     def _curvature(self):
         k = self.d + 1 if self.fit_intercept else self.d
