@@ -91,7 +91,10 @@ class FitResult:
         rule that resolved it (``plan.reasons``); ``plan.to_dict()`` is a plain dict.
     feature_names : tuple of str or None
         The column names of X when it was a data frame or Arrow table with string
-        column names (pandas, polars, pyarrow), in the order of ``coef``.
+        column names (pandas, polars, pyarrow), in the order of ``coef``; for
+        :func:`fastgd.fit_file`, the names of the ``x`` columns.
+    n_rows : int or None
+        Rows fitted (set by :func:`fastgd.fit_file` and the command line).
     """
 
     coef: np.ndarray
@@ -110,6 +113,7 @@ class FitResult:
     scaled: bool = False
     plan: object = field(default=None, repr=False)
     feature_names: object = field(default=None, repr=False)
+    n_rows: object = field(default=None, repr=False)
 
     def __post_init__(self):
         for name in ("coef", "loss_history"):
@@ -155,6 +159,13 @@ class FitResult:
         """
         X2, _ = check_X(X, n_features=self.coef.shape[0])
         return X2.astype(np.float64, copy=False) @ self.coef + self.intercept
+
+    def save(self, path):
+        """Write this result as a JSON model file (see :func:`fastgd.load`): coefficients,
+        intercept, feature names, the plan's settings, the fastgd version. Atomic."""
+        from .io import save
+
+        save(self, path)
 
     def loss(self, X, y, sample_weight=None):
         """The loss of these parameters on ``(X, y)``, reduced like ``loss_history``.

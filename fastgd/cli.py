@@ -1,5 +1,6 @@
-"""Command line: ``fastgd demo`` (also ``python -m fastgd demo``)."""
+"""Command line: ``fastgd demo | fit | predict`` (also ``python -m fastgd ...``)."""
 import argparse
+import os
 import sys
 import time
 
@@ -67,15 +68,140 @@ def demo(n=10_000_000, seed=0, out=sys.stdout):
           "numpy.linalg.lstsq (total time) for comparison.", file=out)
 
 
+FIT_EXAMPLES = """examples:
+  fastgd fit rides.csv --x distance --x climb --y calories
+  fastgd fit data.parquet --x 0 --x 1 --y 2 --mode sgd --epochs 5 --format json
+  cat rides.csv | fastgd fit - --x distance --y calories --save-model model.json
+  fastgd predict model.json new_rides.csv --x distance --x climb > predictions.csv
+
+Columns are named, or given by position ("0", "1", ...; the only way for a CSV
+without a header row, with --no-header). PATH "-" reads CSV from standard input
+(spooled to a temporary file, so every mode can read it more than once).
+Exit status: 0 success, 1 a problem with the data, 2 a usage error."""
+
+
+class _DataError(Exception):
+    """A problem with the user's data or files: one line on stderr, exit status 1."""
+
+
+def _read_stdin_to_file():
+    import shutil
+    import tempfile
+
+    f = tempfile.NamedTemporaryFile(prefix="fastgd-stdin-", suffix=".csv", delete=False)
+    with f:
+        shutil.copyfileobj(sys.stdin.buffer, f, 1 << 20)
+    return f.name
+
+
+def _fit_command(args, out):
+    import json
+
+    import fastgd
+
+    path, spooled = args.path, None
+    if path == "-":
+        path = spooled = _read_stdin_to_file()
+    try:
+        kw = {}
+        for name in ("mode", "epochs", "batch_size", "tol", "random_state"):
+            if getattr(args, name) is not None:
+                kw[name] = getattr(args, name)
+        if args.learning_rate is not None:
+            kw["learning_rate"] = args.learning_rate
+        res = fastgd.fit_file(path, x=args.x, y=args.y, header=not args.no_header, **kw)
+    finally:
+        if spooled:
+            os.unlink(spooled)
+    if args.save_model:
+        res.save(args.save_model)
+    rows = res.n_rows
+    if args.format == "json":
+        doc = {"coef": [float(c) for c in res.coef], "intercept": res.intercept,
+               "loss": res.final_loss, "epochs": res.n_epochs, "converged": res.converged,
+               "elapsed_s": res.elapsed_s, "rows": rows,
+               "features": list(res.feature_names or [])}
+        print(json.dumps(doc), file=out)
+        return
+    names = res.feature_names or [f"x{j}" for j in range(res.coef.shape[0])]
+    width = max(12, max(len(n) for n in names))
+    print(f"fastgd fit of {args.path}: {rows:,} rows, mode {res.mode}, {res.n_epochs} "
+          f"epoch(s), {'converged' if res.converged else 'not converged'}, "
+          f"{res.elapsed_s:.3f} s", file=out)
+    for n, c in zip(names, res.coef):
+        print(f"  {n:<{width}} {c: .10g}", file=out)
+    print(f"  {'(intercept)':<{width}} {res.intercept: .10g}", file=out)
+    print(f"  loss (MSE) {res.final_loss:.10g}", file=out)
+    if args.save_model:
+        print(f"model saved to {args.save_model}", file=out)
+
+
+def _predict_command(args, out):
+    import fastgd
+    from fastgd.io import FileReader
+
+    model = fastgd.load(args.model)
+    path, spooled = args.path, None
+    if path == "-":
+        path = spooled = _read_stdin_to_file()
+    try:
+        x = args.x or list(model.feature_names or [])
+        if not x:
+            raise _DataError("the model has no feature names: give the columns with --x")
+        if len(x) != model.coef.shape[0]:
+            raise _DataError(f"the model has {model.coef.shape[0]} feature(s), got {len(x)} "
+                             "column(s) with --x")
+        reader = FileReader(path, x, header=not args.no_header)
+        print("prediction", file=out)
+        offset = 0
+        for (X,) in reader():
+            try:
+                fastgd._validation.check_finite(np.ascontiguousarray(X), "X", False)
+            except ValueError as exc:
+                raise _DataError(f"{path}: rows from {offset}: {exc}") from None
+            np.savetxt(out, X @ model.coef + model.intercept, fmt="%.17g")
+            offset += X.shape[0]
+    finally:
+        if spooled:
+            os.unlink(spooled)
+
+
 def main(argv=None):
     import fastgd
 
-    parser = argparse.ArgumentParser(prog="fastgd", description=fastgd.__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="fastgd", description=fastgd.__doc__.splitlines()[0],
+                                     epilog=FIT_EXAMPLES,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"fastgd {fastgd.__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("demo", help="fit an embedded 10-million-point problem in every mode")
     p.add_argument("--n", type=int, default=10_000_000, help="number of points (default 10^7)")
     p.add_argument("--seed", type=int, default=0, help="seed of the generated data")
+    f = sub.add_parser("fit", help="fit columns of a CSV or Parquet file (or CSV on stdin)",
+                       epilog=FIT_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    f.add_argument("path", metavar="PATH", help='a .csv or .parquet file, or "-" for CSV on stdin')
+    f.add_argument("--x", action="append", required=True, metavar="COL",
+                   help="a column of X (repeat for several): a name or a position")
+    f.add_argument("--y", required=True, metavar="COL", help="the target column")
+    f.add_argument("--mode", choices=("batch", "minibatch", "sgd"))
+    f.add_argument("--epochs", type=int)
+    f.add_argument("--learning-rate", type=float)
+    f.add_argument("--batch-size", type=int)
+    f.add_argument("--tol", type=float)
+    f.add_argument("--random-state", type=int)
+    f.add_argument("--format", choices=("table", "json"), default="table",
+                   help="table (default) or one JSON object: coef, intercept, loss, epochs, "
+                        "converged, elapsed_s, rows")
+    f.add_argument("--save-model", metavar="FILE", help="write the model (JSON) for predict")
+    f.add_argument("--no-header", action="store_true", help="the CSV has no header row")
+    f.add_argument("--quiet", action="store_true", help="no progress output")
+    q = sub.add_parser("predict", help="predict with a saved model; CSV on stdout",
+                       epilog=FIT_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    q.add_argument("model", metavar="MODEL", help="a model file from fit --save-model")
+    q.add_argument("path", metavar="PATH", help='a .csv or .parquet file, or "-"')
+    q.add_argument("--x", action="append", metavar="COL",
+                   help="the columns of X, in the model's order (default: its feature names)")
+    q.add_argument("--no-header", action="store_true", help="the CSV has no header row")
     args = parser.parse_args(argv)
     if args.command == "demo":
         if args.n < 4096:
@@ -88,6 +214,23 @@ def main(argv=None):
         if args.seed < 0:
             parser.error(f"--seed must be an integer >= 0, got {args.seed}")
         demo(args.n, args.seed)
+        return 0
+    try:
+        if args.command == "fit":
+            _fit_command(args, sys.stdout)
+        else:
+            _predict_command(args, sys.stdout)
+    except BrokenPipeError:
+        # the reader of our output stopped (e.g. `| head`): not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except (_DataError, ValueError, TypeError, OSError) as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"fastgd {args.command}: error: {msg}", file=sys.stderr)
+        return 1
+    except ImportError as exc:
+        print(f"fastgd {args.command}: error: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

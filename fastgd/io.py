@@ -1,0 +1,318 @@
+"""Files bigger than memory: CSV and Parquet read in blocks (``pip install "fastgd[io]"``).
+
+:func:`fit_file` is :func:`fastgd.fit_chunks` over the blocks of a file: the file is one
+more source of rows (a :class:`fastgd._sources.ChunkSource` whose blocks a reader
+yields), with no maths of its own. Every pass reads the file again, block by block, so
+memory stays bounded by the block size whatever the file's size. pyarrow does the
+reading (its CSV reader streams blocks; Parquet is read by row groups and batches).
+
+Also here: :func:`save` / :func:`load`, the JSON model file that ``fastgd predict`` uses.
+"""
+import dataclasses
+import json
+import os
+
+import numpy as np
+
+from . import _validation as V
+from ._config import serialized_under_workqueue
+from ._engine import run
+from ._plan import FitPlan
+from ._sources import Block, ChunkSource
+
+#: the model file's format version: a file written by a newer fastgd is refused clearly
+MODEL_FORMAT = 1
+#: bytes of float64 per block (the X and y a block converts to): 64 MiB
+BLOCK_BYTES = 64 << 20
+
+
+def _pyarrow():
+    try:
+        import pyarrow  # noqa: F401
+        import pyarrow.csv  # noqa: F401
+        import pyarrow.parquet  # noqa: F401
+    except ImportError:
+        raise ImportError(
+            'reading CSV and Parquet files needs pyarrow, an optional extra: '
+            'pip install "fastgd[io]"'
+        ) from None
+    import pyarrow as pa
+
+    return pa
+
+
+def _kind(path):
+    low = str(path).lower()
+    if low.endswith((".parquet", ".pq", ".parq")):
+        return "parquet"
+    return "csv"
+
+
+class FileReader:
+    """The blocks of the columns ``x`` (and ``y``, ``weight``) of a CSV or Parquet file.
+
+    Columns are named, or given by position as strings of digits ("0", "1", ...) where no
+    column has that name (a CSV without a header row has only positions). Each call of
+    the reader returns a fresh iterator of ``(X, y[, w])`` float64 blocks of at most
+    ``block_rows`` rows; nulls become NaN (refused later with their row). A Parquet file
+    also reads any block alone (``block(k)``: its row groups in turn), so the stochastic
+    modes can shuffle the order of its blocks.
+    """
+
+    def __init__(self, path, x, y=None, weight=None, *, header=True, block_rows=None,
+                 delimiter=","):
+        self.pa = _pyarrow()
+        self.path = os.fspath(path)
+        if not os.path.exists(self.path):
+            raise FileNotFoundError(f"no such file: {self.path}")
+        self.kind = _kind(self.path)
+        self.header = header
+        self.delimiter = delimiter
+        names = self._names()
+        if isinstance(x, (str, int)):
+            x = [x]
+        if not x:
+            raise ValueError("give at least one column of X (x=[...])")
+        self.x = [self._resolve(c, names) for c in x]
+        self.y = None if y is None else self._resolve(y, names)
+        self.w = None if weight is None else self._resolve(weight, names)
+        self.columns = self.x + [c for c in (self.y, self.w) if c is not None]
+        d = len(self.x) + 1
+        self.block_rows = int(block_rows or max(1024, min(1 << 20, BLOCK_BYTES // (8 * d))))
+        if self.kind == "parquet":
+            import pyarrow.parquet as pq
+
+            self._pf = pq.ParquetFile(self.path)
+            self.n_row_groups = self._pf.metadata.num_row_groups
+
+    # -- columns ---------------------------------------------------------------------------
+
+    def _names(self):
+        if self.kind == "parquet":
+            import pyarrow.parquet as pq
+
+            return list(pq.ParquetFile(self.path).schema_arrow.names)
+        reader = self._open_csv(None)
+        return list(reader.schema.names)
+
+    def _resolve(self, col, names):
+        col = str(col)
+        if col in names:
+            return col
+        if col.isdigit() and int(col) < len(names):
+            return names[int(col)]
+        shown = ", ".join(repr(n) for n in names[:20]) + (" ..." if len(names) > 20 else "")
+        raise ValueError(f"{self.path}: no column {col!r}; the file has {len(names)} "
+                         f"column(s): {shown} (or give positions: '0', '1', ...)")
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def _open_csv(self, columns):
+        import pyarrow.csv as pacsv
+
+        read = pacsv.ReadOptions(autogenerate_column_names=not self.header,
+                                 block_size=1 << 22)
+        parse = pacsv.ParseOptions(delimiter=self.delimiter)
+        if columns is None:
+            convert = pacsv.ConvertOptions()
+        else:
+            convert = pacsv.ConvertOptions(
+                include_columns=columns,
+                column_types={c: self.pa.float64() for c in columns})
+        return pacsv.open_csv(self.path, read_options=read, parse_options=parse,
+                              convert_options=convert)
+
+    def _batches(self):
+        pa = self.pa
+        try:
+            if self.kind == "parquet":
+                yield from self._pf.iter_batches(batch_size=self.block_rows,
+                                                 columns=list(dict.fromkeys(self.columns)))
+            else:
+                reader = self._open_csv(list(dict.fromkeys(self.columns)))
+                pending = []
+                rows = 0
+                for batch in reader:
+                    pending.append(batch)
+                    rows += batch.num_rows
+                    if rows >= self.block_rows:
+                        yield pa.Table.from_batches(pending)
+                        pending, rows = [], 0
+                if pending:
+                    yield pa.Table.from_batches(pending)
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            raise ValueError(f"{self.path}: {exc}") from None
+
+    def _convert(self, table):
+        n = table.num_rows
+        X = np.empty((n, len(self.x)))
+        for j, c in enumerate(self.x):
+            X[:, j] = _column(table.column(c), self.path, c)
+        out = [X]
+        if self.y is not None:
+            out.append(_column(table.column(self.y), self.path, self.y))
+        if self.w is not None:
+            out.append(_column(table.column(self.w), self.path, self.w))
+        return tuple(out)
+
+    def __call__(self):
+        return (self._convert(t) for t in self._batches() if t.num_rows)
+
+    def row_groups_fit(self):
+        """Whether a Parquet file's row groups can be the blocks: several of them, none
+        larger than twice ``block_rows`` (memory stays bounded by the block size)."""
+        meta = self._pf.metadata
+        sizes = [meta.row_group(k).num_rows for k in range(meta.num_row_groups)]
+        return len(sizes) > 1 and max(sizes) <= 2 * self.block_rows
+
+    def block(self, k):
+        """Row group ``k`` of a Parquet file, converted."""
+        t = self._pf.read_row_group(k, columns=list(dict.fromkeys(self.columns)))
+        return self._convert(t)
+
+
+def _column(col, path, name):
+    pa = __import__("pyarrow")
+    t = col.type
+    if not (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)):
+        raise TypeError(f"{path}: column {name!r} has type {t}: fastgd fits numeric columns")
+    out = col.to_numpy(zero_copy_only=False)
+    if out.dtype == object:
+        out = np.array([np.nan if v is None else v for v in out], dtype=np.float64)
+    return out.astype(np.float64, copy=False)
+
+
+class _ParquetSource(ChunkSource):
+    """A Parquet file's row groups as blocks, readable in any order (the stochastic
+    modes shuffle their order)."""
+
+    def __init__(self, reader, parallel):
+        self.reader = reader
+        super().__init__(reader, parallel=parallel)
+        self.random_access = reader.n_row_groups > 1
+
+    def _block(self, k):
+        self._scan()
+        offset = sum(self._sizes[:k])
+        b = self._validate(self.reader.block(k), k, offset)
+        if not self.verified:
+            self._check_block(b)
+        return Block(b.data, k, offset, b.parallel)
+
+    def _raw(self):
+        # blocks = row groups, so that _block(k) and the passes agree
+        return (self.reader.block(k) for k in range(self.reader.n_row_groups))
+
+
+@serialized_under_workqueue
+def fit_file(path, *, x, y, weight=None, header=True, delimiter=",", block_rows=None,
+             **fit_kwargs):
+    """Fit the columns ``x`` (X) and ``y`` of a CSV or Parquet file, read in blocks.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A ``.parquet`` / ``.pq`` file, or CSV (any other name).
+    x : list of str
+        The columns of X, by name or by position ("0", "1", ...).
+    y : str
+        The target column. ``weight``: an optional column of sample weights.
+    header : bool
+        CSV: whether the first line names the columns (else only positions name them).
+    block_rows : int, optional
+        Rows per block (default: 64 MiB of float64 per block, at most 2^20 rows). Memory
+        stays bounded by a few blocks, whatever the file's size.
+    **fit_kwargs
+        As :func:`fastgd.fit`. Every mode works: batch adds exact block partials in
+        order (equal to the in-memory fit to 1e-12; the default fit reads the file
+        twice); the stochastic modes shuffle the rows of each block and, for Parquet
+        files with several row groups, the order of the row groups (a CSV's blocks are
+        visited in file order). That is not a global shuffle: see
+        :func:`fastgd.fit_chunks`.
+
+    Returns
+    -------
+    FitResult, with ``feature_names`` the names of the ``x`` columns.
+    """
+    reader = FileReader(path, x, y, weight, header=header, block_rows=block_rows,
+                        delimiter=delimiter)
+    parallel = V.check_parallel(fit_kwargs.get("parallel", "auto"))
+    if reader.kind == "parquet" and reader.row_groups_fit():
+        source = _ParquetSource(reader, parallel)
+    else:
+        source = ChunkSource(reader, parallel=parallel)
+    init_coef = fit_kwargs.pop("init_coef", None)
+    init_intercept = fit_kwargs.pop("init_intercept", 0.0)
+    callback = fit_kwargs.pop("callback", None)
+    if "sample_weight" in fit_kwargs:
+        raise TypeError("fit_file takes the weights from a column: give weight='column'")
+    plan = FitPlan.build(source.facts(), **fit_kwargs)
+    res = run(plan, source, V.check_init(init_coef, init_intercept, source.d),
+              callback=callback)
+    return dataclasses.replace(res, feature_names=tuple(reader.x), n_rows=source.n)
+
+
+# ---------------------------------------------------------------------------------------
+# Model files
+# ---------------------------------------------------------------------------------------
+
+def save(result, path):
+    """Write ``result`` (a :class:`fastgd.FitResult`) as a small JSON model file:
+    coefficients, intercept, feature names, the fit plan's dict, the final loss, the
+    fastgd version and the file format. Written atomically (a temporary file, then a
+    rename): an interrupted save never leaves a half-written model."""
+    from . import __version__
+
+    doc = {
+        "format": MODEL_FORMAT,
+        "fastgd_version": __version__,
+        "coef": [float(c) for c in result.coef],
+        "intercept": float(result.intercept),
+        "feature_names": None if result.feature_names is None else list(result.feature_names),
+        "one_d": bool(result.one_d),
+        "final_loss": float(result.final_loss),
+        "n_epochs": int(result.n_epochs),
+        "converged": bool(result.converged),
+        "scaled": bool(result.scaled),
+        "plan": None if result.plan is None else result.plan.to_dict(),
+    }
+    path = os.fspath(path)
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(doc, f, indent=1)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def load(path):
+    """Read a model file written by :func:`save` (``FitResult.save``); returns a
+    :class:`fastgd.FitResult` whose ``predict`` works (its loss history holds the final
+    loss only)."""
+    from . import FitPlan, FitResult
+
+    path = os.fspath(path)
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = json.load(f)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path} is not a fastgd model file (not JSON: {exc})") from None
+    if not isinstance(doc, dict) or "format" not in doc or "coef" not in doc:
+        raise ValueError(f"{path} is not a fastgd model file (no 'format' and 'coef')")
+    if not isinstance(doc["format"], int) or doc["format"] > MODEL_FORMAT:
+        raise ValueError(
+            f"{path} was written by fastgd {doc.get('fastgd_version', '?')} in model format "
+            f"{doc['format']}; this fastgd reads format {MODEL_FORMAT} and older: upgrade "
+            "fastgd"
+        )
+    plan = None if doc.get("plan") is None else FitPlan.from_dict(doc["plan"])
+    names = doc.get("feature_names")
+    return FitResult(
+        coef=np.asarray(doc["coef"], dtype=np.float64), intercept=float(doc["intercept"]),
+        loss_history=np.array([doc.get("final_loss", np.nan)]), n_epochs=doc.get("n_epochs", 0),
+        converged=bool(doc.get("converged", False)),
+        mode=None if plan is None else plan.mode, learning_rate=float("nan"), elapsed_s=0.0,
+        reduction="mean" if plan is None else plan.reduction, one_d=bool(doc.get("one_d")),
+        scaled=bool(doc.get("scaled")), plan=plan,
+        feature_names=None if names is None else tuple(names),
+    )
