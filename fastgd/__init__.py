@@ -13,13 +13,14 @@ bit-identical).
 from ._api import fit, fit_chunks
 from ._metrics import mse, sse
 from ._plan import DataFacts, FitPlan
-from ._result import ConvergenceWarning, DivergenceError, FitResult, IllConditionedWarning
+from ._result import (ConvergenceWarning, DivergenceError, FitInterrupted, FitResult,
+                      IllConditionedWarning)
 from .io import fit_file, load
 
 __version__ = "0.1.0"
 
 __all__ = ["fit", "fit_chunks", "fit_file", "load", "mse", "sse", "FitPlan", "DataFacts", "FitResult",
-           "DivergenceError", "ConvergenceWarning", "IllConditionedWarning", "GDRegressor",
+           "DivergenceError", "FitInterrupted", "ConvergenceWarning", "IllConditionedWarning", "GDRegressor",
            "__version__"]
 
 

@@ -26,7 +26,7 @@ def fit(X, y, *, mode="batch", learning_rate="auto", epochs=None, batch_size=Non
         scale="auto", solver="auto", optimizer="auto", n_iter_no_change=1, penalty=None,
         alpha=1e-4, l1_ratio=0.15, learning_rate_schedule="constant", power_t=0.25,
         average="auto", early_stopping=False, validation_fraction=0.1, loss="squared",
-        epsilon=0.1):
+        epsilon=0.1, progress="auto"):
     """Fit ``y = X @ coef + intercept`` by gradient descent on the squared error.
 
     Parameters
@@ -99,6 +99,12 @@ def fit(X, y, *, mode="batch", learning_rate="auto", epochs=None, batch_size=Non
     callback : callable, optional
         ``callback(epoch, coef, intercept, loss)`` after every epoch; returning
         ``False`` stops the fit.
+    progress : bool or "auto"
+        A progress bar on standard error (epochs, loss, rows per second; needs tqdm, the
+        ``progress`` extra). ``"auto"`` (default) shows it on a terminal, once the fit
+        has run for a second. Ctrl-C stops any fit at the end of the current epoch and
+        raises :class:`fastgd.FitInterrupted`, whose ``.result`` holds the parameters
+        reached (a second Ctrl-C interrupts at once).
 
     scale : bool or "auto"
         Fit in standardized coordinates ``(x - mean) / std`` (weighted;
@@ -206,14 +212,14 @@ def fit(X, y, *, mode="batch", learning_rate="auto", epochs=None, batch_size=Non
     # NaN/inf in X and y: batch mode and the scaled stochastic modes find it in their first
     # pass (a separate check would cost as much as a batch epoch); plain SGD checks first
     source = ArraySource(data, plan.parallel)
-    res = run(plan, source, coef, callback=callback, t0=t0)
+    res = run(plan, source, coef, callback=callback, t0=t0, progress=_check_progress(progress))
     names = column_names(X)
     return res if names is None else dataclasses.replace(res, feature_names=names)
 
 
 @serialized_under_workqueue
 def fit_chunks(chunks, *, sample_weight=None, init_coef=None, init_intercept=0.0, callback=None,
-               **fit_kwargs):
+               progress="auto", **fit_kwargs):
     """Fit rows that arrive in blocks: the same fits as :func:`fit`, block by block.
 
     Parameters
@@ -284,7 +290,7 @@ def fit_chunks(chunks, *, sample_weight=None, init_coef=None, init_intercept=0.0
             "(one pass suffices only for the default batch fit, solver='gram')"
         )
     coef = V.check_init(init_coef, init_intercept, source.d)
-    return run(plan, source, coef, callback=callback, t0=t0)
+    return run(plan, source, coef, callback=callback, t0=t0, progress=_check_progress(progress))
 
 
 @serialized_under_workqueue
@@ -321,6 +327,12 @@ def _partial_epoch(X, y, *, sample_weight=None, state=None, init_coef=None, init
     if names is not None:
         res = dataclasses.replace(res, feature_names=names)
     return res, state
+
+
+def _check_progress(progress):
+    if progress is True or progress is False or (isinstance(progress, str) and progress == "auto"):
+        return progress
+    raise ValueError(f"progress must be True, False or 'auto', got {progress!r}")
 
 
 def _check_callback(callback):

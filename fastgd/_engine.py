@@ -13,7 +13,8 @@ import warnings
 import numpy as np
 
 from . import _drivers, _optim, _sgd
-from ._result import ConvergenceWarning, DivergenceError, FitResult, IllConditionedWarning
+from ._result import (ConvergenceWarning, DivergenceError, FitInterrupted, FitResult,
+                      IllConditionedWarning)
 from ._sources import exponents, rescaled
 from ._validation import Magnitudes
 
@@ -54,11 +55,23 @@ def _user_level():
     return level
 
 
-def run(plan, source, coef0, *, callback=None, t0=None):
+def run(plan, source, coef0, *, callback=None, t0=None, progress=False):
     """Fit ``source`` by ``plan`` from the raw parameters ``coef0`` (float64 ``(d + 1,)``:
     weights, then intercept). Raises :class:`fastgd.DivergenceError` (holding the last
-    finite state) when the loss becomes non-finite or explodes."""
+    finite state) when the loss becomes non-finite or explodes, and
+    :class:`fastgd.FitInterrupted` (holding the result so far) on Ctrl-C. ``progress``:
+    True, False or "auto" (a bar on standard error, see :class:`_Monitor`)."""
     t0 = time.perf_counter() if t0 is None else t0
+    with _Monitor(callback, progress, plan, source) as monitor:
+        res = _run(plan, source, coef0, monitor, t0)
+    if monitor.interrupted:
+        raise FitInterrupted(
+            f"fit interrupted (Ctrl-C) after epoch {res.n_epochs}; the parameters reached "
+            "are in this exception's .result", res)
+    return res
+
+
+def _run(plan, source, coef0, callback, t0):
     engine = {"textbook": _run_raw, "sgd_raw": _run_raw, "sgd_scaled": _run_sgd,
               "batch": _run_batch}[plan.engine]
     # Every intermediate overflow or 0/0 is caught where it matters (divergence checks,
@@ -97,6 +110,80 @@ def _check_unchanged(source, err):
         ) from None
     finally:
         source.verified = True
+
+
+class _Monitor:
+    """What runs after every epoch besides the user's callback: Ctrl-C and the progress
+    bar. It is the callback the engines call (they stop when it returns False).
+
+    * SIGINT (in the main thread): the first Ctrl-C asks the fit to stop at the end of
+      the current epoch (``run`` then raises :class:`fastgd.FitInterrupted` with the
+      result); a second one interrupts at once, as usual.
+    * ``progress``: a tqdm bar on standard error (epochs, loss, rows per second).
+      ``"auto"`` shows it on a terminal only, and only once the fit has run for a
+      second; ``True`` always; ``False`` never. tqdm is optional: without it,
+      ``progress=True`` is an ImportError naming the extra, ``"auto"`` shows nothing.
+    """
+
+    def __init__(self, callback, progress, plan, source):
+        self.user = callback
+        self.interrupted = False
+        self.bar = None
+        self.previous = None
+        self.progress = progress
+        self.total = plan.epochs
+        self.rows = getattr(source, "_sizes", None) and sum(source._sizes)
+        if self.rows is None and hasattr(source, "data"):
+            self.rows = source.data.n
+        self.t = time.perf_counter()
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            try:
+                self.previous = signal.signal(signal.SIGINT, self._on_sigint)
+            except (ValueError, OSError):  # not settable here (embedded interpreters)
+                self.previous = None
+        if self.progress is True or (self.progress == "auto" and sys.stderr.isatty()):
+            try:
+                from tqdm.auto import tqdm
+            except ImportError:
+                if self.progress is True:
+                    raise ImportError('progress=True needs tqdm, an optional extra: '
+                                      'pip install "fastgd[progress]"') from None
+            else:
+                self.bar = tqdm(total=self.total, unit="epoch", file=sys.stderr,
+                                delay=0.0 if self.progress is True else 1.0, leave=False,
+                                dynamic_ncols=True)
+        return self
+
+    def __exit__(self, *exc):
+        import signal
+
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+        if self.bar is not None:
+            self.bar.close()
+        return False
+
+    def _on_sigint(self, signum, frame):
+        if self.interrupted:  # the second Ctrl-C: at once
+            raise KeyboardInterrupt
+        self.interrupted = True
+
+    def __call__(self, epoch, coef, intercept, loss):
+        if self.bar is not None:
+            self.bar.update(1)
+            now = time.perf_counter()
+            post = {"loss": f"{loss:.6g}"}
+            if self.rows:
+                post["rows/s"] = f"{self.rows * epoch / max(now - self.t, 1e-9):.3g}"
+            self.bar.set_postfix(post, refresh=False)
+        if self.user is not None and self.user(epoch, coef, intercept, loss) is False:
+            return False
+        return not self.interrupted
 
 
 def _rescalable(plan, source):

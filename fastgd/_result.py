@@ -38,6 +38,19 @@ def _rebuild_divergence(message, epoch, learning_rate, result):
     return DivergenceError(message, epoch=epoch, learning_rate=learning_rate, result=result)
 
 
+class FitInterrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) during a fit: the fit stopped at the end of the epoch it was in.
+    ``.result`` is the :class:`FitResult` of the parameters reached (``converged`` False),
+    so an interrupted long fit loses nothing. A second Ctrl-C interrupts at once."""
+
+    def __init__(self, message, result=None):
+        super().__init__(message)
+        self.result = result
+
+    def __reduce__(self):
+        return (FitInterrupted, (str(self), self.result))
+
+
 class ConvergenceWarning(UserWarning):
     """A fit with ``tol`` set ran out of epochs before meeting the tolerance, or its
     answer may be inaccurate (see :class:`IllConditionedWarning`)."""

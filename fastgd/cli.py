@@ -109,7 +109,8 @@ def _fit_command(args, out):
                 kw[name] = getattr(args, name)
         if args.learning_rate is not None:
             kw["learning_rate"] = args.learning_rate
-        res = fastgd.fit_file(path, x=args.x, y=args.y, header=not args.no_header, **kw)
+        res = fastgd.fit_file(path, x=args.x, y=args.y, header=not args.no_header,
+                              progress=False if args.quiet else "auto", **kw)
     finally:
         if spooled:
             os.unlink(spooled)

@@ -244,11 +244,12 @@ def fit_file(path, *, x, y, weight=None, header=True, delimiter=",", block_rows=
     init_coef = fit_kwargs.pop("init_coef", None)
     init_intercept = fit_kwargs.pop("init_intercept", 0.0)
     callback = fit_kwargs.pop("callback", None)
+    progress = fit_kwargs.pop("progress", "auto")
     if "sample_weight" in fit_kwargs:
         raise TypeError("fit_file takes the weights from a column: give weight='column'")
     plan = FitPlan.build(source.facts(), **fit_kwargs)
     res = run(plan, source, V.check_init(init_coef, init_intercept, source.d),
-              callback=callback)
+              callback=callback, progress=progress)
     return dataclasses.replace(res, feature_names=tuple(reader.x), n_rows=source.n)
 
 

@@ -205,3 +205,43 @@ def test_cli_errors_are_one_line_with_exit_status(files, tmp_path):
     assert "Traceback" not in unparsable.stderr
     helped = _cli("fit", "--help")
     assert helped.returncode == 0 and "examples:" in helped.stdout and "--save-model" in helped.stdout
+
+
+# --- Ctrl-C and progress --------------------------------------------------------------------
+
+def test_ctrl_c_stops_at_the_end_of_the_epoch_with_the_result():
+    """A SIGINT during a fit (sent from the callback, i.e. mid-fit): the fit ends that
+    epoch and raises FitInterrupted carrying a finite result that the same fit, stopped
+    by its callback at the same epoch, reproduces bit for bit."""
+    import signal
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(2000, 3))
+    y = X @ [1.0, 2.0, 3.0] + rng.normal(size=2000)
+    kw = dict(mode="sgd", epochs=50, random_state=0)
+
+    def interrupt(epoch, coef, intercept, loss):
+        if epoch == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(fastgd.FitInterrupted) as info:
+        fastgd.fit(X, y, callback=interrupt, **kw)
+    res = info.value.result
+    assert isinstance(info.value, KeyboardInterrupt) and res.n_epochs == 3 and not res.converged
+    ref = fastgd.fit(X, y, callback=lambda e, *a: e < 3, **kw)
+    assert np.array_equal(res.coef, ref.coef) and res.intercept == ref.intercept
+    # the handler is restored afterwards
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_progress_bar_on_request(capsys):
+    pytest.importorskip("tqdm")
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(2000, 2))
+    fastgd.fit(X, X @ [1.0, 2.0], mode="sgd", epochs=3, progress=True)
+    err = capsys.readouterr().err
+    assert "0/3" in err and "epoch" in err  # the bar (its loss shows once it refreshes)
+    fastgd.fit(X, X @ [1.0, 2.0], mode="sgd", epochs=3, progress="auto")  # not a terminal
+    assert capsys.readouterr().err == ""
+    with pytest.raises(ValueError, match="progress must be True, False or 'auto'"):
+        fastgd.fit(X, X @ [1.0, 2.0], progress="yes")
