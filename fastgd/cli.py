@@ -109,8 +109,13 @@ def _fit_command(args, out):
                 kw[name] = getattr(args, name)
         if args.learning_rate is not None:
             kw["learning_rate"] = args.learning_rate
+        path_seen = []
+        if args.plot:
+            kw["callback"] = lambda e, c, b, loss: path_seen.append((float(c[0]), b))
         res = fastgd.fit_file(path, x=args.x, y=args.y, header=not args.no_header,
                               progress=False if args.quiet else "auto", **kw)
+        if args.plot:
+            _plot(res, path, args, path_seen)
     finally:
         if spooled:
             os.unlink(spooled)
@@ -135,6 +140,28 @@ def _fit_command(args, out):
     print(f"  loss (MSE) {res.final_loss:.10g}", file=out)
     if args.save_model:
         print(f"model saved to {args.save_model}", file=out)
+
+
+def _plot(res, path, args, path_seen):
+    """The CLI's --plot: one figure (fit line, loss curve, loss surface with the path the
+    fit took) from a sample of the file's first rows (at most 200,000)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from fastgd import plot
+    from fastgd.io import FileReader
+
+    reader = FileReader(path, args.x, args.y, header=not args.no_header)
+    xs, ys, n = [], [], 0
+    for X, y in reader():
+        xs.append(X)
+        ys.append(y)
+        n += X.shape[0]
+        if n >= 200_000:
+            break
+    X, y = np.concatenate(xs)[:200_000], np.concatenate(ys)[:200_000]
+    walk = np.array([(0.0, 0.0)] + path_seen) if path_seen else None
+    plot.summary(res, X[:, 0] if X.shape[1] == 1 else X, y, path=walk, file=args.plot)
 
 
 def _predict_command(args, out):
@@ -194,6 +221,9 @@ def main(argv=None):
                    help="table (default) or one JSON object: coef, intercept, loss, epochs, "
                         "converged, elapsed_s, rows")
     f.add_argument("--save-model", metavar="FILE", help="write the model (JSON) for predict")
+    f.add_argument("--plot", metavar="FILE.png",
+                   help="write a figure: the fit line, the loss curve and (one feature) the "
+                        "loss surface with the descent path (needs matplotlib)")
     f.add_argument("--no-header", action="store_true", help="the CSV has no header row")
     f.add_argument("--quiet", action="store_true", help="no progress output")
     q = sub.add_parser("predict", help="predict with a saved model; CSV on stdout",

@@ -245,3 +245,39 @@ def test_progress_bar_on_request(capsys):
     assert capsys.readouterr().err == ""
     with pytest.raises(ValueError, match="progress must be True, False or 'auto'"):
         fastgd.fit(X, X @ [1.0, 2.0], progress="yes")
+
+
+# --- pictures ---------------------------------------------------------------------------------
+
+def test_plots_render_to_png(tmp_path):
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    from fastgd import plot
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-5, 5, 100_000)
+    y = 2.5 * x - 1 + rng.normal(0, 0.5, x.size)
+    res = fastgd.fit(x, y, mode="sgd", epochs=4, random_state=0)
+    ax = plot.fit_line(res, x, y)
+    assert len(ax.collections[0].get_offsets()) == plot.MAX_POINTS  # subsampled
+    line = ax.lines[0].get_xydata()
+    assert (line[1, 1] - line[0, 1]) / (line[1, 0] - line[0, 0]) == pytest.approx(res.coef[0])
+    ax = plot.loss_curve(res)
+    assert np.allclose(ax.lines[0].get_ydata(), res.loss_history)
+    path = plot.descent_path(x, y, res)
+    assert path.shape == (5, 2) and path[-1, 0] == res.coef[0] and path[-1, 1] == res.intercept
+    ax = plot.loss_surface(x, y, res, path=path)
+    assert np.array_equal(ax.lines[0].get_xydata(), path)
+    fig = plot.summary(res, x, y, path=path, file=tmp_path / "all.png")
+    assert len(fig.axes) >= 3
+    assert (tmp_path / "all.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match="draws one feature"):
+        plot.fit_line(res, np.c_[x, x], y)
+
+
+def test_cli_plot(files, tmp_path):
+    pytest.importorskip("matplotlib")
+    out = _cli("fit", files / "h.csv", "--x", "a", "--y", "y", "--mode", "sgd", "--epochs", "3",
+               "--random-state", "0", "--plot", tmp_path / "fit.png", "--quiet")
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "fit.png").read_bytes()[:4] == b"\x89PNG"
