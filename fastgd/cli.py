@@ -164,6 +164,44 @@ def _plot(res, path, args, path_seen):
     plot.summary(res, X[:, 0] if X.shape[1] == 1 else X, y, path=walk, file=args.plot)
 
 
+def _bench_command(args, out):
+    import json
+
+    from fastgd import _compare
+
+    if args.path is not None:
+        if not args.x or args.y is None:
+            raise _DataError("bench PATH needs the columns: --x COL [--x COL ...] --y COL")
+        from fastgd.io import FileReader
+
+        path, spooled = args.path, None
+        if path == "-":
+            path = spooled = _read_stdin_to_file()
+        try:
+            parts = list(FileReader(path, args.x, args.y, header=not args.no_header)())
+        finally:
+            if spooled:
+                os.unlink(spooled)
+        if not parts:
+            raise _DataError(f"{args.path} has no rows")
+        X = np.concatenate([p[0] for p in parts])
+        y = np.concatenate([p[1] for p in parts])
+        import fastgd._validation as V
+
+        V.check_data(X, y)  # NaN/inf: the same clear error as fit
+    else:
+        if args.n < 2 or args.d < 1:
+            raise _DataError("--n must be >= 2 and --d >= 1")
+        rng = np.random.default_rng(0)
+        X = rng.normal(size=(args.n, args.d))
+        y = X @ rng.uniform(-2, 2, args.d) + 0.7 + rng.normal(0, 0.1, args.n)
+    rows = _compare.run(X, y, rounds=args.rounds)
+    print(_compare.table(rows, X.shape[0], X.shape[1]), file=out)
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump({"rows": X.shape[0], "features": X.shape[1], "results": rows}, f, indent=1)
+
+
 def _predict_command(args, out):
     import fastgd
     from fastgd.io import FileReader
@@ -233,6 +271,20 @@ def main(argv=None):
     q.add_argument("--x", action="append", metavar="COL",
                    help="the columns of X, in the model's order (default: its feature names)")
     q.add_argument("--no-header", action="store_true", help="the CSV has no header row")
+    b = sub.add_parser("bench", help="time fastgd against numpy and scikit-learn on your data",
+                       epilog="examples:\n  fastgd bench rides.csv --x distance --y calories\n"
+                              "  fastgd bench --n 1000000 --d 10 --json results.json",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    b.add_argument("path", metavar="PATH", nargs="?",
+                   help="a .csv or .parquet file (read into memory), or '-'; default: "
+                        "generated data (--n, --d)")
+    b.add_argument("--x", action="append", metavar="COL")
+    b.add_argument("--y", metavar="COL")
+    b.add_argument("--n", type=int, default=1_000_000, help="generated rows (default 10^6)")
+    b.add_argument("--d", type=int, default=10, help="generated features (default 10)")
+    b.add_argument("--rounds", type=int, default=3, help="alternated rounds (best kept)")
+    b.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    b.add_argument("--no-header", action="store_true", help="the CSV has no header row")
     args = parser.parse_args(argv)
     if args.command == "demo":
         if args.n < 4096:
@@ -249,6 +301,8 @@ def main(argv=None):
     try:
         if args.command == "fit":
             _fit_command(args, sys.stdout)
+        elif args.command == "bench":
+            _bench_command(args, sys.stdout)
         else:
             _predict_command(args, sys.stdout)
     except BrokenPipeError:

@@ -281,3 +281,33 @@ def test_cli_plot(files, tmp_path):
                "--random-state", "0", "--plot", tmp_path / "fit.png", "--quiet")
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "fit.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_cli_bench(files, tmp_path):
+    out = _cli("bench", "--n", "3000", "--d", "2", "--rounds", "1", "--json", tmp_path / "b.json")
+    assert out.returncode == 0, out.stderr
+    doc = json.loads((tmp_path / "b.json").read_text())
+    names = [r["name"] for r in doc["results"]]
+    assert names[0].startswith("fastgd default fit") and "numpy.linalg.lstsq" in names
+    by = {r["name"]: r for r in doc["results"]}
+    assert abs(by["fastgd default fit (batch, to the optimum)"]["excess_mse"]) < 1e-12
+    assert by["numpy.linalg.lstsq"]["excess_mse"] == 0.0
+    assert "x fastgd fit" in out.stdout and "excess MSE" in out.stdout
+    on_file = _cli("bench", files / "h.csv", "--x", "a", "--y", "y", "--rounds", "1")
+    assert on_file.returncode == 0 and "20,000 rows x 1 feature(s)" in on_file.stdout
+    missing = _cli("bench", files / "h.csv", "--x", "a")
+    assert missing.returncode == 1 and "--y COL" in missing.stderr
+
+
+def test_cli_bench_lists_missing_peers():
+    code = ("import sys\n"
+            "class Block:\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name == 'sklearn' or name.startswith('sklearn.'):\n"
+            "            raise ImportError('No module named sklearn')\n"
+            "sys.meta_path.insert(0, Block())\n"
+            "from fastgd.cli import main\n"
+            "sys.exit(main(['bench', '--n', '2000', '--d', '1', '--rounds', '1']))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert 'skipped: scikit-learn is not installed (pip install "fastgd[sklearn]")' in out.stdout
