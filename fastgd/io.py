@@ -145,9 +145,12 @@ class FileReader:
 
     def _convert(self, table):
         n = table.num_rows
-        X = np.empty((n, len(self.x)))
-        for j, c in enumerate(self.x):
-            X[:, j] = _column(table.column(c), self.path, c)
+        if len(self.x) == 1:  # one column: Arrow's memory as it is (no nulls: no copy)
+            X = _column(table.column(self.x[0]), self.path, self.x[0]).reshape(n, 1)
+        else:  # the kernels read rows: one copy into row-major order
+            X = np.empty((n, len(self.x)))
+            for j, c in enumerate(self.x):
+                X[:, j] = _column(table.column(c), self.path, c)
         out = [X]
         if self.y is not None:
             out.append(_column(table.column(self.y), self.path, self.y))
