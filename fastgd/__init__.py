@@ -15,9 +15,9 @@ from ._metrics import mse, sse
 from ._plan import DataFacts, FitPlan
 from ._result import (ConvergenceWarning, DivergenceError, FitInterrupted, FitResult,
                       IllConditionedWarning)
+from ._version import __version__
 from .io import fit_file, load
 
-__version__ = "0.1.0"
 
 __all__ = ["fit", "fit_chunks", "fit_file", "load", "mse", "sse", "FitPlan", "DataFacts", "FitResult",
            "DivergenceError", "FitInterrupted", "ConvergenceWarning", "IllConditionedWarning", "GDRegressor",

@@ -176,7 +176,7 @@ class FitResult:
     def save(self, path):
         """Write this result as a JSON model file (see :func:`fastgd.load`): coefficients,
         intercept, feature names, the plan's settings, the fastgd version. Atomic."""
-        from .io import save
+        from ._model import save
 
         save(self, path)
 

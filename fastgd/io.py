@@ -16,12 +16,11 @@ import numpy as np
 
 from . import _validation as V
 from ._config import serialized_under_workqueue
+from ._model import MODEL_FORMAT, save  # noqa: F401 (save: fastgd.io.save)
 from ._engine import run
 from ._plan import FitPlan
 from ._sources import Block, ChunkSource
 
-#: the model file's format version: a file written by a newer fastgd is refused clearly
-MODEL_FORMAT = 1
 #: bytes of float64 per block (the X and y a block converts to): 64 MiB
 BLOCK_BYTES = 64 << 20
 
@@ -259,35 +258,6 @@ def fit_file(path, *, x, y, weight=None, header=True, delimiter=",", block_rows=
 # ---------------------------------------------------------------------------------------
 # Model files
 # ---------------------------------------------------------------------------------------
-
-def save(result, path):
-    """Write ``result`` (a :class:`fastgd.FitResult`) as a small JSON model file:
-    coefficients, intercept, feature names, the fit plan's dict, the final loss, the
-    fastgd version and the file format. Written atomically (a temporary file, then a
-    rename): an interrupted save never leaves a half-written model."""
-    from . import __version__
-
-    doc = {
-        "format": MODEL_FORMAT,
-        "fastgd_version": __version__,
-        "coef": [float(c) for c in result.coef],
-        "intercept": float(result.intercept),
-        "feature_names": None if result.feature_names is None else list(result.feature_names),
-        "one_d": bool(result.one_d),
-        "final_loss": float(result.final_loss),
-        "n_epochs": int(result.n_epochs),
-        "converged": bool(result.converged),
-        "scaled": bool(result.scaled),
-        "plan": None if result.plan is None else result.plan.to_dict(),
-    }
-    path = os.fspath(path)
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(doc, f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
 
 def load(path):
     """Read a model file written by :func:`save` (``FitResult.save``); returns a

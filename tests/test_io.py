@@ -313,3 +313,11 @@ def test_cli_bench_lists_missing_peers():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert 'skipped: scikit-learn is not installed (pip install "fastgd[sklearn]")' in out.stdout
+
+
+def test_the_version_is_the_projects():
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
+    assert re.search(r'^version = "([^"]+)"', text, re.M).group(1) == fastgd.__version__

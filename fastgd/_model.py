@@ -1,0 +1,37 @@
+"""The JSON model file: :meth:`fastgd.FitResult.save` writes it, :func:`fastgd.load`
+reads it (:mod:`fastgd.io`). Imports nothing of fastgd's but its version, so that
+``FitResult`` can save without importing the engines."""
+import json
+import os
+
+from ._version import __version__
+
+#: the model file's format version: a file written by a newer fastgd is refused clearly
+MODEL_FORMAT = 1
+
+
+def save(result, path):
+    """Write ``result`` (a :class:`fastgd.FitResult`) as a small JSON model file:
+    coefficients, intercept, feature names, the fit plan's dict, the final loss, the
+    fastgd version and the file format. Written atomically (a temporary file, then a
+    rename): an interrupted save never leaves a half-written model."""
+    doc = {
+        "format": MODEL_FORMAT,
+        "fastgd_version": __version__,
+        "coef": [float(c) for c in result.coef],
+        "intercept": float(result.intercept),
+        "feature_names": None if result.feature_names is None else list(result.feature_names),
+        "one_d": bool(result.one_d),
+        "final_loss": float(result.final_loss),
+        "n_epochs": int(result.n_epochs),
+        "converged": bool(result.converged),
+        "scaled": bool(result.scaled),
+        "plan": None if result.plan is None else result.plan.to_dict(),
+    }
+    path = os.fspath(path)
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(doc, f, indent=1)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
