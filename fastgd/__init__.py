@@ -10,7 +10,7 @@ bit-identical).
 >>> round(res.slope, 6), round(res.intercept, 6)
 (2.0, 0.0)
 """
-from ._api import fit, fit_chunks
+from ._api import fit, fit_chunks, resume
 from ._metrics import mse, sse
 from ._plan import DataFacts, FitPlan
 from ._result import (ConvergenceWarning, DivergenceError, FitInterrupted, FitResult,
@@ -19,7 +19,7 @@ from ._version import __version__
 from .io import fit_file, load
 
 
-__all__ = ["fit", "fit_chunks", "fit_file", "load", "mse", "sse", "FitPlan", "DataFacts", "FitResult",
+__all__ = ["fit", "fit_chunks", "fit_file", "resume", "load", "mse", "sse", "FitPlan", "DataFacts", "FitResult",
            "DivergenceError", "FitInterrupted", "ConvergenceWarning", "IllConditionedWarning", "GDRegressor",
            "__version__"]
 

@@ -7,7 +7,11 @@ the engine (:mod:`fastgd._engine`) the algorithms.
 import dataclasses
 import time
 
+import numpy as np
+
 from . import _validation as V
+from ._checkpoint import Checkpointer, check_same_data, fingerprint
+from ._checkpoint import read as read_checkpoint
 from ._config import serialized_under_workqueue
 from ._engine import run, run_partial
 from ._frames import column_names
@@ -16,7 +20,7 @@ from ._plan import PARAM_TABLE as V_PARAMS
 from ._plan import DataFacts, FitPlan
 from ._sources import ArraySource, ChunkSource
 
-__all__ = ["fit", "fit_chunks", "mse", "sse"]
+__all__ = ["fit", "fit_chunks", "resume", "mse", "sse"]
 
 
 @serialized_under_workqueue
@@ -26,7 +30,7 @@ def fit(X, y, *, mode="batch", learning_rate="auto", epochs=None, batch_size=Non
         scale="auto", solver="auto", optimizer="auto", n_iter_no_change=1, penalty=None,
         alpha=1e-4, l1_ratio=0.15, learning_rate_schedule="constant", power_t=0.25,
         average="auto", early_stopping=False, validation_fraction=0.1, loss="squared",
-        epsilon=0.1, progress="auto"):
+        epsilon=0.1, progress="auto", checkpoint=None, checkpoint_every=1):
     """Fit ``y = X @ coef + intercept`` by gradient descent on the squared error.
 
     Parameters
@@ -99,6 +103,14 @@ def fit(X, y, *, mode="batch", learning_rate="auto", epochs=None, batch_size=Non
     callback : callable, optional
         ``callback(epoch, coef, intercept, loss)`` after every epoch; returning
         ``False`` stops the fit.
+    checkpoint : str or path-like, optional
+        Write the full state of the fit to this file every ``checkpoint_every`` epochs
+        (atomically: a killed process leaves a valid checkpoint); :func:`fastgd.resume`
+        continues from it and returns what the uninterrupted fit returns, bit for bit.
+        The automatic batch fit and the stochastic modes (scaled: the default) write
+        checkpoints; the textbook runs on unscaled data refuse them.
+    checkpoint_every : int >= 1
+        Epochs between two checkpoints (default 1).
     progress : bool or "auto"
         A progress bar on standard error (epochs, loss, rows per second; needs tqdm, the
         ``progress`` extra). ``"auto"`` (default) shows it on a terminal, once the fit
@@ -212,7 +224,40 @@ def fit(X, y, *, mode="batch", learning_rate="auto", epochs=None, batch_size=Non
     # NaN/inf in X and y: batch mode and the scaled stochastic modes find it in their first
     # pass (a separate check would cost as much as a batch epoch); plain SGD checks first
     source = ArraySource(data, plan.parallel)
-    res = run(plan, source, coef, callback=callback, t0=t0, progress=_check_progress(progress))
+    ckpt = None
+    if checkpoint is not None:
+        every = V.check_int(checkpoint_every, "checkpoint_every", 1)
+        ckpt = Checkpointer(checkpoint, every, plan, fingerprint(data))
+    res = run(plan, source, coef, callback=callback, t0=t0, progress=_check_progress(progress),
+              checkpoint=ckpt)
+    names = column_names(X)
+    return res if names is None else dataclasses.replace(res, feature_names=names)
+
+
+@serialized_under_workqueue
+def resume(path, X, y, *, sample_weight=None, callback=None, progress="auto",
+           checkpoint_every=None):
+    """Continue the fit whose checkpoint is at ``path`` (written by
+    ``fit(..., checkpoint=path)``), on the same data; returns what the uninterrupted fit
+    returns, bit for bit (``elapsed_s`` aside). The fit goes on writing its checkpoint
+    to ``path`` (every ``checkpoint_every`` epochs, by default as before).
+
+    Data other than the fit's (rows, features, dtype, weights, or values: a fingerprint
+    of sampled rows) is a ``ValueError``, as is a checkpoint from a newer fastgd.
+    """
+    t0 = time.perf_counter()
+    _check_callback(callback)
+    doc = read_checkpoint(path)
+    plan = FitPlan.from_dict(doc["plan"])
+    data = V.check_data(X, y, sample_weight, parallel=V.check_parallel(plan.settings["parallel"]),
+                        check_finite_xy=False)
+    fp = fingerprint(data)
+    check_same_data(doc, fp, path)
+    every = doc.get("every") if checkpoint_every is None else checkpoint_every
+    ckpt = Checkpointer(path, V.check_int(every or 1, "checkpoint_every", 1), plan, fp)
+    source = ArraySource(data, plan.parallel)
+    res = run(plan, source, np.zeros(data.d + 1), callback=callback, t0=t0,
+              progress=_check_progress(progress), checkpoint=ckpt, resume=doc["state"])
     names = column_names(X)
     return res if names is None else dataclasses.replace(res, feature_names=names)
 

@@ -16,6 +16,7 @@ from . import _drivers, _optim, _sgd
 from ._result import (ConvergenceWarning, DivergenceError, FitInterrupted, FitResult,
                       IllConditionedWarning)
 from ._sources import exponents, rescaled
+from ._checkpoint import ENGINES
 from ._validation import Magnitudes
 
 #: columns whose largest magnitude lies within 2^-300 .. 2^300 need no new units
@@ -55,15 +56,22 @@ def _user_level():
     return level
 
 
-def run(plan, source, coef0, *, callback=None, t0=None, progress=False):
+def run(plan, source, coef0, *, callback=None, t0=None, progress=False, checkpoint=None,
+        resume=None):
     """Fit ``source`` by ``plan`` from the raw parameters ``coef0`` (float64 ``(d + 1,)``:
     weights, then intercept). Raises :class:`fastgd.DivergenceError` (holding the last
     finite state) when the loss becomes non-finite or explodes, and
     :class:`fastgd.FitInterrupted` (holding the result so far) on Ctrl-C. ``progress``:
     True, False or "auto" (a bar on standard error, see :class:`_Monitor`)."""
     t0 = time.perf_counter() if t0 is None else t0
+    if checkpoint is not None and plan.engine not in ENGINES:
+        raise ValueError(
+            f"checkpoints are written by the automatic fits (learning_rate='auto', or "
+            f"scale=True); this fit runs the {plan.engine!r} engine (a numeric "
+            "learning_rate on unscaled data). Use scale=True, or no checkpoint"
+        )
     with _Monitor(callback, progress, plan, source) as monitor:
-        res = _run(plan, source, coef0, monitor, t0)
+        res = _run(plan, source, coef0, monitor, t0, (checkpoint, resume))
     if monitor.interrupted:
         raise FitInterrupted(
             f"fit interrupted (Ctrl-C) after epoch {res.n_epochs}; the parameters reached "
@@ -71,7 +79,7 @@ def run(plan, source, coef0, *, callback=None, t0=None, progress=False):
     return res
 
 
-def _run(plan, source, coef0, callback, t0):
+def _run(plan, source, coef0, callback, t0, ckpt):
     engine = {"textbook": _run_raw, "sgd_raw": _run_raw, "sgd_scaled": _run_sgd,
               "batch": _run_batch}[plan.engine]
     # Every intermediate overflow or 0/0 is caught where it matters (divergence checks,
@@ -81,9 +89,9 @@ def _run(plan, source, coef0, callback, t0):
     with np.errstate(all="ignore"):
         try:
             try:
-                res = engine(plan, source, coef0, callback, t0)
+                res = engine(plan, source, coef0, callback, t0, *ckpt)
             except Magnitudes:
-                res = _run_in_units(engine, plan, source, coef0, callback, t0)
+                res = _run_in_units(engine, plan, source, coef0, callback, t0, ckpt)
             _check_finite_result(res, source)
         except (DivergenceError, ValueError) as err:
             _check_unchanged(source, err)
@@ -194,7 +202,7 @@ def _rescalable(plan, source):
             and (plan.scaled or plan.learning_rate is None))
 
 
-def _run_in_units(engine, plan, source, coef0, callback, t0):
+def _run_in_units(engine, plan, source, coef0, callback, t0, ckpt=(None, None)):
     """Fit data whose magnitudes the sums of squares cannot hold (beyond about 1e120, or
     below about 1e-120, see :func:`fastgd._validation.check_statistics`).
 
@@ -211,7 +219,7 @@ def _run_in_units(engine, plan, source, coef0, callback, t0):
     if np.all(np.abs(e) <= UNITS_SAFE_EXP):
         # ordinary magnitudes after all (zero or constant columns): the data as it is
         source.units = (np.zeros(d, dtype=np.int64), 0)
-        return engine(plan, source, coef0, callback, t0)
+        return engine(plan, source, coef0, callback, t0, *ckpt)
     src = rescaled(source, e[:d], e[d])
     ex, ey = src.units
     shift = ey - ex
@@ -225,7 +233,7 @@ def _run_in_units(engine, plan, source, coef0, callback, t0):
             return callback(epoch, np.ldexp(coef, shift), float(np.ldexp(intercept, ey)),
                             float(np.ldexp(loss, 2 * ey)))
     try:
-        res = engine(inner_plan, src, c0, cb, t0)
+        res = engine(inner_plan, src, c0, cb, t0, *ckpt)
     except DivergenceError as err:
         err.result = _from_units(err.result, plan, shift, ey, source)
         raise
@@ -317,7 +325,7 @@ def _divergence(exc, lr, last):
     )
 
 
-def _run_raw(plan, source, coef, callback, t0):
+def _run_raw(plan, source, coef, callback, t0, checkpoint=None, restart=None):
     """The textbook update on the raw data (numeric rate) and plain stochastic modes."""
     batch = plan.mode == "batch"
     passes = 0
@@ -359,7 +367,7 @@ def _run_raw(plan, source, coef, callback, t0):
     return res
 
 
-def _run_sgd(plan, source, coef, callback, t0):
+def _run_sgd(plan, source, coef, callback, t0, checkpoint=None, restart=None):
     """Stochastic modes with scaling, schedules, averaging, early stopping, penalties,
     Huber, serial or parameter mixing. The moments pass comes first and proves the data
     finite."""
@@ -379,7 +387,8 @@ def _run_sgd(plan, source, coef, callback, t0):
             reduction=plan.reduction, huber=plan.loss == "huber", epsilon=plan.epsilon,
             shuffle=plan.shuffle, rng=np.random.default_rng(plan.random_state),
             par_pass=bool(plan.parallel), callback=callback, mixing=plan.mixing,
-            average_after_epochs=plan.average_after_epochs,
+            average_after_epochs=plan.average_after_epochs, checkpoint=checkpoint,
+            restart=restart,
         )
     except _drivers.Diverged as exc:
         last = _result(plan, source, exc.coef, exc.history, False, eta0, t0,
@@ -427,7 +436,7 @@ def run_partial(plan, source, coef0, state):
     return res
 
 
-def _run_batch(plan, source, coef, callback, t0):
+def _run_batch(plan, source, coef, callback, t0, checkpoint=None, restart=None):
     """Batch optimizers in scaled coordinates: the gram path (iterations on the
     sufficient statistics) or the streaming path (one pass per evaluation)."""
     huber = plan.loss == "huber"
@@ -449,6 +458,7 @@ def _run_batch(plan, source, coef, callback, t0):
             oracle, sc, sc.to_scaled(coef), optimizer=plan.optimizer, lr=lr, epochs=plan.epochs,
             tol=plan.tol, n_iter_no_change=plan.n_iter_no_change, callback=callback,
             quadratic=not huber, epsilon=plan.epsilon if huber else None,
+            checkpoint=checkpoint, resume=restart,
         )
     except _drivers.Diverged as exc:
         last = _result(plan, source, exc.coef, exc.history, False, lr_used, t0,

@@ -411,10 +411,17 @@ class _Stopper:
         return self.quiet >= self.patience and self.last_cos <= self.gtol
 
 
+#: the loop's state a checkpoint holds (see fastgd._checkpoint)
+_RUN_STATE = ("theta", "loss", "S", "pen1", "history", "y_pt", "S_y", "prev", "t", "p",
+              "g_old")
+_STOP_STATE = ("quiet", "last_cos", "last_rel", "curv_min", "curv_max")
+
+
 def run(oracle, sc, theta, *, optimizer, lr, epochs, tol, n_iter_no_change, callback,
-        quadratic=True, epsilon=None):
+        quadratic=True, epsilon=None, checkpoint=None, resume=None):
     """The optimizer loop in scaled coordinates (``epsilon``: the Huber threshold, for the
-    stopping rule).
+    stopping rule). ``checkpoint`` (a :class:`fastgd._checkpoint.Checkpointer`) receives
+    the loop's state every few epochs; ``resume`` (such a state) continues from it.
 
     Returns ``(theta, history, converged, stopper)``; raises :class:`Diverged` (with the
     last finite raw parameters) when a numeric learning rate makes the loss explode.
@@ -434,7 +441,17 @@ def run(oracle, sc, theta, *, optimizer, lr, epochs, tol, n_iter_no_change, call
     step, beta = (None, None) if optimizer == "cg" else momentum_params(sc, optimizer, lr)
     t = 1.0 / sc.L  # cg: trial step
     p = None
-    for epoch in range(1, epochs + 1):
+    g_old = None
+    start = 1
+    if resume is not None:
+        theta, loss, S, pen1 = resume["theta"], resume["loss"], resume["S"], resume["pen1"]
+        history, y_pt, S_y = list(resume["history"]), resume["y_pt"], resume["S_y"]
+        prev, t, p, g_old = resume["prev"], resume["t"], resume["p"], resume["g_old"]
+        for key in _STOP_STATE:
+            setattr(stop, key, resume["stop"][key])
+        getattr(oracle, "base", oracle).n_passes = resume["n_passes"]
+        start = resume["epoch"] + 1
+    for epoch in range(start, epochs + 1):
         if optimizer == "cg":
             g = g2 * S
             if p is None:
@@ -523,6 +540,14 @@ def run(oracle, sc, theta, *, optimizer, lr, epochs, tol, n_iter_no_change, call
         if done:
             converged = True
             break
+        if checkpoint is not None and checkpoint.due(epoch):
+            local = locals()
+            state = {k: local[k] for k in _RUN_STATE}
+            state["history"] = np.asarray(history)
+            state["stop"] = {k: getattr(stop, k) for k in _STOP_STATE}
+            state["n_passes"] = oracle.n_passes
+            state["epoch"] = epoch
+            checkpoint.save("batch", epoch, state)
     return theta, np.asarray(history), converged, stop
 
 

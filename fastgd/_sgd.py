@@ -70,7 +70,7 @@ def auto_eta0(source, sc, reduction, batch_size):
 def fit_sgd(source, sc, theta, *, eta0, schedule, power_t, average, epochs, tol,
             n_iter_no_change, early_stopping, validation_fraction, batch_size, reduction,
             huber, epsilon, shuffle, rng, par_pass, callback, mixing=False,
-            average_after_epochs=0, resume=None):
+            average_after_epochs=0, resume=None, checkpoint=None, restart=None):
     """Run the epochs; returns ``(theta_reported, history, converged, n_passes, eta_final)``.
 
     ``history`` holds the training objective (full data, or the training rows with
@@ -84,6 +84,11 @@ def fit_sgd(source, sc, theta, *, eta0, schedule, power_t, average, epochs, tol,
     call; on return it holds the kernel state (parameters and running average), the step
     count and the step at which averaging starts, and a later call continues from them
     (``theta`` is then ignored).
+
+    ``checkpoint`` (a :class:`fastgd._checkpoint.Checkpointer`) receives the state every
+    few epochs; ``restart`` (such a state) continues the fit from it: the random stream
+    is replayed (the epochs' visiting orders are drawn again, not run) so that the
+    epochs after it see the orders of the uninterrupted fit.
     """
     d = source.d
     mean = reduction == "mean"
@@ -155,8 +160,19 @@ def fit_sgd(source, sc, theta, *, eta0, schedule, power_t, average, epochs, tol,
     quiet = 0
     eta = eta0
     converged = False
+    start = 1
+    if restart is not None:
+        state[:] = restart["state"]
+        t, eta, quiet, best = int(restart["t"]), restart["eta"], int(restart["quiet"]), restart["best"]
+        params[K.P_AVG_START] = avg_start = restart["avg_start"]
+        history = list(restart["history"])
+        passes = int(restart["passes"])
+        start = int(restart["epoch"]) + 1
     with source.epochs(rng, shuffle, par_pass, prefetch=not mixing, rows=train_idx) as epochs_:
-        for epoch in range(1, epochs + 1):
+        for _ in range(start - 1):  # replay the random stream of the epochs already run
+            for _block in epochs_.next():
+                pass
+        for epoch in range(start, epochs + 1):
             blocks = epochs_.next()
             params[K.P_ETA0] = eta
             prev, t_prev = state.copy(), t
@@ -200,6 +216,11 @@ def fit_sgd(source, sc, theta, *, eta0, schedule, power_t, average, epochs, tol,
             if stop:
                 converged = True
                 break
+            if checkpoint is not None and checkpoint.due(epoch):
+                checkpoint.save("sgd_scaled", epoch, {
+                    "state": state, "t": t, "eta": eta, "quiet": quiet, "best": best,
+                    "avg_start": avg_start, "history": np.asarray(history),
+                    "passes": passes, "epoch": epoch})
     if resume is not None:
         resume.update(state=state.copy(), t=t, avg_start=avg_start)
     return reported(state, t).copy(), np.asarray(history), converged, passes, eta

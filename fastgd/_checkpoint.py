@@ -1,0 +1,130 @@
+"""Checkpoints: the full state of a fit, written every ``k`` epochs, and resuming from it.
+
+``fastgd.fit(X, y, ..., checkpoint="fit.ckpt", checkpoint_every=k)`` writes, after every
+``k``-th epoch, what the engine needs to go on exactly where it is: the parameters and
+the optimizer's state (conjugate-gradient directions, momentum, the stopping rule's
+counters; SGD's parameters, running average, step count, schedule), the loss history,
+the epoch, plus the fit plan and a fingerprint of the data. ``fastgd.resume(path, X, y)``
+continues that fit and returns the result the uninterrupted fit returns, bit for bit (the
+random stream of the stochastic modes is replayed: its draws depend only on the seed and
+the epochs run).
+
+Writes are atomic: a temporary file in the same folder, flushed to disk, then renamed
+over the checkpoint, so a process killed at any moment leaves the previous checkpoint or
+the new one, never half of one. The file is JSON (floats written exactly).
+"""
+import hashlib
+import json
+import os
+
+import numpy as np
+
+from ._version import __version__
+
+#: the checkpoint format: a file from a newer fastgd is refused clearly
+CHECKPOINT_FORMAT = 1
+#: engines that write checkpoints (the automatic fits)
+ENGINES = ("batch", "sgd_scaled")
+
+
+def _encode(v):
+    if isinstance(v, np.ndarray):
+        return {"__array__": [float(x) for x in v.ravel()], "shape": list(v.shape)}
+    if isinstance(v, (np.floating,)):
+        return float(v)
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    if isinstance(v, dict):
+        return {k: _encode(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_encode(x) for x in v]
+    return v
+
+
+def _decode(v):
+    if isinstance(v, dict):
+        if "__array__" in v:
+            return np.array(v["__array__"], dtype=np.float64).reshape(v["shape"])
+        return {k: _decode(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_decode(x) for x in v]
+    return v
+
+
+def fingerprint(data):
+    """What identifies the data of an in-memory fit: shape, dtype, weights, and a hash
+    of 257 rows spread over it (cheap at any size; a different file or a shuffled copy
+    is caught, a change of one row between the sampled ones is not)."""
+    n = data.n
+    rows = np.unique(np.linspace(0, n - 1, min(n, 257)).astype(np.int64))
+    h = hashlib.sha256()
+    h.update(np.ascontiguousarray(data.X[rows]).tobytes())
+    h.update(np.ascontiguousarray(data.y[rows]).tobytes())
+    if data.sw.shape[0]:
+        h.update(np.ascontiguousarray(data.sw[rows]).tobytes())
+    return {"n": int(n), "d": int(data.d), "dtype": str(data.X.dtype),
+            "weighted": bool(data.sw.shape[0]), "sha256": h.hexdigest()}
+
+
+class Checkpointer:
+    """Writes the state an engine hands it, every ``every`` epochs, atomically."""
+
+    def __init__(self, path, every, plan, fingerprint):
+        self.path = os.fspath(path)
+        self.every = int(every)
+        self.plan = plan
+        self.fingerprint = fingerprint
+        self.written = 0
+
+    def due(self, epoch):
+        return epoch % self.every == 0
+
+    def save(self, engine, epoch, state):
+        doc = {"format": CHECKPOINT_FORMAT, "fastgd_version": __version__, "engine": engine,
+               "epoch": int(epoch), "every": self.every, "plan": self.plan.to_dict(),
+               "fingerprint": self.fingerprint, "state": _encode(state)}
+        tmp = f"{self.path}.tmp{os.getpid()}"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(doc, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+        self.written += 1
+
+
+def read(path):
+    """The checkpoint at ``path`` as a dict (``state`` decoded), or a clear error."""
+    path = os.fspath(path)
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = json.load(f)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path} is not a fastgd checkpoint (not JSON: {exc})") from None
+    if not isinstance(doc, dict) or "format" not in doc or "state" not in doc:
+        raise ValueError(f"{path} is not a fastgd checkpoint")
+    if not isinstance(doc["format"], int) or doc["format"] > CHECKPOINT_FORMAT:
+        raise ValueError(
+            f"{path} was written by fastgd {doc.get('fastgd_version', '?')} in checkpoint "
+            f"format {doc['format']}; this fastgd reads format {CHECKPOINT_FORMAT} and "
+            "older: upgrade fastgd"
+        )
+    doc["state"] = _decode(doc["state"])
+    return doc
+
+
+def check_same_data(doc, fp, path):
+    """A clear error when ``fp`` (the data given to resume) is not the checkpoint's."""
+    want = doc["fingerprint"]
+    for key, what in (("n", "rows"), ("d", "features"), ("dtype", "dtype"),
+                      ("weighted", "sample weights")):
+        if want[key] != fp[key]:
+            raise ValueError(
+                f"{path} was written for data with {what} {want[key]!r}, got {fp[key]!r}: "
+                "resume the fit with the data it started on"
+            )
+    if want["sha256"] != fp["sha256"]:
+        raise ValueError(
+            f"{path} was written for other data (same shape, different values: the "
+            "fingerprint of sampled rows differs): resume the fit with the data it "
+            "started on"
+        )
