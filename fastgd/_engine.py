@@ -120,12 +120,16 @@ def _check_unchanged(source, err):
         source.verified = True
 
 
+#: a fit takes over Ctrl-C once it has run this long (seconds)
+WATCH_AFTER_S = 0.05
+
+
 class _Monitor:
     """What runs after every epoch besides the user's callback: Ctrl-C and the progress
     bar. It is the callback the engines call (they stop when it returns False).
 
-    * SIGINT (in the main thread): the first Ctrl-C asks the fit to stop at the end of
-      the current epoch (``run`` then raises :class:`fastgd.FitInterrupted` with the
+    * SIGINT (in the main thread, from the first epoch that ends 0.05 s into the fit):
+      the first Ctrl-C asks the fit to stop at the end of the current epoch (``run`` then raises :class:`fastgd.FitInterrupted` with the
       result); a second one interrupts at once, as usual.
     * ``progress``: a tqdm bar on standard error (epochs, loss, rows per second).
       ``"auto"`` shows it on a terminal only, and only once the fit has run for a
@@ -145,15 +149,22 @@ class _Monitor:
             self.rows = source.data.n
         self.t = time.perf_counter()
 
-    def __enter__(self):
+    def _watch_ctrl_c(self):
+        """Take over SIGINT (main thread only). Done after the first epoch that ends past
+        :data:`WATCH_AFTER_S`: short fits never pay for it (two calls of
+        ``signal.signal`` cost about as much as a 1000-row fit)."""
         import signal
         import threading
 
+        self.watching = True
         if threading.current_thread() is threading.main_thread():
             try:
                 self.previous = signal.signal(signal.SIGINT, self._on_sigint)
             except (ValueError, OSError):  # not settable here (embedded interpreters)
                 self.previous = None
+
+    def __enter__(self):
+        self.watching = False
         if self.progress is True or (self.progress == "auto" and sys.stderr.isatty()):
             try:
                 from tqdm.auto import tqdm
@@ -182,6 +193,8 @@ class _Monitor:
         self.interrupted = True
 
     def __call__(self, epoch, coef, intercept, loss):
+        if not self.watching and time.perf_counter() - self.t > WATCH_AFTER_S:
+            self._watch_ctrl_c()
         if self.bar is not None:
             self.bar.update(1)
             now = time.perf_counter()

@@ -115,8 +115,9 @@ class Scaled:
         # a constant column's centred moments are the rounding of its mean (a column of
         # 0.1s has mean 0.10000000000000002): below (4 eps mean)^2 a column is constant,
         # else its "scaled" values would be rounding noise blown up to unit variance
-        flat = np.flatnonzero(m2[:d] <= W * (4.0 * EPS * mean[:d]) ** 2)
-        if flat.size:
+        flat = m2[:d] <= W * (4.0 * EPS * mean[:d]) ** 2
+        if flat.any():
+            flat = np.flatnonzero(flat)
             m2 = m2.copy()
             m2[flat] = 0.0
             if com is not None:
@@ -219,8 +220,14 @@ class Scaled:
         elif self.d <= EIG_MAX_D:
             # over the coordinates with curvature: a column that is zero in scaled
             # coordinates (constant, or all zeros) never moves and has no say
-            live = np.flatnonzero(np.diag(self.Gpen)[:k] > 0.0)
-            ev = np.linalg.eigvalsh(self.Gpen[np.ix_(live, live)]) if live.size else [0.0]
+            live = np.diag(self.Gpen)[:k] > 0.0
+            if live.all():
+                ev = np.linalg.eigvalsh(self.Gpen[:k, :k])
+            elif live.any():
+                idx = np.flatnonzero(live)
+                ev = np.linalg.eigvalsh(self.Gpen[np.ix_(idx, idx)])
+            else:
+                ev = [0.0]
             lmax, lmin = float(ev[-1]), float(ev[0])
         else:
             G = self.Gpen[:k, :k]
@@ -649,7 +656,10 @@ def refine(sc, obj, theta, loss):
     if not (np.isfinite(sc.Gpen).all() and np.isfinite(S).all()):
         return theta, base, 1  # never hand LAPACK a non-finite matrix (it hung on one)
     delta = np.zeros(d + 1)
-    delta[free] = np.linalg.lstsq(sc.Gpen[np.ix_(free, free)], S[free], rcond=None)[0]
+    if free.all():
+        delta[:] = np.linalg.lstsq(sc.Gpen, S, rcond=None)[0]
+    else:
+        delta[free] = np.linalg.lstsq(sc.Gpen[np.ix_(free, free)], S[free], rcond=None)[0]
     new_loss = base - sc.norm * float(S @ delta)
     new = theta + delta
     l1 = free & (sc.lam1 > 0.0)

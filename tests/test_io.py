@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -223,6 +224,8 @@ def test_ctrl_c_stops_at_the_end_of_the_epoch_with_the_result():
     kw = dict(mode="sgd", epochs=50, random_state=0)
 
     def interrupt(epoch, coef, intercept, loss):
+        if epoch == 1:
+            time.sleep(0.1)  # fits take Ctrl-C over once they have run 0.05 s
         if epoch == 3:
             os.kill(os.getpid(), signal.SIGINT)
 
