@@ -235,19 +235,31 @@ def fit(X, y, *, mode="batch", learning_rate="auto", epochs=None, batch_size=Non
 
 
 @serialized_under_workqueue
-def resume(path, X, y, *, sample_weight=None, callback=None, progress="auto",
+def resume(path, X=None, y=None, *, sample_weight=None, callback=None, progress="auto",
            checkpoint_every=None):
     """Continue the fit whose checkpoint is at ``path`` (written by
-    ``fit(..., checkpoint=path)``), on the same data; returns what the uninterrupted fit
-    returns, bit for bit (``elapsed_s`` aside). The fit goes on writing its checkpoint
-    to ``path`` (every ``checkpoint_every`` epochs, by default as before).
+    ``fit(..., checkpoint=path)`` or ``fit_file(..., checkpoint=path)``); returns what the
+    uninterrupted fit returns, bit for bit (``elapsed_s`` aside). The fit goes on writing
+    its checkpoint to ``path`` (every ``checkpoint_every`` epochs, by default as before).
 
-    Data other than the fit's (rows, features, dtype, weights, or values: a fingerprint
-    of sampled rows) is a ``ValueError``, as is a checkpoint from a newer fastgd.
+    A fit of arrays needs the same ``X``, ``y`` (and ``sample_weight``) again: other data
+    (rows, features, dtype, weights, or values: a fingerprint of sampled rows) is a
+    ``ValueError``. A fit of a file reopens the file (``X`` and ``y`` stay None), and
+    refuses a file that changed since. A checkpoint from a newer fastgd is refused.
     """
     t0 = time.perf_counter()
     _check_callback(callback)
     doc = read_checkpoint(path)
+    if "file" in doc["fingerprint"]:
+        if X is not None or y is not None:
+            raise TypeError(f"{path} continues a fit of the file {doc['fingerprint']['file']}, "
+                            "which resume opens again: call fastgd.resume(path) without X, y")
+        from .io import resume_file
+
+        return resume_file(doc, path, callback=callback, progress=_check_progress(progress),
+                           checkpoint_every=checkpoint_every)
+    if X is None or y is None:
+        raise TypeError(f"{path} continues a fit of arrays: pass the same X and y again")
     plan = FitPlan.from_dict(doc["plan"])
     data = V.check_data(X, y, sample_weight, parallel=V.check_parallel(plan.settings["parallel"]),
                         check_finite_xy=False)

@@ -66,6 +66,30 @@ def fingerprint(data):
             "weighted": bool(data.sw.shape[0]), "sha256": h.hexdigest()}
 
 
+def file_fingerprint(reader):
+    """What identifies a file fit: the file (path, size, modification time) and how it is
+    read (columns, header, delimiter, block size): enough to open it again on resume."""
+    st = os.stat(reader.path)
+    return {"file": os.path.abspath(reader.path), "size": st.st_size,
+            "mtime_ns": st.st_mtime_ns, "x": list(reader.x), "y": reader.y, "weight": reader.w,
+            "header": reader.header, "delimiter": reader.delimiter,
+            "block_rows": reader.block_rows}
+
+
+def check_same_file(doc, path):
+    """A clear error when the checkpoint's file changed or vanished since."""
+    fp = doc["fingerprint"]
+    try:
+        st = os.stat(fp["file"])
+    except OSError:
+        raise ValueError(f"{path} continues a fit of {fp['file']}, which is gone") from None
+    if st.st_size != fp["size"] or st.st_mtime_ns != fp["mtime_ns"]:
+        raise ValueError(
+            f"{path} continues a fit of {fp['file']}, which changed since (size or "
+            "modification time): start the fit again"
+        )
+
+
 class Checkpointer:
     """Writes the state an engine hands it, every ``every`` epochs, atomically."""
 

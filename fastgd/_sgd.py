@@ -170,8 +170,7 @@ def fit_sgd(source, sc, theta, *, eta0, schedule, power_t, average, epochs, tol,
         start = int(restart["epoch"]) + 1
     with source.epochs(rng, shuffle, par_pass, prefetch=not mixing, rows=train_idx) as epochs_:
         for _ in range(start - 1):  # replay the random stream of the epochs already run
-            for _block in epochs_.next():
-                pass
+            epochs_.skip()
         for epoch in range(start, epochs + 1):
             blocks = epochs_.next()
             params[K.P_ETA0] = eta

@@ -299,6 +299,17 @@ class _BlockEpochs:
                 perm = np.arange(m, dtype=np.int64)
             yield b, (perm if rows is None else rows[perm])
 
+    def skip(self):
+        """Draw what :meth:`next` draws from ``rng`` for one epoch, without reading any
+        block (resuming a checkpoint replays the random stream this way)."""
+        if not self.shuffle:
+            return
+        nb = self.source.n_blocks
+        if self.source.random_access and nb > 1:
+            self.rng.permutation(nb)
+        for _ in range(nb):
+            epoch_seed(self.rng)
+
 
 # ---------------------------------------------------------------------------------------
 # In-memory arrays
@@ -384,6 +395,10 @@ class _ArrayEpochs:
 
     def __exit__(self, *exc):
         return self.perms.__exit__(*exc)
+
+    def skip(self):
+        """One epoch's draws from the random stream (see :meth:`_BlockEpochs.skip`)."""
+        self.perms.next()
 
     def next(self):
         perm = self.perms.next()

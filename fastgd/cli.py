@@ -95,12 +95,13 @@ def _read_stdin_to_file():
 
 
 def _fit_command(args, out):
-    import json
-
     import fastgd
 
     path, spooled = args.path, None
     if path == "-":
+        if args.checkpoint:
+            raise _DataError("--checkpoint needs a file to read again on resume, not "
+                             "standard input: save the CSV to a file first")
         path = spooled = _read_stdin_to_file()
     try:
         kw = {}
@@ -109,6 +110,8 @@ def _fit_command(args, out):
                 kw[name] = getattr(args, name)
         if args.learning_rate is not None:
             kw["learning_rate"] = args.learning_rate
+        if args.checkpoint:
+            kw["checkpoint"] = args.checkpoint
         path_seen = []
         if args.plot:
             kw["callback"] = lambda e, c, b, loss: path_seen.append((float(c[0]), b))
@@ -119,6 +122,19 @@ def _fit_command(args, out):
     finally:
         if spooled:
             os.unlink(spooled)
+    _report(res, args.path, args, out)
+
+
+def _resume_command(args, out):
+    import fastgd
+
+    res = fastgd.resume(args.checkpoint_file, progress=False if args.quiet else "auto")
+    _report(res, args.checkpoint_file, args, out)
+
+
+def _report(res, label, args, out):
+    import json
+
     if args.save_model:
         res.save(args.save_model)
     rows = res.n_rows
@@ -131,7 +147,7 @@ def _fit_command(args, out):
         return
     names = res.feature_names or [f"x{j}" for j in range(res.coef.shape[0])]
     width = max(12, max(len(n) for n in names))
-    print(f"fastgd fit of {args.path}: {rows:,} rows, mode {res.mode}, {res.n_epochs} "
+    print(f"fastgd fit of {label}: {rows:,} rows, mode {res.mode}, {res.n_epochs} "
           f"epoch(s), {'converged' if res.converged else 'not converged'}, "
           f"{res.elapsed_s:.3f} s", file=out)
     for n, c in zip(names, res.coef):
@@ -262,8 +278,19 @@ def main(argv=None):
     f.add_argument("--plot", metavar="FILE.png",
                    help="write a figure: the fit line, the loss curve and (one feature) the "
                         "loss surface with the descent path (needs matplotlib)")
+    f.add_argument("--checkpoint", metavar="FILE",
+                   help="write the fit's state to FILE after every epoch (atomically); "
+                        "`fastgd resume FILE` continues an interrupted fit")
     f.add_argument("--no-header", action="store_true", help="the CSV has no header row")
     f.add_argument("--quiet", action="store_true", help="no progress output")
+    r = sub.add_parser("resume", help="continue a fit from its --checkpoint file",
+                       epilog="example:\n  fastgd fit big.parquet --x a --y b --checkpoint "
+                              "fit.ckpt   # interrupted\n  fastgd resume fit.ckpt",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    r.add_argument("checkpoint_file", metavar="CHECKPOINT")
+    r.add_argument("--format", choices=("table", "json"), default="table")
+    r.add_argument("--save-model", metavar="FILE")
+    r.add_argument("--quiet", action="store_true")
     q = sub.add_parser("predict", help="predict with a saved model; CSV on stdout",
                        epilog=FIT_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     q.add_argument("model", metavar="MODEL", help="a model file from fit --save-model")
@@ -303,6 +330,8 @@ def main(argv=None):
             _fit_command(args, sys.stdout)
         elif args.command == "bench":
             _bench_command(args, sys.stdout)
+        elif args.command == "resume":
+            _resume_command(args, sys.stdout)
         else:
             _predict_command(args, sys.stdout)
     except BrokenPipeError:

@@ -15,6 +15,7 @@ import os
 import numpy as np
 
 from . import _validation as V
+from ._checkpoint import Checkpointer, check_same_file, file_fingerprint
 from ._config import serialized_under_workqueue
 from ._model import MODEL_FORMAT, save  # noqa: F401 (save: fastgd.io.save)
 from ._engine import run
@@ -247,11 +248,37 @@ def fit_file(path, *, x, y, weight=None, header=True, delimiter=",", block_rows=
     init_intercept = fit_kwargs.pop("init_intercept", 0.0)
     callback = fit_kwargs.pop("callback", None)
     progress = fit_kwargs.pop("progress", "auto")
+    checkpoint = fit_kwargs.pop("checkpoint", None)
+    every = fit_kwargs.pop("checkpoint_every", 1)
     if "sample_weight" in fit_kwargs:
         raise TypeError("fit_file takes the weights from a column: give weight='column'")
     plan = FitPlan.build(source.facts(), **fit_kwargs)
+    ckpt = None
+    if checkpoint is not None:
+        ckpt = Checkpointer(checkpoint, V.check_int(every, "checkpoint_every", 1), plan,
+                            file_fingerprint(reader))
     res = run(plan, source, V.check_init(init_coef, init_intercept, source.d),
-              callback=callback, progress=progress)
+              callback=callback, progress=progress, checkpoint=ckpt)
+    return dataclasses.replace(res, feature_names=tuple(reader.x), n_rows=source.n)
+
+
+def resume_file(doc, path, *, callback=None, progress="auto", checkpoint_every=None):
+    """Continue a :func:`fit_file` from its checkpoint ``doc`` (read from ``path``): the
+    file is opened again as the fit read it, after checking it did not change."""
+    check_same_file(doc, path)
+    fp = doc["fingerprint"]
+    reader = FileReader(fp["file"], fp["x"], fp["y"], fp["weight"], header=fp["header"],
+                        block_rows=fp["block_rows"], delimiter=fp["delimiter"])
+    plan = FitPlan.from_dict(doc["plan"])
+    parallel = plan.settings["parallel"]
+    if reader.kind == "parquet" and reader.row_groups_fit():
+        source = _ParquetSource(reader, parallel)
+    else:
+        source = ChunkSource(reader, parallel=parallel)
+    every = doc.get("every", 1) if checkpoint_every is None else checkpoint_every
+    ckpt = Checkpointer(path, V.check_int(every, "checkpoint_every", 1), plan, fp)
+    res = run(plan, source, np.zeros(source.d + 1), callback=callback, progress=progress,
+              checkpoint=ckpt, resume=doc["state"])
     return dataclasses.replace(res, feature_names=tuple(reader.x), n_rows=source.n)
 
 

@@ -124,3 +124,58 @@ def test_textbook_runs_refuse_checkpoints(tmp_path, data):
         fastgd.fit(X, y, learning_rate=0.01, epochs=3, checkpoint=tmp_path / "c")
     with pytest.raises(ValueError, match="checkpoint_every must be >= 1"):
         fastgd.fit(X, y, checkpoint=tmp_path / "c", checkpoint_every=0)
+
+
+def test_file_fits_resume_from_the_file(tmp_path, data):
+    """fit_file with a checkpoint, interrupted: resume(path) reopens the file (Parquet
+    with shuffled row groups, and CSV) and returns the uninterrupted result."""
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    X, y = data
+    table = pa.table({"a": X[:, 0], "b": X[:, 1], "y": y})
+    pq.write_table(table, tmp_path / "d.parquet", row_group_size=700)
+    np.savetxt(tmp_path / "d.csv", np.c_[X[:, :2], y], delimiter=",", header="a,b,y",
+               comments="", fmt="%.17g")
+    for name in ("d.parquet", "d.csv"):
+        for kw in (dict(mode="sgd", epochs=5, random_state=2), dict(solver="stream")):
+            common = dict(x=["a", "b"], y="y", block_rows=1000, **kw)
+            ref = fastgd.fit_file(tmp_path / name, **common)
+
+            def crash(epoch, *_):
+                if epoch == 2:
+                    raise _Stop
+
+            ck = tmp_path / f"{name}.ckpt"
+            with pytest.raises(_Stop):
+                fastgd.fit_file(tmp_path / name, checkpoint=ck, callback=crash, **common)
+            res = fastgd.resume(ck)
+            assert np.array_equal(res.coef, ref.coef) and res.intercept == ref.intercept, name
+            assert np.array_equal(res.loss_history, ref.loss_history)
+    with pytest.raises(TypeError, match="without X, y"):
+        fastgd.resume(ck, X, y)
+    os.utime(tmp_path / "d.csv", ns=(0, 0))
+    with pytest.raises(ValueError, match="which changed since"):
+        fastgd.resume(ck)
+
+
+def test_cli_checkpoint_and_resume(tmp_path, data):
+    pytest.importorskip("pyarrow")
+    X, y = data
+    np.savetxt(tmp_path / "d.csv", np.c_[X[:, :2], y], delimiter=",", header="a,b,y",
+               comments="", fmt="%.17g")
+    ck = tmp_path / "fit.ckpt"
+    run = [sys.executable, "-m", "fastgd"]
+    out = subprocess.run(run + ["fit", str(tmp_path / "d.csv"), "--x", "a", "--x", "b", "--y", "y",
+                                "--mode", "sgd", "--epochs", "3", "--random-state", "0",
+                                "--checkpoint", str(ck), "--format", "json"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    done = json.loads(out.stdout)
+    assert json.loads(ck.read_text())["epoch"] == 3
+    again = subprocess.run(run + ["resume", str(ck), "--format", "json"], capture_output=True,
+                           text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["coef"] == done["coef"]  # nothing left to do: the same fit
+    piped = subprocess.run(run + ["fit", "-", "--x", "a", "--y", "y", "--checkpoint", str(ck)],
+                           input="a,y\n1,2\n", capture_output=True, text=True, timeout=300)
+    assert piped.returncode == 1 and "--checkpoint needs a file" in piped.stderr
