@@ -19,6 +19,7 @@ import os
 
 import numpy as np
 
+from ._model import read_versioned
 from ._version import __version__
 
 #: the checkpoint format: a file from a newer fastgd is refused clearly
@@ -118,20 +119,7 @@ class Checkpointer:
 
 def read(path):
     """The checkpoint at ``path`` as a dict (``state`` decoded), or a clear error."""
-    path = os.fspath(path)
-    try:
-        with open(path, encoding="utf-8") as f:
-            doc = json.load(f)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path} is not a fastgd checkpoint (not JSON: {exc})") from None
-    if not isinstance(doc, dict) or "format" not in doc or "state" not in doc:
-        raise ValueError(f"{path} is not a fastgd checkpoint")
-    if not isinstance(doc["format"], int) or doc["format"] > CHECKPOINT_FORMAT:
-        raise ValueError(
-            f"{path} was written by fastgd {doc.get('fastgd_version', '?')} in checkpoint "
-            f"format {doc['format']}; this fastgd reads format {CHECKPOINT_FORMAT} and "
-            "older: upgrade fastgd"
-        )
+    doc = read_versioned(path, "checkpoint", ("state", "plan", "fingerprint"), CHECKPOINT_FORMAT)
     doc["state"] = _decode(doc["state"])
     return doc
 

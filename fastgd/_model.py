@@ -35,3 +35,23 @@ def save(result, path):
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def read_versioned(path, what, required, newest):
+    """The JSON document at ``path``: a fastgd ``what`` ("model file", "checkpoint") with
+    the keys ``required`` and a ``format`` no newer than ``newest``, or a clear error."""
+    path = os.fspath(path)
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = json.load(f)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path} is not a fastgd {what} (not JSON: {exc})") from None
+    if not isinstance(doc, dict) or not all(k in doc for k in ("format",) + tuple(required)):
+        keys = " and ".join(repr(k) for k in ("format",) + tuple(required))
+        raise ValueError(f"{path} is not a fastgd {what} (no {keys})")
+    if not isinstance(doc["format"], int) or doc["format"] > newest:
+        raise ValueError(
+            f"{path} was written by fastgd {doc.get('fastgd_version', '?')} in {what} format "
+            f"{doc['format']}; this fastgd reads format {newest} and older: upgrade fastgd"
+        )
+    return doc

@@ -9,7 +9,6 @@ reading (its CSV reader streams blocks; Parquet is read by row groups and batche
 Also here: :func:`save` / :func:`load`, the JSON model file that ``fastgd predict`` uses.
 """
 import dataclasses
-import json
 import os
 
 import numpy as np
@@ -17,7 +16,7 @@ import numpy as np
 from . import _validation as V
 from ._checkpoint import Checkpointer, check_same_file, file_fingerprint
 from ._config import serialized_under_workqueue
-from ._model import MODEL_FORMAT, save  # noqa: F401 (save: fastgd.io.save)
+from ._model import MODEL_FORMAT, read_versioned, save  # noqa: F401 (save: fastgd.io.save)
 from ._engine import run
 from ._plan import FitPlan
 from ._sources import Block, ChunkSource
@@ -292,20 +291,7 @@ def load(path):
     loss only)."""
     from . import FitPlan, FitResult
 
-    path = os.fspath(path)
-    try:
-        with open(path, encoding="utf-8") as f:
-            doc = json.load(f)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path} is not a fastgd model file (not JSON: {exc})") from None
-    if not isinstance(doc, dict) or "format" not in doc or "coef" not in doc:
-        raise ValueError(f"{path} is not a fastgd model file (no 'format' and 'coef')")
-    if not isinstance(doc["format"], int) or doc["format"] > MODEL_FORMAT:
-        raise ValueError(
-            f"{path} was written by fastgd {doc.get('fastgd_version', '?')} in model format "
-            f"{doc['format']}; this fastgd reads format {MODEL_FORMAT} and older: upgrade "
-            "fastgd"
-        )
+    doc = read_versioned(path, "model file", ("coef",), MODEL_FORMAT)
     plan = None if doc.get("plan") is None else FitPlan.from_dict(doc["plan"])
     names = doc.get("feature_names")
     return FitResult(

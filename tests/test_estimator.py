@@ -206,21 +206,14 @@ def test_pickle_and_clone_round_trip():
 
 
 def test_missing_sklearn_names_the_extra():
-    import subprocess
-    import sys
+    from tests._without import run_without
 
-    code = ("import sys\n"
-            "class Block:\n"
-            "    def find_spec(self, name, path=None, target=None):\n"
-            "        if name == 'sklearn' or name.startswith('sklearn.'):\n"
-            "            raise ImportError('No module named sklearn')\n"
-            "sys.meta_path.insert(0, Block())\n"
-            "import fastgd\n"
-            "assert fastgd.fit([1., 2.], [1., 2.]).n_epochs >= 0\n"
-            "try:\n"
-            "    fastgd.GDRegressor\n"
-            "except ImportError as e:\n"
-            "    print(e)\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    out = run_without({"sklearn"}, (
+        "import fastgd\n"
+        "assert fastgd.fit([1., 2.], [1., 2.]).n_epochs >= 0\n"
+        "try:\n"
+        "    fastgd.GDRegressor\n"
+        "except ImportError as e:\n"
+        "    print(e)\n"))
     assert out.returncode == 0, out.stderr
     assert 'pip install "fastgd[sklearn]"' in out.stdout

@@ -129,16 +129,20 @@ def _finite_result(res):
 
 
 def check_contract(X, y, sw, kw):
-    if kw.get("mode") in ("sgd", "minibatch") and kw.get("batch_size") not in (None, 1) \
-            and kw["mode"] == "sgd":
+    if kw.get("mode") == "sgd" and kw.get("batch_size") not in (None, 1):
         kw = {k: v for k, v in kw.items() if k != "batch_size"}
+    return outcome(lambda: fastgd.fit(X, y, sample_weight=sw, **kw), X, y, sw)
+
+
+def outcome(fit, X, y, sw):
+    """Run ``fit()`` under the contract; returns "fitted", "refused" or "diverged"."""
     faulthandler.dump_traceback_later(HANG_S, exit=True)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", RuntimeWarning)
             warnings.simplefilter("ignore", fastgd.ConvergenceWarning)
             try:
-                res = fastgd.fit(X, y, sample_weight=sw, **kw)
+                res = fit()
             except fastgd.DivergenceError as err:
                 _finite_result(err.result)
                 return "diverged"
@@ -191,31 +195,11 @@ def test_stochastic_contract(problem, kw):
 @FUZZ
 @given(problems(), BATCH, st.integers(1, 4), st.integers(0, 2**32 - 1))
 def test_blocks_contract(problem, kw, n_blocks, seed):
-    """fit_chunks over uneven blocks of the same rows: the same contract (and a one-shot
-    generator, when the fit can take one)."""
+    """fit_chunks over uneven blocks of the same rows: the same contract."""
     X, y, sw = problem
     n = y.shape[0]
     cuts = np.unique(np.r_[0, np.random.default_rng(seed).integers(1, max(n, 2), n_blocks - 1), n])
     cuts = cuts[cuts <= n]
     blocks = [(X[a:b], y[a:b]) if sw is None else (X[a:b], y[a:b], sw[a:b])
               for a, b in zip(cuts, cuts[1:]) if b > a]
-    faulthandler.dump_traceback_later(HANG_S, exit=True)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", RuntimeWarning)
-            warnings.simplefilter("ignore", fastgd.ConvergenceWarning)
-            try:
-                res = fastgd.fit_chunks(blocks, **kw)
-            except fastgd.DivergenceError as err:
-                _finite_result(err.result)
-                event("diverged")
-                return
-            except (ValueError, TypeError) as err:
-                assert not isinstance(err, (numba.core.errors.NumbaError, np.linalg.LinAlgError)), err
-                event("refused")
-                return
-    finally:
-        faulthandler.cancel_dump_traceback_later()
-    event("fitted")
-    _finite_result(res)
-    _loss_is_measured(res, X, y, sw)
+    event(outcome(lambda: fastgd.fit_chunks(blocks, **kw), X, y, sw))

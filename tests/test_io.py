@@ -122,7 +122,7 @@ def test_model_files(tmp_path, rows):
     doc = json.loads((tmp_path / "m.json").read_text())
     doc["format"] = 99
     (tmp_path / "new.json").write_text(json.dumps(doc))
-    with pytest.raises(ValueError, match="model format 99; this fastgd reads format 1"):
+    with pytest.raises(ValueError, match="model file format 99; this fastgd reads format 1"):
         fastgd.load(tmp_path / "new.json")
     (tmp_path / "junk.json").write_text("not json")
     with pytest.raises(ValueError, match="not a fastgd model file"):
@@ -305,15 +305,12 @@ def test_cli_bench(files, tmp_path):
 
 
 def test_cli_bench_lists_missing_peers():
-    code = ("import sys\n"
-            "class Block:\n"
-            "    def find_spec(self, name, path=None, target=None):\n"
-            "        if name == 'sklearn' or name.startswith('sklearn.'):\n"
-            "            raise ImportError('No module named sklearn')\n"
-            "sys.meta_path.insert(0, Block())\n"
-            "from fastgd.cli import main\n"
-            "sys.exit(main(['bench', '--n', '2000', '--d', '1', '--rounds', '1']))\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    from tests._without import run_without
+
+    out = run_without({"sklearn"}, (
+        "import sys\n"
+        "from fastgd.cli import main\n"
+        "sys.exit(main(['bench', '--n', '2000', '--d', '1', '--rounds', '1']))\n"))
     assert out.returncode == 0, out.stderr
     assert 'skipped: scikit-learn is not installed (pip install "fastgd[sklearn]")' in out.stdout
 
