@@ -282,10 +282,7 @@ class GDRegressor(RegressorMixin, BaseEstimator):
 
 def _as_array(a, name):
     """fastgd's conversion (frames, sparse and object arrays handled), with scikit-learn's
-    message for complex data."""
-    if np.iscomplexobj(a) if isinstance(a, np.ndarray) else False:
-        raise ValueError(f"Complex data not supported: {name} has dtype {a.dtype}; pass "
-                         f"{name}.real or abs({name})")
+    message for complex data (a ``ValueError`` there, fastgd's ``TypeError`` here)."""
     try:
         return V.as_float_array(a, name)
     except TypeError as exc:

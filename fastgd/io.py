@@ -4,7 +4,8 @@
 more source of rows (a :class:`fastgd._sources.ChunkSource` whose blocks a reader
 yields), with no maths of its own. Every pass reads the file again, block by block, so
 memory stays bounded by the block size whatever the file's size. pyarrow does the
-reading (its CSV reader streams blocks; Parquet is read by row groups and batches).
+reading: Parquet by row groups (or batches), CSV by byte ranges cut at line starts (or
+its streaming reader), so that the blocks of either can be read in any order.
 
 Also here: :func:`save` / :func:`load`, the JSON model file that ``fastgd predict`` uses.
 """
@@ -68,6 +69,7 @@ class FileReader:
         self.header = header
         self.delimiter = delimiter
         names = self._names()
+        self.names = names
         if isinstance(x, (str, int)):
             x = [x]
         if not x:
@@ -82,7 +84,6 @@ class FileReader:
             import pyarrow.parquet as pq
 
             self._pf = pq.ParquetFile(self.path)
-            self.n_row_groups = self._pf.metadata.num_row_groups
 
     # -- columns ---------------------------------------------------------------------------
 
@@ -160,21 +161,73 @@ class FileReader:
     def __call__(self):
         return (self._convert(t) for t in self._batches() if t.num_rows)
 
-    def row_groups_fit(self):
-        """Whether a Parquet file's row groups can be the blocks: several of them, none
-        larger than twice ``block_rows`` (memory stays bounded by the block size)."""
-        meta = self._pf.metadata
-        sizes = [meta.row_group(k).num_rows for k in range(meta.num_row_groups)]
-        return len(sizes) > 1 and max(sizes) <= 2 * self.block_rows
+    def random_access(self):
+        """Whether the file's blocks can be read in any order (:meth:`block`), and how
+        many there are: a Parquet file's row groups when there are several and none is
+        larger than twice ``block_rows`` (memory stays bounded by the block size); a
+        CSV file's byte ranges cut at line starts (:meth:`_csv_ranges`). Returns the
+        number of blocks, or 0."""
+        if self.kind == "parquet":
+            meta = self._pf.metadata
+            sizes = [meta.row_group(k).num_rows for k in range(meta.num_row_groups)]
+            ok = len(sizes) > 1 and max(sizes) <= 2 * self.block_rows
+            return len(sizes) if ok else 0
+        ranges = self._csv_ranges()
+        return len(ranges) if len(ranges) > 1 else 0
+
+    def _csv_ranges(self):
+        """Byte ranges of about ``block_rows`` lines each, every one starting at the start
+        of a line (after the header). Found by seeking and reading to the next newline,
+        never by reading the file: a CSV's blocks are then readable in any order. CSV
+        fields with newlines inside quotes would be cut wrongly: numeric data has none."""
+        if getattr(self, "_ranges", None) is not None:
+            return self._ranges
+        size = os.path.getsize(self.path)
+        with open(self.path, "rb") as f:
+            if self.header:
+                f.readline()
+            start = f.tell()
+            sample = f.read(1 << 16)
+            lines = max(1, sample.count(b"\n"))
+            per_block = max(1, int(len(sample) / lines * self.block_rows))
+            ranges, pos = [], start
+            while pos < size:
+                f.seek(min(size, pos + per_block))
+                f.readline()
+                end = min(size, f.tell())
+                if end <= pos:
+                    end = size
+                ranges.append((pos, end))
+                pos = end
+        self._ranges = ranges
+        return ranges
 
     def block(self, k):
-        """Row group ``k`` of a Parquet file, converted."""
-        t = self._pf.read_row_group(k, columns=list(dict.fromkeys(self.columns)))
-        return self._convert(t)
+        """Block ``k`` converted: a Parquet row group, or a CSV byte range."""
+        cols = list(dict.fromkeys(self.columns))
+        if self.kind == "parquet":
+            return self._convert(self._pf.read_row_group(k, columns=cols))
+        import pyarrow.csv as pacsv
+
+        a, b = self._csv_ranges()[k]
+        with open(self.path, "rb") as f:
+            f.seek(a)
+            raw = f.read(b - a)
+        try:
+            table = pacsv.read_csv(
+                self.pa.py_buffer(raw),
+                read_options=pacsv.ReadOptions(column_names=self.names),
+                parse_options=pacsv.ParseOptions(delimiter=self.delimiter),
+                convert_options=pacsv.ConvertOptions(
+                    include_columns=cols, column_types={c: self.pa.float64() for c in cols}))
+        except (self.pa.ArrowInvalid, self.pa.ArrowTypeError) as exc:
+            raise ValueError(f"{self.path} (bytes {a} to {b}): {exc}") from None
+        return self._convert(table)
 
 
 def _column(col, path, name):
-    pa = __import__("pyarrow")
+    import pyarrow as pa  # the column is a pyarrow object: pyarrow is installed
+
     t = col.type
     if not (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)):
         raise TypeError(f"{path}: column {name!r} has type {t}: fastgd fits numeric columns")
@@ -184,14 +237,15 @@ def _column(col, path, name):
     return out.astype(np.float64, copy=False)
 
 
-class _ParquetSource(ChunkSource):
-    """A Parquet file's row groups as blocks, readable in any order (the stochastic
-    modes shuffle their order)."""
+class _FileBlocks(ChunkSource):
+    """A file's blocks (Parquet row groups, or CSV byte ranges), readable in any order:
+    the stochastic modes shuffle their order."""
 
-    def __init__(self, reader, parallel):
+    def __init__(self, reader, parallel, n_blocks):
         self.reader = reader
+        self.count = n_blocks
         super().__init__(reader, parallel=parallel)
-        self.random_access = reader.n_row_groups > 1
+        self.random_access = True
 
     def _block(self, k):
         self._scan()
@@ -202,8 +256,13 @@ class _ParquetSource(ChunkSource):
         return Block(b.data, k, offset, b.parallel)
 
     def _raw(self):
-        # blocks = row groups, so that _block(k) and the passes agree
-        return (self.reader.block(k) for k in range(self.reader.n_row_groups))
+        # the passes read the same blocks as _block(k)
+        return (self.reader.block(k) for k in range(self.count))
+
+
+def _source(reader, parallel):
+    n_blocks = reader.random_access()
+    return _FileBlocks(reader, parallel, n_blocks) if n_blocks else ChunkSource(reader, parallel=parallel)
 
 
 @serialized_under_workqueue
@@ -227,10 +286,10 @@ def fit_file(path, *, x, y, weight=None, header=True, delimiter=",", block_rows=
     **fit_kwargs
         As :func:`fastgd.fit`. Every mode works: batch adds exact block partials in
         order (equal to the in-memory fit to 1e-12; the default fit reads the file
-        twice); the stochastic modes shuffle the rows of each block and, for Parquet
-        files with several row groups, the order of the row groups (a CSV's blocks are
-        visited in file order). That is not a global shuffle: see
-        :func:`fastgd.fit_chunks`.
+        twice); the stochastic modes shuffle the rows of each block and the order of the
+        blocks (a Parquet file's row groups, when there are several of bounded size; a
+        CSV file's byte ranges of about ``block_rows`` lines, cut at line starts). That
+        is not a global shuffle: see :func:`fastgd.fit_chunks`.
 
     Returns
     -------
@@ -239,10 +298,7 @@ def fit_file(path, *, x, y, weight=None, header=True, delimiter=",", block_rows=
     reader = FileReader(path, x, y, weight, header=header, block_rows=block_rows,
                         delimiter=delimiter)
     parallel = V.check_parallel(fit_kwargs.get("parallel", "auto"))
-    if reader.kind == "parquet" and reader.row_groups_fit():
-        source = _ParquetSource(reader, parallel)
-    else:
-        source = ChunkSource(reader, parallel=parallel)
+    source = _source(reader, parallel)
     init_coef = fit_kwargs.pop("init_coef", None)
     init_intercept = fit_kwargs.pop("init_intercept", 0.0)
     callback = fit_kwargs.pop("callback", None)
@@ -270,10 +326,7 @@ def resume_file(doc, path, *, callback=None, progress="auto", checkpoint_every=N
                         block_rows=fp["block_rows"], delimiter=fp["delimiter"])
     plan = FitPlan.from_dict(doc["plan"])
     parallel = plan.settings["parallel"]
-    if reader.kind == "parquet" and reader.row_groups_fit():
-        source = _ParquetSource(reader, parallel)
-    else:
-        source = ChunkSource(reader, parallel=parallel)
+    source = _source(reader, parallel)
     every = doc.get("every", 1) if checkpoint_every is None else checkpoint_every
     ckpt = Checkpointer(path, V.check_int(every, "checkpoint_every", 1), plan, fp)
     res = run(plan, source, np.zeros(source.d + 1), callback=callback, progress=progress,

@@ -321,3 +321,22 @@ def test_the_version_is_the_projects():
 
     text = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
     assert re.search(r'^version = "([^"]+)"', text, re.M).group(1) == fastgd.__version__
+
+
+@pytest.mark.parametrize("name", ["h.csv", "groups.parquet"])
+def test_file_blocks_are_read_in_shuffled_order(files, rows, name):
+    """The blocks of a file (CSV byte ranges, Parquet row groups) are the blocks of a
+    list: the stochastic fit of the file equals fit_chunks of that list bit for bit (the
+    same shuffled block order), and the blocks hold every row once, in order."""
+    from fastgd.io import FileReader
+
+    X, y, _ = rows
+    reader = FileReader(files / name, ["a", "b", "c"], "y", block_rows=4_096)
+    k = reader.random_access()
+    assert k > 1
+    blocks = [reader.block(j) for j in range(k)]
+    np.testing.assert_array_equal(np.concatenate([b[0] for b in blocks]), X)
+    kw = dict(mode="sgd", epochs=2, random_state=5, parallel=False)
+    res = fastgd.fit_file(files / name, x=["a", "b", "c"], y="y", block_rows=4_096, **kw)
+    ref = fastgd.fit_chunks(blocks, **kw)
+    assert np.array_equal(res.coef, ref.coef) and res.intercept == ref.intercept
