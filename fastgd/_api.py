@@ -15,6 +15,7 @@ from ._checkpoint import read as read_checkpoint
 from ._config import serialized_under_workqueue
 from ._engine import run, run_partial
 from ._frames import column_names
+from .dask import is_dask
 from ._metrics import mse, sse
 from ._plan import PARAM_TABLE as V_PARAMS
 from ._plan import DataFacts, FitPlan
@@ -215,6 +216,9 @@ def fit(X, y, *, mode="batch", learning_rate="auto", epochs=None, batch_size=Non
     t0 = time.perf_counter()
     settings = {k: v for k, v in locals().items() if k in V_PARAMS}
     _check_callback(callback)
+    if any(is_dask(a) for a in (X, y, sample_weight)):
+        return _fit_dask(X, y, sample_weight, settings, init_coef, init_intercept, callback,
+                         progress, checkpoint, t0)
     data = V.check_data(X, y, sample_weight, parallel=V.check_parallel(parallel),
                         check_finite_xy=False)
     facts = DataFacts(n=data.n, d=data.d, dtype=str(data.X.dtype),
@@ -232,6 +236,26 @@ def fit(X, y, *, mode="batch", learning_rate="auto", epochs=None, batch_size=Non
               checkpoint=ckpt)
     names = column_names(X)
     return res if names is None else dataclasses.replace(res, feature_names=names)
+
+
+def _fit_dask(X, y, sample_weight, settings, init_coef, init_intercept, callback, progress,
+              checkpoint, t0):
+    """:func:`fit` on dask collections: a :class:`fastgd.dask.DaskSource` (the blocks stay
+    on the cluster), then the same plan and engines."""
+    from .dask import source_for
+
+    if checkpoint is not None:
+        raise ValueError(
+            "checkpoints are written for in-memory arrays and files; a dask fit cannot take "
+            "checkpoint= (the cluster's data has no fingerprint to resume against): drop it, "
+            "or fit the data from its files with fastgd.fit_file(..., checkpoint=)"
+        )
+    source, names = source_for(X, y, sample_weight)
+    plan = FitPlan.build(source.facts(), **settings)
+    coef = V.check_init(init_coef, init_intercept, source.d)
+    res = run(plan, source, coef, callback=callback, t0=t0, progress=_check_progress(progress))
+    return dataclasses.replace(res, n_rows=source.n,
+                               **({} if names is None else {"feature_names": names}))
 
 
 @serialized_under_workqueue

@@ -95,36 +95,50 @@ class Epoch:
     def __init__(self, d, coords, params, mixing):
         self.coords, self.params, self.mixing = coords, params, mixing
         self.d = d
-        bs = int(params[_kernels.P_BATCH])
-        self.serial = _kernels.sgd_epoch_kernel(d, bs, False)
-        self.mix = _kernels.sgd_epoch_kernel(d, bs, True)
 
     def run(self, blocks, state, t):
         """Returns ``(t, None)``, or ``(t, row)`` when the residual of global row ``row``
-        was not finite (``state`` then holds the parameters before it)."""
-        params = self.params
+        was not finite (``state`` then holds the parameters before it). ``blocks``: a
+        list of ``(block, order)``, or an epoch that runs itself (``blocks.run(self,
+        state, t)``: blocks that live elsewhere, :mod:`fastgd.dask`)."""
+        if hasattr(blocks, "run"):
+            return blocks.run(self, state, t)
         for block, order in blocks:
-            data = block.data
-            params[_kernels.P_T0] = float(t)
-            parts = mix_parts(order.shape[0]) if self.mixing else 1
-            if parts == 1:
-                steps = self.serial(data.X, data.y, data.sw, order, self.coords, params, state)
-                if steps < 0:
-                    return t, block.offset + int(order[-steps - 1])
-                t += steps
-                continue
-            states = np.empty((parts, 2, self.d + 1))
-            states[:] = state
-            steps = np.empty(parts, dtype=np.int64)
-            self.mix(data.X, data.y, data.sw, order, self.coords, params, states, steps)
-            if np.any(steps < 0):
-                size = -(-order.shape[0] // parts)
-                p = int(np.argmax(steps < 0))
-                return t, block.offset + int(order[p * size - steps[p] - 1])
-            state[0] = states[:, 0].sum(axis=0) / parts
-            state[1] = states[:, 1].sum(axis=0) / parts
-            t += int(steps.max())
+            t, bad = sgd_block(block.data, order, self.coords, self.params, state, t,
+                               self.mixing)
+            if bad is not None:
+                return t, block.offset + bad
         return t, None
+
+
+def sgd_block(data, order, coords, params, state, t, mixing):
+    """One block's share of a stochastic epoch: its rows in ``order`` through the scaled
+    SGD kernel (or parameter mixing over ``mix_parts`` parts of ``order``), from
+    ``state`` (updated in place) at step ``t``. Returns ``(t, None)``, or ``(t, row)``
+    with ``row`` the block's local row whose residual was not finite (``state`` then
+    holds the parameters before it)."""
+    d = data.d
+    bs = int(params[_kernels.P_BATCH])
+    params[_kernels.P_T0] = float(t)
+    parts = mix_parts(order.shape[0]) if mixing else 1
+    if parts == 1:
+        steps = _kernels.sgd_epoch_kernel(d, bs, False)(data.X, data.y, data.sw, order, coords,
+                                                         params, state)
+        if steps < 0:
+            return t, int(order[-steps - 1])
+        return t + steps, None
+    states = np.empty((parts, 2, d + 1))
+    states[:] = state
+    steps = np.empty(parts, dtype=np.int64)
+    _kernels.sgd_epoch_kernel(d, bs, True)(data.X, data.y, data.sw, order, coords, params,
+                                            states, steps)
+    if np.any(steps < 0):
+        size = -(-order.shape[0] // parts)
+        p = int(np.argmax(steps < 0))
+        return t, int(order[p * size - steps[p] - 1])
+    state[0] = states[:, 0].sum(axis=0) / parts
+    state[1] = states[:, 1].sum(axis=0) / parts
+    return t + int(steps.max()), None
 
 
 def _stopped(history, loss, tol):

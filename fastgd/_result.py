@@ -161,7 +161,8 @@ class FitResult:
 
         Returns
         -------
-        ndarray of float64, shape (n,)
+        ndarray of float64, shape (n,); for a dask array or DataFrame ``X``, a lazy dask
+        array (one task per block: the data stay on the cluster)
 
         Examples
         --------
@@ -170,6 +171,10 @@ class FitResult:
         >>> res.predict([3.0]).round(6)
         array([7.])
         """
+        from . import dask as _dask
+
+        if _dask.is_dask(X):
+            return _dask.predict(X, self.coef, self.intercept)
         X2, _ = check_X(X, n_features=self.coef.shape[0])
         return X2.astype(np.float64, copy=False) @ self.coef + self.intercept
 

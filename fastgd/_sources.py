@@ -115,28 +115,26 @@ class Source:
 
     # -- passes --------------------------------------------------------------------------
 
+    def _map(self, part, *args, each=None):
+        """``[part(block.data, block.parallel, [each[k],] *args) for each block k]``, in
+        block order: every pass is such a map of a per-block function (below, at module
+        level) followed by a merge of its results in block order. A source that runs
+        blocks elsewhere (:mod:`fastgd.dask`) replaces this method only."""
+        out = []
+        for b in self._blocks():
+            extra = () if each is None else (each[b.index],)
+            out.append(part(b.data, b.parallel, *extra, *args))
+        return out
+
     def sse_grad(self, coef):
         """``[sum w r^2, sum w r, sum w r x_j ...]`` at ``coef`` (float64 ``(d + 2,)``)."""
-        total = None
-        for b in self._blocks():
-            d = b.data
-            out = np.empty((n_chunks(d.n), d.d + 2))
-            K.sse_grad_kernel(d.d, d.sw.shape[0] > 0, b.parallel)(d.X, d.y, d.sw, coef, out)
-            s = out.sum(axis=0)
-            total = s if total is None else total + s
+        total = _add_in_order(self._map(sse_part, coef))
         self._proof(total)
         return total
 
     def huber_grad(self, coef, epsilon):
         """The Huber loss's ``[sum w h(r), sum w psi(r), sum w psi(r) x_j ...]``."""
-        params = np.array([epsilon])
-        total = None
-        for b in self._blocks():
-            d = b.data
-            out = np.empty((n_chunks(d.n), d.d + 2))
-            K.HUBER_GRAD[int(b.parallel)](d.X, d.y, d.sw, coef, params, out)
-            s = out.sum(axis=0)
-            total = s if total is None else total + s
+        total = _add_in_order(self._map(huber_part, coef, epsilon))
         self._proof(total)
         return total
 
@@ -144,21 +142,9 @@ class Source:
         """``(W, mean, com)``: weighted mean (``d + 1``) and centred co-moment of ``[x, y]``
         (``(d + 1, d + 1)`` when ``full``, else the ``(d + 1,)`` diagonal), per-block
         statistics merged exactly (pairwise updates) in block order."""
-        rows = []
-        k = None
-        for b in self._blocks():
-            d = b.data
-            k = d.d + 1
-            if full:
-                n_blocks, sub_rows = moment_layout(d.n, d.d)
-                out = np.empty((n_blocks, 1 + k + k * k))
-                K.SERIAL_PARALLEL["moments"][int(b.parallel)](d.X, d.y, d.sw, sub_rows, out)
-            else:
-                n_blocks, sub_rows = moment_layout(d.n, 1)
-                out = np.empty((n_blocks, 1 + 2 * k))
-                K.SERIAL_PARALLEL["moments_diag"][int(b.parallel)](d.X, d.y, d.sw, sub_rows, out)
-            rows.append(out)
+        rows = self._map(moments_part, full)
         out = rows[0] if len(rows) == 1 else np.concatenate(rows)
+        k = self.d + 1
         if full:
             mean = np.empty(k)
             com = np.empty((k, k))
@@ -184,81 +170,54 @@ class Source:
     def max_norm(self, centres, inv_scales, fit_intercept):
         """``max_i w_i ||[(x_i - centres) * inv_scales, 1]||^2`` (the 1 only when the
         intercept is fitted): the largest curvature one SGD step can meet."""
-        best = 0.0
-        for b in self._blocks():
-            d = b.data
-            coords = np.zeros((2, d.d + 1))
-            coords[0, :d.d] = centres
-            coords[0, d.d] = 1.0 if fit_intercept else 0.0
-            coords[1, :d.d] = inv_scales
-            out = np.empty(n_chunks(d.n))
-            K.SERIAL_PARALLEL["max_norm"][int(b.parallel)](d.X, d.sw, coords, out)
-            best = max(best, float(out.max()))
-        return best
+        d = centres.shape[0]
+        coords = np.zeros((2, d + 1))
+        coords[0, :d] = centres
+        coords[0, d] = 1.0 if fit_intercept else 0.0
+        coords[1, :d] = inv_scales
+        return max(self._map(max_norm_part, coords))
 
     def qr(self, centres, inv_scales, intercept, offset):
         """The R factor of ``sqrt(w) [(x - centres) * inv_scales, 1, y - offset]`` over all
-        rows (see :mod:`fastgd.kernels.qr`), blocks merged in order."""
+        rows (see :mod:`fastgd.kernels.qr`): each block's R, merged in block order."""
         R = None
-        for b in self._blocks():
-            d = b.data
-            R = KQR.r_factor(d.X, d.y, d.sw, centres, inv_scales, intercept, offset, R,
-                             workers=numba.get_num_threads() if b.parallel else 1)
+        for Rb in self._map(qr_part, centres, inv_scales, intercept, offset):
+            R = KQR.merge(R, Rb)
         return R
 
     def max_abs(self):
         """The largest magnitude of each column of ``[X, y]`` (float64 ``(d + 1,)``), read
         in slices so that no block-sized temporary is made."""
-        top = None
-        for b in self._blocks():
-            d = b.data
-            if top is None:
-                top = np.zeros(d.d + 1)
-            for i in range(0, d.n, MAX_ABS_ROWS):
-                top[:d.d] = np.maximum(top[:d.d], np.abs(d.X[i:i + MAX_ABS_ROWS]).max(axis=0))
-                top[d.d] = max(top[d.d], float(np.abs(d.y[i:i + MAX_ABS_ROWS]).max()))
-        return top
+        return np.maximum.reduce(self._map(max_abs_part))
 
     # -- early stopping ------------------------------------------------------------------
 
     def split(self, fraction, rng, parallel):
         """Hold out ``fraction`` of the rows, drawn from ``rng``: a list with one
-        ``(train_idx, val_idx)`` pair of local row indices per block."""
+        ``(train_idx, val_idx)`` pair of local row indices (int64 arrays) per block."""
         parts = []
-        n_val_total = n_total = 0
-        for b in self._blocks():
-            m = b.data.n
-            n_val = max(1, int(round(fraction * m))) if self.n_blocks == 1 else int(round(fraction * m))
-            s = permutation(m, epoch_seed(rng), parallel if self.n_blocks == 1 else False)
-            parts.append((s[n_val:].copy(), s[:n_val].copy()))
-            n_val_total += n_val
-            n_total += m
-        if n_val_total >= n_total or n_val_total == 0:
-            raise ValueError(
-                f"validation_fraction={fraction} leaves no "
-                f"{'training' if n_val_total else 'validation'} rows out of {n_total}; "
-                f"use a {'smaller' if n_val_total else 'larger'} fraction"
-            )
+        one = self.n_blocks == 1
+        for r in draw_split(self.block_sizes(), fraction, rng):
+            s = permutation(r.m, r.seed, parallel if one else False)
+            parts.append((s[r.n_val:].copy(), s[:r.n_val].copy()))
         return parts
+
+    def block_sizes(self):
+        """Rows per block, in block order."""
+        return [b.data.n for b in self._blocks()]
 
     def subset_loss(self, idx, coef, huber, epsilon):
         """``(sum w loss(r), sum w)`` over the rows ``idx[k]`` of each block ``k``."""
         params = np.array([1.0 if huber else 0.0, epsilon])
-        out = np.empty(2)
         s = w = 0.0
-        for b, rows in zip(self._blocks(), idx):
-            d = b.data
-            K._subset_loss_serial(d.X, d.y, d.sw, rows, coef, params, out)
-            s += out[0]
-            w += out[1]
+        for sb, wb in self._map(subset_loss_part, coef, params, each=idx):
+            s += sb
+            w += wb
         return s, w
 
     def subset_weight(self, idx):
         """Total weight of the rows ``idx[k]`` of each block ``k``."""
-        total = 0.0
-        for b, rows in zip(self._blocks(), idx):
-            total += float(b.data.sw[rows].sum()) if b.data.sw.shape[0] else float(rows.shape[0])
-        return total
+        return float(sum(self._map(subset_weight_part, each=idx)))
 
     # -- stochastic epochs -----------------------------------------------------------------
 
@@ -267,6 +226,136 @@ class Source:
         ``next()`` returns the epoch as a list of ``(block, order)``, ``order`` the
         local row indices to visit in turn (int64)."""
         return _BlockEpochs(self, rng, shuffle, rows)
+
+
+# ---------------------------------------------------------------------------------------
+# The per-block functions of the passes: module level, so that a source running blocks in
+# other processes (fastgd.dask) sends them by name and the workers import them
+# ---------------------------------------------------------------------------------------
+
+def _add_in_order(parts):
+    total = parts[0]
+    for p in parts[1:]:
+        total = total + p
+    return total
+
+
+def finite_part(data, parallel):
+    """None when the block's X and y are finite, else the message naming the row."""
+    try:
+        V.check_finite_data(data, parallel)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def sse_part(data, parallel, coef):
+    out = np.empty((n_chunks(data.n), data.d + 2))
+    K.sse_grad_kernel(data.d, data.sw.shape[0] > 0, parallel)(data.X, data.y, data.sw, coef, out)
+    return out.sum(axis=0)
+
+
+def huber_part(data, parallel, coef, epsilon):
+    out = np.empty((n_chunks(data.n), data.d + 2))
+    K.HUBER_GRAD[int(parallel)](data.X, data.y, data.sw, coef, np.array([epsilon]), out)
+    return out.sum(axis=0)
+
+
+def moments_part(data, parallel, full):
+    """The block's per-slice moment rows (merged by :meth:`Source.moments`)."""
+    k = data.d + 1
+    if full:
+        n_blocks, sub_rows = moment_layout(data.n, data.d)
+        out = np.empty((n_blocks, 1 + k + k * k))
+        K.SERIAL_PARALLEL["moments"][int(parallel)](data.X, data.y, data.sw, sub_rows, out)
+    else:
+        n_blocks, sub_rows = moment_layout(data.n, 1)
+        out = np.empty((n_blocks, 1 + 2 * k))
+        K.SERIAL_PARALLEL["moments_diag"][int(parallel)](data.X, data.y, data.sw, sub_rows, out)
+    return out
+
+
+def max_norm_part(data, parallel, coords):
+    out = np.empty(n_chunks(data.n))
+    K.SERIAL_PARALLEL["max_norm"][int(parallel)](data.X, data.sw, coords, out)
+    return float(out.max())
+
+
+def qr_part(data, parallel, centres, inv_scales, intercept, offset):
+    return KQR.r_factor(data.X, data.y, data.sw, centres, inv_scales, intercept, offset,
+                        workers=numba.get_num_threads() if parallel else 1)
+
+
+def max_abs_part(data, parallel):
+    top = np.zeros(data.d + 1)
+    for i in range(0, data.n, MAX_ABS_ROWS):
+        top[:data.d] = np.maximum(top[:data.d], np.abs(data.X[i:i + MAX_ABS_ROWS]).max(axis=0))
+        top[data.d] = max(top[data.d], float(np.abs(data.y[i:i + MAX_ABS_ROWS]).max()))
+    return top
+
+
+def weight_part(data, parallel):
+    return data.weight_total
+
+
+def subset_loss_part(data, parallel, rows, coef, params):
+    out = np.empty(2)
+    K._subset_loss_serial(data.X, data.y, data.sw, _indices(rows), coef, params, out)
+    return out[0], out[1]
+
+
+def subset_weight_part(data, parallel, rows):
+    rows = _indices(rows)
+    return float(data.sw[rows].sum()) if data.sw.shape[0] else float(rows.shape[0])
+
+
+@dataclass(frozen=True)
+class Rows:
+    """Rows ``lo:hi`` of the permutation of ``range(m)`` drawn from ``seed``: a block's
+    held-out (or training) rows as a seed and bounds, for blocks that live elsewhere (the
+    indices are built where the block is)."""
+
+    m: int
+    seed: int
+    lo: int
+    hi: int
+
+    @property
+    def shape(self):
+        return (self.hi - self.lo,)
+
+    def indices(self):
+        return permutation(self.m, self.seed, False)[self.lo:self.hi].copy()
+
+
+def _indices(rows):
+    return rows.indices() if isinstance(rows, Rows) else rows
+
+
+@dataclass(frozen=True)
+class Draw:
+    m: int
+    seed: int
+    n_val: int
+
+
+def draw_split(sizes, fraction, rng):
+    """Per block (of ``sizes`` rows), the seed of its permutation and how many of its rows
+    are held out (``fraction``, at least one when there is a single block)."""
+    draws = []
+    one = len(sizes) == 1
+    for m in sizes:
+        n_val = max(1, int(round(fraction * m))) if one else int(round(fraction * m))
+        draws.append(Draw(m, epoch_seed(rng), n_val))
+    n_val_total = sum(r.n_val for r in draws)
+    n_total = sum(sizes)
+    if n_val_total >= n_total or n_val_total == 0:
+        raise ValueError(
+            f"validation_fraction={fraction} leaves no "
+            f"{'training' if n_val_total else 'validation'} rows out of {n_total}; "
+            f"use a {'smaller' if n_val_total else 'larger'} fraction"
+        )
+    return draws
 
 
 class _BlockEpochs:
@@ -436,6 +525,9 @@ class ArraySource(Source):
 
     def _block(self, k):
         return self.block
+
+    def block_sizes(self):
+        return [self.data.n]
 
     def _name(self, block):
         return ""
@@ -663,6 +755,10 @@ class ChunkSource(Source):
         n = sum(self._sizes) if self._sizes is not None else None
         return DataFacts(n=n, d=d, dtype=str(dtype), weighted=weighted, one_d=one_d)
 
+    def block_sizes(self):
+        self._scan()
+        return list(self._sizes)
+
     def _scan(self):
         if self._sizes is None or self._W is None:
             for _ in self._blocks():
@@ -710,7 +806,10 @@ def rescaled(source, x_exp, y_exp):
     other sources (:class:`Rescaled`). ``source`` must be proved finite already.
     """
     units = (np.asarray(x_exp, dtype=np.int64), int(y_exp))
-    if isinstance(source, ArraySource):
+    if hasattr(source, "in_units"):  # blocks elsewhere: converted where they are
+        out = source.in_units(units)
+        out.verified = True
+    elif isinstance(source, ArraySource):
         out = ArraySource(_in_units(source.data, units), source.block.parallel, verified=True)
     else:
         out = Rescaled(source, units)
@@ -752,6 +851,9 @@ class Rescaled(Source):
 
     def _block(self, k):
         return self._convert(self.inner._block(k))
+
+    def block_sizes(self):
+        return self.inner.block_sizes()
 
     def _name(self, block):
         return self.inner._name(block)

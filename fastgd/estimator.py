@@ -20,6 +20,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     ) from exc
 
 from . import _frames
+from . import dask as _dask
 from . import _validation as V
 from ._api import _partial_epoch, fit
 from ._plan import PARAMS
@@ -145,6 +146,8 @@ class GDRegressor(RegressorMixin, BaseEstimator):
 
     def _fit(self, X, y, sample_weight, *, partial):
         first = not (partial and hasattr(self, "_partial_state"))
+        if any(_dask.is_dask(a) for a in (X, y, sample_weight)):
+            return self._fit_dask(X, y, sample_weight, partial=partial)
         X, y, sw = self._validate_fit_data(X, y, sample_weight, reset=first)
         warm = hasattr(self, "coef_") and (self.warm_start or not first)
         init = (self.coef_, self.intercept_) if warm else (None, 0.0)
@@ -168,19 +171,68 @@ class GDRegressor(RegressorMixin, BaseEstimator):
         self.result_ = res
         return self
 
+    def _fit_dask(self, X, y, sample_weight, *, partial):
+        """``fit`` on dask collections: the blocks stay on the cluster (see
+        :mod:`fastgd.dask`); names and the feature count come from the metadata."""
+        if partial:
+            raise TypeError(
+                "partial_fit takes rows in memory; for a dask array call fit (every mode "
+                "runs on the cluster), or feed its blocks one by one: "
+                "partial_fit(X.blocks[k].compute(), y.blocks[k].compute())"
+            )
+        if hasattr(self, "_partial_state"):
+            del self._partial_state
+        self._check_names(_dask_names(X), reset=True)
+        width = X.shape[1] if getattr(X, "ndim", 0) == 2 else None
+        warm = hasattr(self, "coef_") and self.warm_start
+        init = (self.coef_, self.intercept_) if warm else (None, 0.0)
+        res = fit(X, y, sample_weight=sample_weight, init_coef=init[0], init_intercept=init[1],
+                  **self._settings())
+        self.n_features_in_ = res.coef.shape[0] if width is None else int(width)
+        self.n_iter_ = res.n_epochs
+        self.loss_curve_ = np.asarray(res.loss_history)
+        self.coef_ = np.array(res.coef)
+        self.intercept_ = float(res.intercept)
+        self.result_ = res
+        return self
+
     # -- predicting ----------------------------------------------------------------------
 
     def predict(self, X):
-        """``X @ coef_ + intercept_`` (float64, shape (n_samples,))."""
+        """``X @ coef_ + intercept_`` (float64, shape (n_samples,)); for a dask array or
+        DataFrame, a lazy dask array."""
         if not hasattr(self, "coef_"):
             raise NotFittedError(
                 f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with "
                 "appropriate arguments before using this estimator."
             )
+        if _dask.is_dask(X):
+            self._check_names(_dask_names(X), reset=False)
+            return _dask.predict(X, self.coef_, self.intercept_)
         X = self._validate_X(X, reset=False)
         X = np.ascontiguousarray(X)
         V.check_finite(X, "X", V.use_parallel("auto", X.shape[0], X.shape[1]))
         return X.astype(np.float64, copy=False) @ self.coef_ + self.intercept_
+
+    def score(self, X, y, sample_weight=None):
+        """R² of the predictions (scikit-learn's definition). For dask inputs it is
+        reduced on the cluster: only two sums come back."""
+        if not any(_dask.is_dask(a) for a in (X, y, sample_weight)):
+            return super().score(X, y, sample_weight=sample_weight)
+        import dask
+
+        from .dask import inputs
+
+        _, yd, swd, _, _ = inputs(X, y, sample_weight)
+        pred = self.predict(X)
+        pred = pred.rechunk((yd.chunks[0],)) if pred.chunks[0] != yd.chunks[0] else pred
+        w = 1.0 if swd is None else swd
+        wsum = yd.shape[0] if swd is None else swd.sum()
+        mean = (w * yd).sum() / wsum
+        u, v = dask.compute((w * (yd - pred) ** 2).sum(), (w * (yd - mean) ** 2).sum())
+        if v == 0.0:
+            return 1.0 if u == 0.0 else 0.0
+        return float(1.0 - u / v)
 
     # -- scikit-learn's conventions --------------------------------------------------------
 
@@ -289,3 +341,12 @@ def _as_array(a, name):
         if "complex" in str(exc):
             raise ValueError(f"Complex data not supported: {exc}") from None
         raise
+
+
+def _dask_names(X):
+    """String column names of a dask DataFrame, else None."""
+    if getattr(X, "ndim", 0) == 2 and hasattr(X, "columns"):
+        names = list(X.columns)
+        if names and all(isinstance(n, str) for n in names):
+            return tuple(names)
+    return None

@@ -60,5 +60,11 @@ def r_factor(X, y, sw, centres, inv_scales, intercept, offset=0.0, R=None, worke
     else:
         parts = (_slice_r(*args, *b) for b in bounds)
     for Rs in parts:
-        R = Rs if R is None else np.linalg.qr(np.vstack([R, Rs]), mode="r")
+        R = merge(R, Rs)
     return R
+
+
+def merge(R, Rs):
+    """The R factor of the rows behind ``R`` followed by those behind ``Rs`` (``R`` None:
+    ``Rs``): the QR of their stack."""
+    return Rs if R is None else np.linalg.qr(np.vstack([R, Rs]), mode="r")

@@ -1,0 +1,295 @@
+"""Fits on a Dask cluster (issue 12): a real ``LocalCluster`` of two worker processes on
+127.0.0.1. Oracles: the same rows fitted locally (``fastgd.fit_chunks`` over the same
+blocks: the same block passes in the same order, so sequential modes agree to the last
+bits up to how the kernels were compiled; ``fastgd.fit`` on the whole arrays), the
+least-squares optimum by ``numpy.linalg.lstsq``, and for parameter mixing its definition
+composed from local one-block fits."""
+import os
+import signal
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import fastgd
+
+da = pytest.importorskip("dask.array")
+distributed = pytest.importorskip("distributed")
+dask = pytest.importorskip("dask")
+
+N, D, BLOCKS = 40_000, 3, 4
+RTOL = 1e-12
+
+
+@pytest.fixture(scope="module")
+def client():
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                       host="127.0.0.1", dashboard_address=None)
+    c = distributed.Client(cluster)
+    yield c
+    c.close()
+    cluster.close()
+
+
+@pytest.fixture(scope="module")
+def rows():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(N, D)) * [1.0, 10.0, 0.1] + [0.0, 5.0, -1.0]
+    y = X @ [1.0, -2.0, 30.0] + 4.0 + 0.1 * rng.normal(size=N)
+    w = rng.uniform(0.5, 2.0, size=N)
+    return X, y, w
+
+
+@pytest.fixture(scope="module")
+def darr(client, rows):
+    X, y, w = rows
+    m = N // BLOCKS
+    out = [da.from_array(X, chunks=(m, D)), da.from_array(y, chunks=m),
+           da.from_array(w, chunks=m)]
+    out = client.persist(out)
+    distributed.wait(out)
+    return out
+
+
+def blocks(rows, weights=False):
+    X, y, w = rows
+    m = N // BLOCKS
+    return [(X[i:i + m], y[i:i + m]) + ((w[i:i + m],) if weights else ())
+            for i in range(0, N, m)]
+
+
+def params(res):
+    return np.r_[res.coef, res.intercept]
+
+
+MODES = [dict(), dict(solver="stream"), dict(optimizer="nesterov"),
+         dict(penalty="l1", alpha=0.01), dict(loss="huber", epsilon=0.5),
+         dict(learning_rate=1e-3, epochs=20, tol=None),
+         dict(mode="sgd", epochs=3, parallel=False), dict(mode="minibatch", epochs=4),
+         dict(mode="sgd", epochs=4, parallel=False, early_stopping=True),
+         dict(mode="minibatch", epochs=3, learning_rate_schedule="invscaling",
+              penalty="elasticnet", alpha=1e-3)]
+
+
+@pytest.mark.parametrize("kw", MODES, ids=lambda kw: ",".join(f"{k}={v}" for k, v in kw.items()) or "default")
+@pytest.mark.parametrize("weighted", [False, True])
+def test_every_mode_equals_the_local_fit_of_the_same_blocks(client, rows, darr, kw, weighted):
+    X, y, w = darr
+    res = fastgd.fit(X, y, sample_weight=w if weighted else None, random_state=3, **kw)
+    ref = fastgd.fit_chunks(blocks(rows, weighted), random_state=3, **kw)
+    np.testing.assert_allclose(params(res), params(ref), rtol=RTOL, atol=1e-14)
+    np.testing.assert_allclose(res.loss_history, ref.loss_history, rtol=RTOL)
+    assert res.n_epochs == ref.n_epochs and res.converged == ref.converged
+    assert res.n_rows == N and res.plan.engine == ref.plan.engine
+
+
+def test_default_fit_is_the_least_squares_optimum_in_two_passes(client, rows, darr):
+    X, y, _ = darr
+    Xn, yn, _ = rows
+    res = fastgd.fit(X, y)
+    opt = np.linalg.lstsq(np.c_[Xn, np.ones(N)], yn, rcond=None)[0]
+    np.testing.assert_allclose(params(res), opt, rtol=1e-8)
+    assert res.n_passes == 2 and res.converged
+    local = fastgd.fit(Xn, yn)
+    np.testing.assert_allclose(params(res), params(local), rtol=1e-10)
+
+
+def test_parameter_mixing_is_the_row_weighted_average_of_one_block_runs(client, rows, darr):
+    # the definition, composed from local fits: every block runs plain SGD from the same
+    # start over its rows; the epoch's result is their average weighted by rows
+    X, y, _ = darr
+    Xn, yn, _ = rows
+    sizes = [5_000, 15_000, 20_000]
+    Xd = da.from_array(Xn, chunks=(tuple(sizes), D))
+    yd = da.from_array(yn, chunks=(tuple(sizes),))
+    kw = dict(mode="sgd", learning_rate=1e-4, epochs=1, shuffle=False, scale=False, tol=None)
+    res = fastgd.fit(Xd, yd, parallel=True, **kw)
+    assert res.plan.mixing
+    edges = np.cumsum([0] + sizes)
+    each = [params(fastgd.fit(Xn[a:b], yn[a:b], parallel=False, **kw))
+            for a, b in zip(edges[:-1], edges[1:])]
+    expect = sum(m / N * p for m, p in zip(sizes, each))
+    np.testing.assert_allclose(params(res), expect, rtol=1e-12)
+
+
+def test_mixing_converges_to_the_optimum(client, rows, darr):
+    X, y, _ = darr
+    Xn, yn, _ = rows
+    res = fastgd.fit(X, y, mode="sgd", parallel=True, epochs=8, random_state=0)
+    assert res.plan.mixing
+    opt = np.linalg.lstsq(np.c_[Xn, np.ones(N)], yn, rcond=None)[0]
+    best = fastgd.mse(Xn, yn, opt[:-1], opt[-1])
+    assert res.final_loss <= best * (1 + 1e-3)
+    # and it is deterministic: the blocks' results are averaged in block order
+    again = fastgd.fit(X, y, mode="sgd", parallel=True, epochs=8, random_state=0)
+    np.testing.assert_array_equal(params(again), params(res))
+
+
+def test_numba_threads_per_task_give_the_same_bits(client, darr):
+    X, y, _ = darr
+    one = fastgd.fit(X, y, solver="stream")
+    with dask.config.set({"fastgd.numba-threads": 2}):
+        two = fastgd.fit(X, y, solver="stream")
+    np.testing.assert_array_equal(params(two), params(one))
+
+
+def test_extreme_magnitudes_are_fitted_in_units_on_the_workers(client, rows):
+    Xn, yn, _ = rows
+    Xs, ys = Xn[:, :1] * 1e200, yn * 1e-150
+    m = N // BLOCKS
+    res = fastgd.fit(da.from_array(Xs, chunks=(m, 1)), da.from_array(ys, chunks=m))
+    ref = fastgd.fit(Xs, ys)
+    np.testing.assert_allclose(params(res), params(ref), rtol=1e-10)
+    assert np.isfinite(res.final_loss) and res.final_loss == pytest.approx(
+        fastgd.mse(Xs, ys, res.coef, res.intercept), rel=1e-12)
+
+
+def test_unaligned_blocks_of_y_and_numpy_beside_dask(client, rows):
+    Xn, yn, _ = rows
+    X = da.from_array(Xn, chunks=(7_000, D))
+    y = da.from_array(yn, chunks=9_000)  # other boundaries: rechunked to X's
+    res = fastgd.fit(X, y)
+    np.testing.assert_allclose(params(res), params(fastgd.fit(Xn, yn)), rtol=1e-10)
+    res2 = fastgd.fit(X, yn)  # y in memory: cut into X's blocks
+    np.testing.assert_allclose(params(res2), params(res), rtol=1e-14)
+
+
+# ---------------------------------------------------------------------------------------
+# data frames, files
+# ---------------------------------------------------------------------------------------
+
+def test_dask_dataframe_from_parquet_and_csv_never_collected(client, rows, tmp_path):
+    dd = pytest.importorskip("dask.dataframe")
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    Xn, yn, _ = rows
+    frame = pd.DataFrame({"a": Xn[:, 0], "b": Xn[:, 1], "c": Xn[:, 2], "y": yn})
+    folder = tmp_path / "pq"
+    folder.mkdir()
+    for i in range(4):
+        frame.iloc[i * 10_000:(i + 1) * 10_000].to_parquet(folder / f"part{i}.parquet")
+        frame.iloc[i * 10_000:(i + 1) * 10_000].to_csv(tmp_path / f"part{i}.csv", index=False,
+                                                       float_format="%.17g")
+    ref = fastgd.fit(Xn, yn)
+    for df in (dd.read_parquet(str(folder)), dd.read_csv(str(tmp_path / "part*.csv"))):
+        res = fastgd.fit(df[["a", "b", "c"]], df["y"])
+        np.testing.assert_allclose(params(res), params(ref), rtol=1e-10)
+        assert res.feature_names == ("a", "b", "c")
+
+
+def test_estimator_fits_and_predicts_dask_collections(client, rows, darr):
+    pytest.importorskip("sklearn")
+    dd = pytest.importorskip("dask.dataframe")
+    pd = pytest.importorskip("pandas")
+    Xn, yn, _ = rows
+    X, y, _ = darr
+    est = fastgd.GDRegressor().fit(X, y)
+    ref = fastgd.GDRegressor().fit(Xn, yn)
+    np.testing.assert_allclose(est.coef_, ref.coef_, rtol=1e-10)
+    pred = est.predict(X)
+    assert isinstance(pred, da.Array)  # lazy: nothing collected
+    np.testing.assert_allclose(pred.compute(), ref.predict(Xn), rtol=1e-10, atol=1e-10)
+    frame = dd.from_pandas(pd.DataFrame(Xn, columns=["a", "b", "c"]), npartitions=3)
+    est2 = fastgd.GDRegressor().fit(frame, dd.from_pandas(pd.Series(yn), npartitions=3))
+    assert list(est2.feature_names_in_) == ["a", "b", "c"]
+    np.testing.assert_allclose(est2.coef_, ref.coef_, rtol=1e-10)
+    assert est2.score(frame, yn) == pytest.approx(ref.score(Xn, yn), rel=1e-10)
+    with pytest.raises(TypeError, match="partial_fit"):
+        fastgd.GDRegressor(mode="sgd").partial_fit(X, y)
+
+
+# ---------------------------------------------------------------------------------------
+# errors
+# ---------------------------------------------------------------------------------------
+
+def test_nan_in_a_block_is_named(client, rows):
+    Xn, yn, _ = rows
+    Xb = Xn.copy()
+    Xb[25_123, 1] = np.nan
+    X = da.from_array(Xb, chunks=(10_000, D))
+    for kw in (dict(), dict(mode="sgd", epochs=1, learning_rate=1e-3, scale=False)):
+        with pytest.raises(ValueError, match=r"block 2: .*row 5123.* start at row 20000"):
+            fastgd.fit(X, da.from_array(yn, chunks=10_000), **kw)
+
+
+def test_mismatched_rows_unknown_sizes_and_bad_columns(client, rows):
+    dd = pytest.importorskip("dask.dataframe")
+    pd = pytest.importorskip("pandas")
+    Xn, yn, _ = rows
+    X = da.from_array(Xn, chunks=(10_000, D))
+    with pytest.raises(ValueError, match="X has 40000 rows, y has 39999"):
+        fastgd.fit(X, da.from_array(yn[:-1], chunks=10_000))
+    frame = dd.from_pandas(pd.DataFrame(Xn, columns=["a", "b", "c"]), npartitions=4)
+    with pytest.raises(ValueError, match="unknown block sizes.*compute_chunk_sizes"):
+        fastgd.fit(frame.values, da.from_array(yn, chunks=10_000))
+    text = frame.assign(s="x")
+    with pytest.raises(TypeError, match="column 's'"):
+        fastgd.fit(text, da.from_array(yn, chunks=10_000))
+    with pytest.raises(ValueError, match="checkpoint"):
+        fastgd.fit(X, da.from_array(yn, chunks=10_000), checkpoint="ck.json")
+    w = np.ones(N)
+    w[12_000] = -1.0
+    with pytest.raises(ValueError, match="block 1 .*negative"):
+        fastgd.fit(X, da.from_array(yn, chunks=10_000), sample_weight=da.from_array(w, chunks=10_000))
+
+
+# ---------------------------------------------------------------------------------------
+# reliability and memory
+# ---------------------------------------------------------------------------------------
+
+def test_a_worker_killed_mid_fit_costs_nothing(client, rows):
+    Xn, yn, _ = rows
+    X = client.persist(da.from_array(Xn, chunks=(5_000, D)))
+    y = client.persist(da.from_array(yn, chunks=5_000))
+    distributed.wait([X, y])
+    kw = dict(learning_rate=1e-3, epochs=40, tol=None)
+    ref = fastgd.fit(X, y, **kw)
+    pids = list(client.run(os.getpid).values())
+    killed = []
+
+    def kill(epoch, coef, intercept, loss):
+        if epoch == 10:
+            os.kill(pids[0], signal.SIGKILL)
+            killed.append(epoch)
+
+    res = fastgd.fit(X, y, callback=kill, **kw)
+    assert killed == [10]
+    np.testing.assert_allclose(params(res), params(ref), rtol=RTOL)
+    np.testing.assert_allclose(res.loss_history, ref.loss_history, rtol=RTOL)
+    client.wait_for_workers(2, timeout=60)
+    assert pids[0] not in client.run(os.getpid).values()  # the worker really died
+
+
+def _client_growth(n, d=4):
+    """Peak growth of this process's RSS during a default fit of ``n`` x ``d`` rows that
+    are generated on the workers (lazily: never persisted, never gathered)."""
+    psutil = pytest.importorskip("psutil")
+    rng = da.random.default_rng(0)
+    X = rng.normal(size=(n, d), chunks=(n // 8, d))
+    y = X @ np.arange(1.0, d + 1) + 2.0
+    proc = psutil.Process()
+    before = proc.memory_info().rss
+    peak = [before]
+    stop = threading.Event()
+
+    def watch():
+        while not stop.is_set():
+            peak[0] = max(peak[0], proc.memory_info().rss)
+            time.sleep(0.005)
+
+    t = threading.Thread(target=watch)
+    t.start()
+    try:
+        res = fastgd.fit(X, y)
+    finally:
+        stop.set()
+        t.join()
+    np.testing.assert_allclose(res.coef, np.arange(1.0, d + 1), rtol=1e-10)
+    return peak[0] - before
+
+
+def test_the_client_never_gathers_the_data(client):
+    _client_growth(80_000)  # first use: imports, the client-side merge kernel
+    grew = _client_growth(10_000_000)  # 320 MB of X on the workers
+    assert grew < 16e6, f"the client grew by {grew / 1e6:.0f} MB for 320 MB of data"
