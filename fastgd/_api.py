@@ -43,6 +43,9 @@ def fit(X, y, *, mode="batch", learning_rate="auto", epochs=None, batch_size=Non
         pandas and polars DataFrames and Series and pyarrow Tables and arrays are
         accepted too (numeric columns; missing values count as NaN, which is refused
         with its row; string column names are kept in ``FitResult.feature_names``).
+        dask arrays and DataFrames run on the current dask scheduler, the blocks staying
+        on the workers (see :mod:`fastgd.dask`; ``y`` and ``sample_weight`` may then be
+        dask or NumPy).
     y : array_like, shape (n,)
         Targets. If its float dtype differs from X's, both are used as float64.
     mode : {"batch", "minibatch", "sgd"}

@@ -10,19 +10,30 @@ from ._sources import ArraySource
 
 
 def _loss(X, y, coef, intercept, sample_weight, parallel, reduction):
-    data = V.check_data(X, y, sample_weight, parallel=parallel)
+    from . import dask as _dask
+
+    if any(_dask.is_dask(a) for a in (X, y, sample_weight)):
+        # the blocks' partial sums on the cluster, checked for NaN/inf there
+        source, _ = _dask.source_for(X, y, sample_weight)
+        source.check_finite()
+        d = source.d
+    else:
+        data = V.check_data(X, y, sample_weight, parallel=parallel)
+        d = data.d
+        source = None
     raw = np.asarray(coef)
     if raw.dtype.kind not in "fiub":
         raise TypeError(f"coef must be real numbers, one per feature, got {coef!r:.80}")
     c = raw.astype(np.float64).reshape(-1)
-    if c.shape[0] != data.d:
-        raise ValueError(f"coef has {c.shape[0]} value(s) but X has {data.d} feature(s)")
+    if c.shape[0] != d:
+        raise ValueError(f"coef has {c.shape[0]} value(s) but X has {d} feature(s)")
     if isinstance(intercept, (bool, np.bool_)) or not isinstance(intercept, numbers.Real):
         raise TypeError(f"intercept must be a real number, got {intercept!r}")
     if not np.all(np.isfinite(c)) or not np.isfinite(intercept):
         raise ValueError("coef and intercept must be finite")
     full = np.append(c, float(intercept))
-    source = ArraySource(data, V.use_parallel(parallel, data.n, data.d), verified=True)
+    if source is None:
+        source = ArraySource(data, V.use_parallel(parallel, data.n, data.d), verified=True)
     return Objective(source, reduction, True).loss(full)
 
 
@@ -31,7 +42,8 @@ def mse(X, y, coef, intercept=0.0, *, sample_weight=None, parallel="auto"):
     """Mean squared error ``sum(w r^2) / sum(w)`` of ``r = y - (X @ coef + intercept)``.
 
     One compiled pass (parallel for large data), no temporaries of size n, float64
-    accumulation.
+    accumulation. Dask arrays and DataFrames are reduced on the cluster (two passes: the
+    NaN/inf check, then the loss), only the blocks' sums coming back.
 
     Examples
     --------

@@ -17,9 +17,11 @@ The passes (see :class:`Source`):
 
 Two sources here: :class:`ArraySource` (one in-memory block: the arrays given to
 :func:`fastgd.fit`) and :class:`ChunkSource` (a re-iterable of ``(X, y[, sample_weight])``
-blocks: :func:`fastgd.fit_chunks`). A new source (files, a Dask array) implements
-``_blocks()`` (and ``_block(k)`` for random access): a map over blocks, the merging is
-inherited.
+blocks: :func:`fastgd.fit_chunks`); files (:mod:`fastgd.io`) are a ChunkSource. Every
+pass is ``_map`` of a module-level per-block function (below) and a merge in block order:
+a source implements ``_blocks()`` (and ``_block(k)`` for random access) and inherits
+the rest, or, when its blocks live elsewhere (:class:`fastgd.dask.DaskSource`), replaces
+``_map`` and the stochastic ``epochs`` to run the same functions where the blocks are.
 """
 from dataclasses import dataclass
 

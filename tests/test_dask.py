@@ -91,6 +91,9 @@ def test_default_fit_is_the_least_squares_optimum_in_two_passes(client, rows, da
     opt = np.linalg.lstsq(np.c_[Xn, np.ones(N)], yn, rcond=None)[0]
     np.testing.assert_allclose(params(res), opt, rtol=1e-8)
     assert res.n_passes == 2 and res.converged
+    # the reported loss is the loss of the coefficients, measured on the cluster too
+    assert fastgd.mse(X, y, res.coef, res.intercept) == pytest.approx(res.final_loss, rel=1e-12)
+    assert fastgd.mse(Xn, yn, res.coef, res.intercept) == pytest.approx(res.final_loss, rel=1e-12)
     local = fastgd.fit(Xn, yn)
     np.testing.assert_allclose(params(res), params(local), rtol=1e-10)
 
@@ -147,7 +150,7 @@ def test_extreme_magnitudes_are_fitted_in_units_on_the_workers(client, rows):
 
 def test_unaligned_blocks_of_y_and_numpy_beside_dask(client, rows):
     Xn, yn, _ = rows
-    X = da.from_array(Xn, chunks=(7_000, D))
+    X = da.from_array(Xn, chunks=(7_000, 2))  # column blocks: merged
     y = da.from_array(yn, chunks=9_000)  # other boundaries: rechunked to X's
     res = fastgd.fit(X, y)
     np.testing.assert_allclose(params(res), params(fastgd.fit(Xn, yn)), rtol=1e-10)
@@ -293,3 +296,26 @@ def test_the_client_never_gathers_the_data(client):
     _client_growth(80_000)  # first use: imports, the client-side merge kernel
     grew = _client_growth(10_000_000)  # 320 MB of X on the workers
     assert grew < 16e6, f"the client grew by {grew / 1e6:.0f} MB for 320 MB of data"
+
+
+def _hold_first_use(args):
+    folder, name = args
+    os.environ["FASTGD_CACHE_DIR"] = folder
+    from fastgd.dask import _first_use
+
+    with _first_use(name):
+        start = time.time()
+        time.sleep(0.3)
+        end = time.time()
+    return start, end
+
+
+def test_worker_processes_take_turns_at_their_first_compile(tmp_path):
+    # the lock behind "compilation caches never race": two processes entering the first
+    # use of the same kind of task at once run it one after the other
+    import multiprocessing as mp
+
+    with mp.get_context("spawn").Pool(2) as pool:
+        (a0, a1), (b0, b1) = pool.map(_hold_first_use, [(str(tmp_path), "k")] * 2)
+    assert a1 <= b0 or b1 <= a0, "the two first uses overlapped"
+    assert (tmp_path / "fastgd-compile.lock").exists()
