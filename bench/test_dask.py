@@ -38,6 +38,7 @@ import fastgd  # noqa: E402
 from fastgd import _validation as V  # noqa: E402
 from fastgd._sources import ArraySource, sse_part  # noqa: E402
 from fastgd.dask import source_for  # noqa: E402
+from tests._cluster import local_cluster  # noqa: E402
 
 D, BLOCKS = 4, 8
 SIZES = [pytest.param(400_000, id="rows4e5"),
@@ -46,12 +47,8 @@ SIZES = [pytest.param(400_000, id="rows4e5"),
 
 @pytest.fixture(scope="module")
 def client():
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                       host="127.0.0.1", dashboard_address=None)
-    c = distributed.Client(cluster)
-    yield c
-    c.close()
-    cluster.close()
+    with local_cluster() as c:
+        yield c
 
 
 @pytest.fixture(scope="module")

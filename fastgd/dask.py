@@ -38,7 +38,7 @@ import numpy as np
 
 from . import _validation as V
 from ._drivers import sgd_block
-from ._sources import Rows, Source, draw_split, epoch_seed, permutation
+from ._sources import Rows, Source, _BlockEpochs, draw_split, epoch_seed, permutation
 
 #: the dask config key of the Numba threads each task uses (1: the serial kernels)
 THREADS_KEY = "fastgd.numba-threads"
@@ -413,19 +413,10 @@ class DaskSource(Source):
         return _DaskEpochs(self, rng, shuffle, rows)
 
 
-class _DaskEpochs:
+class _DaskEpochs(_BlockEpochs):
     """The epochs of a :class:`DaskSource`: the random draws of
-    :class:`fastgd._sources._BlockEpochs` (block order, then one seed per block), made
-    on the client; the orders themselves are built on the workers."""
-
-    def __init__(self, source, rng, shuffle, rows):
-        self.source, self.rng, self.shuffle, self.rows = source, rng, shuffle, rows
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
+    :class:`fastgd._sources._BlockEpochs` (block order, then one seed per block; ``skip``
+    is its own), made on the client; the orders themselves are built on the workers."""
 
     def next(self):
         nb = self.source.n_blocks
@@ -436,15 +427,6 @@ class _DaskEpochs:
             seed = epoch_seed(self.rng) if self.shuffle else None
             visits.append((k, seed, None if self.rows is None else self.rows[k]))
         return _Epoch(self.source, visits)
-
-    def skip(self):
-        if not self.shuffle:
-            return
-        nb = self.source.n_blocks
-        if nb > 1:
-            self.rng.permutation(nb)
-        for _ in range(nb):
-            epoch_seed(self.rng)
 
 
 class _Epoch:

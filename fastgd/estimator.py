@@ -166,6 +166,9 @@ class GDRegressor(RegressorMixin, BaseEstimator):
                       **self._settings())
             self.n_iter_ = res.n_epochs
             self.loss_curve_ = np.asarray(res.loss_history)
+        return self._store(res)
+
+    def _store(self, res):
         self.coef_ = np.array(res.coef)
         self.intercept_ = float(res.intercept)
         self.result_ = res
@@ -191,10 +194,7 @@ class GDRegressor(RegressorMixin, BaseEstimator):
         self.n_features_in_ = res.coef.shape[0] if width is None else int(width)
         self.n_iter_ = res.n_epochs
         self.loss_curve_ = np.asarray(res.loss_history)
-        self.coef_ = np.array(res.coef)
-        self.intercept_ = float(res.intercept)
-        self.result_ = res
-        return self
+        return self._store(res)
 
     # -- predicting ----------------------------------------------------------------------
 

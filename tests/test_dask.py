@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import fastgd
+from tests._cluster import local_cluster
 
 da = pytest.importorskip("dask.array")
 distributed = pytest.importorskip("distributed")
@@ -24,12 +25,8 @@ RTOL = 1e-12
 
 @pytest.fixture(scope="module")
 def client():
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                       host="127.0.0.1", dashboard_address=None)
-    c = distributed.Client(cluster)
-    yield c
-    c.close()
-    cluster.close()
+    with local_cluster() as c:
+        yield c
 
 
 @pytest.fixture(scope="module")
@@ -319,3 +316,13 @@ def test_worker_processes_take_turns_at_their_first_compile(tmp_path):
         (a0, a1), (b0, b1) = pool.map(_hold_first_use, [(str(tmp_path), "k")] * 2)
     assert a1 <= b0 or b1 <= a0, "the two first uses overlapped"
     assert (tmp_path / "fastgd-compile.lock").exists()
+
+
+@pytest.mark.parametrize("scheduler", ["threads", "sync"])
+def test_without_a_cluster_the_local_schedulers_give_the_same_fit(client, darr, scheduler):
+    X, y, w = darr
+    for kw in (dict(), dict(mode="minibatch", epochs=2, random_state=1)):
+        on_cluster = fastgd.fit(X, y, sample_weight=w, **kw)
+        with dask.config.set(scheduler=scheduler):
+            here = fastgd.fit(X, y, sample_weight=w, **kw)
+        np.testing.assert_allclose(params(here), params(on_cluster), rtol=RTOL)
