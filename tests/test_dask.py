@@ -319,8 +319,9 @@ def test_worker_processes_take_turns_at_their_first_compile(tmp_path):
 
 
 @pytest.mark.parametrize("scheduler", ["threads", "sync"])
-def test_without_a_cluster_the_local_schedulers_give_the_same_fit(client, darr, scheduler):
-    X, y, w = darr
+def test_without_a_cluster_the_local_schedulers_give_the_same_fit(client, rows, scheduler):
+    m = N // BLOCKS
+    X, y, w = (da.from_array(a, chunks=(m,) + a.shape[1:]) for a in rows)  # not persisted
     for kw in (dict(), dict(mode="minibatch", epochs=2, random_state=1)):
         on_cluster = fastgd.fit(X, y, sample_weight=w, **kw)
         with dask.config.set(scheduler=scheduler):
