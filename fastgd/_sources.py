@@ -142,32 +142,14 @@ class Source:
 
     def moments(self, full):
         """``(W, mean, com)``: weighted mean (``d + 1``) and centred co-moment of ``[x, y]``
-        (``(d + 1, d + 1)`` when ``full``, else the ``(d + 1,)`` diagonal), per-block
-        statistics merged exactly (pairwise updates) in block order."""
+        (``(d + 1, d + 1)`` when ``full``, else the ``(d + 1,)`` diagonal): each block's
+        statistics (its slices merged where the block is), merged exactly (pairwise
+        updates) in block order."""
         rows = self._map(moments_part, full)
-        out = rows[0] if len(rows) == 1 else np.concatenate(rows)
-        k = self.d + 1
-        if full:
-            mean = np.empty(k)
-            com = np.empty((k, k))
-            W = K._combine_moments(out, k, mean, com)
-            self._proof(mean, com)
-            return W, mean, com
-        W = 0.0
-        mean = np.zeros(k)
-        m2 = np.zeros(k)
-        # NaN/inf data gives NaN/inf blocks: _proof checks the result, NumPy need not warn
-        with np.errstate(invalid="ignore", over="ignore"):
-            for row in out:
-                Wb = row[0]
-                if Wb > 0.0:
-                    Wt = W + Wb
-                    delta = row[1:1 + k] - mean
-                    m2 += row[1 + k:] + ((W / Wt) * Wb) * delta * delta
-                    mean += delta * (Wb / Wt)
-                    W = Wt
-        self._proof(mean, m2)
-        return W, mean, m2
+        out = rows[0][None, :] if len(rows) == 1 else np.stack(rows)
+        W, mean, com = merge_moments(out, self.d + 1, full)
+        self._proof(mean, com)
+        return W, mean, com
 
     def max_norm(self, centres, inv_scales, fit_intercept):
         """``max_i w_i ||[(x_i - centres) * inv_scales, 1]||^2`` (the 1 only when the
@@ -264,7 +246,9 @@ def huber_part(data, parallel, coef, epsilon):
 
 
 def moments_part(data, parallel, full):
-    """The block's per-slice moment rows (merged by :meth:`Source.moments`)."""
+    """The block's moments as one row ``[W, mean, com]`` (``com`` the full co-moment
+    matrix, or its diagonal): its slices' rows from the kernel, merged in order here, so
+    that what a block sends back has a fixed size whatever its rows."""
     k = data.d + 1
     if full:
         n_blocks, sub_rows = moment_layout(data.n, data.d)
@@ -274,7 +258,32 @@ def moments_part(data, parallel, full):
         n_blocks, sub_rows = moment_layout(data.n, 1)
         out = np.empty((n_blocks, 1 + 2 * k))
         K.SERIAL_PARALLEL["moments_diag"][int(parallel)](data.X, data.y, data.sw, sub_rows, out)
-    return out
+    W, mean, com = merge_moments(out, k, full)
+    return np.concatenate([[W], mean, com.ravel()])
+
+
+def merge_moments(rows, k, full):
+    """``(W, mean, com)`` of moment rows ``[W, mean, com]`` merged exactly in order
+    (pairwise updates; rows of zero weight are skipped)."""
+    if full:
+        mean = np.empty(k)
+        com = np.empty((k, k))
+        W = K._combine_moments(rows, k, mean, com)
+        return W, mean, com
+    W = 0.0
+    mean = np.zeros(k)
+    m2 = np.zeros(k)
+    # NaN/inf data gives NaN/inf rows: the caller checks the result, NumPy need not warn
+    with np.errstate(invalid="ignore", over="ignore"):
+        for row in rows:
+            Wb = row[0]
+            if Wb > 0.0:
+                Wt = W + Wb
+                delta = row[1:1 + k] - mean
+                m2 += row[1 + k:] + ((W / Wt) * Wb) * delta * delta
+                mean += delta * (Wb / Wt)
+                W = Wt
+    return W, mean, m2
 
 
 def max_norm_part(data, parallel, coords):

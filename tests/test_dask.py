@@ -75,10 +75,26 @@ def test_every_mode_equals_the_local_fit_of_the_same_blocks(client, rows, darr, 
     X, y, w = darr
     res = fastgd.fit(X, y, sample_weight=w if weighted else None, random_state=3, **kw)
     ref = fastgd.fit_chunks(blocks(rows, weighted), random_state=3, **kw)
-    np.testing.assert_allclose(params(res), params(ref), rtol=RTOL, atol=1e-14)
-    np.testing.assert_allclose(res.loss_history, ref.loss_history, rtol=RTOL)
-    assert res.n_epochs == ref.n_epochs and res.converged == ref.converged
+    same_run(res, ref)
     assert res.n_rows == N and res.plan.engine == ref.plan.engine
+
+
+def same_run(res, ref):
+    """``res`` and ``ref`` are the same fit to rounding: parameters and losses to 1e-12.
+
+    Bit for bit when the workers' kernels were compiled as this process's were; but a
+    kernel loaded from numba's on-disk cache can differ in the last bits from one compiled
+    in the process (see "How it works" in the README), and CI starts from an empty cache:
+    a stopping test that sits at the rounding level (``tol=1e-12`` on a loss that no
+    longer moves) may then take one more epoch. The epochs beyond the shorter run must
+    then be at its final loss."""
+    np.testing.assert_allclose(params(res), params(ref), rtol=RTOL, atol=1e-14)
+    a, b = res.loss_history, ref.loss_history
+    m = min(len(a), len(b))
+    np.testing.assert_allclose(a[:m], b[:m], rtol=RTOL)
+    longer = a if len(a) > m else b
+    np.testing.assert_allclose(longer[m - 1:], longer[m - 1], rtol=RTOL)
+    assert abs(len(a) - len(b)) <= 1 and res.converged == ref.converged
 
 
 def test_default_fit_is_the_least_squares_optimum_in_two_passes(client, rows, darr):
@@ -255,8 +271,7 @@ def test_a_worker_killed_mid_fit_costs_nothing(client, rows):
 
     res = fastgd.fit(X, y, callback=kill, **kw)
     assert killed == [10]
-    np.testing.assert_allclose(params(res), params(ref), rtol=RTOL)
-    np.testing.assert_allclose(res.loss_history, ref.loss_history, rtol=RTOL)
+    same_run(res, ref)
     client.wait_for_workers(2, timeout=60)
     assert pids[0] not in client.run(os.getpid).values()  # the worker really died
 
