@@ -29,7 +29,8 @@ How a fit runs
   first task of each kind in a worker process runs under a file lock in fastgd's kernel
   cache folder, so worker processes never compile into the cache at the same time.
 * **Memory**: the data never comes to the client; what does is one partial result per
-  block (``(d + 2)`` numbers for a gradient pass, a few KiB for the moments).
+  block, whatever its rows: ``d + 2`` numbers for a gradient pass, ``1 + k + k^2`` for the
+  moments (``k = d + 1``; each block merges its own slices first).
 """
 import threading
 from contextlib import contextmanager
@@ -37,6 +38,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from . import _validation as V
+from . import kernels as K
 from ._drivers import sgd_block
 from ._sources import Rows, Source, _BlockEpochs, draw_split, epoch_seed, permutation
 
@@ -202,12 +204,19 @@ _WARM = set()
 _WARM_LOCK = threading.Lock()
 
 
+def _kind(name, X, sw, threads):
+    """What decides which kernels a task compiles: the pass, the block's width and dtype,
+    weights or not, serial or parallel kernels."""
+    X = np.asarray(X)
+    return (name, X.shape[1] if X.ndim == 2 else 1, X.dtype.str, sw is None, threads > 1)
+
+
 @contextmanager
 def _first_use(name):
-    """The first task of kind ``name`` in this process runs under an inter-process file
-    lock in the kernel cache folder: worker processes that would compile the same kernels
-    take turns (the later ones load what the first wrote) instead of writing the cache
-    at once."""
+    """The first task of kind ``name`` (see :func:`_kind`) in this process runs under an
+    inter-process file lock in the kernel cache folder: worker processes that would
+    compile the same kernels take turns (the later ones load what the first wrote)
+    instead of writing the cache at once."""
     if name in _WARM:
         yield
         return
@@ -281,7 +290,7 @@ def _named(k, offset, exc):
 
 def run_part(part, X, y, sw, k, offset, threads, extra, args):
     """A task: ``part`` (a per-block function of :mod:`fastgd._sources`) over block ``k``."""
-    with _threads(threads) as parallel, _first_use(part.__name__):
+    with _threads(threads) as parallel, _first_use(_kind(part.__name__, X, sw, threads)):
         try:
             data = _block_data(X, y, sw, parallel)
         except (ValueError, TypeError) as exc:
@@ -289,14 +298,15 @@ def run_part(part, X, y, sw, k, offset, threads, extra, args):
         return part(data, parallel, *extra, *args)
 
 
-def run_sgd(X, y, sw, k, offset, threads, prev, seed, rows, coords, params, mixing_parts):
+def run_sgd(X, y, sw, k, offset, threads, prev, seed, rows, coords, params):
     """A task: block ``k``'s share of a stochastic epoch, continuing ``prev = (state, t,
     bad_row)`` (passed on untouched once a row went bad). Its visiting order (the rows
     ``rows`` or all, permuted by ``seed``, or in order without one) is built here."""
     state, t, bad = prev
     if bad is not None:
         return prev
-    with _threads(threads) as parallel, _first_use("run_sgd"):
+    kind = _kind("run_sgd", X, sw, threads) + (int(params[K.P_BATCH]),)
+    with _threads(threads) as parallel, _first_use(kind):
         data = _block_data(X, y, sw, parallel)
         m = data.n if rows is None else rows.shape[0]
         order = (permutation(m, seed, False) if seed is not None
@@ -304,7 +314,7 @@ def run_sgd(X, y, sw, k, offset, threads, prev, seed, rows, coords, params, mixi
         if rows is not None:
             order = rows.indices()[order]
         state = state.copy()
-        t, bad = sgd_block(data, order, coords, params.copy(), state, t, mixing_parts)
+        t, bad = sgd_block(data, order, coords, params.copy(), state, t, False)
     return state, t, None if bad is None else offset + bad
 
 
@@ -443,7 +453,7 @@ class _Epoch:
 
         def one(k, seed, rows, prev):
             return task(src._xs[k], src._ys[k], src._ws[k], k, int(src.offsets[k]), src.threads,
-                        prev, seed, rows, runner.coords, runner.params, False)
+                        prev, seed, rows, runner.coords, runner.params)
 
         if not runner.mixing:
             prev = (state.copy(), t, None)
