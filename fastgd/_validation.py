@@ -193,6 +193,8 @@ def check_data(X, y, sample_weight=None, parallel="auto", check_finite_xy=True,
     ``allow_zero_weight``: a block of a larger source may have zero total weight.
     """
     X2, one_d = check_X_shape_only(X)
+    if y is None:
+        raise TypeError("y is None: pass the targets, one value per row of X")
     y = as_float_array(y, "y")
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]

@@ -171,6 +171,8 @@ def _aligned(a, name, rows, n):
     """``a`` (dask or NumPy) as a 1-D dask array with the row blocks ``rows``."""
     import dask.array as da
 
+    if a is None:
+        raise TypeError(f"{name} is None: pass the targets, one value per row of X")
     if not is_dask(a):
         a = V.as_float_array(a, name)
         if a.ndim == 2 and a.shape[1] == 1:

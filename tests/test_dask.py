@@ -342,3 +342,9 @@ def test_without_a_cluster_the_local_schedulers_give_the_same_fit(client, rows, 
         with dask.config.set(scheduler=scheduler):
             here = fastgd.fit(X, y, sample_weight=w, **kw)
         np.testing.assert_allclose(params(here), params(on_cluster), rtol=RTOL)
+
+
+def test_missing_targets_are_named(client, darr):
+    X, _, _ = darr
+    with pytest.raises(TypeError, match="y is None"):
+        fastgd.fit(X, None)

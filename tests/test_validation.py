@@ -160,3 +160,8 @@ def test_mse_bad_coef():
         fastgd.mse(X, Y, [1.0])
     with pytest.raises(ValueError, match="finite"):
         fastgd.mse(X, Y, [1.0, np.nan])
+
+
+def test_missing_targets_are_named():
+    with pytest.raises(TypeError, match="y is None: pass the targets"):
+        fastgd.fit([1.0, 2.0], None)
