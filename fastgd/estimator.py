@@ -78,6 +78,10 @@ class GDRegressor(RegressorMixin, BaseEstimator):
     ``early_stopping`` and ``learning_rate_schedule="adaptive"`` need epochs and are
     refused by ``partial_fit``.
 
+    ``fit``, ``predict`` and ``score`` also take dask arrays and DataFrames: the fit runs
+    on the dask cluster (:mod:`fastgd.dask`), ``predict`` returns a lazy dask array and
+    ``score`` reduces on the cluster; ``partial_fit`` takes rows in memory only.
+
     Examples
     --------
     >>> import numpy as np
