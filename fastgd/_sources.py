@@ -121,7 +121,8 @@ class Source:
         """``[part(block.data, block.parallel, [each[k],] *args) for each block k]``, in
         block order: every pass is such a map of a per-block function (below, at module
         level) followed by a merge of its results in block order. A source that runs
-        blocks elsewhere (:mod:`fastgd.dask`) replaces this method only."""
+        blocks elsewhere (:mod:`fastgd.dask`) replaces this method, and the few that
+        read blocks directly (``check_finite``, ``split``, ``epochs``)."""
         out = []
         for b in self._blocks():
             extra = () if each is None else (each[b.index],)
