@@ -13,9 +13,9 @@ def _loss(X, y, coef, intercept, sample_weight, parallel, reduction):
     from . import dask as _dask
 
     if any(_dask.is_dask(a) for a in (X, y, sample_weight)):
-        # the blocks' partial sums on the cluster, checked for NaN/inf there
+        # the blocks' partial sums on the cluster; a non-finite sum (NaN/inf in the
+        # data) makes the source look for the block and row to name
         source, _ = _dask.source_for(X, y, sample_weight)
-        source.check_finite()
         d = source.d
     else:
         data = V.check_data(X, y, sample_weight, parallel=parallel)
@@ -42,8 +42,8 @@ def mse(X, y, coef, intercept=0.0, *, sample_weight=None, parallel="auto"):
     """Mean squared error ``sum(w r^2) / sum(w)`` of ``r = y - (X @ coef + intercept)``.
 
     One compiled pass (parallel for large data), no temporaries of size n, float64
-    accumulation. Dask arrays and DataFrames are reduced on the cluster (two passes: the
-    NaN/inf check, then the loss), only the blocks' sums coming back.
+    accumulation. Dask arrays and DataFrames are reduced on the cluster, only the blocks'
+    sums coming back.
 
     Examples
     --------

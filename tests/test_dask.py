@@ -348,3 +348,14 @@ def test_missing_targets_are_named(client, darr):
     X, _, _ = darr
     with pytest.raises(TypeError, match="y is None"):
         fastgd.fit(X, None)
+
+
+def test_mse_on_the_cluster_names_a_nan_block(client, rows):
+    Xn, yn, _ = rows
+    yb = yn.copy()
+    yb[31_000] = np.inf
+    X = da.from_array(Xn, chunks=(10_000, D))
+    assert fastgd.mse(X, da.from_array(yn, chunks=10_000), [1.0, -2.0, 30.0], 4.0) == \
+        pytest.approx(fastgd.mse(Xn, yn, [1.0, -2.0, 30.0], 4.0), rel=1e-12)
+    with pytest.raises(ValueError, match=r"block 3: y has .* row 1000"):
+        fastgd.mse(X, da.from_array(yb, chunks=10_000), [1.0, -2.0, 30.0], 4.0)
