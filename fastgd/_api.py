@@ -221,7 +221,7 @@ def fit(X, y, *, mode="batch", learning_rate="auto", epochs=None, batch_size=Non
     _check_callback(callback)
     if any(is_dask(a) for a in (X, y, sample_weight)):
         return _fit_dask(X, y, sample_weight, settings, init_coef, init_intercept, callback,
-                         progress, checkpoint, t0)
+                         progress, (checkpoint, checkpoint_every), t0)
     data = V.check_data(X, y, sample_weight, parallel=V.check_parallel(parallel),
                         check_finite_xy=False)
     facts = DataFacts(n=data.n, d=data.d, dtype=str(data.X.dtype),
@@ -242,21 +242,31 @@ def fit(X, y, *, mode="batch", learning_rate="auto", epochs=None, batch_size=Non
 
 
 def _fit_dask(X, y, sample_weight, settings, init_coef, init_intercept, callback, progress,
-              checkpoint, t0):
-    """:func:`fit` on dask collections: a :class:`fastgd.dask.DaskSource` (the blocks stay
-    on the cluster), then the same plan and engines."""
+              checkpoint, t0, resume=None):
+    """:func:`fit` (and :func:`resume`) on dask collections: a
+    :class:`fastgd.dask.DaskSource` (the blocks stay on the cluster), then the same plan
+    and engines. ``checkpoint``: ``(path, every)``; ``resume``: ``(doc, path)``."""
     from .dask import source_for
 
-    if checkpoint is not None:
-        raise ValueError(
-            "checkpoints are written for in-memory arrays and files; a dask fit cannot take "
-            "checkpoint= (the cluster's data has no fingerprint to resume against): drop it, "
-            "or fit the data from its files with fastgd.fit_file(..., checkpoint=)"
-        )
     source, names = source_for(X, y, sample_weight)
-    plan = FitPlan.build(source.facts(), **settings)
-    coef = V.check_init(init_coef, init_intercept, source.d)
-    res = run(plan, source, coef, callback=callback, t0=t0, progress=_check_progress(progress))
+    path, every = checkpoint
+    ckpt = None
+    if resume is not None:
+        doc, path = resume
+        plan = FitPlan.from_dict(doc["plan"])
+        fp = source.fingerprint()
+        check_same_data(doc, fp, path)
+        every = doc.get("every") if every is None else every
+        ckpt = Checkpointer(path, V.check_int(every or 1, "checkpoint_every", 1), plan, fp)
+        coef = np.zeros(source.d + 1)
+    else:
+        plan = FitPlan.build(source.facts(), **settings)
+        coef = V.check_init(init_coef, init_intercept, source.d)
+        if path is not None:
+            ckpt = Checkpointer(path, V.check_int(every, "checkpoint_every", 1), plan,
+                                source.fingerprint())
+    res = run(plan, source, coef, callback=callback, t0=t0, progress=_check_progress(progress),
+              checkpoint=ckpt, resume=None if resume is None else resume[0]["state"])
     return dataclasses.replace(res, n_rows=source.n,
                                **({} if names is None else {"feature_names": names}))
 
@@ -271,7 +281,8 @@ def resume(path, X=None, y=None, *, sample_weight=None, callback=None, progress=
 
     A fit of arrays needs the same ``X``, ``y`` (and ``sample_weight``) again: other data
     (rows, features, dtype, weights, or values: a fingerprint of sampled rows) is a
-    ``ValueError``. A fit of a file reopens the file (``X`` and ``y`` stay None), and
+    ``ValueError``. A fit of dask collections needs them again, chunked as they were
+    (the fingerprint is hashed on the workers: nothing is gathered). A fit of a file reopens the file (``X`` and ``y`` stay None), and
     refuses a file that changed since. A checkpoint from a newer fastgd is refused.
     """
     t0 = time.perf_counter()
@@ -287,6 +298,9 @@ def resume(path, X=None, y=None, *, sample_weight=None, callback=None, progress=
                            checkpoint_every=checkpoint_every)
     if X is None or y is None:
         raise TypeError(f"{path} continues a fit of arrays: pass the same X and y again")
+    if any(is_dask(a) for a in (X, y, sample_weight)):
+        return _fit_dask(X, y, sample_weight, None, None, 0.0, callback, progress,
+                         (path, checkpoint_every), t0, resume=(doc, path))
     plan = FitPlan.from_dict(doc["plan"])
     data = V.check_data(X, y, sample_weight, parallel=V.check_parallel(plan.settings["parallel"]),
                         check_finite_xy=False)

@@ -56,15 +56,20 @@ def fingerprint(data):
     """What identifies the data of an in-memory fit: shape, dtype, weights, and a hash
     of 257 rows spread over it (cheap at any size; a different file or a shuffled copy
     is caught, a change of one row between the sampled ones is not)."""
+    return {"n": int(data.n), "d": int(data.d), "dtype": str(data.X.dtype),
+            "weighted": bool(data.sw.shape[0]), "sha256": sampled_hash(data, 257)}
+
+
+def sampled_hash(data, count):
+    """sha256 (hex) of ``count`` rows of X, y and the weights spread over ``data``."""
     n = data.n
-    rows = np.unique(np.linspace(0, n - 1, min(n, 257)).astype(np.int64))
+    rows = np.unique(np.linspace(0, n - 1, min(n, count)).astype(np.int64))
     h = hashlib.sha256()
     h.update(np.ascontiguousarray(data.X[rows]).tobytes())
     h.update(np.ascontiguousarray(data.y[rows]).tobytes())
     if data.sw.shape[0]:
         h.update(np.ascontiguousarray(data.sw[rows]).tobytes())
-    return {"n": int(n), "d": int(data.d), "dtype": str(data.X.dtype),
-            "weighted": bool(data.sw.shape[0]), "sha256": h.hexdigest()}
+    return h.hexdigest()
 
 
 def file_fingerprint(reader):
@@ -89,6 +94,10 @@ def check_same_file(doc, path):
             f"{path} continues a fit of {fp['file']}, which changed since (size or "
             "modification time): start the fit again"
         )
+
+
+def _rows(sizes):
+    return ", ".join(str(m) for m in sizes[:4]) + (", ..." if len(sizes) > 4 else "")
 
 
 class Checkpointer:
@@ -127,6 +136,15 @@ def read(path):
 def check_same_data(doc, fp, path):
     """A clear error when ``fp`` (the data given to resume) is not the checkpoint's."""
     want = doc["fingerprint"]
+    if bool(want.get("blocks")) != bool(fp.get("blocks")):
+        was = "dask collections" if want.get("blocks") else "in-memory arrays"
+        raise ValueError(f"{path} continues a fit of {was}: pass the same kind of data again")
+    if want.get("blocks") and want["blocks"] != fp["blocks"]:
+        raise ValueError(
+            f"{path} was written for {len(want['blocks'])} blocks of "
+            f"{_rows(want['blocks'])} rows, got {len(fp['blocks'])} of {_rows(fp['blocks'])}: "
+            "the blocks decide the result; resume with the array chunked as it was"
+        )
     for key, what in (("n", "rows"), ("d", "features"), ("dtype", "dtype"),
                       ("weighted", "sample weights")):
         if want[key] != fp[key]:

@@ -306,6 +306,13 @@ def max_abs_part(data, parallel):
     return top
 
 
+def fingerprint_part(data, parallel):
+    """A hash of 33 rows spread over the block (see :func:`fastgd._checkpoint.fingerprint`)."""
+    from ._checkpoint import sampled_hash
+
+    return sampled_hash(data, 33)
+
+
 def weight_part(data, parallel):
     return data.weight_total
 

@@ -242,8 +242,6 @@ def test_mismatched_rows_unknown_sizes_and_bad_columns(client, rows):
     text = frame.assign(s="x")
     with pytest.raises(TypeError, match="column 's'"):
         fastgd.fit(text, da.from_array(yn, chunks=10_000))
-    with pytest.raises(ValueError, match="checkpoint"):
-        fastgd.fit(X, da.from_array(yn, chunks=10_000), checkpoint="ck.json")
     w = np.ones(N)
     w[12_000] = -1.0
     with pytest.raises(ValueError, match="block 1 .*negative"):
@@ -359,3 +357,44 @@ def test_mse_on_the_cluster_names_a_nan_block(client, rows):
         pytest.approx(fastgd.mse(Xn, yn, [1.0, -2.0, 30.0], 4.0), rel=1e-12)
     with pytest.raises(ValueError, match=r"block 3: y has .* row 1000"):
         fastgd.mse(X, da.from_array(yb, chunks=10_000), [1.0, -2.0, 30.0], 4.0)
+
+
+class _Stop(Exception):
+    pass
+
+
+@pytest.mark.parametrize("kw", [dict(solver="stream"), dict(mode="sgd", epochs=5, parallel=False),
+                                dict(mode="sgd", epochs=5, parallel=True),
+                                dict(mode="minibatch", epochs=5, early_stopping=True, tol=1e-12,
+                                     n_iter_no_change=10)],
+                         ids=["stream", "sgd-sequential", "sgd-mixing", "minibatch-early-stop"])
+def test_checkpoints_resume_a_dask_fit_bit_for_bit(client, darr, tmp_path, kw):
+    X, y, w = darr
+    ref = fastgd.fit(X, y, sample_weight=w, random_state=5, **kw)
+    stop_at = max(1, ref.n_epochs // 2)
+
+    def crash(epoch, *_):
+        if epoch == stop_at:
+            raise _Stop
+
+    path = tmp_path / "fit.ckpt"
+    with pytest.raises(_Stop):
+        fastgd.fit(X, y, sample_weight=w, random_state=5, checkpoint=path, callback=crash, **kw)
+    res = fastgd.resume(path, X, y, sample_weight=w)
+    np.testing.assert_array_equal(params(res), params(ref))
+    np.testing.assert_array_equal(res.loss_history, ref.loss_history)
+    assert res.n_passes == ref.n_passes and res.plan == ref.plan
+
+
+def test_resume_refuses_other_data_or_other_blocks(client, rows, darr, tmp_path):
+    X, y, _ = darr
+    Xn, yn, _ = rows
+    path = tmp_path / "fit.ckpt"
+    fastgd.fit(X, y, mode="sgd", epochs=2, checkpoint=path)
+    with pytest.raises(ValueError, match="4 blocks of 10000, .* got 5 of 8000"):
+        fastgd.resume(path, X.rechunk((8_000, D)), y.rechunk(8_000))
+    y2 = da.from_array(yn + 1.0, chunks=10_000)
+    with pytest.raises(ValueError, match="other data"):
+        fastgd.resume(path, X, y2)
+    with pytest.raises(ValueError, match="continues a fit of dask collections"):
+        fastgd.resume(path, Xn, yn)
