@@ -254,7 +254,7 @@ def _fit_dask(X, y, sample_weight, settings, init_coef, init_intercept, callback
     if resume is not None:
         doc, path = resume
         plan = FitPlan.from_dict(doc["plan"])
-        fp = source.fingerprint()
+        fp = source.fingerprint("dask")
         check_same_data(doc, fp, path)
         every = doc.get("every") if every is None else every
         ckpt = Checkpointer(path, V.check_int(every or 1, "checkpoint_every", 1), plan, fp)
@@ -264,7 +264,7 @@ def _fit_dask(X, y, sample_weight, settings, init_coef, init_intercept, callback
         coef = V.check_init(init_coef, init_intercept, source.d)
         if path is not None:
             ckpt = Checkpointer(path, V.check_int(every, "checkpoint_every", 1), plan,
-                                source.fingerprint())
+                                source.fingerprint("dask"))
     res = run(plan, source, coef, callback=callback, t0=t0, progress=_check_progress(progress),
               checkpoint=ckpt, resume=None if resume is None else resume[0]["state"])
     return dataclasses.replace(res, n_rows=source.n,
@@ -272,8 +272,8 @@ def _fit_dask(X, y, sample_weight, settings, init_coef, init_intercept, callback
 
 
 @serialized_under_workqueue
-def resume(path, X=None, y=None, *, sample_weight=None, callback=None, progress="auto",
-           checkpoint_every=None):
+def resume(path, X=None, y=None, *, sample_weight=None, chunks=None, callback=None,
+           progress="auto", checkpoint_every=None):
     """Continue the fit whose checkpoint is at ``path`` (written by
     ``fit(..., checkpoint=path)`` or ``fit_file(..., checkpoint=path)``); returns what the
     uninterrupted fit returns, bit for bit (``elapsed_s`` aside). The fit goes on writing
@@ -282,7 +282,8 @@ def resume(path, X=None, y=None, *, sample_weight=None, callback=None, progress=
     A fit of arrays needs the same ``X``, ``y`` (and ``sample_weight``) again: other data
     (rows, features, dtype, weights, or values: a fingerprint of sampled rows) is a
     ``ValueError``. A fit of dask collections needs them again, chunked as they were
-    (the fingerprint is hashed on the workers: nothing is gathered). A fit of a file reopens the file (``X`` and ``y`` stay None), and
+    (the fingerprint is hashed on the workers: nothing is gathered); a
+    :func:`fit_chunks` fit needs ``chunks=`` again, the same blocks. A fit of a file reopens the file (``X`` and ``y`` stay None), and
     refuses a file that changed since. A checkpoint from a newer fastgd is refused.
     """
     t0 = time.perf_counter()
@@ -296,6 +297,18 @@ def resume(path, X=None, y=None, *, sample_weight=None, callback=None, progress=
 
         return resume_file(doc, path, callback=callback, progress=_check_progress(progress),
                            checkpoint_every=checkpoint_every)
+    if chunks is not None or doc["fingerprint"].get("source") == "chunks":
+        if chunks is None or X is not None or y is not None:
+            raise TypeError(f"{path} continues a fit_chunks fit: pass the same blocks again, "
+                            "fastgd.resume(path, chunks=blocks)")
+        plan = FitPlan.from_dict(doc["plan"])
+        source = ChunkSource(chunks, parallel=plan.settings["parallel"])
+        fp = source.fingerprint("chunks")
+        check_same_data(doc, fp, path)
+        every = doc.get("every") if checkpoint_every is None else checkpoint_every
+        ckpt = Checkpointer(path, V.check_int(every or 1, "checkpoint_every", 1), plan, fp)
+        return run(plan, source, np.zeros(source.d + 1), callback=callback, t0=t0,
+                   progress=_check_progress(progress), checkpoint=ckpt, resume=doc["state"])
     if X is None or y is None:
         raise TypeError(f"{path} continues a fit of arrays: pass the same X and y again")
     if any(is_dask(a) for a in (X, y, sample_weight)):
@@ -337,7 +350,9 @@ def fit_chunks(chunks, *, sample_weight=None, init_coef=None, init_intercept=0.0
     sample_weight : None
         Weights come with the blocks; pass them as the third element of each tuple.
     init_coef, init_intercept, callback, **fit_kwargs
-        As for :func:`fit` (``mode``, ``learning_rate``, ``epochs``, ...).
+        As for :func:`fit` (``mode``, ``learning_rate``, ``epochs``, ...; ``checkpoint``
+        and ``checkpoint_every`` too, for a list of blocks or a callable:
+        ``fastgd.resume(path, chunks=...)`` continues with the same blocks).
 
     Notes
     -----
@@ -378,6 +393,8 @@ def fit_chunks(chunks, *, sample_weight=None, init_coef=None, init_intercept=0.0
         raise TypeError("fit_chunks takes the weights with the blocks: give (X, y, sample_weight) "
                         "tuples instead of sample_weight=")
     _check_callback(callback)
+    checkpoint = fit_kwargs.pop("checkpoint", None)
+    every = fit_kwargs.pop("checkpoint_every", 1)
     source = ChunkSource(chunks, parallel=V.check_parallel(fit_kwargs.get("parallel", "auto")))
     plan = FitPlan.build(source.facts(), **fit_kwargs)
     if not source.reiterable and not plan.single_pass:
@@ -388,7 +405,16 @@ def fit_chunks(chunks, *, sample_weight=None, init_coef=None, init_intercept=0.0
             "(one pass suffices only for the default batch fit, solver='gram')"
         )
     coef = V.check_init(init_coef, init_intercept, source.d)
-    return run(plan, source, coef, callback=callback, t0=t0, progress=_check_progress(progress))
+    ckpt = None
+    if checkpoint is not None:
+        if not source.reiterable:
+            raise TypeError("a checkpointed fit_chunks fit must read its blocks again when "
+                            "resumed: pass a list of blocks or a callable, not a one-shot "
+                            "iterator")
+        ckpt = Checkpointer(checkpoint, V.check_int(every, "checkpoint_every", 1), plan,
+                            source.fingerprint("chunks"))
+    return run(plan, source, coef, callback=callback, t0=t0, progress=_check_progress(progress),
+               checkpoint=ckpt)
 
 
 @serialized_under_workqueue

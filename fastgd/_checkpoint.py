@@ -136,9 +136,12 @@ def read(path):
 def check_same_data(doc, fp, path):
     """A clear error when ``fp`` (the data given to resume) is not the checkpoint's."""
     want = doc["fingerprint"]
-    if bool(want.get("blocks")) != bool(fp.get("blocks")):
-        was = "dask collections" if want.get("blocks") else "in-memory arrays"
-        raise ValueError(f"{path} continues a fit of {was}: pass the same kind of data again")
+    kinds = {None: "in-memory arrays (resume(path, X, y))",
+             "dask": "dask collections (resume(path, X, y) with the same collections)",
+             "chunks": "blocks of rows (resume(path, chunks=...) with the same blocks)"}
+    if want.get("source") != fp.get("source"):
+        raise ValueError(f"{path} continues a fit of {kinds[want.get('source')]}: pass the "
+                         "same kind of data again")
     if want.get("blocks") and want["blocks"] != fp["blocks"]:
         raise ValueError(
             f"{path} was written for {len(want['blocks'])} blocks of "

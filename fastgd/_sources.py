@@ -175,6 +175,18 @@ class Source:
         in slices so that no block-sized temporary is made."""
         return np.maximum.reduce(self._map(max_abs_part))
 
+    def fingerprint(self, kind):
+        """What identifies these rows for a checkpoint (``kind``: "chunks" or "dask"):
+        shape, dtype, weights, the block sizes and a hash of rows sampled in every block,
+        computed where the blocks are (see :func:`fastgd._checkpoint.fingerprint`)."""
+        import hashlib
+
+        h = hashlib.sha256("".join(self._map(fingerprint_part)).encode())
+        facts = self.facts()
+        return {"source": kind, "n": int(facts.n), "d": int(facts.d), "dtype": facts.dtype,
+                "weighted": bool(facts.weighted), "blocks": [int(m) for m in self.block_sizes()],
+                "sha256": h.hexdigest()}
+
     # -- early stopping ------------------------------------------------------------------
 
     def split(self, fraction, rng, parallel):

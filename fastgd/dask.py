@@ -407,17 +407,6 @@ class DaskSource(Source):
             _check_total_weight(self._W)
         return self._W
 
-    def fingerprint(self):
-        """What identifies these data for a checkpoint: shape, dtype, weights, the block
-        sizes and a hash of rows sampled in every block (hashed on the workers)."""
-        import hashlib
-
-        from ._sources import fingerprint_part
-
-        h = hashlib.sha256("".join(self._map(fingerprint_part)).encode())
-        return {"n": self.n, "d": self.d, "dtype": self.dtype, "weighted": self.weighted,
-                "blocks": list(self.sizes), "sha256": h.hexdigest()}
-
     def facts(self):
         from ._plan import DataFacts
 

@@ -179,3 +179,44 @@ def test_cli_checkpoint_and_resume(tmp_path, data):
     piped = subprocess.run(run + ["fit", "-", "--x", "a", "--y", "y", "--checkpoint", str(ck)],
                            input="a,y\n1,2\n", capture_output=True, text=True, timeout=300)
     assert piped.returncode == 1 and "--checkpoint needs a file" in piped.stderr
+
+
+@pytest.mark.parametrize("kw", [dict(solver="stream"), dict(mode="sgd", epochs=6, random_state=0),
+                                dict(mode="minibatch", epochs=6, random_state=2, early_stopping=True,
+                                     tol=1e-12, n_iter_no_change=10)],
+                         ids=["stream", "sgd", "minibatch-early-stop"])
+def test_fit_chunks_resumes_bit_for_bit(tmp_path, data, kw):
+    X, y = data
+    blocks = [(X[i:i + 1700], y[i:i + 1700]) for i in range(0, len(y), 1700)]
+    ref = fastgd.fit_chunks(blocks, **kw)
+    stop_at = max(1, ref.n_epochs // 2)
+
+    def crash(epoch, *_):
+        if epoch == stop_at:
+            raise _Stop
+
+    path = tmp_path / "fit.ckpt"
+    with pytest.raises(_Stop):
+        fastgd.fit_chunks(blocks, checkpoint=path, callback=crash, **kw)
+    res = fastgd.resume(path, chunks=blocks)
+    assert np.array_equal(res.coef, ref.coef) and res.intercept == ref.intercept
+    assert np.array_equal(res.loss_history, ref.loss_history)
+    assert res.n_passes == ref.n_passes and res.plan == ref.plan
+
+
+def test_fit_chunks_checkpoints_refuse_other_blocks_and_one_shot_iterators(tmp_path, data):
+    X, y = data
+    blocks = [(X[i:i + 1700], y[i:i + 1700]) for i in range(0, len(y), 1700)]
+    path = tmp_path / "fit.ckpt"
+    fastgd.fit_chunks(blocks, mode="sgd", epochs=2, checkpoint=path)
+    other = [(X[i:i + 2500], y[i:i + 2500]) for i in range(0, len(y), 2500)]
+    with pytest.raises(ValueError, match="3 blocks of 1700, 1700, 1600 rows, got 2 of 2500"):
+        fastgd.resume(path, chunks=other)
+    with pytest.raises(TypeError, match="pass the same blocks again"):
+        fastgd.resume(path, X, y)
+    with pytest.raises(ValueError, match="continues a fit of in-memory arrays"):
+        arrays = tmp_path / "arrays.ckpt"
+        fastgd.fit(X, y, mode="sgd", epochs=1, checkpoint=arrays)
+        fastgd.resume(arrays, chunks=blocks)
+    with pytest.raises(TypeError, match="one-shot iterator"):
+        fastgd.fit_chunks(iter(blocks), checkpoint=path)
