@@ -47,3 +47,27 @@ def make_linear(rng, n, d, noise=0.1, dtype=np.float64):
     w = rng.uniform(-2, 2, d)
     y = X @ w + 0.7 + rng.normal(0, noise, n)
     return X.astype(dtype), y.astype(dtype), w
+
+
+class Interrupted(Exception):
+    """Raised by :func:`crash_then_resume`'s callback: a fit that stops mid-way."""
+
+
+def crash_then_resume(fit, resume, ref):
+    """The checkpoint oracle: ``fit(callback)`` (a fit writing a checkpoint) is stopped by
+    an exception from its callback half-way through ``ref``'s epochs; ``resume()`` must
+    then return ``ref`` (the uninterrupted fit) bit for bit."""
+    stop_at = max(1, ref.n_epochs // 2)
+
+    def crash(epoch, *_):
+        if epoch == stop_at:
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        fit(crash)
+    res = resume()
+    assert np.array_equal(res.coef, ref.coef) and res.intercept == ref.intercept
+    assert np.array_equal(res.loss_history, ref.loss_history)
+    assert res.n_epochs == ref.n_epochs and res.n_passes == ref.n_passes
+    assert res.converged == ref.converged and res.plan == ref.plan
+    return res

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import fastgd
+from tests.conftest import crash_then_resume
 
 
 @pytest.fixture(scope="module")
@@ -43,20 +44,9 @@ def test_resume_is_bit_identical(tmp_path, data, kw):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", fastgd.ConvergenceWarning)
         ref = fastgd.fit(X, y, **kw)
-        stop_at = max(1, ref.n_epochs // 2)
-
-        def crash(epoch, *_):
-            if epoch == stop_at:
-                raise _Stop
-
         path = tmp_path / "fit.ckpt"
-        with pytest.raises(_Stop):
-            fastgd.fit(X, y, checkpoint=path, callback=crash, **kw)
-        res = fastgd.resume(path, X, y)
-    assert np.array_equal(res.coef, ref.coef) and res.intercept == ref.intercept
-    assert np.array_equal(res.loss_history, ref.loss_history)
-    assert res.n_epochs == ref.n_epochs and res.n_passes == ref.n_passes
-    assert res.converged == ref.converged and res.plan == ref.plan
+        crash_then_resume(lambda cb: fastgd.fit(X, y, checkpoint=path, callback=cb, **kw),
+                          lambda: fastgd.resume(path, X, y), ref)
 
 
 def test_a_killed_process_leaves_a_valid_checkpoint(tmp_path, data):
@@ -189,19 +179,9 @@ def test_fit_chunks_resumes_bit_for_bit(tmp_path, data, kw):
     X, y = data
     blocks = [(X[i:i + 1700], y[i:i + 1700]) for i in range(0, len(y), 1700)]
     ref = fastgd.fit_chunks(blocks, **kw)
-    stop_at = max(1, ref.n_epochs // 2)
-
-    def crash(epoch, *_):
-        if epoch == stop_at:
-            raise _Stop
-
     path = tmp_path / "fit.ckpt"
-    with pytest.raises(_Stop):
-        fastgd.fit_chunks(blocks, checkpoint=path, callback=crash, **kw)
-    res = fastgd.resume(path, chunks=blocks)
-    assert np.array_equal(res.coef, ref.coef) and res.intercept == ref.intercept
-    assert np.array_equal(res.loss_history, ref.loss_history)
-    assert res.n_passes == ref.n_passes and res.plan == ref.plan
+    crash_then_resume(lambda cb: fastgd.fit_chunks(blocks, checkpoint=path, callback=cb, **kw),
+                      lambda: fastgd.resume(path, chunks=blocks), ref)
 
 
 def test_fit_chunks_checkpoints_refuse_other_blocks_and_one_shot_iterators(tmp_path, data):

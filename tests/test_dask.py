@@ -14,6 +14,7 @@ import pytest
 
 import fastgd
 from tests._cluster import local_cluster
+from tests.conftest import crash_then_resume
 
 da = pytest.importorskip("dask.array")
 distributed = pytest.importorskip("distributed")
@@ -359,10 +360,6 @@ def test_mse_on_the_cluster_names_a_nan_block(client, rows):
         fastgd.mse(X, da.from_array(yb, chunks=10_000), [1.0, -2.0, 30.0], 4.0)
 
 
-class _Stop(Exception):
-    pass
-
-
 @pytest.mark.parametrize("kw", [dict(solver="stream"), dict(mode="sgd", epochs=5, parallel=False),
                                 dict(mode="sgd", epochs=5, parallel=True),
                                 dict(mode="minibatch", epochs=5, early_stopping=True, tol=1e-12,
@@ -371,19 +368,11 @@ class _Stop(Exception):
 def test_checkpoints_resume_a_dask_fit_bit_for_bit(client, darr, tmp_path, kw):
     X, y, w = darr
     ref = fastgd.fit(X, y, sample_weight=w, random_state=5, **kw)
-    stop_at = max(1, ref.n_epochs // 2)
-
-    def crash(epoch, *_):
-        if epoch == stop_at:
-            raise _Stop
-
     path = tmp_path / "fit.ckpt"
-    with pytest.raises(_Stop):
-        fastgd.fit(X, y, sample_weight=w, random_state=5, checkpoint=path, callback=crash, **kw)
-    res = fastgd.resume(path, X, y, sample_weight=w)
-    np.testing.assert_array_equal(params(res), params(ref))
-    np.testing.assert_array_equal(res.loss_history, ref.loss_history)
-    assert res.n_passes == ref.n_passes and res.plan == ref.plan
+    crash_then_resume(
+        lambda cb: fastgd.fit(X, y, sample_weight=w, random_state=5, checkpoint=path,
+                              callback=cb, **kw),
+        lambda: fastgd.resume(path, X, y, sample_weight=w), ref)
 
 
 def test_resume_refuses_other_data_or_other_blocks(client, rows, darr, tmp_path):
