@@ -393,6 +393,11 @@ def check_statistics(W, mean, com, rescalable=False):
     Never hand such a matrix to LAPACK: its eigenvalue and least-squares solvers failed or
     hung on it.
     """
+    if W == 0.0:  # blocks whose weights are checked where they are (dask) find it here
+        raise ValueError(
+            "sample_weight sums to zero: all rows would be ignored; give at least one row a "
+            "positive weight"
+        )
     diag = np.diag(com) if com.ndim == 2 else com
     if rescalable:
         # (the engines run under np.errstate(all="ignore"): an overflow here is an inf,

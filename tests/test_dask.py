@@ -387,3 +387,13 @@ def test_resume_refuses_other_data_or_other_blocks(client, rows, darr, tmp_path)
         fastgd.resume(path, X, y2)
     with pytest.raises(ValueError, match="continues a fit of dask collections"):
         fastgd.resume(path, Xn, yn)
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(mode="sgd"), dict(learning_rate=0.1)])
+def test_weights_summing_to_zero_are_refused(client, darr, kw):
+    # found by tests/test_fuzz.py::test_dask_blocks_contract: the weights are checked on
+    # the workers, so the zero total surfaced as a ZeroDivisionError on the client
+    X, y, _ = darr
+    w = da.zeros(N, chunks=N // BLOCKS)
+    with pytest.raises(ValueError, match="sample_weight sums to zero"):
+        fastgd.fit(X, y, sample_weight=w, **kw)
