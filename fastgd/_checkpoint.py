@@ -14,12 +14,11 @@ over the checkpoint, so a process killed at any moment leaves the previous check
 the new one, never half of one. The file is JSON (floats written exactly).
 """
 import hashlib
-import json
 import os
 
 import numpy as np
 
-from ._model import read_versioned
+from ._model import read_versioned, write_atomic
 from ._version import __version__
 
 #: the checkpoint format: a file from a newer fastgd is refused clearly
@@ -117,12 +116,7 @@ class Checkpointer:
         doc = {"format": CHECKPOINT_FORMAT, "fastgd_version": __version__, "engine": engine,
                "epoch": int(epoch), "every": self.every, "plan": self.plan.to_dict(),
                "fingerprint": self.fingerprint, "state": _encode(state)}
-        tmp = f"{self.path}.tmp{os.getpid()}"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(doc, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+        write_atomic(self.path, doc)
         self.written += 1
 
 

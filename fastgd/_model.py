@@ -28,10 +28,17 @@ def save(result, path):
         "scaled": bool(result.scaled),
         "plan": None if result.plan is None else result.plan.to_dict(),
     }
+    write_atomic(path, doc, indent=1)
+
+
+def write_atomic(path, doc, indent=None):
+    """Write the JSON document ``doc`` to ``path`` atomically: a temporary file in the
+    same folder, flushed to disk, then renamed over ``path``, so that a process killed at
+    any moment leaves the previous file or the new one, never half of one."""
     path = os.fspath(path)
     tmp = f"{path}.tmp{os.getpid()}"
     with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(doc, f, indent=1)
+        json.dump(doc, f, indent=indent)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
