@@ -233,8 +233,7 @@ def fit(X, y, *, mode="batch", learning_rate="auto", epochs=None, batch_size=Non
     source = ArraySource(data, plan.parallel)
     ckpt = None
     if checkpoint is not None:
-        every = V.check_int(checkpoint_every, "checkpoint_every", 1)
-        ckpt = Checkpointer(checkpoint, every, plan, fingerprint(data))
+        ckpt = Checkpointer(checkpoint, checkpoint_every, plan, fingerprint(data))
     res = run(plan, source, coef, callback=callback, t0=t0, progress=_check_progress(progress),
               checkpoint=ckpt)
     names = column_names(X)
@@ -256,15 +255,13 @@ def _fit_dask(X, y, sample_weight, settings, init_coef, init_intercept, callback
         plan = FitPlan.from_dict(doc["plan"])
         fp = source.fingerprint("dask")
         check_same_data(doc, fp, path)
-        every = doc.get("every") if every is None else every
-        ckpt = Checkpointer(path, V.check_int(every or 1, "checkpoint_every", 1), plan, fp)
+        ckpt = Checkpointer.resumed(doc, path, plan, fp, every)
         coef = np.zeros(source.d + 1)
     else:
         plan = FitPlan.build(source.facts(), **settings)
         coef = V.check_init(init_coef, init_intercept, source.d)
         if path is not None:
-            ckpt = Checkpointer(path, V.check_int(every, "checkpoint_every", 1), plan,
-                                source.fingerprint("dask"))
+            ckpt = Checkpointer(path, every, plan, lambda: source.fingerprint("dask"))
     res = run(plan, source, coef, callback=callback, t0=t0, progress=_check_progress(progress),
               checkpoint=ckpt, resume=None if resume is None else resume[0]["state"])
     return dataclasses.replace(res, n_rows=source.n,
@@ -283,8 +280,8 @@ def resume(path, X=None, y=None, *, sample_weight=None, chunks=None, callback=No
     (rows, features, dtype, weights, or values: a fingerprint of sampled rows) is a
     ``ValueError``. A fit of dask collections needs them again, chunked as they were
     (the fingerprint is hashed on the workers: nothing is gathered); a
-    :func:`fit_chunks` fit needs ``chunks=`` again, the same blocks. A fit of a file reopens the file (``X`` and ``y`` stay None), and
-    refuses a file that changed since. A checkpoint from a newer fastgd is refused.
+    :func:`fit_chunks` fit needs ``chunks=`` again, the same blocks. A fit of a file
+    reopens the file (``X`` and ``y`` stay None), and refuses a file that changed since. A checkpoint from a newer fastgd is refused.
     """
     t0 = time.perf_counter()
     _check_callback(callback)
@@ -305,8 +302,7 @@ def resume(path, X=None, y=None, *, sample_weight=None, chunks=None, callback=No
         source = ChunkSource(chunks, parallel=plan.settings["parallel"])
         fp = source.fingerprint("chunks")
         check_same_data(doc, fp, path)
-        every = doc.get("every") if checkpoint_every is None else checkpoint_every
-        ckpt = Checkpointer(path, V.check_int(every or 1, "checkpoint_every", 1), plan, fp)
+        ckpt = Checkpointer.resumed(doc, path, plan, fp, checkpoint_every)
         return run(plan, source, np.zeros(source.d + 1), callback=callback, t0=t0,
                    progress=_check_progress(progress), checkpoint=ckpt, resume=doc["state"])
     if X is None or y is None:
@@ -319,8 +315,7 @@ def resume(path, X=None, y=None, *, sample_weight=None, chunks=None, callback=No
                         check_finite_xy=False)
     fp = fingerprint(data)
     check_same_data(doc, fp, path)
-    every = doc.get("every") if checkpoint_every is None else checkpoint_every
-    ckpt = Checkpointer(path, V.check_int(every or 1, "checkpoint_every", 1), plan, fp)
+    ckpt = Checkpointer.resumed(doc, path, plan, fp, checkpoint_every)
     source = ArraySource(data, plan.parallel)
     res = run(plan, source, np.zeros(data.d + 1), callback=callback, t0=t0,
               progress=_check_progress(progress), checkpoint=ckpt, resume=doc["state"])
@@ -411,8 +406,7 @@ def fit_chunks(chunks, *, sample_weight=None, init_coef=None, init_intercept=0.0
             raise TypeError("a checkpointed fit_chunks fit must read its blocks again when "
                             "resumed: pass a list of blocks or a callable, not a one-shot "
                             "iterator")
-        ckpt = Checkpointer(checkpoint, V.check_int(every, "checkpoint_every", 1), plan,
-                            source.fingerprint("chunks"))
+        ckpt = Checkpointer(checkpoint, every, plan, lambda: source.fingerprint("chunks"))
     return run(plan, source, coef, callback=callback, t0=t0, progress=_check_progress(progress),
                checkpoint=ckpt)
 

@@ -19,6 +19,7 @@ import os
 import numpy as np
 
 from ._model import read_versioned, write_atomic
+from ._validation import check_int
 from ._version import __version__
 
 #: the checkpoint format: a file from a newer fastgd is refused clearly
@@ -103,11 +104,19 @@ class Checkpointer:
     """Writes the state an engine hands it, every ``every`` epochs, atomically."""
 
     def __init__(self, path, every, plan, fingerprint):
+        """``fingerprint``: the data's (a dict), or a function computing it (called after
+        ``every`` is validated: for blocks, the fingerprint costs a pass)."""
         self.path = os.fspath(path)
-        self.every = int(every)
+        self.every = check_int(every, "checkpoint_every", 1)
         self.plan = plan
-        self.fingerprint = fingerprint
+        self.fingerprint = fingerprint() if callable(fingerprint) else fingerprint
         self.written = 0
+
+    @classmethod
+    def resumed(cls, doc, path, plan, fingerprint, every=None):
+        """The writer of a fit resumed from the checkpoint ``doc`` (read from ``path``):
+        the same file, every ``every`` epochs (None: as ``doc`` was written)."""
+        return cls(path, doc.get("every", 1) if every is None else every, plan, fingerprint)
 
     def due(self, epoch):
         return epoch % self.every == 0

@@ -310,8 +310,7 @@ def fit_file(path, *, x, y, weight=None, header=True, delimiter=",", block_rows=
     plan = FitPlan.build(source.facts(), **fit_kwargs)
     ckpt = None
     if checkpoint is not None:
-        ckpt = Checkpointer(checkpoint, V.check_int(every, "checkpoint_every", 1), plan,
-                            file_fingerprint(reader))
+        ckpt = Checkpointer(checkpoint, every, plan, file_fingerprint(reader))
     res = run(plan, source, V.check_init(init_coef, init_intercept, source.d),
               callback=callback, progress=progress, checkpoint=ckpt)
     return dataclasses.replace(res, feature_names=tuple(reader.x), n_rows=source.n)
@@ -327,8 +326,7 @@ def resume_file(doc, path, *, callback=None, progress="auto", checkpoint_every=N
     plan = FitPlan.from_dict(doc["plan"])
     parallel = plan.settings["parallel"]
     source = _source(reader, parallel)
-    every = doc.get("every", 1) if checkpoint_every is None else checkpoint_every
-    ckpt = Checkpointer(path, V.check_int(every, "checkpoint_every", 1), plan, fp)
+    ckpt = Checkpointer.resumed(doc, path, plan, fp, checkpoint_every)
     res = run(plan, source, np.zeros(source.d + 1), callback=callback, progress=progress,
               checkpoint=ckpt, resume=doc["state"])
     return dataclasses.replace(res, feature_names=tuple(reader.x), n_rows=source.n)
