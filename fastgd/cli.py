@@ -3,6 +3,7 @@ import argparse
 import os
 import sys
 import time
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -84,44 +85,47 @@ class _DataError(Exception):
     """A problem with the user's data or files: one line on stderr, exit status 1."""
 
 
-def _read_stdin_to_file():
+@contextmanager
+def _readable(path):
+    """``path`` itself, or for "-" standard input spooled to a temporary CSV file (removed
+    on exit), so that every mode can read it more than once."""
+    if path != "-":
+        yield path
+        return
     import shutil
     import tempfile
 
     f = tempfile.NamedTemporaryFile(prefix="fastgd-stdin-", suffix=".csv", delete=False)
-    with f:
-        shutil.copyfileobj(sys.stdin.buffer, f, 1 << 20)
-    return f.name
+    try:
+        with f:
+            shutil.copyfileobj(sys.stdin.buffer, f, 1 << 20)
+        yield f.name
+    finally:
+        os.unlink(f.name)
 
 
 def _fit_command(args, out):
     import fastgd
 
-    path, spooled = args.path, None
-    if path == "-":
-        if args.checkpoint:
-            raise _DataError("--checkpoint needs a file to read again on resume, not "
-                             "standard input: save the CSV to a file first")
-        path = spooled = _read_stdin_to_file()
-    try:
-        kw = {}
-        for name in ("mode", "epochs", "batch_size", "tol", "random_state"):
-            if getattr(args, name) is not None:
-                kw[name] = getattr(args, name)
-        if args.learning_rate is not None:
-            kw["learning_rate"] = args.learning_rate
-        if args.checkpoint:
-            kw["checkpoint"] = args.checkpoint
-        path_seen = []
-        if args.plot:
-            kw["callback"] = lambda e, c, b, loss: path_seen.append((float(c[0]), b))
+    if args.path == "-" and args.checkpoint:
+        raise _DataError("--checkpoint needs a file to read again on resume, not "
+                         "standard input: save the CSV to a file first")
+    kw = {}
+    for name in ("mode", "epochs", "batch_size", "tol", "random_state"):
+        if getattr(args, name) is not None:
+            kw[name] = getattr(args, name)
+    if args.learning_rate is not None:
+        kw["learning_rate"] = args.learning_rate
+    if args.checkpoint:
+        kw["checkpoint"] = args.checkpoint
+    path_seen = []
+    if args.plot:
+        kw["callback"] = lambda e, c, b, loss: path_seen.append((float(c[0]), b))
+    with _readable(args.path) as path:
         res = fastgd.fit_file(path, x=args.x, y=args.y, header=not args.no_header,
                               progress=False if args.quiet else "auto", **kw)
         if args.plot:
             _plot(res, path, args, path_seen)
-    finally:
-        if spooled:
-            os.unlink(spooled)
     _report(res, args.path, args, out)
 
 
@@ -190,14 +194,8 @@ def _bench_command(args, out):
             raise _DataError("bench PATH needs the columns: --x COL [--x COL ...] --y COL")
         from fastgd.io import FileReader
 
-        path, spooled = args.path, None
-        if path == "-":
-            path = spooled = _read_stdin_to_file()
-        try:
+        with _readable(args.path) as path:
             parts = list(FileReader(path, args.x, args.y, header=not args.no_header)())
-        finally:
-            if spooled:
-                os.unlink(spooled)
         if not parts:
             raise _DataError(f"{args.path} has no rows")
         X = np.concatenate([p[0] for p in parts])
@@ -223,16 +221,13 @@ def _predict_command(args, out):
     from fastgd.io import FileReader
 
     model = fastgd.load(args.model)
-    path, spooled = args.path, None
-    if path == "-":
-        path = spooled = _read_stdin_to_file()
-    try:
-        x = args.x or list(model.feature_names or [])
-        if not x:
-            raise _DataError("the model has no feature names: give the columns with --x")
-        if len(x) != model.coef.shape[0]:
-            raise _DataError(f"the model has {model.coef.shape[0]} feature(s), got {len(x)} "
-                             "column(s) with --x")
+    x = args.x or list(model.feature_names or [])
+    if not x:
+        raise _DataError("the model has no feature names: give the columns with --x")
+    if len(x) != model.coef.shape[0]:
+        raise _DataError(f"the model has {model.coef.shape[0]} feature(s), got {len(x)} "
+                         "column(s) with --x")
+    with _readable(args.path) as path:
         reader = FileReader(path, x, header=not args.no_header)
         print("prediction", file=out)
         offset = 0
@@ -243,9 +238,6 @@ def _predict_command(args, out):
                 raise _DataError(f"{path}: rows from {offset}: {exc}") from None
             np.savetxt(out, X @ model.coef + model.intercept, fmt="%.17g")
             offset += X.shape[0]
-    finally:
-        if spooled:
-            os.unlink(spooled)
 
 
 def main(argv=None):
