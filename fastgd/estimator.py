@@ -151,8 +151,18 @@ class GDRegressor(RegressorMixin, BaseEstimator):
     def _fit(self, X, y, sample_weight, *, partial):
         first = not (partial and hasattr(self, "_partial_state"))
         if any(_dask.is_dask(a) for a in (X, y, sample_weight)):
-            return self._fit_dask(X, y, sample_weight, partial=partial)
-        X, y, sw = self._validate_fit_data(X, y, sample_weight, reset=first)
+            # the blocks stay on the cluster (fastgd.dask): only the metadata is read here
+            if partial:
+                raise TypeError(
+                    "partial_fit takes rows in memory; for a dask array call fit (every mode "
+                    "runs on the cluster), or feed its blocks one by one: "
+                    "partial_fit(X.blocks[k].compute(), y.blocks[k].compute())"
+                )
+            self._check_names(_dask_names(X), reset=True)
+            self.n_features_in_ = X.shape[1] if getattr(X, "ndim", 0) == 2 else 1
+            sw = sample_weight
+        else:
+            X, y, sw = self._validate_fit_data(X, y, sample_weight, reset=first)
         warm = hasattr(self, "coef_") and (self.warm_start or not first)
         init = (self.coef_, self.intercept_) if warm else (None, 0.0)
         if partial:
@@ -170,35 +180,10 @@ class GDRegressor(RegressorMixin, BaseEstimator):
                       **self._settings())
             self.n_iter_ = res.n_epochs
             self.loss_curve_ = np.asarray(res.loss_history)
-        return self._store(res)
-
-    def _store(self, res):
         self.coef_ = np.array(res.coef)
         self.intercept_ = float(res.intercept)
         self.result_ = res
         return self
-
-    def _fit_dask(self, X, y, sample_weight, *, partial):
-        """``fit`` on dask collections: the blocks stay on the cluster (see
-        :mod:`fastgd.dask`); names and the feature count come from the metadata."""
-        if partial:
-            raise TypeError(
-                "partial_fit takes rows in memory; for a dask array call fit (every mode "
-                "runs on the cluster), or feed its blocks one by one: "
-                "partial_fit(X.blocks[k].compute(), y.blocks[k].compute())"
-            )
-        if hasattr(self, "_partial_state"):
-            del self._partial_state
-        self._check_names(_dask_names(X), reset=True)
-        width = X.shape[1] if getattr(X, "ndim", 0) == 2 else None
-        warm = hasattr(self, "coef_") and self.warm_start
-        init = (self.coef_, self.intercept_) if warm else (None, 0.0)
-        res = fit(X, y, sample_weight=sample_weight, init_coef=init[0], init_intercept=init[1],
-                  **self._settings())
-        self.n_features_in_ = res.coef.shape[0] if width is None else int(width)
-        self.n_iter_ = res.n_epochs
-        self.loss_curve_ = np.asarray(res.loss_history)
-        return self._store(res)
 
     # -- predicting ----------------------------------------------------------------------
 

@@ -2,7 +2,6 @@
 partial_fit and pickling. Oracles: scikit-learn's check suite, LinearRegression on the
 same data, fastgd.fit with the same settings, and one pass over the whole data."""
 import pickle
-import warnings
 
 import numpy as np
 import pytest
