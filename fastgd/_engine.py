@@ -144,9 +144,7 @@ class _Monitor:
         self.previous = None
         self.progress = progress
         self.total = plan.epochs
-        self.rows = getattr(source, "_sizes", None) and sum(source._sizes)
-        if self.rows is None and hasattr(source, "data"):
-            self.rows = source.data.n
+        self.rows = source.rows_known
         self.t = time.perf_counter()
 
     def _watch_ctrl_c(self):

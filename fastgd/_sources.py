@@ -77,6 +77,11 @@ class Source:
     def __init__(self):
         self.verified = False  # X and y known to be finite
 
+    @property
+    def rows_known(self):
+        """The number of rows when it is known without reading the data, else None."""
+        return None
+
     # -- what subclasses provide ---------------------------------------------------------
 
     def _blocks(self):  # pragma: no cover - abstract
@@ -545,7 +550,7 @@ class ArraySource(Source):
         self.verified = verified
         self._sse = self._huber = None
 
-    n = property(lambda self: self.data.n)
+    n = rows_known = property(lambda self: self.data.n)
     d = property(lambda self: self.data.d)
     weight_total = property(lambda self: self.data.weight_total)
     one_d = property(lambda self: self.data.one_d)
@@ -801,6 +806,10 @@ class ChunkSource(Source):
         return sum(self._sizes)
 
     @property
+    def rows_known(self):
+        return None if self._sizes is None else sum(self._sizes)
+
+    @property
     def n_blocks(self):
         self._scan()
         return len(self._sizes)
@@ -867,6 +876,7 @@ class Rescaled(Source):
         self.random_access = inner.random_access
 
     n = property(lambda self: self.inner.n)
+    rows_known = property(lambda self: self.inner.rows_known)
     d = property(lambda self: self.inner.d)
     n_blocks = property(lambda self: self.inner.n_blocks)
     weight_total = property(lambda self: self.inner.weight_total)

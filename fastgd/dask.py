@@ -329,6 +329,7 @@ class DaskSource(Source):
     (None or 1-D), with the same row blocks; see the module notes."""
 
     random_access = True
+    rows_known = property(lambda self: self.n)
 
     def __init__(self, X, y, sw, one_d, dtype):
         super().__init__()
