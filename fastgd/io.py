@@ -54,9 +54,10 @@ class FileReader:
     Columns are named, or given by position as strings of digits ("0", "1", ...) where no
     column has that name (a CSV without a header row has only positions). Each call of
     the reader returns a fresh iterator of ``(X, y[, w])`` float64 blocks of at most
-    ``block_rows`` rows; nulls become NaN (refused later with their row). A Parquet file
-    also reads any block alone (``block(k)``: its row groups in turn), so the stochastic
-    modes can shuffle the order of its blocks.
+    ``block_rows`` rows; nulls become NaN (refused later with their row). Either kind
+    also reads any block alone (``block(k)``: a Parquet file's row groups, a CSV file's
+    byte ranges; see :meth:`random_access`), so the stochastic modes can shuffle the
+    order of its blocks.
     """
 
     def __init__(self, path, x, y=None, weight=None, *, header=True, block_rows=None,
@@ -68,6 +69,10 @@ class FileReader:
         self.kind = _kind(self.path)
         self.header = header
         self.delimiter = delimiter
+        if self.kind == "parquet":
+            import pyarrow.parquet as pq
+
+            self._pf = pq.ParquetFile(self.path)
         names = self._names()
         self.names = names
         if isinstance(x, (str, int)):
@@ -80,18 +85,12 @@ class FileReader:
         self.columns = self.x + [c for c in (self.y, self.w) if c is not None]
         d = len(self.x) + 1
         self.block_rows = int(block_rows or max(1024, min(1 << 20, BLOCK_BYTES // (8 * d))))
-        if self.kind == "parquet":
-            import pyarrow.parquet as pq
-
-            self._pf = pq.ParquetFile(self.path)
 
     # -- columns ---------------------------------------------------------------------------
 
     def _names(self):
         if self.kind == "parquet":
-            import pyarrow.parquet as pq
-
-            return list(pq.ParquetFile(self.path).schema_arrow.names)
+            return list(self._pf.schema_arrow.names)
         reader = self._open_csv(None)
         return list(reader.schema.names)
 
