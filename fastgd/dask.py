@@ -462,7 +462,7 @@ class _Epoch:
             prev = (state.copy(), t, None)
             for k, seed, rows in self.visits:
                 prev = one(k, seed, rows, prev)
-            new, t_new, bad = src.dask.compute(prev)[0]
+            new, t_new, bad = src._compute([prev])[0]
             if bad is not None:
                 return t, bad  # state: the parameters before this epoch
             state[:] = new
