@@ -303,8 +303,9 @@ def resume(path, X=None, y=None, *, sample_weight=None, chunks=None, callback=No
         fp = source.fingerprint("chunks")
         check_same_data(doc, fp, path)
         ckpt = Checkpointer.resumed(doc, path, plan, fp, checkpoint_every)
-        return run(plan, source, np.zeros(source.d + 1), callback=callback, t0=t0,
-                   progress=_check_progress(progress), checkpoint=ckpt, resume=doc["state"])
+        res = run(plan, source, np.zeros(source.d + 1), callback=callback, t0=t0,
+                  progress=_check_progress(progress), checkpoint=ckpt, resume=doc["state"])
+        return res if source.names is None else dataclasses.replace(res, feature_names=source.names)
     if X is None or y is None:
         raise TypeError(f"{path} continues a fit of arrays: pass the same X and y again")
     if any(is_dask(a) for a in (X, y, sample_weight)):
@@ -407,8 +408,9 @@ def fit_chunks(chunks, *, sample_weight=None, init_coef=None, init_intercept=0.0
                             "resumed: pass a list of blocks or a callable, not a one-shot "
                             "iterator")
         ckpt = Checkpointer(checkpoint, every, plan, lambda: source.fingerprint("chunks"))
-    return run(plan, source, coef, callback=callback, t0=t0, progress=_check_progress(progress),
-               checkpoint=ckpt)
+    res = run(plan, source, coef, callback=callback, t0=t0, progress=_check_progress(progress),
+              checkpoint=ckpt)
+    return res if source.names is None else dataclasses.replace(res, feature_names=source.names)
 
 
 @serialized_under_workqueue

@@ -5,7 +5,6 @@ returns a :class:`fastgd.FitResult`. Engines see the plan and the source's passe
 never an array, a file or a cluster.
 """
 import dataclasses
-import os
 import sys
 import time
 import warnings
@@ -17,6 +16,7 @@ from ._result import (ConvergenceWarning, DivergenceError, FitInterrupted, FitRe
                       IllConditionedWarning)
 from ._sources import exponents, rescaled
 from ._checkpoint import ENGINES
+from ._callers import user_level
 from ._validation import Magnitudes
 
 #: columns whose largest magnitude lies within 2^-300 .. 2^300 need no new units
@@ -38,22 +38,8 @@ def _warn_ill_conditioned(cond, err):
         f"{cond:.2g}, so float64 data determine its least-squares weights only to about "
         f"{min(err, 1.0):.1g} (relative), for this fit as for numpy.linalg.lstsq; drop or "
         "combine nearly dependent columns, or add penalty='l2'",
-        IllConditionedWarning, stacklevel=_user_level(),
+        IllConditionedWarning, stacklevel=user_level(),
     )
-
-
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
-
-
-def _user_level():
-    """The ``stacklevel`` of the caller's first frame outside fastgd, so that a warning
-    points at the user's line whatever the path through the package."""
-    level = 1
-    frame = sys._getframe(1)
-    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE_DIR):
-        frame = frame.f_back
-        level += 1
-    return level
 
 
 def run(plan, source, coef0, *, callback=None, t0=None, progress=False, checkpoint=None,
@@ -373,7 +359,7 @@ def _run_raw(plan, source, coef, callback, t0, checkpoint=None, restart=None):
             f"the fit did not converge in epochs={plan.epochs} (relative loss change over the "
             f"last epoch above tol={plan.tol:g}); raise epochs, loosen tol, or for mode='batch' "
             "use learning_rate='auto' (scaled conjugate gradient)",
-            ConvergenceWarning, stacklevel=_user_level(),
+            ConvergenceWarning, stacklevel=user_level(),
         )
     return res
 
@@ -504,6 +490,6 @@ def _run_batch(plan, source, coef, callback, t0, checkpoint=None, restart=None):
             f"asks for <= {plan.tol:g} and <= {stop.gtol:.3g}); raise epochs, "
             + ("or loosen tol" if (huber or sc.has_l1) else
                "or use optimizer='cg' with scale=True, or loosen tol"),
-            ConvergenceWarning, stacklevel=_user_level(),
+            ConvergenceWarning, stacklevel=user_level(),
         )
     return res

@@ -7,7 +7,11 @@ column, or a frame built over a C-ordered float array); missing values (pandas' 
 polars and Arrow nulls) become NaN, which the usual NaN check then reports with its row.
 Non-numeric columns are a ``TypeError`` naming the column.
 """
+import warnings
+
 import numpy as np
+
+from ._callers import user_level
 
 _FRAME_PACKAGES = ("pandas", "polars", "pyarrow")
 
@@ -22,21 +26,91 @@ def is_frame_like(obj):
 
 
 def column_names(obj):
-    """The column names of a data frame or Arrow table, as a tuple of str; None for
-    anything else, or when some name is not a string (positions then name the columns,
-    as scikit-learn does)."""
+    """The column names of a data frame or Arrow table (pandas, polars, pyarrow, or a dask
+    DataFrame), as a tuple of str; None for anything else, or when some name is not a
+    string (positions then name the columns, as scikit-learn does)."""
     pkg = _package(obj)
     if pkg == "pandas" and hasattr(obj, "columns"):
         names = list(obj.columns)
+    elif pkg == "polars" and _is_lazy_polars(obj):
+        raise _lazy_error("X")
     elif pkg == "polars" and hasattr(obj, "columns") and hasattr(obj, "schema"):
         names = list(obj.columns)
     elif pkg == "pyarrow" and hasattr(obj, "column_names"):
         names = list(obj.column_names)
+    elif pkg in ("dask", "dask_expr") and getattr(obj, "ndim", 0) == 2 and hasattr(obj, "columns"):
+        names = list(obj.columns)
     else:
         return None
     if names and all(isinstance(n, str) for n in names):
         return tuple(names)
     return None
+
+
+def check_feature_names(fitted, given, owner="the model", what="X"):
+    """The one rule for column names when a fitted model meets new data (``predict``,
+    ``loss``, ``score``, the command line, the blocks of ``fit_chunks``): names are
+    checked, never used to reorder.
+
+    * both have names: they must be equal, in the same order, else ``ValueError`` naming
+      the names unseen at fit time, those missing, or the order, and the fix (select the
+      columns in the model's order). Reordering silently would hide a pipeline that
+      builds its frames differently from the one that fitted; scikit-learn refuses the
+      same way, so :class:`fastgd.GDRegressor` and :class:`fastgd.FitResult` agree.
+    * names on one side only: a ``UserWarning`` (as scikit-learn): the columns are taken
+      by position.
+    * neither: nothing to check.
+    """
+    if fitted is None and given is None:
+        return
+    if fitted is None:
+        warnings.warn(f"{what} has feature names, but {owner} was fitted without feature "
+                      "names: its columns are taken by position", UserWarning,
+                      stacklevel=user_level())
+        return
+    if given is None:
+        warnings.warn(f"{what} does not have valid feature names, but {owner} was fitted with "
+                      f"feature names {_shown(fitted)}: its columns are taken in that order",
+                      UserWarning, stacklevel=user_level())
+        return
+    fitted, given = tuple(fitted), tuple(given)
+    if fitted == given:
+        return
+    unseen = sorted(set(given) - set(fitted))
+    missing = sorted(set(fitted) - set(given))
+    # scikit-learn's wording and layout (its estimator checks match it), then the fix
+    lines = ["The feature names should match those that were passed during fit."]
+    if unseen:
+        lines += ["Feature names unseen at fit time:"] + _bullets(unseen)
+    if missing:
+        lines += ["Feature names seen at fit time, yet now missing:"] + _bullets(missing)
+    if not unseen and not missing:
+        lines += ["Feature names must be in the same order as they were in fit.",
+                  f"{what} has {_shown(given)}; {owner} has {_shown(fitted)}."]
+    lines.append(f"Select the model's columns in its order, e.g. {what}[{_shown(fitted)}].")
+    raise ValueError("\n".join(lines))
+
+
+def _bullets(names, limit=5):
+    return [f"- {n}" for n in names[:limit]] + (["- ..."] if len(names) > limit else [])
+
+
+def _shown(names, limit=8):
+    names = list(names)
+    body = ", ".join(repr(n) for n in names[:limit])
+    return "[" + body + (f", ... ({len(names)} in all)" if len(names) > limit else "") + "]"
+
+
+def _is_lazy_polars(obj):
+    return type(obj).__name__ == "LazyFrame"
+
+
+def _lazy_error(name):
+    return TypeError(
+        f"{name} is a polars LazyFrame, a query that has not run yet; fastgd fits data in "
+        f"memory: call {name}.collect() first (or stream a large query in blocks with "
+        "fastgd.fit_chunks)"
+    )
 
 
 def to_numpy(obj, name):
@@ -65,21 +139,37 @@ def _target_dtype(dtypes):
     return np.float32 if dtypes and all(d == np.float32 for d in dtypes) else np.float64
 
 
-def _from_pandas(obj, name):
-    if hasattr(obj, "columns"):  # DataFrame
-        dtypes = []
-        for col, dt in obj.dtypes.items():
-            kind = getattr(dt, "kind", "O")
-            if kind not in "fiub":
-                raise _numeric_error(name, col, dt)
-            dtypes.append(np.dtype(dt.numpy_dtype) if hasattr(dt, "numpy_dtype") else np.dtype(dt))
-        out = obj.to_numpy(dtype=_target_dtype(dtypes), na_value=np.nan)
-        return out
-    dt = obj.dtype  # Series, Index, extension array
+def _pandas_dtype(dt, name, col):
+    """The NumPy dtype of a numeric pandas column's values (``TypeError`` otherwise). A
+    sparse column (``Sparse[float64]``) is numeric by its subtype: it is densified, one
+    column at a time (fastgd fits dense rows; scipy.sparse input is the way to keep
+    them sparse)."""
+    sub = getattr(dt, "subtype", None)
+    if sub is not None and type(dt).__name__ == "SparseDtype":
+        dt = sub
     kind = getattr(dt, "kind", "O")
     if kind not in "fiub":
-        raise _numeric_error(name, None, dt)
-    np_dt = np.dtype(dt.numpy_dtype) if hasattr(dt, "numpy_dtype") else np.dtype(dt)
+        raise _numeric_error(name, col, dt)
+    return np.dtype(dt.numpy_dtype) if hasattr(dt, "numpy_dtype") else np.dtype(dt)
+
+
+def _dense_pandas(col):
+    return col.sparse.to_dense() if type(col.dtype).__name__ == "SparseDtype" else col
+
+
+def _from_pandas(obj, name):
+    if hasattr(obj, "columns"):  # DataFrame
+        dtypes = [_pandas_dtype(dt, name, col) for col, dt in obj.dtypes.items()]
+        target = _target_dtype(dtypes)
+        if any(type(dt).__name__ == "SparseDtype" for dt in obj.dtypes):
+            out = np.empty(obj.shape, dtype=target)
+            for j in range(obj.shape[1]):
+                out[:, j] = _dense_pandas(obj.iloc[:, j]).to_numpy(dtype=target, na_value=np.nan)
+            return out
+        return obj.to_numpy(dtype=target, na_value=np.nan)
+    np_dt = _pandas_dtype(obj.dtype, name, None)  # Series, Index, extension array
+    if hasattr(obj, "sparse"):
+        obj = _dense_pandas(obj)
     return obj.to_numpy(dtype=_target_dtype([np_dt]), na_value=np.nan)
 
 
@@ -88,6 +178,8 @@ def _polars_numeric(dt):
 
 
 def _from_polars(obj, name):
+    if _is_lazy_polars(obj):
+        raise _lazy_error(name)
     if hasattr(obj, "schema") and hasattr(obj, "columns"):  # DataFrame
         for col, dt in obj.schema.items():
             if not _polars_numeric(dt):
@@ -111,6 +203,10 @@ def _from_polars(obj, name):
 def _polars_column(series):
     if series.null_count():
         return series.cast(float).fill_null(float("nan")).to_numpy()
+    if str(series.dtype) in ("Int128", "UInt128"):
+        # NumPy has no 128-bit integers: polars refuses to_numpy(); as float64 (the
+        # nearest double, as for int64 values beyond 2^53)
+        return series.cast(float).to_numpy()
     out = series.to_numpy()
     return out if out.dtype.kind == "f" else out.astype(np.float64)
 

@@ -4,6 +4,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._config import serialized_under_workqueue
+from ._frames import check_feature_names, column_names
 from ._metrics import mse, sse
 from ._validation import check_X
 
@@ -157,7 +158,11 @@ class FitResult:
         Parameters
         ----------
         X : array_like, shape (n,) or (n, d)
-            Same features as in the fit.
+            Same features as in the fit, in the same order. A data frame's column names
+            are checked against ``feature_names``: other names, or the same names in
+            another order, are a ``ValueError`` (never reordered silently); names on one
+            side only give a ``UserWarning`` (the columns are then taken by position),
+            as in scikit-learn.
 
         Returns
         -------
@@ -173,10 +178,16 @@ class FitResult:
         """
         from . import dask as _dask
 
+        self._check_names(X)
         if _dask.is_dask(X):
             return _dask.predict(X, self.coef, self.intercept)
         X2, _ = check_X(X, n_features=self.coef.shape[0])
         return X2.astype(np.float64, copy=False) @ self.coef + self.intercept
+
+    def _check_names(self, X):
+        """Column names of a frame ``X`` against ``feature_names`` (see
+        :func:`fastgd._frames.check_feature_names`: checked, never used to reorder)."""
+        check_feature_names(self.feature_names, column_names(X), owner="this FitResult")
 
     def save(self, path):
         """Write this result as a JSON model file (see :func:`fastgd.load`): coefficients,
@@ -195,5 +206,6 @@ class FitResult:
         >>> float(res.loss([0.0, 1.0], [1.0, 3.0])) == res.final_loss
         True
         """
+        self._check_names(X)
         f = mse if self.reduction == "mean" else sse
         return f(X, y, self.coef, self.intercept, sample_weight=sample_weight)

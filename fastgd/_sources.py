@@ -32,6 +32,7 @@ from . import _validation as V
 from . import kernels as K
 from .kernels import qr as KQR
 from ._chunking import moment_layout, n_chunks, perm_layout
+from ._frames import column_names
 
 PERM_KERNEL = K.SERIAL_PARALLEL["permutation"]
 #: rows per slice of the max-abs pass
@@ -645,6 +646,7 @@ class ChunkSource(Source):
         self._W = None
         self._pending = None  # a one-shot iterator's block 0, read to learn the facts
         self._listed = None  # a list's validated blocks
+        self.names = None  # block 0's column names (a frame's), which every block must have
         self._peek()
 
     # -- reading blocks --------------------------------------------------------------------
@@ -704,6 +706,11 @@ class ChunkSource(Source):
             )
         X, y = item[0], item[1]
         sw = item[2] if len(item) == 3 else None
+        names = column_names(X)
+        if self._first is None:
+            self.names = names
+        elif names != self.names:
+            raise ValueError(_block_names_error(k, names, self.names))
         try:
             X2, _ = V.check_X_shape_only(X)
         except ValueError as exc:
@@ -898,6 +905,18 @@ class Rescaled(Source):
 
     def _name(self, block):
         return self.inner._name(block)
+
+
+def _block_names_error(k, names, first):
+    def shown(n):
+        return "unnamed (an array)" if n is None else f"named {list(n)!r:.300}"
+
+    fix = (f"select block 0's columns in its order, e.g. X[{list(first)!r:.200}]"
+           if first is not None and names is not None else
+           "give every block the same kind of X (all data frames with the same column names, "
+           "or all arrays)")
+    return (f"block {k}'s columns are {shown(names)}, but block 0's are {shown(first)}: every "
+            f"block must have block 0's columns, in the same order; {fix}")
 
 
 def _check_total_weight(W):

@@ -221,12 +221,7 @@ def _predict_command(args, out):
     from fastgd.io import FileReader
 
     model = fastgd.load(args.model)
-    x = args.x or list(model.feature_names or [])
-    if not x:
-        raise _DataError("the model has no feature names: give the columns with --x")
-    if len(x) != model.coef.shape[0]:
-        raise _DataError(f"the model has {model.coef.shape[0]} feature(s), got {len(x)} "
-                         "column(s) with --x")
+    x = _predict_columns(model, args.x)
     with _readable(args.path) as path:
         reader = FileReader(path, x, header=not args.no_header)
         print("prediction", file=out)
@@ -238,6 +233,42 @@ def _predict_command(args, out):
                 raise _DataError(f"{path}: rows from {offset}: {exc}") from None
             np.savetxt(out, X @ model.coef + model.intercept, fmt="%.17g")
             offset += X.shape[0]
+
+
+def _predict_columns(model, given):
+    """The file columns for the model's features, in the model's order.
+
+    Without ``--x``: the model's feature names. With ``--x`` and a model that has names,
+    the rule of :func:`fastgd._frames.check_feature_names`: names of the model's features
+    must be all of them, in the model's order (a different order is an error, never a
+    silent swap); columns that are none of its names (other headers, or positions) map to
+    its features by position, which stderr notes."""
+    names = list(model.feature_names or [])
+    d = model.coef.shape[0]
+    if not given:
+        if not names:
+            raise _DataError("the model has no feature names: give its columns, in its order, "
+                             "with --x COL (once per feature)")
+        return names
+    if len(given) != d:
+        raise _DataError(f"the model has {d} feature(s){' ' + repr(names) if names else ''}, "
+                         f"got {len(given)} column(s) with --x")
+    if names and any(c in names for c in given):
+        if list(given) != names:
+            from ._frames import check_feature_names
+
+            try:
+                check_feature_names(names, given, owner="the model", what="--x")
+            except ValueError as exc:
+                detail = " ".join(str(exc).split("\n")[1:-1])
+                raise _DataError(f"--x {' '.join(given)} does not match the model's features "
+                                 f"{' '.join(names)} ({detail}); give them in the model's "
+                                 "order, or leave --x out to use the model's names") from None
+        return names
+    if names:
+        print(f"fastgd predict: columns {', '.join(given)} are taken as the model's features "
+              f"{', '.join(names)}, by position", file=sys.stderr)
+    return list(given)
 
 
 def main(argv=None):

@@ -23,6 +23,7 @@ from . import _frames
 from . import dask as _dask
 from . import _validation as V
 from ._api import _partial_epoch, fit
+from ._config import serialized_under_workqueue
 from ._plan import PARAMS
 
 __all__ = ["GDRegressor"]
@@ -136,6 +137,7 @@ class GDRegressor(RegressorMixin, BaseEstimator):
 
     # -- fitting -------------------------------------------------------------------------
 
+    @serialized_under_workqueue
     def fit(self, X, y, sample_weight=None):
         """Fit on ``X`` (n_samples, n_features) and ``y`` (n_samples,); returns self.
 
@@ -143,6 +145,7 @@ class GDRegressor(RegressorMixin, BaseEstimator):
         ``partial_fit`` state."""
         return self._fit(X, y, sample_weight, partial=False)
 
+    @serialized_under_workqueue
     def partial_fit(self, X, y, sample_weight=None):
         """One epoch of the stochastic mode over these rows, continuing from the previous
         call (see the class notes); returns self."""
@@ -158,7 +161,7 @@ class GDRegressor(RegressorMixin, BaseEstimator):
                     "runs on the cluster), or feed its blocks one by one: "
                     "partial_fit(X.blocks[k].compute(), y.blocks[k].compute())"
                 )
-            self._check_names(_dask_names(X), reset=True)
+            self._check_names(_frames.column_names(X), reset=True)
             self.n_features_in_ = X.shape[1] if getattr(X, "ndim", 0) == 2 else 1
             sw = sample_weight
         else:
@@ -187,6 +190,7 @@ class GDRegressor(RegressorMixin, BaseEstimator):
 
     # -- predicting ----------------------------------------------------------------------
 
+    @serialized_under_workqueue
     def predict(self, X):
         """``X @ coef_ + intercept_`` (float64, shape (n_samples,)); for a dask array or
         DataFrame, a lazy dask array."""
@@ -196,13 +200,14 @@ class GDRegressor(RegressorMixin, BaseEstimator):
                 "appropriate arguments before using this estimator."
             )
         if _dask.is_dask(X):
-            self._check_names(_dask_names(X), reset=False)
+            self._check_names(_frames.column_names(X), reset=False)
             return _dask.predict(X, self.coef_, self.intercept_)
         X = self._validate_X(X, reset=False)
         X = np.ascontiguousarray(X)
         V.check_finite(X, "X", V.use_parallel("auto", X.shape[0], X.shape[1]))
         return X.astype(np.float64, copy=False) @ self.coef_ + self.intercept_
 
+    @serialized_under_workqueue
     def score(self, X, y, sample_weight=None):
         """R² of the predictions (scikit-learn's definition). For dask inputs it is
         reduced on the cluster: only two sums come back."""
@@ -293,32 +298,8 @@ class GDRegressor(RegressorMixin, BaseEstimator):
             elif hasattr(self, "feature_names_in_"):
                 del self.feature_names_in_
             return
-        fitted = getattr(self, "feature_names_in_", None)
-        cls = type(self).__name__
-        if fitted is None and names is None:
-            return
-        if fitted is None:
-            warnings.warn(f"X has feature names, but {cls} was fitted without feature names",
-                          UserWarning, stacklevel=4)
-            return
-        if names is None:
-            warnings.warn(f"X does not have valid feature names, but {cls} was fitted with "
-                          "feature names", UserWarning, stacklevel=4)
-            return
-        if tuple(fitted) == tuple(names):
-            return
-        unseen = sorted(set(names) - set(fitted))
-        missing = sorted(set(fitted) - set(names))
-        lines = ["The feature names should match those that were passed during fit."]
-        if unseen:
-            lines.append("Feature names unseen at fit time:")
-            lines += [f"- {n}" for n in unseen[:5]] + (["- ..."] if len(unseen) > 5 else [])
-        if missing:
-            lines.append("Feature names seen at fit time, yet now missing:")
-            lines += [f"- {n}" for n in missing[:5]] + (["- ..."] if len(missing) > 5 else [])
-        if not unseen and not missing:
-            lines.append("Feature names must be in the same order as they were in fit.")
-        raise ValueError("\n".join(lines) + "\n")
+        _frames.check_feature_names(getattr(self, "feature_names_in_", None), names,
+                                    owner=type(self).__name__)
 
 
 def _as_array(a, name):
@@ -330,12 +311,3 @@ def _as_array(a, name):
         if "complex" in str(exc):
             raise ValueError(f"Complex data not supported: {exc}") from None
         raise
-
-
-def _dask_names(X):
-    """String column names of a dask DataFrame, else None."""
-    if getattr(X, "ndim", 0) == 2 and hasattr(X, "columns"):
-        names = list(X.columns)
-        if names and all(isinstance(n, str) for n in names):
-            return tuple(names)
-    return None
