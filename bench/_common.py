@@ -6,7 +6,7 @@ the value the timed call returned again afterwards.
 """
 import time
 
-import numba
+import fastgd
 import numpy as np
 
 #: relative tolerance of the loss (and of the gradient, relative to its norm) of an epoch
@@ -29,7 +29,7 @@ def record(benchmark, w, contender, *, loss=None, epochs=1, **extra):
     full pass reads (X and y).
     """
     benchmark.extra_info.update(
-        contender=contender, n=w.n, d=w.d, dtype=w.dtype, threads=numba.get_num_threads(),
+        contender=contender, n=w.n, d=w.d, dtype=w.dtype, threads=fastgd.get_num_threads(),
         bytes=w.nbytes, epochs=epochs, loss=None if loss is None else float(loss),
     )
     benchmark.extra_info.update(extra)

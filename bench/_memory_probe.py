@@ -64,8 +64,6 @@ def reset_peak():
 
 def main(argv):
     n, d, dtype, kind = int(argv[0]), int(argv[1]), argv[2], argv[3]
-    import numba
-
     import fastgd
 
     from ._workloads import generate
@@ -92,7 +90,7 @@ def main(argv):
         if hidden is not None and hidden > 0.01 * rss_data:
             method += f" (lower bound: an earlier peak was {hidden / MB:.0f} MB higher)"
     out = dict(
-        n=n, d=d, dtype=dtype, kind=kind, threads=numba.get_num_threads(),
+        n=n, d=d, dtype=dtype, kind=kind, threads=fastgd.get_num_threads(),
         input_mb=(X.nbytes + y.nbytes) / MB,
         data_rss_mb=None if rss0 is None else (rss_data - rss0) / MB,
         extra_mb=extra, method=method, peak_mb=peak_fit / MB,

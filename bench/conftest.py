@@ -10,8 +10,7 @@ import pytest
 
 import fastgd
 from fastgd import _drivers as D
-from fastgd._sources import ArraySource
-from fastgd import kernels as K
+from fastgd._sources import ArraySource, permutation
 from fastgd import _validation as V
 
 from . import _reference
@@ -64,7 +63,7 @@ def ds(w, datasets):
 @pytest.fixture(scope="session")
 def warm():
     """Compile (or load from numba's cache) every kernel the benchmarks time, for both
-    dtypes, and start numba's thread pool, so no timed call includes compilation.
+    dtypes, and start fastgd's thread pool, so no timed call includes compilation.
     Cold compilation is measured on its own in ``test_coldstart.py``."""
     rng = np.random.default_rng(0)
     for dtype in (np.float64, np.float32):
@@ -78,7 +77,7 @@ def warm():
                     fastgd.fit(X_, y, mode=mode, epochs=1, tol=None, parallel=par, random_state=0)
                 data = V.check_data(X_, y, parallel=par)
                 D.Objective(ArraySource(data, par), "mean", True)(np.zeros(data.d + 1))
-                K.SERIAL_PARALLEL["permutation"][int(par)](np.arange(3000, dtype=np.int64), 1, 1, 1)
+                permutation(3000, 1, par)
             fastgd.mse(X_, y, np.zeros(X_.reshape(3000, -1).shape[1]), 0.0)
             _reference.stream_sum(X_, y)
     return True

@@ -23,7 +23,7 @@ import pytest
 import fastgd
 from fastgd import _chunking as C
 from fastgd import _drivers as D
-from fastgd._sources import ArraySource, epoch_seed
+from fastgd._sources import ArraySource, epoch_seed, permutation
 from fastgd import kernels as K
 from fastgd import _validation as V
 
@@ -61,31 +61,30 @@ class PureEpoch:
         n, d = ds.n, ds.d
         self.data = V.check_data(ds.X, ds.y, parallel=mixing)
         self.parts = C.mix_parts(n) if mixing else 1
-        self.permute = K.SERIAL_PARALLEL["permutation"][int(mixing)]
-        self.layout = C.perm_layout(n)
+        self.mixing = mixing
         self.perm = np.arange(n, dtype=np.int64)
         # the one SGD kernel family at the identity scaling, as fit runs plain SGD
         self.coords = D.raw_coords(d)
         self.params = D.raw_params(lr, MODES[mode], "mean", 1.0, True)
-        self.kernel = K.sgd_epoch_kernel(d, MODES[mode], mixing)
-        self.states = np.zeros((self.parts, 2, d + 1))
-        self.steps = np.empty(self.parts, dtype=np.int64)
+        self.kernel = K.sgd_epoch_kernel(d, MODES[mode])
+        self.state = np.zeros((2, d + 1))
         self.rng = np.random.default_rng(seed)
         self.d = d
 
     def __call__(self):
         dat = self.data
-        self.permute(self.perm, epoch_seed(self.rng), *self.layout)
-        self.states[:] = 0.0
+        permutation(dat.n, epoch_seed(self.rng), self.mixing, out=self.perm)
+        self.state[:] = 0.0
         if self.parts == 1:
-            self.steps[0] = self.kernel(dat.X, dat.y, dat.sw, self.perm, self.coords,
-                                        self.params, self.states[0])
+            steps = np.array([self.kernel(dat.X, dat.y, dat.sw, self.perm, self.coords,
+                                          self.params, self.state)])
+            states = self.state[None]
         else:
-            self.kernel(dat.X, dat.y, dat.sw, self.perm, self.coords, self.params, self.states,
-                        self.steps)
-        if np.any(self.steps < 0):
+            steps, states = D.mix_epoch(self.kernel, dat, self.perm, self.coords, self.params,
+                                        self.state, self.parts)
+        if np.any(steps < 0):
             raise FloatingPointError("a residual became non-finite")
-        return self.states[:, 0].sum(axis=0) / self.parts
+        return states[:, 0].sum(axis=0) / self.parts
 
 
 @pytest.mark.parametrize("mixing", [False, True], ids=["serial", "mixing"])

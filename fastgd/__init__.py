@@ -13,6 +13,7 @@ bit-identical).
 from ._api import fit, fit_chunks, resume
 from ._metrics import mse, sse
 from ._plan import DataFacts, FitPlan
+from ._threads import get_num_threads, set_num_threads
 from ._result import (ConvergenceWarning, DivergenceError, FitInterrupted, FitResult,
                       IllConditionedWarning)
 from ._version import __version__
@@ -21,7 +22,7 @@ from .io import fit_file, load
 
 __all__ = ["fit", "fit_chunks", "fit_file", "resume", "load", "mse", "sse", "FitPlan", "DataFacts", "FitResult",
            "DivergenceError", "FitInterrupted", "ConvergenceWarning", "IllConditionedWarning", "GDRegressor",
-           "__version__"]
+           "get_num_threads", "set_num_threads", "__version__"]
 
 
 def __getattr__(name):

@@ -37,23 +37,20 @@ Decisions
   (the d = 1 gradient pass: 5 of 90 sums along a fit). Results are deterministic for a
   given cache state; ``tests/test_pins.py`` compares fits with the cache off, and CI
   runs with a fresh cache folder.
-  numba keys its cache on the function's qualified name and first line, not on the
-  compile flags: compiled as is, the serial and parallel variants of one source share a
-  cache entry and whichever is compiled first is loaded for both (seen here: the
-  "parallel" kernel ran serially). The parallel variant is therefore compiled from a
-  clone of the function named ``<name>_parallel``.
-* Rows per chunk are fixed constants (below), so chunk boundaries depend on ``n`` (and
-  for the moments pass on ``d``) only, never on the thread count: serial and parallel
-  kernels give bit-identical results.
+* **No** ``parallel=True``: every kernel is compiled once, serial and ``nogil``, and a
+  parallel pass runs it on fastgd's own threads over disjoint ranges of fixed chunks
+  (:mod:`fastgd._threads`, where the measurements are). Rows per chunk are fixed
+  constants (below), so chunk boundaries depend on ``n`` (and for the moments pass on
+  ``d``) only, never on the thread count: serial and parallel passes give
+  bit-identical results.
+* **numba is imported lazily**: ``import fastgd`` does not import it (0.25 s); the first
+  pass that needs a kernel does, through :data:`K`. Fits that need no kernel never pay
+  for it.
 """
-import functools
+import importlib
 import os
 import sys
-import threading
-import types
 from pathlib import Path
-
-import numba
 
 FASTMATH = frozenset({"reassoc", "contract", "nsz", "arcp"})
 CACHE = os.environ.get("FASTGD_DISABLE_CACHE", "") in ("", "0")
@@ -68,21 +65,42 @@ CHUNK_ROWS = 1 << 15
 MOMENT_CHUNK_BYTES = 1 << 17
 
 
-def jit(func=None, *, parallel=False, fastmath=True):
+def jit(func=None, *, fastmath=True, inline=False):
     """Compile ``func`` with fastgd's flags (lazily, on first call).
 
     ``fastmath=False`` compiles with strict IEEE semantics. The kernel is cached in
-    :func:`cache_dir`, or not at all when that folder is not writable.
+    :func:`cache_dir`, or not at all when that folder is not writable. ``inline=True``
+    (helpers called from kernels of the same flags): numba copies the function into each
+    caller before typing, so it is never compiled on its own (each separate compilation
+    costs 0.1 to 0.4 s on a cold start, and LLVM inlined it into the caller anyway).
     """
     if func is None:
-        return lambda f: jit(f, parallel=parallel, fastmath=fastmath)
-    if parallel:
-        func = _renamed(func, "_parallel")
-    opts = dict(nogil=True, fastmath=set(FASTMATH) if fastmath else False, parallel=parallel, error_model="numpy")
+        return lambda f: jit(f, fastmath=fastmath, inline=inline)
+    import numba
+
+    opts = dict(nogil=True, fastmath=set(FASTMATH) if fastmath else False,
+                error_model="numpy", inline="always" if inline else "never")
     disp = numba.njit(cache=False, **opts)(func)
     if CACHE:
         _use_user_cache(disp)
     return disp
+
+
+class _LazyModule:
+    """A module imported on first attribute access (its attributes are then copied
+    here, so later accesses cost a dictionary lookup)."""
+
+    def __init__(self, name):
+        self.__dict__["_name"] = name
+
+    def __getattr__(self, attr):
+        module = importlib.import_module(self.__dict__["_name"])
+        self.__dict__.update(vars(module))
+        return getattr(module, attr)
+
+
+#: :mod:`fastgd.kernels`, imported (with numba) on first use
+K = _LazyModule("fastgd.kernels")
 
 
 def cache_dir():
@@ -150,68 +168,5 @@ def _use_user_cache(disp):
     return True
 
 
-def specialize(func, suffix, **names):
-    """A copy of ``func`` named ``<name><suffix>`` whose global ``names`` are rebound
-    (e.g. the compiled function it calls): one source, several kernels, each with its
-    own cache entry."""
-    clone = _renamed(func, suffix)
-    scope = dict(func.__globals__)
-    scope.update(names)
-    special = types.FunctionType(clone.__code__, scope, clone.__name__, clone.__defaults__,
-                                 clone.__closure__)
-    special.__qualname__ = clone.__qualname__
-    special.__module__ = clone.__module__
-    special.__doc__ = clone.__doc__
-    return special
-
-
-def _renamed(func, suffix):
-    """A copy of ``func`` whose qualified name ends in ``suffix`` (its own cache entry)."""
-    clone = types.FunctionType(
-        func.__code__, func.__globals__, func.__name__ + suffix, func.__defaults__, func.__closure__
-    )
-    clone.__qualname__ = func.__qualname__ + suffix
-    clone.__module__ = func.__module__
-    clone.__doc__ = func.__doc__
-    return clone
-
-
-# ---------------------------------------------------------------------------------------
-# numba's workqueue threading layer
-# ---------------------------------------------------------------------------------------
-
-#: held while a public entry point runs under the workqueue layer (reentrant: a callback
-#: may call fastgd.mse inside a fit)
-_WORKQUEUE_LOCK = threading.RLock()
-_threadsafe_layer = None
-
-
-def _layer_is_threadsafe():
-    """Whether numba's threading layer takes parallel launches from several Python
-    threads at once: TBB and OpenMP do; workqueue, numba's fallback when neither is
-    usable, aborts the whole process on it ("Concurrent access has been detected").
-    Unknown (False) until the first parallel launch has started the layer."""
-    global _threadsafe_layer
-    if _threadsafe_layer is None:
-        try:
-            layer = numba.threading_layer()
-        except ValueError:  # no parallel region launched yet
-            return False
-        _threadsafe_layer = layer != "workqueue"
-    return _threadsafe_layer
-
-
-def serialized_under_workqueue(func):
-    """Run the public entry point ``func`` under a process-wide lock whenever the
-    threading layer is workqueue (or not started yet): concurrent fits from several
-    Python threads then take turns instead of aborting the process. Under TBB or OpenMP
-    nothing is locked."""
-
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        if _layer_is_threadsafe():
-            return func(*args, **kwargs)
-        with _WORKQUEUE_LOCK:
-            return func(*args, **kwargs)
-
-    return wrapper
+def serialized_under_workqueue(func):  # TODO(issue 18): remove with its last users after the merge
+    return func

@@ -18,7 +18,7 @@ With the other schedules and ``tol`` set, the fit stops (converged) after
 """
 import numpy as np
 
-from . import kernels as K
+from ._config import K
 from ._drivers import EXPLODE_FACTOR, Diverged, Epoch, Objective
 from ._optim import HuberObjective
 
@@ -76,7 +76,7 @@ def fit_sgd(source, sc, theta, *, eta0, schedule, power_t, average, epochs, tol,
     ``history`` holds the training objective (full data, or the training rows with
     ``early_stopping``) at the start and after each epoch, at the reported parameters
     (the average once averaging has started). With ``mixing`` each block's share of an
-    epoch runs as parameter mixing (:func:`fastgd.kernels.sgd._sgd_scaled_mix_src`).
+    epoch runs as parameter mixing (:func:`fastgd._drivers.mix_epoch`).
     ``average_after_epochs = k > 0``: averaging starts after the first ``k`` epochs (at
     the step count reached then), whatever ``average`` says.
 

@@ -25,16 +25,16 @@ the rest, or, when its blocks live elsewhere (:class:`fastgd.dask.DaskSource`), 
 """
 from dataclasses import dataclass
 
-import numba
 import numpy as np
 
+from . import _threads
 from . import _validation as V
-from . import kernels as K
-from .kernels import qr as KQR
 from ._chunking import moment_layout, n_chunks, perm_layout
+from ._config import K, _LazyModule
 from ._frames import column_names
 
-PERM_KERNEL = K.SERIAL_PARALLEL["permutation"]
+#: the one-pass QR statistic (plain NumPy; only ill-conditioned fits need it)
+KQR = _LazyModule("fastgd.kernels.qr")
 #: rows per slice of the max-abs pass
 MAX_ABS_ROWS = 1 << 14
 
@@ -44,11 +44,24 @@ def epoch_seed(rng):
     return int(rng.integers(0, 2**63 - 1))
 
 
-def permutation(m, seed, parallel):
-    """The compiled uniform permutation of ``range(m)`` for ``seed``."""
-    perm = np.empty(m, dtype=np.int64)
+def permutation(m, seed, parallel, out=None):
+    """The compiled uniform permutation of ``range(m)`` for ``seed`` (into ``out`` when
+    given): the three phases of :func:`fastgd.kernels.permutation._permutation_phase`,
+    each over fixed ranges (on several threads when ``parallel``), and between the first
+    two the exclusive prefix sums that place each chunk's share of each bucket."""
+    perm = np.empty(m, dtype=np.int64) if out is None else out
     nb, nc = perm_layout(m)
-    PERM_KERNEL[int(parallel)](perm, seed, nb, nc)
+    counts = np.zeros((nc, nb), dtype=np.int64)
+    starts = np.empty(nb + 1, dtype=np.int64)
+    kernel = K._permutation_phase
+    _threads.run_chunks(kernel, (perm, seed, 0, counts, starts), nc, parallel)
+    flat = counts.T.reshape(-1)  # bucket by bucket, chunk by chunk
+    offsets = np.cumsum(flat) - flat
+    counts[:] = offsets.reshape(nb, nc).T
+    starts[:nb] = offsets[::nc]
+    starts[nb] = m
+    _threads.run_chunks(kernel, (perm, seed, 1, counts, starts), nc, parallel)
+    _threads.run_chunks(kernel, (perm, seed, 2, counts, starts), nb, parallel)
     return perm
 
 
@@ -253,14 +266,18 @@ def finite_part(data, parallel):
 
 
 def sse_part(data, parallel, coef):
-    out = np.empty((n_chunks(data.n), data.d + 2))
-    K.sse_grad_kernel(data.d, data.sw.shape[0] > 0, parallel)(data.X, data.y, data.sw, coef, out)
+    nc = n_chunks(data.n)
+    out = np.empty((nc, data.d + 2))
+    _threads.run_chunks(K.sse_grad_kernel(data.d, data.sw.shape[0] > 0),
+                        (data.X, data.y, data.sw, coef, out), nc, parallel)
     return out.sum(axis=0)
 
 
 def huber_part(data, parallel, coef, epsilon):
-    out = np.empty((n_chunks(data.n), data.d + 2))
-    K.HUBER_GRAD[int(parallel)](data.X, data.y, data.sw, coef, np.array([epsilon]), out)
+    nc = n_chunks(data.n)
+    out = np.empty((nc, data.d + 2))
+    _threads.run_chunks(K._huber_grad, (data.X, data.y, data.sw, coef, np.array([epsilon]), out),
+                        nc, parallel)
     return out.sum(axis=0)
 
 
@@ -272,11 +289,12 @@ def moments_part(data, parallel, full):
     if full:
         n_blocks, sub_rows = moment_layout(data.n, data.d)
         out = np.empty((n_blocks, 1 + k + k * k))
-        K.SERIAL_PARALLEL["moments"][int(parallel)](data.X, data.y, data.sw, sub_rows, out)
+        kernel = K._moments
     else:
         n_blocks, sub_rows = moment_layout(data.n, 1)
         out = np.empty((n_blocks, 1 + 2 * k))
-        K.SERIAL_PARALLEL["moments_diag"][int(parallel)](data.X, data.y, data.sw, sub_rows, out)
+        kernel = K._moments_diag
+    _threads.run_chunks(kernel, (data.X, data.y, data.sw, sub_rows, out), n_blocks, parallel)
     W, mean, com = merge_moments(out, k, full)
     return np.concatenate([[W], mean, com.ravel()])
 
@@ -306,14 +324,15 @@ def merge_moments(rows, k, full):
 
 
 def max_norm_part(data, parallel, coords):
-    out = np.empty(n_chunks(data.n))
-    K.SERIAL_PARALLEL["max_norm"][int(parallel)](data.X, data.sw, coords, out)
+    nc = n_chunks(data.n)
+    out = np.empty(nc)
+    _threads.run_chunks(K._max_norm, (data.X, data.sw, coords, out), nc, parallel)
     return float(out.max())
 
 
 def qr_part(data, parallel, centres, inv_scales, intercept, offset):
     return KQR.r_factor(data.X, data.y, data.sw, centres, inv_scales, intercept, offset,
-                        workers=numba.get_num_threads() if parallel else 1)
+                        workers=_threads.get_num_threads() if parallel else 1)
 
 
 def max_abs_part(data, parallel):
@@ -337,7 +356,7 @@ def weight_part(data, parallel):
 
 def subset_loss_part(data, parallel, rows, coef, params):
     out = np.empty(2)
-    K._subset_loss_serial(data.X, data.y, data.sw, _indices(rows), coef, params, out)
+    K._subset_loss(data.X, data.y, data.sw, _indices(rows), coef, params, out)
     return out[0], out[1]
 
 
@@ -464,10 +483,8 @@ class Permutations:
 
     def __init__(self, m, rng, shuffle, parallel, prefetch):
         self.m, self.rng, self.shuffle = m, rng, shuffle
-        self.n_buckets, self.n_chunks = perm_layout(m)
         self.prefetch = bool(prefetch and shuffle and m >= PREFETCH_MIN_ROWS)
-        variant = 0 if self.prefetch else int(parallel)
-        self.kernel = PERM_KERNEL[variant]
+        self.parallel = bool(parallel) and not self.prefetch
         self.buffers = [np.arange(m, dtype=np.int64)]
         self.pool = self.pending = None
         if self.prefetch:
@@ -478,8 +495,7 @@ class Permutations:
         self.turn = 0
 
     def _build(self, buf, seed):
-        self.kernel(buf, seed, self.n_buckets, self.n_chunks)
-        return buf
+        return permutation(self.m, seed, self.parallel, out=buf)
 
     def next(self):
         if not self.shuffle:
@@ -575,10 +591,11 @@ class ArraySource(Source):
     def sse_grad(self, coef):
         d = self.data
         if self._sse is None:
-            self._sse = (K.sse_grad_kernel(d.d, d.sw.shape[0] > 0, self.block.parallel),
-                         np.empty((n_chunks(d.n), d.d + 2)))
-        kernel, out = self._sse
-        kernel(d.X, d.y, d.sw, coef, out)
+            nc = n_chunks(d.n)
+            self._sse = (K.sse_grad_kernel(d.d, d.sw.shape[0] > 0),
+                         np.empty((nc, d.d + 2)), nc)
+        kernel, out, nc = self._sse
+        _threads.run_chunks(kernel, (d.X, d.y, d.sw, coef, out), nc, self.block.parallel)
         s = out.sum(axis=0)
         if not self.verified:
             self._proof(s)
@@ -590,7 +607,8 @@ class ArraySource(Source):
             self._huber = (np.empty((n_chunks(d.n), d.d + 2)), np.empty(1))
         out, params = self._huber
         params[0] = epsilon
-        K.HUBER_GRAD[int(self.block.parallel)](d.X, d.y, d.sw, coef, params, out)
+        _threads.run_chunks(K._huber_grad, (d.X, d.y, d.sw, coef, params, out), out.shape[0],
+                            self.block.parallel)
         s = out.sum(axis=0)
         if not self.verified:
             self._proof(s)

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _frames
-from . import kernels as _kernels
+from . import _threads
 from ._chunking import n_chunks
-from ._config import CHUNK_ROWS
+from ._config import CHUNK_ROWS, K
 
 MODES = {"batch": 0, "minibatch": 1, "sgd": 2}
 
@@ -124,9 +124,10 @@ def nonfinite_bits(A):
 
 def _nonfinite(A, parallel):
     """``(count, first_row)`` of rows of the 2-D array ``A`` holding NaN or inf."""
-    out = np.empty((n_chunks(A.shape[0]), 2), dtype=np.int64)
+    nc = n_chunks(A.shape[0])
+    out = np.empty((nc, 2), dtype=np.int64)
     bits, emask = nonfinite_bits(A)
-    _kernels.SERIAL_PARALLEL["nonfinite"][int(parallel)](bits, emask, A.shape[1], out)
+    _threads.run_chunks(K._nonfinite, (bits, emask, A.shape[1], out), nc, parallel)
     count = int(out[:, 0].sum())
     if count == 0:
         return 0, -1
@@ -148,10 +149,8 @@ def check_finite(A, name, parallel):
 
 def use_parallel(parallel, n, d):
     """Resolve ``parallel`` ("auto", True, False) to a bool for an ``(n, d)`` pass."""
-    import numba
-
     if parallel == "auto":
-        return n >= PARALLEL_MIN_ROWS and numba.get_num_threads() > 1
+        return n >= PARALLEL_MIN_ROWS and _threads.get_num_threads() > 1
     if parallel is True or parallel is False:
         return parallel
     if isinstance(parallel, (bool, np.bool_)):

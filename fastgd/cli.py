@@ -34,15 +34,13 @@ def _demo_runs(epochs_batch, epochs_stochastic):
 
 def demo(n=10_000_000, seed=0, out=sys.stdout):
     """Fit the embedded problem in every mode, serial and parallel, and print a table."""
-    import numba
-
     import fastgd
 
     t = time.perf_counter()
     x, y = make_demo_data(n, seed)
     print(f"fastgd {fastgd.__version__} demo: n = {n:,} points on y = {DEMO_SLOPE} x "
           f"{DEMO_INTERCEPT:+} with N(0, {DEMO_NOISE}^2) noise (seed {seed}), "
-          f"{numba.get_num_threads()} threads; data made in {time.perf_counter() - t:.2f} s",
+          f"{fastgd.get_num_threads()} threads; data made in {time.perf_counter() - t:.2f} s",
           file=out)
     # One small warm-up per mode, so compile time is shown once and not in the rates.
     t = time.perf_counter()

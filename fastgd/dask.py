@@ -22,9 +22,10 @@ How a fit runs
   parameters then averaged in block order weighted by their rows (iterative parameter
   mixing: as many workers busy as there are blocks, at the price of an average that
   converges more slowly per epoch than the sequential pass).
-* **Workers** run the serial kernels (the parallelism is the blocks'); the dask config
-  value ``fastgd.numba-threads`` (e.g. ``dask.config.set({"fastgd.numba-threads": 2})``)
-  runs the parallel kernels on that many Numba threads per task instead. Kernels are
+* **Workers** run the serial passes (the parallelism is the blocks'); the dask config
+  value ``fastgd.threads`` (e.g. ``dask.config.set({"fastgd.threads": 2})``; the older
+  name ``fastgd.numba-threads`` works too) runs each task's passes on that many of
+  fastgd's threads instead (:mod:`fastgd._threads`, the same bits). Kernels are
   imported on the workers by name (module-level functions, never pickled closures); the
   first task of each kind in a worker process runs under a file lock in fastgd's kernel
   cache folder, so worker processes never compile into the cache at the same time.
@@ -37,13 +38,16 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from . import _threads as _fastgd_threads
 from . import _validation as V
-from . import kernels as K
+from ._config import K
 from ._drivers import sgd_block
 from ._sources import Rows, Source, _BlockEpochs, draw_split, epoch_seed, permutation
 
-#: the dask config key of the Numba threads each task uses (1: the serial kernels)
-THREADS_KEY = "fastgd.numba-threads"
+#: the dask config key of the threads each task's passes use (1: serial); the older name
+#: ``fastgd.numba-threads`` is read too
+THREADS_KEY = "fastgd.threads"
+_OLD_THREADS_KEY = "fastgd.numba-threads"
 
 
 def is_dask(obj):
@@ -273,17 +277,13 @@ def _block_data(X, y, sw, parallel):
 
 @contextmanager
 def _threads(n):
+    """A task's passes: serial (``n <= 1``), or parallel on at most ``n`` of fastgd's
+    threads (:mod:`fastgd._threads`); yields whether they are parallel."""
     if n <= 1:
         yield False
         return
-    import numba
-
-    before = numba.get_num_threads()
-    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
-    try:
+    with _fastgd_threads.limit(n):
         yield True
-    finally:
-        numba.set_num_threads(before)
 
 
 def _named(k, offset, exc):
@@ -336,7 +336,8 @@ class DaskSource(Source):
         import dask
 
         self.dask = dask
-        self.threads = int(dask.config.get(THREADS_KEY, 1) or 1)
+        self.threads = int(dask.config.get(THREADS_KEY, None)
+                           or dask.config.get(_OLD_THREADS_KEY, 1) or 1)
         self.arrays = (X, y, sw)
         sizes = [int(c) for c in X.chunks[0]]
         keep = [k for k, m in enumerate(sizes) if m > 0]  # empty blocks hold nothing

@@ -1,6 +1,5 @@
 from pathlib import Path
 
-import numba
 import numpy as np
 import pytest
 
@@ -27,19 +26,23 @@ def bike(shared_data):
 
 @pytest.fixture
 def threads():
-    """Run a block under a given numba thread count, restoring it afterwards."""
-    original = numba.get_num_threads()
+    """Run a block under a given thread count of fastgd's passes, restoring it afterwards.
+    ``max`` is at least 4, more than this machine's cores: the chunks a thread claims then
+    vary the most from run to run, and the results must not."""
+    from fastgd import _threads
+
+    original = _threads.get_num_threads()
 
     class _Threads:
-        max = numba.config.NUMBA_NUM_THREADS
+        max = max(4, _threads._available_cpus())
 
         def set(self, k):
-            numba.set_num_threads(k)
+            _threads.set_num_threads(k)
 
     try:
         yield _Threads()
     finally:
-        numba.set_num_threads(original)
+        _threads.set_num_threads(original)
 
 
 def make_linear(rng, n, d, noise=0.1, dtype=np.float64):

@@ -8,8 +8,9 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
 import fastgd
+from fastgd import _threads
 from fastgd._chunking import n_chunks
-from fastgd.kernels import HUBER_GRAD
+from fastgd.kernels import _huber_grad
 from tests import naive
 from tests.conftest import make_linear
 
@@ -22,14 +23,16 @@ def test_huber_pass_matches_twin_and_is_bitwise_parallel(rng, weighted, dtype):
     sw = rng.uniform(0, 2, n) if weighted else np.empty(0)
     coef = np.array([0.3, -0.2, 0.1, 0.5])
     outs = []
-    for kernel in HUBER_GRAD:
+    for parallel in (False, True):
         out = np.empty((n_chunks(n), d + 2))
-        kernel(X, y, sw, coef, np.array([0.7]), out)
+        _threads.run_chunks(_huber_grad, (X, y, sw, coef, np.array([0.7]), out), out.shape[0],
+                            parallel)
         outs.append(out.sum(axis=0))
     assert_array_equal(outs[0], outs[1])
     sub = slice(0, 3000)  # the twin is slow: check a prefix too
     out = np.empty((n_chunks(3000), d + 2))
-    HUBER_GRAD[0](X[sub], y[sub], sw[sub] if weighted else sw, coef, np.array([0.7]), out)
+    _huber_grad(X[sub], y[sub], sw[sub] if weighted else sw, coef, np.array([0.7]), out, 0,
+                out.shape[0])
     ref = naive.huber_grad(X[sub], y[sub], sw[sub] if weighted else None, coef, 0.7)
     assert_allclose(out.sum(axis=0), ref, rtol=1e-10)
 

@@ -3,20 +3,23 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
-from fastgd import _chunking, _drivers, _sources, _validation
+from fastgd import _chunking, _drivers, _sources, _threads, _validation
 from fastgd import kernels as _kernels
 from tests import naive
 from tests.conftest import make_linear
 
 
-def _nonfinite(kernel, A, out):
+def _nonfinite(A, out, parallel=False):
     bits, emask = _validation.nonfinite_bits(A)
-    kernel(bits, emask, A.shape[1], out)
+    _threads.run_chunks(_kernels._nonfinite, (bits, emask, A.shape[1], out), out.shape[0],
+                        parallel)
 
 
-def _sse_grad(kernel, X, y, sw, coef, n_chunks):
+def _sse_grad(kernel, X, y, sw, coef, n_chunks, parallel=False):
+    """A pass of ``kernel`` over ``n_chunks`` chunks: one call over all of them (serial),
+    or fastgd's threads claiming groups of them (parallel)."""
     out = np.empty((n_chunks, X.shape[1] + 2))
-    kernel(X, y, sw, coef, out)
+    _threads.run_chunks(kernel, (X, y, sw, coef, out), n_chunks, parallel)
     return out.sum(axis=0), out
 
 
@@ -35,30 +38,26 @@ def test_sse_grad_matches_naive(rng, d, weighted, variant, which):
     X, y, _ = make_linear(rng, 503, d)
     sw = rng.uniform(0, 3, 503) if weighted else np.empty(0)
     coef = rng.normal(size=d + 1)
-    if which == "selected":
-        kernel = _kernels.sse_grad_kernel(d, weighted, variant == "parallel")
-    else:
-        kernel = _kernels.SERIAL_PARALLEL["sse_grad"][variant == "parallel"]
-    got, _ = _sse_grad(kernel, X, y, sw, coef, 7)
+    kernel = _kernels.sse_grad_kernel(d, weighted) if which == "selected" else _kernels._sse_grad
+    got, _ = _sse_grad(kernel, X, y, sw, coef, 7, variant == "parallel")
     ref = naive.sse_grad(X, y, sw, coef)
     assert_allclose(got, ref, rtol=1e-12, atol=1e-12 * np.abs(ref).max())
 
 
 def test_sse_grad_kernel_choice():
-    name = {f: k for k, pair in _kernels.SERIAL_PARALLEL.items() for f in pair}
-    assert name[_kernels.sse_grad_kernel(1, False, False)] == "sse_grad_1d"
-    assert name[_kernels.sse_grad_kernel(1, True, True)] == "sse_grad_1d"
-    assert name[_kernels.sse_grad_kernel(3, False, True)] == "sse_grad_narrow"
-    assert name[_kernels.sse_grad_kernel(10, False, False)] == "sse_grad_rows8"
-    assert name[_kernels.sse_grad_kernel(10, True, False)] == "sse_grad"
-    assert name[_kernels.sse_grad_kernel(13, False, True)] == "sse_grad"
+    assert _kernels.sse_grad_kernel(1, False) is _kernels._sse_grad_1d
+    assert _kernels.sse_grad_kernel(1, True) is _kernels._sse_grad_1d
+    assert _kernels.sse_grad_kernel(3, False) is _kernels._sse_grad_narrow
+    assert _kernels.sse_grad_kernel(10, False) is _kernels._sse_grad_rows8
+    assert _kernels.sse_grad_kernel(10, True) is _kernels._sse_grad
+    assert _kernels.sse_grad_kernel(13, False) is _kernels._sse_grad
 
 
 @pytest.mark.parametrize("d", [1, 3, 5, 10, 20])
 def test_sse_grad_float32_accumulates_in_float64(rng, d):
     X, y, _ = make_linear(rng, 2000, d, dtype=np.float32)
     coef = rng.normal(size=d + 1)
-    got, _ = _sse_grad(_kernels.sse_grad_kernel(d, False, False), X, y, np.empty(0), coef, 3)
+    got, _ = _sse_grad(_kernels.sse_grad_kernel(d, False), X, y, np.empty(0), coef, 3)
     # oracle: the float32 values, widened exactly to float64
     ref = naive.sse_grad(X.astype(np.float64), y.astype(np.float64), None, coef)
     assert_allclose(got, ref, rtol=1e-12, atol=1e-12 * np.abs(ref).max())
@@ -74,14 +73,15 @@ def test_serial_parallel_bitwise(rng, threads, kernel, n_threads):
     if kernel.startswith("sse_grad"):
         coef = rng.normal(size=d + 1)
         nc = _chunking.n_chunks(n)
-        _, a = _sse_grad(_kernels.sse_grad_kernel(d, False, False), X, y, np.empty(0), coef, nc)
-        _, b = _sse_grad(_kernels.sse_grad_kernel(d, False, True), X, y, np.empty(0), coef, nc)
+        kernel = _kernels.sse_grad_kernel(d, False)
+        _, a = _sse_grad(kernel, X, y, np.empty(0), coef, nc)
+        _, b = _sse_grad(kernel, X, y, np.empty(0), coef, nc, parallel=True)
     else:
         X[[5, n - 2]] = np.nan
         a = np.empty((_chunking.n_chunks(n), 2), dtype=np.int64)
         b = a.copy()
-        _nonfinite(_kernels._nonfinite_serial, X, a)
-        _nonfinite(_kernels._nonfinite_parallel, X, b)
+        _nonfinite(X, a)
+        _nonfinite(X, b, parallel=True)
     assert_array_equal(a, b)
 
 
@@ -89,8 +89,8 @@ def test_serial_parallel_bitwise(rng, threads, kernel, n_threads):
 def test_sse_grad_independent_of_chunk_count(rng, d):
     X, y, _ = make_linear(rng, 10_001, d)
     coef = rng.normal(size=d + 1)
-    kernel = _kernels.sse_grad_kernel(d, False, True)
-    sums = [_sse_grad(kernel, X, y, np.empty(0), coef, k)[0] for k in (1, 2, 7, 64)]
+    kernel = _kernels.sse_grad_kernel(d, False)
+    sums = [_sse_grad(kernel, X, y, np.empty(0), coef, k, True)[0] for k in (1, 2, 7, 64)]
     for s in sums[1:]:
         assert_allclose(s, sums[0], rtol=1e-12, atol=1e-12 * np.abs(sums[0]).max())
 
@@ -100,11 +100,11 @@ def test_more_chunks_than_rows(rng, d):
     """Trailing chunks are empty (their start lies past n): they contribute zeros."""
     X, y, _ = make_linear(rng, 5, d)
     coef = rng.normal(size=d + 1)
-    got, rows = _sse_grad(_kernels.sse_grad_kernel(d, False, True), X, y, np.empty(0), coef, 4)
+    got, rows = _sse_grad(_kernels.sse_grad_kernel(d, False), X, y, np.empty(0), coef, 4, True)
     assert_allclose(got, naive.sse_grad(X, y, None, coef), rtol=1e-12)
     X[4, 0] = np.nan
     out = np.empty((4, 2), dtype=np.int64)
-    _nonfinite(_kernels._nonfinite_parallel, X, out)
+    _nonfinite(X, out, parallel=True)
     assert out[:, 0].sum() == 1 and out[:, 1].max() == 4
 
 
@@ -115,7 +115,7 @@ def test_nonfinite_matches_naive(rng, variant):
     X[400, 0] = np.inf
     X[401, 2] = -np.inf
     out = np.empty((5, 2), dtype=np.int64)
-    _nonfinite(_kernels.SERIAL_PARALLEL["nonfinite"][variant], X, out)
+    _nonfinite(X, out, parallel=bool(variant))
     firsts = out[:, 1][out[:, 1] >= 0]
     assert (int(out[:, 0].sum()), int(firsts[0])) == naive.nonfinite(X) == (3, 17)
 
@@ -123,10 +123,10 @@ def test_nonfinite_matches_naive(rng, variant):
 def test_nonfinite_float32_and_clean(rng):
     X = rng.normal(size=(300, 2)).astype(np.float32)
     out = np.empty((2, 2), dtype=np.int64)
-    _nonfinite(_kernels._nonfinite_serial, X, out)
+    _nonfinite(X, out)
     assert out[:, 0].sum() == 0 and (out[:, 1] == -1).all()
     X[299, 1] = np.float32("inf")
-    _nonfinite(_kernels._nonfinite_serial, X, out)
+    _nonfinite(X, out)
     assert (int(out[:, 0].sum()), int(out[:, 1].max())) == naive.nonfinite(X)
 
 
@@ -141,12 +141,12 @@ def test_nonfinite_edge_values(dtype):
     bad = np.array([np.nan, -np.nan, np.inf, -np.inf, nan_payload], dtype=dtype)
     X = np.tile(clean, 40).reshape(-1, 1)
     out = np.empty((3, 2), dtype=np.int64)
-    _nonfinite(_kernels._nonfinite_parallel, X, out)
+    _nonfinite(X, out, parallel=True)
     assert out[:, 0].sum() == 0
     rows = [3, 77, 150, 200, 279]
     for r, v in zip(rows, bad):
         X[r, 0] = v
-    _nonfinite(_kernels._nonfinite_serial, X, out)
+    _nonfinite(X, out)
     assert int(out[:, 0].sum()) == int((~np.isfinite(X)).sum()) == 5
     assert int(out[:, 1][out[:, 1] >= 0][0]) == 3
 
@@ -206,12 +206,12 @@ def _raw_epoch(X, y, sw, perm, lr, batch_size, reduction, wscale, fit_intercept,
     params = _drivers.raw_params(lr, batch_size, reduction, wscale, fit_intercept)
     if parts == 1:
         state = np.array([coef0, coef0], dtype=np.float64)
-        steps = _kernels._sgd_scaled_epoch_serial(X, y, sw, perm, coords, params, state)
+        steps = _kernels._sgd_scaled_epoch(X, y, sw, perm, coords, params, state)
         return state[:1, :].copy(), np.array([steps])
-    states = np.empty((parts, 2, d + 1))
-    states[:] = coef0
-    steps = np.empty(parts, dtype=np.int64)
-    _kernels._sgd_scaled_mix_parallel(X, y, sw, perm, coords, params, states, steps)
+    state = np.array([coef0, coef0], dtype=np.float64)
+    data = _validation.Data(X, y, sw, float(X.shape[0]), False)
+    steps, states = _drivers.mix_epoch(_kernels._sgd_scaled_epoch, data, perm, coords, params,
+                                       state, parts)
     return states[:, 0].copy(), steps
 
 
@@ -264,11 +264,26 @@ def test_sgd_epoch_reports_nonfinite_row():
 def test_permutation_matches_naive_any_chunking(n, n_buckets, seed):
     ref = naive.permutation(n, seed, n_buckets)
     assert np.array_equal(np.sort(ref), np.arange(n))
-    for kernel, chunks in ((_kernels._permutation_serial, 1), (_kernels._permutation_parallel, 3),
-                           (_kernels._permutation_parallel, 7)):
+    for chunks, parallel in ((1, False), (3, False), (3, True), (7, True)):
         got = np.full(n, -1, dtype=np.int64)
-        kernel(got, seed, n_buckets, chunks)
+        with monkeypatched_layout(n_buckets, chunks):
+            _sources.permutation(n, seed, parallel, out=got)
         assert_array_equal(got, ref)
+
+
+def monkeypatched_layout(n_buckets, n_chunks):
+    import contextlib
+
+    @contextlib.contextmanager
+    def patched():
+        before = _sources.perm_layout
+        _sources.perm_layout = lambda m: (n_buckets, n_chunks)
+        try:
+            yield
+        finally:
+            _sources.perm_layout = before
+
+    return patched()
 
 
 def test_permutation_is_uniform():
@@ -278,9 +293,10 @@ def test_permutation_is_uniform():
     index = {p: k for k, p in enumerate(permutations(range(4)))}
     counts = np.zeros(24)
     out = np.empty(4, dtype=np.int64)
-    for seed in range(24_000):
-        _kernels._permutation_serial(out, seed, 2, 1)
-        counts[index[tuple(out)]] += 1
+    with monkeypatched_layout(2, 1):
+        for seed in range(24_000):
+            _sources.permutation(4, seed, False, out=out)
+            counts[index[tuple(out)]] += 1
     chi2 = ((counts - 1000) ** 2 / 1000).sum()
     assert chi2 < 60  # P(chi2_23 > 60) ~ 4e-5 for a uniform shuffle
 

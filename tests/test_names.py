@@ -196,7 +196,7 @@ def test_cli_predict_uses_names_and_refuses_a_swap(tmp_path):
     assert np.array_equal(np.loadtxt(proc.stdout.splitlines()[1:]), want)
 
 
-# -- numba's workqueue threading layer ----------------------------------------------------
+# -- threads of the user's (numba's workqueue layer aborted on them) ----------------------------------------------------
 
 WORKQUEUE = r"""
 import threading, numpy as np, fastgd
@@ -220,8 +220,10 @@ jobs = [("est", lambda: est.predict(X)), ("est2", lambda: est.predict(X)),
 threads = [threading.Thread(target=run, args=job) for job in jobs]
 for t in threads: t.start()
 for t in threads: t.join()
-import numba
-assert numba.threading_layer() == "workqueue", numba.threading_layer()
+import numba, pytest
+# fastgd's parallel passes run on its own threads: numba's threading layer never starts
+with pytest.raises(ValueError, match="not initialized"):
+    numba.threading_layer()
 assert not errors, errors
 for k in ("est", "res", "mse", "score"):
     assert np.array_equal(got[k], want[k]), k

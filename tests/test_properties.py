@@ -71,7 +71,10 @@ def test_every_gradient_kernel_matches_the_slow_twin(n, d, dtype, n_chunks, para
     y = (X @ rng.normal(size=d) + rng.normal(size=n)).astype(dtype)
     coef = rng.normal(size=d + 1)
     out = np.empty((n_chunks, d + 2))
-    _kernels.sse_grad_kernel(d, False, parallel)(X, y, np.empty(0), coef, out)
+    from fastgd import _threads
+
+    _threads.run_chunks(_kernels.sse_grad_kernel(d, False), (X, y, np.empty(0), coef, out),
+                        n_chunks, parallel)
     ref = naive.sse_grad(X.astype(np.float64), y.astype(np.float64), None, coef)
     np.testing.assert_allclose(out.sum(axis=0), ref, rtol=1e-12, atol=1e-12 * np.abs(ref).max())
 
@@ -91,7 +94,9 @@ def test_nonfinite_kernel_matches_the_slow_twin(n, k, dtype, n_chunks, bad):
         A[i % n, j % k] = v
     out = np.empty((n_chunks, 2), dtype=np.int64)
     bits, emask = _validation.nonfinite_bits(A)
-    _kernels._nonfinite_parallel(bits, emask, k, out)
+    from fastgd import _threads
+
+    _threads.run_chunks(_kernels._nonfinite, (bits, emask, k, out), n_chunks, True)
     firsts = out[:, 1][out[:, 1] >= 0]
     got = (int(out[:, 0].sum()), int(firsts[0]) if firsts.size else -1)
     assert got == naive.nonfinite(A)

@@ -54,7 +54,7 @@ def test_sgd_scaled_epoch_matches_twin(rng, d, bs, variant):
     theta0 = rng.normal(size=d + 1)
     state = np.array([theta0, theta0 * 0.5])
     coords = np.array([np.append(m, 0.0), np.append(1 / s, 0.0), lam1, lam2])
-    steps = K._sgd_scaled_epoch_serial(X, y, sw, perm, coords, params, state)
+    steps = K._sgd_scaled_epoch(X, y, sw, perm, coords, params, state)
     th, av, t = naive.sgd_scaled_epoch(
         X, y, sw, perm, m, s, lam1, lam2, params[0], 0.5, 10, variant == "invscaling_avg", bs,
         variant != "sum", 1.3, True, params[K.P_AVG_START], variant == "huber_weighted", 0.3,
@@ -75,7 +75,7 @@ def test_sgd_scaled_epoch_reports_nonfinite_row(rng, d, avg_start):
     params[K.P_AVG_START] = avg_start
     coords = np.array([np.zeros(d + 1), np.ones(d + 1), np.zeros(d + 1), np.zeros(d + 1)])
     state = np.zeros((2, d + 1))
-    assert K._sgd_scaled_epoch_serial(X, y, np.empty(0), perm, coords, params, state) == -8
+    assert K._sgd_scaled_epoch(X, y, np.empty(0), perm, coords, params, state) == -8
     assert np.all(np.isfinite(state))
 
 

@@ -7,7 +7,8 @@
 * :mod:`.finite`: the NaN/inf check.
 
 They import numpy, numba and math only (and the compile flags of :mod:`fastgd._config`);
-Python decides, kernels compute.
+Python decides, kernels compute. Importing this package imports numba: the rest of
+fastgd imports it only when a kernel is first needed (see :func:`fastgd._config.kernels`).
 
 Conventions shared by every kernel
 ----------------------------------
@@ -18,40 +19,27 @@ Conventions shared by every kernel
 * ``coef`` is a float64 ``(d + 1,)`` array: ``coef[:d]`` are the weights and ``coef[d]``
   the intercept.
 * Every reduction accumulates in float64 whatever the input dtype.
-* Work is split into chunks whose boundaries are a function of ``n`` (and ``d``) and of
-  ``out.shape[0]`` only; each chunk accumulates sequentially into its own row of
-  ``out``; the driver sums the rows in order. The per-chunk bodies are separate
-  compiled functions shared by the serial and the parallel variants, so both run the
-  same machine code and give bit-identical results whatever the thread count.
-* Each ``*_src`` function is written once and compiled twice at module level
-  (``parallel=False`` / ``parallel=True``); :data:`SERIAL_PARALLEL` selects by name.
+* A pass is split into fixed chunks whose boundaries are a function of ``n`` (and ``d``)
+  and of ``out.shape[0]`` only; each chunk accumulates sequentially into its own row of
+  ``out``; the driver sums the rows in order. A pass kernel takes the range of chunks it
+  computes, ``c0, c1``, as its last two arguments: called once over all the chunks it
+  is the serial pass; called by several threads over disjoint ranges
+  (:func:`fastgd._threads.run_chunks`) it is the parallel one, the same machine code
+  writing the same rows. Serial and parallel results are therefore bit-identical
+  whatever the thread count, and each kernel is compiled once.
 """
-from .finite import _nonfinite_parallel, _nonfinite_serial
+from .finite import _nonfinite
 from .gradient import (
-    HUBER_GRAD,
-    _huber_grad_parallel,
-    _huber_grad_serial,
-    _sse_grad_1d_parallel,
-    _sse_grad_1d_serial,
-    _sse_grad_narrow_parallel,
-    _sse_grad_narrow_serial,
-    _sse_grad_parallel,
-    _sse_grad_rows8_parallel,
-    _sse_grad_rows8_serial,
-    _sse_grad_serial,
+    _huber_grad,
+    _sse_grad,
+    _sse_grad_1d,
+    _sse_grad_narrow,
+    _sse_grad_rows8,
     _sse_grad_src,
-    _subset_loss_serial,
+    _subset_loss,
 )
-from .moments import (
-    _combine_moments,
-    _max_norm_parallel,
-    _max_norm_serial,
-    _moments_diag_parallel,
-    _moments_diag_serial,
-    _moments_parallel,
-    _moments_serial,
-)
-from .permutation import _permutation_parallel, _permutation_serial
+from .moments import _combine_moments, _max_norm, _moments, _moments_diag
+from .permutation import _permutation_phase
 from .sgd import (
     N_PARAMS,
     P_AVG_START,
@@ -65,58 +53,31 @@ from .sgd import (
     P_SCHEDULE,
     P_T0,
     P_WSCALE,
-    _sgd_epoch_1d_serial,
-    _sgd_epoch_batches_1d_serial,
-    _sgd_epoch_batches_serial,
-    _sgd_epoch_rows_serial,
-    _sgd_mix_1d_parallel,
-    _sgd_mix_batches_1d_parallel,
-    _sgd_mix_batches_parallel,
-    _sgd_mix_rows_parallel,
-    _sgd_scaled_epoch_serial,
-    _sgd_scaled_mix_parallel,
+    _sgd_epoch_1d,
+    _sgd_epoch_batches,
+    _sgd_epoch_batches_1d,
+    _sgd_epoch_rows,
+    _sgd_scaled_epoch,
 )
 
-#: kernel name -> (serial, parallel)
-SERIAL_PARALLEL = {
-    "nonfinite": (_nonfinite_serial, _nonfinite_parallel),
-    "sse_grad": (_sse_grad_serial, _sse_grad_parallel),
-    "sse_grad_1d": (_sse_grad_1d_serial, _sse_grad_1d_parallel),
-    "sse_grad_narrow": (_sse_grad_narrow_serial, _sse_grad_narrow_parallel),
-    "sse_grad_rows8": (_sse_grad_rows8_serial, _sse_grad_rows8_parallel),
-    "huber_grad": (_huber_grad_serial, _huber_grad_parallel),
-    "moments": (_moments_serial, _moments_parallel),
-    "moments_diag": (_moments_diag_serial, _moments_diag_parallel),
-    "max_norm": (_max_norm_serial, _max_norm_parallel),
-    "permutation": (_permutation_serial, _permutation_parallel),
-}
 
-
-def sse_grad_kernel(d, weighted, parallel):
+def sse_grad_kernel(d, weighted):
     """The fused loss/gradient kernel for ``d`` columns: every variant has the signature
     and output layout of :func:`fastgd.kernels.gradient._sse_grad_src`, and each is
     compiled only when used."""
-    name = "sse_grad"
     if d == 1:
-        name = "sse_grad_1d"
-    elif not weighted and 2 <= d <= 4:
-        name = "sse_grad_narrow"
-    elif not weighted and 5 <= d <= 12:
-        name = "sse_grad_rows8"
-    return SERIAL_PARALLEL[name][int(parallel)]
+        return _sse_grad_1d
+    if not weighted and 2 <= d <= 4:
+        return _sse_grad_narrow
+    if not weighted and 5 <= d <= 12:
+        return _sse_grad_rows8
+    return _sse_grad
 
 
-#: (one column, one row a step) -> (serial epoch, mixing epoch)
-_SGD_PATHS = {
-    (True, True): (_sgd_epoch_1d_serial, _sgd_mix_1d_parallel),
-    (False, True): (_sgd_epoch_rows_serial, _sgd_mix_rows_parallel),
-    (True, False): (_sgd_epoch_batches_1d_serial, _sgd_mix_batches_1d_parallel),
-    (False, False): (_sgd_epoch_batches_serial, _sgd_mix_batches_parallel),
-}
-
-
-def sgd_epoch_kernel(d, batch_size, mixing):
-    """The stochastic epoch kernel for ``d`` columns and ``batch_size`` rows a step, serial
-    (signature of :func:`fastgd.kernels.sgd._sgd_scaled_epoch_src`) or parameter mixing
-    (of :func:`fastgd.kernels.sgd._sgd_scaled_mix_src`); each is compiled only when used."""
-    return _SGD_PATHS[(d == 1, batch_size == 1)][int(bool(mixing))]
+def sgd_epoch_kernel(d, batch_size):
+    """The stochastic epoch kernel for ``d`` columns and ``batch_size`` rows a step (the
+    signature of :func:`fastgd.kernels.sgd._sgd_scaled_epoch_src`); each is compiled
+    only when used."""
+    if d == 1:
+        return _sgd_epoch_1d if batch_size == 1 else _sgd_epoch_batches_1d
+    return _sgd_epoch_rows if batch_size == 1 else _sgd_epoch_batches

@@ -1,7 +1,6 @@
 """The fused loss/gradient passes: squared error (four shapes by width) and Huber, plus
 the loss over a subset of rows (early stopping's held-out rows)."""
 import numpy as np
-from numba import prange
 
 from .._config import jit
 
@@ -276,7 +275,7 @@ def _sse_grad_chunk(X, y, sw, coef, start, stop, row):
     row[1] = s_r
 
 
-def _sse_grad_src(X, y, sw, coef, out):
+def _sse_grad_src(X, y, sw, coef, out, c0, c1):
     """Fused residual / loss / gradient pass over all rows, per chunk.
 
     ``out`` is float64 ``(n_chunks, d + 2)``; row ``c`` receives chunk ``c``'s
@@ -285,59 +284,41 @@ def _sse_grad_src(X, y, sw, coef, out):
     n = X.shape[0]
     n_chunks = out.shape[0]
     size = (n + n_chunks - 1) // n_chunks
-    for c in prange(n_chunks):
+    for c in range(c0, c1):
         _sse_grad_chunk(X, y, sw, coef, c * size, min(n, (c + 1) * size), out[c])
 
 
-def _sse_grad_1d_src(X, y, sw, coef, out):
+def _sse_grad_1d_src(X, y, sw, coef, out, c0, c1):
     """:func:`_sse_grad_src` for one feature (``X`` is ``(n, 1)``)."""
     n = X.shape[0]
     n_chunks = out.shape[0]
     size = (n + n_chunks - 1) // n_chunks
-    for c in prange(n_chunks):
+    for c in range(c0, c1):
         _sse_grad_1d_chunk(X, y, sw, coef, c * size, min(n, (c + 1) * size), out[c])
 
 
-def _sse_grad_narrow_src(X, y, sw, coef, out):
+def _sse_grad_narrow_src(X, y, sw, coef, out, c0, c1):
     """:func:`_sse_grad_src` for unweighted data with 2 <= d <= 4 (``sw`` is empty)."""
     n = X.shape[0]
     n_chunks = out.shape[0]
     size = (n + n_chunks - 1) // n_chunks
-    for c in prange(n_chunks):
+    for c in range(c0, c1):
         _sse_grad_narrow_chunk(X, y, coef, c * size, min(n, (c + 1) * size), out[c])
 
 
-def _sse_grad_rows8_src(X, y, sw, coef, out):
+def _sse_grad_rows8_src(X, y, sw, coef, out, c0, c1):
     """:func:`_sse_grad_src` for unweighted data with 5 <= d <= 12 (``sw`` is empty)."""
     n = X.shape[0]
     n_chunks = out.shape[0]
     size = (n + n_chunks - 1) // n_chunks
-    for c in prange(n_chunks):
+    for c in range(c0, c1):
         _sse_grad_rows8_chunk(X, y, sw, coef, c * size, min(n, (c + 1) * size), out[c])
 
 
-_sse_grad_serial = jit(_sse_grad_src, parallel=False)
-
-
-_sse_grad_parallel = jit(_sse_grad_src, parallel=True)
-
-
-_sse_grad_1d_serial = jit(_sse_grad_1d_src, parallel=False)
-
-
-_sse_grad_1d_parallel = jit(_sse_grad_1d_src, parallel=True)
-
-
-_sse_grad_narrow_serial = jit(_sse_grad_narrow_src, parallel=False)
-
-
-_sse_grad_narrow_parallel = jit(_sse_grad_narrow_src, parallel=True)
-
-
-_sse_grad_rows8_serial = jit(_sse_grad_rows8_src, parallel=False)
-
-
-_sse_grad_rows8_parallel = jit(_sse_grad_rows8_src, parallel=True)
+_sse_grad = jit(_sse_grad_src)
+_sse_grad_1d = jit(_sse_grad_1d_src)
+_sse_grad_narrow = jit(_sse_grad_narrow_src)
+_sse_grad_rows8 = jit(_sse_grad_rows8_src)
 
 
 def _subset_loss_src(X, y, sw, idx, coef, params, out):
@@ -368,7 +349,7 @@ def _subset_loss_src(X, y, sw, idx, coef, params, out):
     out[1] = wsum
 
 
-_subset_loss_serial = jit(_subset_loss_src, parallel=False)
+_subset_loss = jit(_subset_loss_src)
 
 
 def _huber_grad_chunk(X, y, sw, coef, eps, start, stop, row):
@@ -401,7 +382,7 @@ def _huber_grad_chunk(X, y, sw, coef, eps, start, stop, row):
 _huber_grad_chunk_jit = jit(_huber_grad_chunk)
 
 
-def _huber_grad_src(X, y, sw, coef, params, out):
+def _huber_grad_src(X, y, sw, coef, params, out, c0, c1):
     """Huber loss/gradient sums at ``coef`` (float64 ``(d + 1,)``), one row of ``out``
     (float64 ``(n_chunks, d + 2)``) per fixed chunk of ``ceil(n / n_chunks)`` rows, in
     the layout of :func:`_sse_grad_src`; ``params = [epsilon]``. The
@@ -409,14 +390,8 @@ def _huber_grad_src(X, y, sw, coef, params, out):
     n = X.shape[0]
     k = out.shape[0]
     size = (n + k - 1) // k
-    for c in prange(k):
+    for c in range(c0, c1):
         _huber_grad_chunk_jit(X, y, sw, coef, params[0], c * size, min(n, (c + 1) * size), out[c])
 
 
-_huber_grad_serial = jit(_huber_grad_src, parallel=False)
-
-
-_huber_grad_parallel = jit(_huber_grad_src, parallel=True)
-
-
-HUBER_GRAD = (_huber_grad_serial, _huber_grad_parallel)
+_huber_grad = jit(_huber_grad_src)

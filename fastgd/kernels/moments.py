@@ -1,7 +1,6 @@
 """Moments passes: weighted means and centred co-moments (full, or per column), merged
 exactly block by block; and the largest step curvature of SGD (the max row norm)."""
 import numpy as np
-from numba import prange
 
 from .._config import jit
 
@@ -177,7 +176,7 @@ def _merge_moments(Wa, mean_a, com_a, Wb, mean_b, com_b):
     return W
 
 
-def _moments_src(X, y, sw, sub_rows, out):
+def _moments_src(X, y, sw, sub_rows, out, c0, c1):
     """Weighted means and centred co-moments of ``z = [x, y]``, per block.
 
     ``out`` is float64 ``(n_blocks, 1 + k + k*k)`` with ``k = d + 1``; row ``b`` receives
@@ -189,7 +188,7 @@ def _moments_src(X, y, sw, sub_rows, out):
     k = d + 1
     n_blocks = out.shape[0]
     size = (n + n_blocks - 1) // n_blocks
-    for blk in prange(n_blocks):
+    for blk in range(c0, c1):
         row = out[blk]
         mean = np.zeros(k)
         com = np.zeros((k, k))
@@ -252,7 +251,7 @@ def _merge_diag(W, mean, m2, Wb, mean_b, m2_b):
     return Wt
 
 
-def _moments_diag_src(X, y, sw, sub_rows, out):
+def _moments_diag_src(X, y, sw, sub_rows, out, c0, c1):
     """Weighted means and centred second moments of each column of ``z = [x, y]``, per block.
 
     The diagonal of :func:`_moments_src` in O(n d) instead of O(n d^2): what scaling needs
@@ -263,7 +262,7 @@ def _moments_diag_src(X, y, sw, sub_rows, out):
     k = d + 1
     n_blocks = out.shape[0]
     size = (n + n_blocks - 1) // n_blocks
-    for blk in prange(n_blocks):
+    for blk in range(c0, c1):
         row = out[blk]
         mean = np.zeros(k)
         m2 = np.zeros(k)
@@ -280,7 +279,7 @@ def _moments_diag_src(X, y, sw, sub_rows, out):
             row[1 + k + a] = m2[a]
 
 
-def _max_norm_src(X, sw, coords, out):
+def _max_norm_src(X, sw, coords, out, c0, c1):
     """Per-chunk ``max_i w_i (||(x_i - c) * v||^2 + e)``: the largest step curvature of SGD.
 
     ``coords`` is float64 ``(2, d + 1)``: row 0 the centres ``c`` (``coords[0, d]`` holds
@@ -293,7 +292,7 @@ def _max_norm_src(X, sw, coords, out):
     size = (n + n_chunks - 1) // n_chunks
     weighted = sw.shape[0] > 0
     e = coords[0, d]
-    for c in prange(n_chunks):
+    for c in range(c0, c1):
         best = 0.0
         for i in range(c * size, min(n, (c + 1) * size)):
             w = sw[i] if weighted else 1.0
@@ -333,19 +332,6 @@ def _combine_moments(out, k, res_mean, res_com):
     return W
 
 
-_moments_serial = jit(_moments_src, parallel=False)
-
-
-_moments_parallel = jit(_moments_src, parallel=True)
-
-
-_moments_diag_serial = jit(_moments_diag_src, parallel=False)
-
-
-_moments_diag_parallel = jit(_moments_diag_src, parallel=True)
-
-
-_max_norm_serial = jit(_max_norm_src, parallel=False)
-
-
-_max_norm_parallel = jit(_max_norm_src, parallel=True)
+_moments = jit(_moments_src)
+_moments_diag = jit(_moments_diag_src)
+_max_norm = jit(_max_norm_src)

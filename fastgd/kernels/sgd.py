@@ -7,9 +7,8 @@ survives (under the fast-math flags LLVM removed it, see fastgd._config)."""
 import math
 
 import numpy as np
-from numba import prange
 
-from .._config import jit, specialize
+from .._config import jit
 from .._intrinsics import PREFETCH_DISTANCE, prefetch
 
 
@@ -354,7 +353,7 @@ def _epoch_batches(X, y, sw, perm, coords, params, state):
     lam1 = coords[2]
     lam2 = coords[3]
     xf = X.reshape(X.shape[0] * d)
-    if state.shape[0] >= 4:  # scratch rows from the caller (see _sgd_scaled_mix_src)
+    if state.shape[0] >= 4:  # scratch rows from the caller (see fastgd._drivers.mix_epoch)
         g = state[2, :d + 1]
         xs = state[3, :d]
     else:
@@ -438,10 +437,10 @@ def _epoch_batches(X, y, sw, perm, coords, params, state):
 # took 4.3 s to compile for a d = 1 fit that runs one of them (and 5.7 s more inside the
 # mixing kernel); the first SGD fit in a new process went from 5.2 to 7.4 s before this
 # split.
-_sgd_epoch_1d_serial = jit(_epoch_1d, parallel=False, fastmath=False)
-_sgd_epoch_rows_serial = jit(_rows_epoch, parallel=False, fastmath=False)
-_sgd_epoch_batches_1d_serial = jit(_batches_1d_epoch, parallel=False, fastmath=False)
-_sgd_epoch_batches_serial = jit(_epoch_batches, parallel=False, fastmath=False)
+_sgd_epoch_1d = jit(_epoch_1d, fastmath=False)
+_sgd_epoch_rows = jit(_rows_epoch, fastmath=False)
+_sgd_epoch_batches_1d = jit(_batches_1d_epoch, fastmath=False)
+_sgd_epoch_batches = jit(_epoch_batches, fastmath=False)
 
 
 def _sgd_scaled_epoch_src(X, y, sw, perm, coords, params, state):
@@ -480,58 +479,12 @@ def _sgd_scaled_epoch_src(X, y, sw, perm, coords, params, state):
     d = X.shape[1]
     bs = np.int64(params[4])
     if d == 1 and bs == 1:
-        return _sgd_epoch_1d_serial(X, y, sw, perm, coords, params, state)
+        return _sgd_epoch_1d(X, y, sw, perm, coords, params, state)
     if bs == 1:
-        return _sgd_epoch_rows_serial(X, y, sw, perm, coords, params, state)
+        return _sgd_epoch_rows(X, y, sw, perm, coords, params, state)
     if d == 1:
-        return _sgd_epoch_batches_1d_serial(X, y, sw, perm, coords, params, state)
-    return _sgd_epoch_batches_serial(X, y, sw, perm, coords, params, state)
+        return _sgd_epoch_batches_1d(X, y, sw, perm, coords, params, state)
+    return _sgd_epoch_batches(X, y, sw, perm, coords, params, state)
 
 
-_sgd_scaled_epoch_serial = jit(_sgd_scaled_epoch_src, parallel=False, fastmath=False)
-
-
-def _sgd_scaled_mix_src(X, y, sw, perm, coords, params, states, steps):
-    """Parameter mixing of :func:`_sgd_scaled_epoch_src`: ``states.shape[0]`` parts.
-
-    ``perm`` is cut into ``P = states.shape[0]`` contiguous parts of ``ceil(m / P)``
-    entries; part ``p`` runs the scaled SGD epoch over its slice on ``states[p]`` (float64
-    ``(P, 2, d + 1)``, each a copy of the same start: parameters and running average),
-    with the same ``params`` (all parts start at step ``params[t0]``). ``steps`` (int64
-    ``(P,)``) receives each part's return value (steps taken, or ``-(k + 1)`` for a
-    non-finite residual at position ``k`` of its slice). The driver averages the parts in
-    order; the result does not depend on the thread count. ``_EPOCH`` is the serial
-    epoch each part runs: one mixing kernel per path (see below).
-    """
-    parts = states.shape[0]
-    m = perm.shape[0]
-    size = (m + parts - 1) // parts
-    d1 = states.shape[2]
-    for p in prange(parts):
-        # Each part works in memory of its own, padded by a row before and after: the
-        # rows of ``states`` share cache lines, and so did small scratch arrays allocated
-        # by two threads; per-step stores into them from two threads made an epoch
-        # (10^7 rows, d = 10, rate 0.0098) take 398 ms instead of 213 ms (per-row SGD)
-        # and 272 instead of about 210 ms (mini-batches of 256).
-        # 64 bytes of padding on either side; a C-contiguous (4, d + 1) state, so the
-        # serial epoch's compiled code for that type serves (no second compilation)
-        buf = np.zeros(4 * d1 + 16)
-        local = buf[8:8 + 4 * d1].reshape((4, d1))
-        local[0] = states[p, 0]
-        local[1] = states[p, 1]
-        steps[p] = _EPOCH(X, y, sw, perm[p * size:min(m, (p + 1) * size)], coords, params,
-                          local)
-        states[p, 0] = local[0]
-        states[p, 1] = local[1]
-
-
-#: parameter mixing per path, each compiled only when used (the dispatcher version,
-#: ``_sgd_scaled_mix_parallel``, is the tests' reference)
-_EPOCH = None
-_sgd_mix_1d_parallel, _sgd_mix_rows_parallel, _sgd_mix_batches_1d_parallel, \
-    _sgd_mix_batches_parallel, _sgd_scaled_mix_parallel = (
-        jit(specialize(_sgd_scaled_mix_src, suffix, _EPOCH=epoch), parallel=True, fastmath=False)
-        for suffix, epoch in (("_1d", _sgd_epoch_1d_serial), ("_rows", _sgd_epoch_rows_serial),
-                              ("_batches_1d", _sgd_epoch_batches_1d_serial),
-                              ("_batches", _sgd_epoch_batches_serial),
-                              ("_any", _sgd_scaled_epoch_serial)))
+_sgd_scaled_epoch = jit(_sgd_scaled_epoch_src, fastmath=False)
