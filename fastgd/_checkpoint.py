@@ -79,12 +79,15 @@ def sampled_hash(data, count):
 
 def file_fingerprint(reader):
     """What identifies a file fit: the file (path, size, modification time) and how it is
-    read (columns, header, delimiter, block size): enough to open it again on resume."""
+    read (columns, header, delimiter, block size): enough to open it again on resume.
+    The columns are kept by name (``x``, ``y``, ``weight``) and by position
+    (``columns``: x, then y and the weight column): resume reads the positions, since a
+    CSV header may repeat a name."""
     st = os.stat(reader.path)
     return {"file": os.path.abspath(reader.path), "size": st.st_size,
             "mtime_ns": st.st_mtime_ns, "x": list(reader.x), "y": reader.y, "weight": reader.w,
-            "header": reader.header, "delimiter": reader.delimiter,
-            "block_rows": reader.block_rows}
+            "columns": list(reader.positions), "header": reader.header,
+            "delimiter": reader.delimiter, "block_rows": reader.block_rows}
 
 
 def check_same_file(doc, path):
