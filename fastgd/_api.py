@@ -31,7 +31,7 @@ def fit(X, y, *, mode="batch", learning_rate="auto", epochs=None, batch_size=Non
         scale="auto", solver="auto", optimizer="auto", n_iter_no_change=1, penalty=None,
         alpha=1e-4, l1_ratio=0.15, learning_rate_schedule="constant", power_t=0.25,
         average="auto", early_stopping=False, validation_fraction=0.1, loss="squared",
-        epsilon=0.1, progress="auto", checkpoint=None, checkpoint_every=1):
+        epsilon=0.1, progress="auto", checkpoint=None, checkpoint_every=1, overwrite=False):
     """Fit ``y = X @ coef + intercept`` by gradient descent on the squared error.
 
     Parameters
@@ -112,9 +112,15 @@ def fit(X, y, *, mode="batch", learning_rate="auto", epochs=None, batch_size=Non
         (atomically: a killed process leaves a valid checkpoint); :func:`fastgd.resume`
         continues from it and returns what the uninterrupted fit returns, bit for bit.
         The automatic batch fit and the stochastic modes (scaled: the default) write
-        checkpoints; the textbook runs on unscaled data refuse them.
+        checkpoints; the textbook runs on unscaled data refuse them. The path is
+        checked before the fit starts: a folder, a missing or read-only folder, or an
+        existing file that is not a fastgd checkpoint (nor empty) is a ``ValueError``.
     checkpoint_every : int >= 1
         Epochs between two checkpoints (default 1).
+    overwrite : bool
+        Whether ``checkpoint`` may replace an existing file that is not a fastgd
+        checkpoint (default False: such a file is someone's data). A checkpoint is
+        always replaced: that is how a fit updates it.
     progress : bool or "auto"
         A progress bar on standard error (epochs, loss, rows per second; needs tqdm, the
         ``progress`` extra). ``"auto"`` (default) shows it on a terminal, once the fit
@@ -221,7 +227,7 @@ def fit(X, y, *, mode="batch", learning_rate="auto", epochs=None, batch_size=Non
     _check_callback(callback)
     if any(is_dask(a) for a in (X, y, sample_weight)):
         return _fit_dask(X, y, sample_weight, settings, init_coef, init_intercept, callback,
-                         progress, (checkpoint, checkpoint_every), t0)
+                         progress, (checkpoint, checkpoint_every, overwrite), t0)
     data = V.check_data(X, y, sample_weight, parallel=V.check_parallel(parallel),
                         check_finite_xy=False)
     facts = DataFacts(n=data.n, d=data.d, dtype=str(data.X.dtype),
@@ -233,7 +239,8 @@ def fit(X, y, *, mode="batch", learning_rate="auto", epochs=None, batch_size=Non
     source = ArraySource(data, plan.parallel)
     ckpt = None
     if checkpoint is not None:
-        ckpt = Checkpointer(checkpoint, checkpoint_every, plan, fingerprint(data))
+        ckpt = Checkpointer(checkpoint, checkpoint_every, plan, fingerprint(data),
+                            overwrite=overwrite)
     res = run(plan, source, coef, callback=callback, t0=t0, progress=_check_progress(progress),
               checkpoint=ckpt)
     names = column_names(X)
@@ -244,11 +251,11 @@ def _fit_dask(X, y, sample_weight, settings, init_coef, init_intercept, callback
               checkpoint, t0, resume=None):
     """:func:`fit` (and :func:`resume`) on dask collections: a
     :class:`fastgd.dask.DaskSource` (the blocks stay on the cluster), then the same plan
-    and engines. ``checkpoint``: ``(path, every)``; ``resume``: ``(doc, path)``."""
+    and engines. ``checkpoint``: ``(path, every, overwrite)``; ``resume``: ``(doc, path)``."""
     from .dask import source_for
 
     source, names = source_for(X, y, sample_weight)
-    path, every = checkpoint
+    path, every, overwrite = checkpoint
     ckpt = None
     if resume is not None:
         doc, path = resume
@@ -261,7 +268,8 @@ def _fit_dask(X, y, sample_weight, settings, init_coef, init_intercept, callback
         plan = FitPlan.build(source.facts(), **settings)
         coef = V.check_init(init_coef, init_intercept, source.d)
         if path is not None:
-            ckpt = Checkpointer(path, every, plan, lambda: source.fingerprint("dask"))
+            ckpt = Checkpointer(path, every, plan, lambda: source.fingerprint("dask"),
+                                overwrite=overwrite)
     res = run(plan, source, coef, callback=callback, t0=t0, progress=_check_progress(progress),
               checkpoint=ckpt, resume=None if resume is None else resume[0]["state"])
     return dataclasses.replace(res, n_rows=source.n,
@@ -310,7 +318,7 @@ def resume(path, X=None, y=None, *, sample_weight=None, chunks=None, callback=No
         raise TypeError(f"{path} continues a fit of arrays: pass the same X and y again")
     if any(is_dask(a) for a in (X, y, sample_weight)):
         return _fit_dask(X, y, sample_weight, None, None, 0.0, callback, progress,
-                         (path, checkpoint_every), t0, resume=(doc, path))
+                         (path, checkpoint_every, False), t0, resume=(doc, path))
     plan = FitPlan.from_dict(doc["plan"])
     data = V.check_data(X, y, sample_weight, parallel=V.check_parallel(plan.settings["parallel"]),
                         check_finite_xy=False)
@@ -346,8 +354,8 @@ def fit_chunks(chunks, *, sample_weight=None, init_coef=None, init_intercept=0.0
     sample_weight : None
         Weights come with the blocks; pass them as the third element of each tuple.
     init_coef, init_intercept, callback, **fit_kwargs
-        As for :func:`fit` (``mode``, ``learning_rate``, ``epochs``, ...; ``checkpoint``
-        and ``checkpoint_every`` too, for a list of blocks or a callable:
+        As for :func:`fit` (``mode``, ``learning_rate``, ``epochs``, ...; ``checkpoint``,
+        ``checkpoint_every`` and ``overwrite`` too, for a list of blocks or a callable:
         ``fastgd.resume(path, chunks=...)`` continues with the same blocks).
 
     Notes
@@ -391,6 +399,7 @@ def fit_chunks(chunks, *, sample_weight=None, init_coef=None, init_intercept=0.0
     _check_callback(callback)
     checkpoint = fit_kwargs.pop("checkpoint", None)
     every = fit_kwargs.pop("checkpoint_every", 1)
+    overwrite = fit_kwargs.pop("overwrite", False)
     source = ChunkSource(chunks, parallel=V.check_parallel(fit_kwargs.get("parallel", "auto")))
     plan = FitPlan.build(source.facts(), **fit_kwargs)
     if not source.reiterable and not plan.single_pass:
@@ -407,7 +416,8 @@ def fit_chunks(chunks, *, sample_weight=None, init_coef=None, init_intercept=0.0
             raise TypeError("a checkpointed fit_chunks fit must read its blocks again when "
                             "resumed: pass a list of blocks or a callable, not a one-shot "
                             "iterator")
-        ckpt = Checkpointer(checkpoint, every, plan, lambda: source.fingerprint("chunks"))
+        ckpt = Checkpointer(checkpoint, every, plan, lambda: source.fingerprint("chunks"),
+                            overwrite=overwrite)
     res = run(plan, source, coef, callback=callback, t0=t0, progress=_check_progress(progress),
               checkpoint=ckpt)
     return res if source.names is None else dataclasses.replace(res, feature_names=source.names)

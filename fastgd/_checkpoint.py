@@ -11,7 +11,11 @@ the epochs run).
 
 Writes are atomic: a temporary file in the same folder, flushed to disk, then renamed
 over the checkpoint, so a process killed at any moment leaves the previous checkpoint or
-the new one, never half of one. The file is JSON (floats written exactly).
+the new one, never half of one; the temporary files that killed writes leave are removed
+by the next write (:mod:`fastgd._outputs`). The path is checked before the fit starts: an
+input file of the fit, a folder, a missing or read-only folder, or an existing file that
+is not a checkpoint (without ``overwrite=True``) is refused. The file is JSON (floats
+written exactly).
 """
 import hashlib
 import os
@@ -19,6 +23,7 @@ import os
 import numpy as np
 
 from ._model import read_versioned, write_atomic
+from ._outputs import check_outputs
 from ._validation import check_int
 from ._version import __version__
 
@@ -74,12 +79,15 @@ def sampled_hash(data, count):
 
 def file_fingerprint(reader):
     """What identifies a file fit: the file (path, size, modification time) and how it is
-    read (columns, header, delimiter, block size): enough to open it again on resume."""
+    read (columns, header, delimiter, block size): enough to open it again on resume.
+    The columns are kept by name (``x``, ``y``, ``weight``) and by position
+    (``columns``: x, then y and the weight column): resume reads the positions, since a
+    CSV header may repeat a name."""
     st = os.stat(reader.path)
     return {"file": os.path.abspath(reader.path), "size": st.st_size,
             "mtime_ns": st.st_mtime_ns, "x": list(reader.x), "y": reader.y, "weight": reader.w,
-            "header": reader.header, "delimiter": reader.delimiter,
-            "block_rows": reader.block_rows}
+            "columns": list(reader.positions), "header": reader.header,
+            "delimiter": reader.delimiter, "block_rows": reader.block_rows}
 
 
 def check_same_file(doc, path):
@@ -103,11 +111,16 @@ def _rows(sizes):
 class Checkpointer:
     """Writes the state an engine hands it, every ``every`` epochs, atomically."""
 
-    def __init__(self, path, every, plan, fingerprint):
+    def __init__(self, path, every, plan, fingerprint, *, overwrite=False, inputs=()):
         """``fingerprint``: the data's (a dict), or a function computing it (called after
-        ``every`` is validated: for blocks, the fingerprint costs a pass)."""
+        ``every`` and the path are validated: for blocks, the fingerprint costs a pass).
+
+        The path is checked before the fit starts (see :mod:`fastgd._outputs`): not one
+        of ``inputs`` (``(label, path)`` pairs: the file a fit reads), in a writable
+        folder, and, when it exists, a checkpoint or an empty file unless ``overwrite``."""
         self.path = os.fspath(path)
         self.every = check_int(every, "checkpoint_every", 1)
+        check_outputs([("checkpoint", self.path, "checkpoint")], inputs, overwrite=overwrite)
         self.plan = plan
         self.fingerprint = fingerprint() if callable(fingerprint) else fingerprint
         self.written = 0
@@ -115,7 +128,8 @@ class Checkpointer:
     @classmethod
     def resumed(cls, doc, path, plan, fingerprint, every=None):
         """The writer of a fit resumed from the checkpoint ``doc`` (read from ``path``):
-        the same file, every ``every`` epochs (None: as ``doc`` was written)."""
+        the same file, every ``every`` epochs (None: as ``doc`` was written). Its folder
+        is checked again (it must still be writable)."""
         return cls(path, doc.get("every", 1) if every is None else every, plan, fingerprint)
 
     def due(self, epoch):

@@ -17,7 +17,7 @@ from ._result import (ConvergenceWarning, DivergenceError, FitInterrupted, FitRe
 from ._sources import exponents, rescaled
 from ._checkpoint import ENGINES
 from ._callers import user_level
-from ._validation import Magnitudes
+from ._validation import DataChanged, Magnitudes
 
 #: columns whose largest magnitude lies within 2^-300 .. 2^300 need no new units
 UNITS_SAFE_EXP = 300
@@ -90,11 +90,13 @@ def _run(plan, source, coef0, callback, t0, ckpt):
 def _check_unchanged(source, err):
     """A fit that failed on data it had proved finite: if NaN or inf has appeared in the
     data since (written by a callback, or another thread), say that, not "diverged"."""
-    if not (source.verified and source.reiterable):
+    if isinstance(err, DataChanged) or not (source.verified and source.reiterable):
         return
     source.verified = False
     try:
         source.check_finite()
+    except DataChanged:  # a file rewritten: its own message says so
+        raise
     except ValueError as exc:
         found = str(exc).split("; drop or impute")[0]
         raise ValueError(

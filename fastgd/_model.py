@@ -1,20 +1,26 @@
 """The JSON model file: :meth:`fastgd.FitResult.save` writes it, :func:`fastgd.load`
-reads it (:mod:`fastgd.io`). Imports nothing of fastgd's but its version, so that
-``FitResult`` can save without importing the engines."""
+reads it (:mod:`fastgd.io`). Imports nothing of fastgd's but its version and the output
+checks, so that ``FitResult`` can save without importing the engines."""
 import json
 import os
 
+from ._outputs import check_outputs, write_bytes
 from ._version import __version__
 
 #: the model file's format version: a file written by a newer fastgd is refused clearly
 MODEL_FORMAT = 1
 
 
-def save(result, path):
+def save(result, path, overwrite=False):
     """Write ``result`` (a :class:`fastgd.FitResult`) as a small JSON model file:
     coefficients, intercept, feature names, the fit plan's dict, the final loss, the
     fastgd version and the file format. Written atomically (a temporary file, then a
-    rename): an interrupted save never leaves a half-written model."""
+    rename): an interrupted save never leaves a half-written model.
+
+    An existing model file (or an empty file) is replaced; any other existing file is
+    refused with a ``ValueError`` unless ``overwrite=True``, as are a folder, a missing
+    folder and a folder that is not writable (see :mod:`fastgd._outputs`)."""
+    check_outputs([("model file", path, "model")], overwrite=overwrite)
     doc = {
         "format": MODEL_FORMAT,
         "fastgd_version": __version__,
@@ -34,14 +40,10 @@ def save(result, path):
 def write_atomic(path, doc, indent=None):
     """Write the JSON document ``doc`` to ``path`` atomically: a temporary file in the
     same folder, flushed to disk, then renamed over ``path``, so that a process killed at
-    any moment leaves the previous file or the new one, never half of one."""
-    path = os.fspath(path)
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(doc, f, indent=indent)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    any moment leaves the previous file or the new one, never half of one (see
+    :func:`fastgd._outputs.write_bytes`: errors name ``path``; temporary files left by
+    killed writes of ``path`` are removed)."""
+    write_bytes(path, json.dumps(doc, indent=indent).encode("utf-8"))
 
 
 def read_versioned(path, what, required, newest):

@@ -189,12 +189,16 @@ class FitResult:
         :func:`fastgd._frames.check_feature_names`: checked, never used to reorder)."""
         check_feature_names(self.feature_names, column_names(X), owner="this FitResult")
 
-    def save(self, path):
+    def save(self, path, overwrite=False):
         """Write this result as a JSON model file (see :func:`fastgd.load`): coefficients,
-        intercept, feature names, the plan's settings, the fastgd version. Atomic."""
+        intercept, feature names, the plan's settings, the fastgd version. Atomic.
+
+        An existing model file (or an empty file) is replaced; any other existing file
+        raises ``ValueError`` unless ``overwrite=True``. A folder, a missing folder or one
+        that is not writable raises ``ValueError`` before anything is written."""
         from ._model import save
 
-        save(self, path)
+        save(self, path, overwrite=overwrite)
 
     def loss(self, X, y, sample_weight=None):
         """The loss of these parameters on ``(X, y)``, reduced like ``loss_history``.

@@ -368,6 +368,11 @@ def check_init(init_coef, init_intercept, d):
     return coef
 
 
+class DataChanged(ValueError):
+    """The data a fit reads changed while it ran (a file rewritten between two passes):
+    its message says so; the engine passes it on as it is."""
+
+
 class Magnitudes(Exception):
     """Internal: the moments of the data show magnitudes its sums of squares cannot hold
     (they overflow, or a column's squares underflow towards nothing). The engine then

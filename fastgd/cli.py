@@ -12,6 +12,9 @@ DEMO_INTERCEPT = -1.0
 DEMO_NOISE = 0.5
 #: the largest --n of the demo: 2e9 points need about 160 GB
 DEMO_MAX_N = 2_000_000_000
+#: fastgd bench holds about this many float64 copies of its rows at the peak: X and y,
+#: lstsq's [X, 1] and its work copy, scikit-learn's centred or scaled copy
+BENCH_COPIES = 4
 
 
 def make_demo_data(n, seed=0, dtype=np.float64):
@@ -74,40 +77,147 @@ FIT_EXAMPLES = """examples:
   fastgd predict model.json new_rides.csv --x distance --x climb > predictions.csv
 
 Columns are named, or given by position ("0", "1", ...; the only way for a CSV
-without a header row, with --no-header). PATH "-" reads CSV from standard input
-(spooled to a temporary file, so every mode can read it more than once).
-Exit status: 0 success, 1 a problem with the data, 2 a usage error."""
+without a header row, with --no-header; a name that is a string of digits means that
+column, and a name the header repeats must be given by position). PATH "-" reads CSV
+from standard input (spooled to a temporary file, so every mode can read it more than
+once); so is a pipe or a device given as PATH.
+Outputs (--save-model, --checkpoint, --plot) are checked before the fit: none may be
+the input or another output, their folders must exist, and an existing file is
+replaced only if it is of the same kind (a model, a checkpoint, an image) or empty;
+--force replaces any file. If a write fails at the end, the result is printed first.
+Exit status: 0 success, 1 a problem with the data or files, 2 a usage error."""
+
+
+def _at_least(low):
+    """An argparse type: an integer >= ``low`` (else a usage error, exit status 2)."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+
+    parse.__name__ = f"integer >= {low}"
+    return parse
+
+
+def _positive(text):
+    """An argparse type: a finite number > 0."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
 
 
 class _DataError(Exception):
     """A problem with the user's data or files: one line on stderr, exit status 1."""
 
 
+def _is_stream(path):
+    """Whether ``path`` is standard input ("-") or a pipe, device or socket: data that can
+    be read once only, from the start."""
+    import stat
+
+    if path == "-":
+        return True
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False  # the reader says what is wrong with it
+    return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode) or stat.S_ISSOCK(mode)
+
+
 @contextmanager
 def _readable(path):
-    """``path`` itself, or for "-" standard input spooled to a temporary CSV file (removed
-    on exit), so that every mode can read it more than once."""
-    if path != "-":
+    """``path`` itself, or for "-" (standard input), a pipe or a device, its data spooled
+    to a temporary file (removed on exit), so that every mode can read it more than once
+    and seek in it."""
+    if not _is_stream(path):
         yield path
         return
     import shutil
     import tempfile
 
-    f = tempfile.NamedTemporaryFile(prefix="fastgd-stdin-", suffix=".csv", delete=False)
+    from fastgd.io import _kind
+
+    suffix = ".parquet" if path != "-" and _kind(path) == "parquet" else ".csv"
+    f = tempfile.NamedTemporaryFile(prefix="fastgd-stdin-", suffix=suffix, delete=False)
     try:
         with f:
-            shutil.copyfileobj(sys.stdin.buffer, f, 1 << 20)
+            if path == "-":
+                shutil.copyfileobj(sys.stdin.buffer, f, 1 << 20)
+            else:
+                with open(path, "rb") as src:
+                    shutil.copyfileobj(src, f, 1 << 20)
         yield f.name
     finally:
         os.unlink(f.name)
 
 
+def _check_outputs(args, outputs, inputs=()):
+    """The outputs of a command checked before any work (see :mod:`fastgd._outputs`):
+    ``outputs`` (option, path, kind), ``inputs`` (what, path); --force allows replacing
+    a file of another kind."""
+    from fastgd._outputs import check_outputs
+
+    try:
+        check_outputs(outputs, [(w, p) for w, p in inputs if p is not None and p != "-"],
+                      overwrite=args.force, force_hint="add --force")
+    except ValueError as exc:
+        raise _DataError(str(exc)) from None
+
+
+def _reason(exc):
+    """One line for an exception: an OSError's reason and file, else its message."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror if exc.filename is None else f"{exc.filename}: {exc.strerror}"
+    text = str(exc)
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _write_error(option, path, exc):
+    """The message for a write of ``option PATH`` that failed at the end."""
+    why = exc.strerror if isinstance(exc, OSError) and exc.strerror else _reason(exc)
+    return f"could not write {option} {path}: {why}"
+
+
+def _plot_format(file):
+    """The image format of ``--plot FILE`` (its extension; PNG without one), checked
+    before the fit: matplotlib is installed and writes that format."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise ImportError('--plot needs matplotlib, an optional extra: pip install '
+                          '"fastgd[plot]"') from None
+    matplotlib.use("Agg")
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    ext = os.path.splitext(file)[1][1:].lower() or "png"
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if ext not in formats:
+        raise _DataError(f"--plot {file}: matplotlib does not write .{ext} files; use one "
+                         f"of: {', '.join('.' + f for f in sorted(formats))}")
+    return ext
+
+
 def _fit_command(args, out):
     import fastgd
 
-    if args.path == "-" and args.checkpoint:
+    if args.checkpoint and _is_stream(args.path):
         raise _DataError("--checkpoint needs a file to read again on resume, not "
-                         "standard input: save the CSV to a file first")
+                         "standard input or a pipe: save the data to a file first")
+    _check_outputs(args, [("--checkpoint", args.checkpoint, "checkpoint"),
+                          ("--save-model", args.save_model, "model"),
+                          ("--plot", args.plot, "image")],
+                   [("the input file", args.path)])
+    fmt = _plot_format(args.plot) if args.plot else None
     kw = {}
     for name in ("mode", "epochs", "batch_size", "tol", "random_state"):
         if getattr(args, name) is not None:
@@ -115,30 +225,63 @@ def _fit_command(args, out):
     if args.learning_rate is not None:
         kw["learning_rate"] = args.learning_rate
     if args.checkpoint:
-        kw["checkpoint"] = args.checkpoint
+        kw.update(checkpoint=args.checkpoint, overwrite=args.force)
     path_seen = []
     if args.plot:
         kw["callback"] = lambda e, c, b, loss: path_seen.append((float(c[0]), b))
     with _readable(args.path) as path:
         res = fastgd.fit_file(path, x=args.x, y=args.y, header=not args.no_header,
                               progress=False if args.quiet else "auto", **kw)
+        # the result first: a write that fails below cannot lose it
+        _report(res, args.path, args, out)
+        errors = _save_model(res, args, out)
         if args.plot:
-            _plot(res, path, args, path_seen)
-    _report(res, args.path, args, out)
+            try:
+                _plot(res, path, args, path_seen, fmt)
+            except (OSError, ValueError) as exc:
+                errors.append(_write_error("--plot", args.plot, exc))
+            else:
+                if args.format == "table":
+                    print(f"figure saved to {args.plot}", file=out)
+    return errors
 
 
 def _resume_command(args, out):
     import fastgd
+    from fastgd._checkpoint import read
 
-    res = fastgd.resume(args.checkpoint_file, progress=False if args.quiet else "auto")
+    doc = read(args.checkpoint_file)
+    fp = doc.get("fingerprint")
+    fitted = fp.get("file") if isinstance(fp, dict) else None
+    _check_outputs(args, [("CHECKPOINT", args.checkpoint_file, "checkpoint"),
+                          ("--save-model", args.save_model, "model")],
+                   [("the file fitted", fitted)])
+    try:
+        res = fastgd.resume(args.checkpoint_file, progress=False if args.quiet else "auto")
+    except (KeyError, IndexError) as exc:
+        # a field the checks before the fit did not cover: the file is damaged
+        raise _DataError(f"{args.checkpoint_file} is not a valid fastgd checkpoint (a field "
+                         f"is missing or malformed: {exc!r}); start the fit again") from None
     _report(res, args.checkpoint_file, args, out)
+    return _save_model(res, args, out)
+
+
+def _save_model(res, args, out):
+    """Write --save-model after the result is printed; returns the error messages."""
+    if not args.save_model:
+        return []
+    try:
+        res.save(args.save_model, overwrite=args.force)
+    except (OSError, ValueError) as exc:
+        return [_write_error("--save-model", args.save_model, exc)]
+    if args.format == "table":
+        print(f"model saved to {args.save_model}", file=out)
+    return []
 
 
 def _report(res, label, args, out):
     import json
 
-    if args.save_model:
-        res.save(args.save_model)
     rows = res.n_rows
     if args.format == "json":
         doc = {"coef": [float(c) for c in res.coef], "intercept": res.intercept,
@@ -156,17 +299,21 @@ def _report(res, label, args, out):
         print(f"  {n:<{width}} {c: .10g}", file=out)
     print(f"  {'(intercept)':<{width}} {res.intercept: .10g}", file=out)
     print(f"  loss (MSE) {res.final_loss:.10g}", file=out)
-    if args.save_model:
-        print(f"model saved to {args.save_model}", file=out)
 
 
-def _plot(res, path, args, path_seen):
+def _plot(res, path, args, path_seen, fmt):
     """The CLI's --plot: one figure (fit line, loss curve, loss surface with the path the
-    fit took) from a sample of the file's first rows (at most 200,000)."""
+    fit took) from a sample of the file's first rows (at most 200,000), rendered in
+    memory and written atomically."""
+    import io
+
     import matplotlib
 
     matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     from fastgd import plot
+    from fastgd._outputs import write_bytes
     from fastgd.io import FileReader
 
     reader = FileReader(path, args.x, args.y, header=not args.no_header)
@@ -179,7 +326,11 @@ def _plot(res, path, args, path_seen):
             break
     X, y = np.concatenate(xs)[:200_000], np.concatenate(ys)[:200_000]
     walk = np.array([(0.0, 0.0)] + path_seen) if path_seen else None
-    plot.summary(res, X[:, 0] if X.shape[1] == 1 else X, y, path=walk, file=args.plot)
+    fig = plot.summary(res, X[:, 0] if X.shape[1] == 1 else X, y, path=walk)
+    buf = io.BytesIO()
+    fig.savefig(buf, format=fmt, dpi=110)
+    plt.close(fig)
+    write_bytes(args.plot, buf.getvalue())
 
 
 def _bench_command(args, out):
@@ -187,6 +338,7 @@ def _bench_command(args, out):
 
     from fastgd import _compare
 
+    _check_outputs(args, [("--json", args.json, "bench")], [("the input file", args.path)])
     if args.path is not None:
         if not args.x or args.y is None:
             raise _DataError("bench PATH needs the columns: --x COL [--x COL ...] --y COL")
@@ -194,34 +346,48 @@ def _bench_command(args, out):
 
         with _readable(args.path) as path:
             parts = list(FileReader(path, args.x, args.y, header=not args.no_header)())
-        if not parts:
-            raise _DataError(f"{args.path} has no rows")
         X = np.concatenate([p[0] for p in parts])
         y = np.concatenate([p[1] for p in parts])
         import fastgd._validation as V
 
         V.check_data(X, y)  # NaN/inf: the same clear error as fit
     else:
-        if args.n < 2 or args.d < 1:
-            raise _DataError("--n must be >= 2 and --d >= 1")
         rng = np.random.default_rng(0)
         X = rng.normal(size=(args.n, args.d))
         y = X @ rng.uniform(-2, 2, args.d) + 0.7 + rng.normal(0, 0.1, args.n)
     rows = _compare.run(X, y, rounds=args.rounds)
     print(_compare.table(rows, X.shape[0], X.shape[1]), file=out)
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump({"rows": X.shape[0], "features": X.shape[1], "results": rows}, f, indent=1)
+        from fastgd._outputs import write_bytes
+
+        doc = {"rows": X.shape[0], "features": X.shape[1], "results": rows}
+        try:
+            write_bytes(args.json, json.dumps(doc, indent=1).encode("utf-8"))
+        except OSError as exc:
+            return [_write_error("--json", args.json, exc)]
+    return []
+
+
+def _memory_bytes():
+    """The machine's physical memory in bytes, or None where it cannot be told."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
 
 
 def _predict_command(args, out):
     import fastgd
     from fastgd.io import FileReader
 
-    model = fastgd.load(args.model)
+    try:
+        model = fastgd.load(args.model)
+    except (KeyError, IndexError) as exc:
+        raise _DataError(f"{args.model} is not a valid fastgd model file (a field is missing "
+                         f"or malformed: {exc!r}); save the model again") from None
     x = _predict_columns(model, args.x)
     with _readable(args.path) as path:
-        reader = FileReader(path, x, header=not args.no_header)
+        reader = FileReader(path, x, header=not args.no_header, allow_empty=True)
         print("prediction", file=out)
         offset = 0
         for (X,) in reader():
@@ -287,11 +453,11 @@ def main(argv=None):
                    help="a column of X (repeat for several): a name or a position")
     f.add_argument("--y", required=True, metavar="COL", help="the target column")
     f.add_argument("--mode", choices=("batch", "minibatch", "sgd"))
-    f.add_argument("--epochs", type=int)
-    f.add_argument("--learning-rate", type=float)
-    f.add_argument("--batch-size", type=int)
-    f.add_argument("--tol", type=float)
-    f.add_argument("--random-state", type=int)
+    f.add_argument("--epochs", type=_at_least(1))
+    f.add_argument("--learning-rate", type=_positive)
+    f.add_argument("--batch-size", type=_at_least(1))
+    f.add_argument("--tol", type=_positive)
+    f.add_argument("--random-state", type=_at_least(0))
     f.add_argument("--format", choices=("table", "json"), default="table",
                    help="table (default) or one JSON object: coef, intercept, loss, epochs, "
                         "converged, elapsed_s, rows")
@@ -304,6 +470,9 @@ def main(argv=None):
                         "`fastgd resume FILE` continues an interrupted fit")
     f.add_argument("--no-header", action="store_true", help="the CSV has no header row")
     f.add_argument("--quiet", action="store_true", help="no progress output")
+    f.add_argument("--force", action="store_true",
+                   help="let --save-model, --checkpoint and --plot replace an existing file "
+                        "that is not a fastgd model, checkpoint or image (never an input)")
     r = sub.add_parser("resume", help="continue a fit from its --checkpoint file",
                        epilog="example:\n  fastgd fit big.parquet --x a --y b --checkpoint "
                               "fit.ckpt   # interrupted\n  fastgd resume fit.ckpt",
@@ -312,6 +481,8 @@ def main(argv=None):
     r.add_argument("--format", choices=("table", "json"), default="table")
     r.add_argument("--save-model", metavar="FILE")
     r.add_argument("--quiet", action="store_true")
+    r.add_argument("--force", action="store_true",
+                   help="let --save-model replace an existing file that is not a model")
     q = sub.add_parser("predict", help="predict with a saved model; CSV on stdout",
                        epilog=FIT_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     q.add_argument("model", metavar="MODEL", help="a model file from fit --save-model")
@@ -328,11 +499,15 @@ def main(argv=None):
                         "generated data (--n, --d)")
     b.add_argument("--x", action="append", metavar="COL")
     b.add_argument("--y", metavar="COL")
-    b.add_argument("--n", type=int, default=1_000_000, help="generated rows (default 10^6)")
-    b.add_argument("--d", type=int, default=10, help="generated features (default 10)")
-    b.add_argument("--rounds", type=int, default=3, help="alternated rounds (best kept)")
+    b.add_argument("--n", type=_at_least(2), default=1_000_000,
+                   help="generated rows (default 10^6)")
+    b.add_argument("--d", type=_at_least(1), default=10, help="generated features (default 10)")
+    b.add_argument("--rounds", type=_at_least(1), default=3,
+                   help="alternated rounds (best kept)")
     b.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     b.add_argument("--no-header", action="store_true", help="the CSV has no header row")
+    b.add_argument("--force", action="store_true",
+                   help="let --json replace an existing file that is not a bench result")
     args = parser.parse_args(argv)
     if args.command == "demo":
         if args.n < 4096:
@@ -346,27 +521,28 @@ def main(argv=None):
             parser.error(f"--seed must be an integer >= 0, got {args.seed}")
         demo(args.n, args.seed)
         return 0
+    if args.command == "bench" and args.path is None:
+        need, have = BENCH_COPIES * 8 * args.n * (args.d + 1), _memory_bytes()
+        if have is not None and need > have:
+            b.error(f"--n {args.n:,} --d {args.d} needs about {need / 2**30:,.1f} GiB of "
+                         f"memory ({BENCH_COPIES} float64 copies of the rows), this machine has "
+                         f"{have / 2**30:,.1f} GiB: use a smaller --n or --d")
+    commands = {"fit": _fit_command, "bench": _bench_command, "resume": _resume_command,
+                "predict": _predict_command}
     try:
-        if args.command == "fit":
-            _fit_command(args, sys.stdout)
-        elif args.command == "bench":
-            _bench_command(args, sys.stdout)
-        elif args.command == "resume":
-            _resume_command(args, sys.stdout)
-        else:
-            _predict_command(args, sys.stdout)
+        errors = commands[args.command](args, sys.stdout) or []
     except BrokenPipeError:
         # the reader of our output stopped (e.g. `| head`): not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except (_DataError, ValueError, TypeError, OSError) as exc:
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    except (_DataError, ValueError, TypeError, OSError, ImportError) as exc:
+        errors = [_reason(exc)]
+    except MemoryError:
+        errors = ["not enough memory for this data: use a machine with more memory, or "
+                  "fewer rows or columns"]
+    for msg in errors:
         print(f"fastgd {args.command}: error: {msg}", file=sys.stderr)
-        return 1
-    except ImportError as exc:
-        print(f"fastgd {args.command}: error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return 1 if errors else 0
 
 
 if __name__ == "__main__":  # pragma: no cover

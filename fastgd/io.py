@@ -10,7 +10,9 @@ its streaming reader), so that the blocks of either can be read in any order.
 Also here: :func:`save` / :func:`load`, the JSON model file that ``fastgd predict`` uses.
 """
 import dataclasses
+import numbers
 import os
+import stat
 
 import numpy as np
 
@@ -51,125 +53,232 @@ def _kind(path):
 class FileReader:
     """The blocks of the columns ``x`` (and ``y``, ``weight``) of a CSV or Parquet file.
 
-    Columns are named, or given by position as strings of digits ("0", "1", ...) where no
-    column has that name (a CSV without a header row has only positions). Each call of
-    the reader returns a fresh iterator of ``(X, y[, w])`` float64 blocks of at most
-    ``block_rows`` rows; nulls become NaN (refused later with their row). Either kind
-    also reads any block alone (``block(k)``: a Parquet file's row groups, a CSV file's
-    byte ranges; see :meth:`random_access`), so the stochastic modes can shuffle the
-    order of its blocks.
+    Columns are named, or given by position. The rule: an ``int`` is a position (0 is
+    the first column); a string is the column of that name when exactly one column has
+    it, and otherwise, when it is a string of digits ("0", "1", ...), a position. A name
+    shared by two or more columns (a CSV header ``x,x,y``) is a ``ValueError`` naming
+    their positions: give the position instead. So a digit string that is also a
+    column's name means that column (pass an ``int`` for the position). A CSV without a
+    header row has only positions (its columns are named "f0", "f1", ...).
+
+    Each call of the reader returns a fresh iterator of ``(X, y[, w])`` float64 blocks
+    of at most about ``block_rows`` rows; nulls become NaN (refused later with their
+    row), and empty blocks (a Parquet row group of 0 rows, a CSV range of blank lines)
+    are skipped. A file without data rows is a ``ValueError`` (unless ``allow_empty``:
+    then the iterator is empty). Either kind also reads any block alone (``block(k)``: a
+    Parquet file's row groups, a CSV file's byte ranges; see :meth:`random_access`), so
+    the stochastic modes can shuffle the order of its blocks.
+
+    Every block read checks that the file is the one opened (size, modification time,
+    inode, and a Parquet file's footer): a file rewritten during a fit raises
+    :class:`fastgd._validation.DataChanged` (a ``ValueError``). CSV errors name the file,
+    the line (1-based) and the column.
     """
 
     def __init__(self, path, x, y=None, weight=None, *, header=True, block_rows=None,
-                 delimiter=","):
+                 delimiter=",", allow_empty=False):
         self.pa = _pyarrow()
-        self.path = os.fspath(path)
-        if not os.path.exists(self.path):
-            raise FileNotFoundError(f"no such file: {self.path}")
+        self.path = _check_path(path)
+        self.header = _check_header(header)
+        self.delimiter = _check_delimiter(delimiter)
+        if block_rows is not None:
+            block_rows = V.check_int(block_rows, "block_rows", 1)
+        specs = _check_columns(x, y, weight)
+        self.allow_empty = allow_empty
         self.kind = _kind(self.path)
-        self.header = header
-        self.delimiter = delimiter
+        self._identity = None
         if self.kind == "parquet":
             import pyarrow.parquet as pq
 
-            self._pf = pq.ParquetFile(self.path)
+            try:
+                self._pf = pq.ParquetFile(self.path)
+            except (self.pa.ArrowInvalid, self.pa.ArrowTypeError, OSError) as exc:
+                raise ValueError(f"{self.path} is not a readable Parquet file ({exc}); a file "
+                                 "named .parquet/.pq/.parq is read as Parquet") from None
+        self._identity = self._current_identity()
         names = self._names()
         self.names = names
-        if isinstance(x, (str, int)):
-            x = [x]
-        if not x:
-            raise ValueError("give at least one column of X (x=[...])")
-        self.x = [self._resolve(c, names) for c in x]
-        self.y = None if y is None else self._resolve(y, names)
-        self.w = None if weight is None else self._resolve(weight, names)
-        self.columns = self.x + [c for c in (self.y, self.w) if c is not None]
+        xs, ys, ws = specs
+        self.xpos = [self._resolve(c, "x") for c in xs]
+        self.ypos = None if ys is None else self._resolve(ys, "y")
+        self.wpos = None if ws is None else self._resolve(ws, "weight")
+        self.x = [names[j] for j in self.xpos]
+        self.y = None if self.ypos is None else names[self.ypos]
+        self.w = None if self.wpos is None else names[self.wpos]
+        #: the positions of the columns read: x, then y and weight when given
+        self.positions = self.xpos + [j for j in (self.ypos, self.wpos) if j is not None]
+        needed = list(dict.fromkeys(self.positions))
+        # Parquet reads columns by name: a name the file repeats is read by position
+        # from all the columns
+        self._by_name = all(names.count(names[j]) == 1 for j in needed)
+        self._read_names = [names[j] for j in needed] if self._by_name else None
         d = len(self.x) + 1
-        self.block_rows = int(block_rows or max(1024, min(1 << 20, BLOCK_BYTES // (8 * d))))
+        self.block_rows = block_rows or max(1024, min(1 << 20, BLOCK_BYTES // (8 * d)))
 
     # -- columns ---------------------------------------------------------------------------
 
     def _names(self):
         if self.kind == "parquet":
             return list(self._pf.schema_arrow.names)
-        reader = self._open_csv(None)
-        return list(reader.schema.names)
+        import pyarrow.csv as pacsv
 
-    def _resolve(self, col, names):
-        col = str(col)
-        if col in names:
-            return col
-        if col.isdigit() and int(col) < len(names):
-            return names[int(col)]
+        with open(self.path, "rb") as f:
+            first = f.readline()
+        try:
+            table = pacsv.read_csv(
+                self.pa.py_buffer(first),
+                read_options=pacsv.ReadOptions(autogenerate_column_names=not self.header),
+                parse_options=pacsv.ParseOptions(delimiter=self.delimiter))
+        except (self.pa.ArrowInvalid, self.pa.ArrowTypeError) as exc:
+            if not first.strip():
+                raise ValueError(f"{self.path}: the file has no data rows (its first line "
+                                 "is empty)") from None
+            raise ValueError(f"{self.path}, line 1: {exc}") from None
+        return list(table.column_names)
+
+    def _resolve(self, col, what):
+        names = self.names
+        if not isinstance(col, str):  # an int: a position
+            if not 0 <= col < len(names):
+                raise ValueError(f"{self.path}: {what} column position {col} is out of range: "
+                                 f"the file has {len(names)} column(s), positions 0 to "
+                                 f"{len(names) - 1}")
+            return int(col)
+        hits = [j for j, n in enumerate(names) if n == col]
+        if len(hits) == 1:
+            return hits[0]
+        if len(hits) > 1:
+            where = ", ".join(str(j) for j in hits)
+            raise ValueError(f"{self.path}: the name {col!r} ({what}) is shared by {len(hits)} "
+                             f"columns, at positions {where}: give the position instead "
+                             f"(e.g. '{hits[0]}')")
+        if col.isascii() and col.isdigit() and int(col) < len(names):
+            return int(col)
         shown = ", ".join(repr(n) for n in names[:20]) + (" ..." if len(names) > 20 else "")
         raise ValueError(f"{self.path}: no column {col!r}; the file has {len(names)} "
                          f"column(s): {shown} (or give positions: '0', '1', ...)")
 
+    # -- the file's identity ---------------------------------------------------------------
+
+    def _current_identity(self):
+        """What tells the file opened from another one at the same path: size,
+        modification time, device and inode, and for Parquet a hash of the footer (the
+        schema, row groups and statistics)."""
+        try:
+            st = os.stat(self.path)
+            footer = self._footer() if self.kind == "parquet" else None
+        except OSError:
+            return None
+        return (st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino, footer)
+
+    def _footer(self):
+        import hashlib
+
+        with open(self.path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            if size < 12:
+                return None
+            f.seek(size - 8)
+            tail = f.read(8)
+            length = int.from_bytes(tail[:4], "little")
+            f.seek(max(0, size - 8 - length))
+            return hashlib.sha256(f.read(length) + tail).hexdigest()
+
+    def check_unchanged(self):
+        """A :class:`fastgd._validation.DataChanged` error when the file is no longer the
+        one this reader opened (rewritten, replaced or removed)."""
+        now = self._current_identity()
+        if now == self._identity:
+            return
+        if now is None:
+            what = "it is gone"
+        else:
+            parts = [name for name, a, b in zip(("size", "modification time", "device",
+                                                 "inode", "Parquet footer"),
+                                                self._identity, now) if a != b]
+            what = "its " + ", ".join(parts) + " changed"
+        raise V.DataChanged(
+            f"the data changed during the fit: {self.path} was rewritten since the fit "
+            f"began ({what}). Do not write to a file while a fit reads it (e.g. from a "
+            "callback or another program); fit a copy if it must change"
+        )
+
     # -- reading ---------------------------------------------------------------------------
 
-    def _open_csv(self, columns):
-        import pyarrow.csv as pacsv
+    def no_rows(self):
+        """The error for a file without data rows."""
+        what = ("a header line only, or blank lines" if self.kind == "csv" and self.header
+                else "no rows")
+        return ValueError(f"{self.path}: the file has no data rows ({what}); give a file "
+                          "with at least one row of data")
 
-        read = pacsv.ReadOptions(autogenerate_column_names=not self.header,
-                                 block_size=1 << 22)
-        parse = pacsv.ParseOptions(delimiter=self.delimiter)
-        if columns is None:
-            convert = pacsv.ConvertOptions()
+    def _pass(self):
+        rows = 0
+        if self.kind == "csv":
+            parts = (self.block(k) for k in range(len(self._csv_ranges())))
         else:
-            convert = pacsv.ConvertOptions(
-                include_columns=columns,
-                column_types={c: self.pa.float64() for c in columns})
-        return pacsv.open_csv(self.path, read_options=read, parse_options=parse,
-                              convert_options=convert)
+            parts = self._parquet_batches()
+        for part in parts:
+            if part[0].shape[0]:
+                rows += part[0].shape[0]
+                yield part
+        if not rows and not self.allow_empty:
+            raise self.no_rows()
 
-    def _batches(self):
+    def _parquet_batches(self):
         pa = self.pa
-        try:
-            if self.kind == "parquet":
-                yield from self._pf.iter_batches(batch_size=self.block_rows,
-                                                 columns=list(dict.fromkeys(self.columns)))
-            else:
-                reader = self._open_csv(list(dict.fromkeys(self.columns)))
-                pending = []
-                rows = 0
-                for batch in reader:
-                    pending.append(batch)
-                    rows += batch.num_rows
-                    if rows >= self.block_rows:
-                        yield pa.Table.from_batches(pending)
-                        pending, rows = [], 0
-                if pending:
-                    yield pa.Table.from_batches(pending)
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-            raise ValueError(f"{self.path}: {exc}") from None
+        batches = self._pf.iter_batches(batch_size=self.block_rows, columns=self._read_names)
+        while True:
+            try:
+                batch = next(batches)
+            except StopIteration:
+                return
+            except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
+                self.check_unchanged()  # a file rewritten while read: say that
+                raise ValueError(f"{self.path}: {exc}") from None
+            self.check_unchanged()
+            yield self._convert(batch)
+
+    def _column(self, table, j):
+        """Column ``j`` (a position in the file) of a table read from the file: a CSV
+        table names its columns by position, a Parquet one by name (or holds them all,
+        where a name repeats)."""
+        if self.kind == "csv":
+            col = table.column(f"c{j}")
+        else:
+            col = table.column(self.names[j] if self._by_name else j)
+        return _column(col, self.path, self.names[j])
 
     def _convert(self, table):
         n = table.num_rows
-        if len(self.x) == 1:  # one column: Arrow's memory as it is (no nulls: no copy)
-            X = _column(table.column(self.x[0]), self.path, self.x[0]).reshape(n, 1)
+        if len(self.xpos) == 1:  # one column: Arrow's memory as it is (no nulls: no copy)
+            X = self._column(table, self.xpos[0]).reshape(n, 1)
         else:  # the kernels read rows: one copy into row-major order
-            X = np.empty((n, len(self.x)))
-            for j, c in enumerate(self.x):
-                X[:, j] = _column(table.column(c), self.path, c)
+            X = np.empty((n, len(self.xpos)))
+            for k, j in enumerate(self.xpos):
+                X[:, k] = self._column(table, j)
         out = [X]
-        if self.y is not None:
-            out.append(_column(table.column(self.y), self.path, self.y))
-        if self.w is not None:
-            out.append(_column(table.column(self.w), self.path, self.w))
+        if self.ypos is not None:
+            out.append(self._column(table, self.ypos))
+        if self.wpos is not None:
+            out.append(self._column(table, self.wpos))
         return tuple(out)
 
     def __call__(self):
-        return (self._convert(t) for t in self._batches() if t.num_rows)
+        return self._pass()
 
     def random_access(self):
         """Whether the file's blocks can be read in any order (:meth:`block`), and how
-        many there are: a Parquet file's row groups when there are several and none is
-        larger than twice ``block_rows`` (memory stays bounded by the block size); a
-        CSV file's byte ranges cut at line starts (:meth:`_csv_ranges`). Returns the
-        number of blocks, or 0."""
+        many there are: a Parquet file's row groups when there are several that hold
+        rows and none is larger than twice ``block_rows`` (memory stays bounded by the
+        block size); a CSV file's byte ranges cut at line starts (:meth:`_csv_ranges`).
+        Returns the number of blocks (empty ones included: a pass skips them), or 0."""
         if self.kind == "parquet":
             meta = self._pf.metadata
             sizes = [meta.row_group(k).num_rows for k in range(meta.num_row_groups)]
-            ok = len(sizes) > 1 and max(sizes) <= 2 * self.block_rows
+            full = [m for m in sizes if m]
+            ok = len(full) > 1 and max(full) <= 2 * self.block_rows
             return len(sizes) if ok else 0
         ranges = self._csv_ranges()
         return len(ranges) if len(ranges) > 1 else 0
@@ -202,26 +311,157 @@ class FileReader:
         return ranges
 
     def block(self, k):
-        """Block ``k`` converted: a Parquet row group, or a CSV byte range."""
-        cols = list(dict.fromkeys(self.columns))
+        """Block ``k`` converted: a Parquet row group, or a CSV byte range (either may
+        hold no rows)."""
         if self.kind == "parquet":
-            return self._convert(self._pf.read_row_group(k, columns=cols))
-        import pyarrow.csv as pacsv
-
+            try:
+                table = self._pf.read_row_group(k, columns=self._read_names)
+            except (self.pa.ArrowInvalid, self.pa.ArrowTypeError, OSError) as exc:
+                self.check_unchanged()
+                raise ValueError(f"{self.path} (row group {k}): {exc}") from None
+            self.check_unchanged()
+            return self._convert(table)
         a, b = self._csv_ranges()[k]
         with open(self.path, "rb") as f:
             f.seek(a)
             raw = f.read(b - a)
+        self.check_unchanged()
         try:
-            table = pacsv.read_csv(
-                self.pa.py_buffer(raw),
-                read_options=pacsv.ReadOptions(column_names=self.names),
-                parse_options=pacsv.ParseOptions(delimiter=self.delimiter),
-                convert_options=pacsv.ConvertOptions(
-                    include_columns=cols, column_types={c: self.pa.float64() for c in cols}))
+            table = self._parse_csv(raw)
         except (self.pa.ArrowInvalid, self.pa.ArrowTypeError) as exc:
-            raise ValueError(f"{self.path} (bytes {a} to {b}): {exc}") from None
+            raise ValueError(self._located(raw, a, exc)) from None
         return self._convert(table)
+
+    def _parse_csv(self, raw):
+        """The needed columns of the CSV bytes ``raw`` (whole lines, no header), read by
+        position: the columns are named "c0", "c1", ... whatever the header says (a
+        header may repeat a name)."""
+        import pyarrow.csv as pacsv
+
+        cols = [f"c{j}" for j in dict.fromkeys(self.positions)]
+        return pacsv.read_csv(
+            self.pa.py_buffer(raw),
+            read_options=pacsv.ReadOptions(column_names=[f"c{j}" for j in range(len(self.names))]),
+            parse_options=pacsv.ParseOptions(delimiter=self.delimiter),
+            convert_options=pacsv.ConvertOptions(
+                include_columns=cols, column_types={c: self.pa.float64() for c in cols}))
+
+    def _located(self, raw, start, exc):
+        """The message for pyarrow's error ``exc`` on the CSV bytes ``raw`` (starting at
+        byte ``start`` of the file): the file, the 1-based line, the column and the fix.
+        The bad line is found by bisection over whole lines (pyarrow parses a prefix
+        with a bad line as an error, one without as fine): about twice the block's
+        parsing, on the error path only."""
+        ends = np.flatnonzero(np.frombuffer(raw, dtype=np.uint8) == 10) + 1
+        if not ends.size or ends[-1] != len(raw):
+            ends = np.append(ends, len(raw))
+        lo, hi = 0, ends.size - 1  # the first bad line is in [lo, hi]
+        while lo < hi:
+            mid = (lo + hi) // 2
+            try:
+                self._parse_csv(raw[:ends[mid]])
+            except (self.pa.ArrowInvalid, self.pa.ArrowTypeError):
+                hi = mid
+            else:
+                lo = mid + 1
+        first = 0 if lo == 0 else int(ends[lo - 1])
+        text = raw[first:int(ends[lo])].rstrip(b"\r\n").decode("utf-8", "replace")
+        line = _lines_before(self.path, start) + lo + 1
+        where = f"{self.path}, line {line}"
+        msg = str(exc)
+        try:
+            self._parse_csv(raw[first:int(ends[lo])])
+        except (self.pa.ArrowInvalid, self.pa.ArrowTypeError) as one:
+            msg = str(one)
+        import re
+
+        ragged = re.search(r"Expected (\d+) columns, got (\d+)", msg)
+        if ragged:
+            want, got = ragged.groups()
+            return (f"{where}: {got} field(s), but the file has {want} column(s) "
+                    f"({text[:80]!r}); every line needs one field per column: fix or remove "
+                    "this line")
+        cell = re.search(r"CSV column #(\d+): .*invalid value '(.*)'", msg)
+        if cell:
+            j, value = int(cell.group(1)), cell.group(2)
+            name = self.names[j] if j < len(self.names) else f"#{j}"
+            return (f"{where}, column {name!r} (position {j}): {value!r} is not a number; "
+                    "fastgd reads numeric columns: fix the value or remove this line")
+        return f"{where}: {msg} ({text[:80]!r})"
+
+
+def _lines_before(path, offset):
+    """The number of newlines in the first ``offset`` bytes of the file ``path``."""
+    count = 0
+    with open(path, "rb") as f:
+        while offset > 0:
+            chunk = f.read(min(offset, 1 << 24))
+            if not chunk:
+                break
+            count += chunk.count(b"\n")
+            offset -= len(chunk)
+    return count
+
+
+def _check_path(path):
+    """The path of an existing regular file, or a clear error (a pipe or a device cannot
+    be read more than once, nor seeked)."""
+    try:
+        path = os.fspath(path)
+    except TypeError:
+        raise TypeError(f"path must be a str or path-like, got {type(path).__name__}") from None
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no such file: {path}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise ValueError(f"{path} is a folder: give a .csv or .parquet file")
+    if not stat.S_ISREG(st.st_mode):
+        raise ValueError(f"{path} is not a regular file (a pipe or a device): fastgd reads a "
+                         "file several times and seeks in it; save the data to a file first "
+                         "(the command line spools a pipe given as PATH, or '-', for you)")
+    return path
+
+
+def _check_header(header):
+    if isinstance(header, np.bool_):
+        header = bool(header)
+    if header is not True and header is not False:
+        raise TypeError(f"header must be True or False, got {header!r} "
+                        f"({type(header).__name__})")
+    return header
+
+
+def _check_delimiter(delimiter):
+    if not isinstance(delimiter, str) or len(delimiter) != 1 or not delimiter.isascii() \
+            or delimiter in '\r\n"':
+        raise ValueError(f"delimiter must be one ASCII character other than a newline or a "
+                         f"quote (e.g. ',', ';', '\\t'), got {delimiter!r}")
+    return delimiter
+
+
+def _check_column(col, what):
+    if isinstance(col, (bool, np.bool_)) or not isinstance(col, (str, numbers.Integral)):
+        raise TypeError(f"{what} must be a column name (str) or position (int), got {col!r} "
+                        f"({type(col).__name__})")
+    return col if isinstance(col, str) else int(col)
+
+
+def _check_columns(x, y, weight):
+    """``(x as a list, y, weight)`` with every column a str or an int."""
+    if isinstance(x, (str, numbers.Integral)) and not isinstance(x, (bool, np.bool_)):
+        x = [x]
+    if not isinstance(x, (list, tuple)):
+        raise TypeError(f"x must be a list of columns (names or positions), got "
+                        f"{type(x).__name__}")
+    if not x:
+        raise ValueError("give at least one column of X (x=[...])")
+    xs = [_check_column(c, "each column of x") for c in x]
+    ys = None if y is None else _check_column(y, "y")
+    ws = None if weight is None else _check_column(weight, "weight")
+    return xs, ys, ws
 
 
 def _column(col, path, name):
@@ -238,25 +478,38 @@ def _column(col, path, name):
 
 class _FileBlocks(ChunkSource):
     """A file's blocks (Parquet row groups, or CSV byte ranges), readable in any order:
-    the stochastic modes shuffle their order."""
+    the stochastic modes shuffle their order. Empty blocks are skipped: the blocks are
+    those of the file that hold rows (known after the first full pass)."""
 
     def __init__(self, reader, parallel, n_blocks):
         self.reader = reader
         self.count = n_blocks
+        self._present = None  # the reader's blocks that hold rows
         super().__init__(reader, parallel=parallel)
         self.random_access = True
 
     def _block(self, k):
         self._scan()
         offset = sum(self._sizes[:k])
-        b = self._validate(self.reader.block(k), k, offset)
+        b = self._validate(self.reader.block(self._present[k]), k, offset)
         if not self.verified:
             self._check_block(b)
         return Block(b.data, k, offset, b.parallel)
 
     def _raw(self):
         # the passes read the same blocks as _block(k)
-        return (self.reader.block(k) for k in range(self.count))
+        return self._nonempty()
+
+    def _nonempty(self):
+        present = []
+        for j in range(self.count):
+            item = self.reader.block(j)
+            if item[0].shape[0]:
+                present.append(j)
+                yield item
+        if not present:
+            raise self.reader.no_rows()
+        self._present = present
 
 
 def _source(reader, parallel):
@@ -272,14 +525,19 @@ def fit_file(path, *, x, y, weight=None, header=True, delimiter=",", block_rows=
     Parameters
     ----------
     path : str or path-like
-        A ``.parquet`` / ``.pq`` file, or CSV (any other name).
-    x : list of str
-        The columns of X, by name or by position ("0", "1", ...).
-    y : str
+        A ``.parquet`` / ``.pq`` file, or CSV (any other name). A regular file: a pipe
+        or a device is refused (the file is read several times).
+    x : list of str or int
+        The columns of X: a name, or a position (an ``int``, or a string of digits that
+        is not a column's name). A name that several columns share is refused: give
+        their positions (see :class:`FileReader`).
+    y : str or int
         The target column. ``weight``: an optional column of sample weights.
     header : bool
         CSV: whether the first line names the columns (else only positions name them).
-    block_rows : int, optional
+    delimiter : str
+        CSV: the one character between fields (default ",").
+    block_rows : int >= 1, optional
         Rows per block (default: 64 MiB of float64 per block, at most 2^20 rows). Memory
         stays bounded by a few blocks, whatever the file's size.
     **fit_kwargs
@@ -288,12 +546,23 @@ def fit_file(path, *, x, y, weight=None, header=True, delimiter=",", block_rows=
         twice); the stochastic modes shuffle the rows of each block and the order of the
         blocks (a Parquet file's row groups, when there are several of bounded size; a
         CSV file's byte ranges of about ``block_rows`` lines, cut at line starts). That
-        is not a global shuffle: see :func:`fastgd.fit_chunks`.
+        is not a global shuffle: see :func:`fastgd.fit_chunks`. ``checkpoint`` must not
+        be the file itself (``overwrite`` as for :func:`fastgd.fit`).
 
     Returns
     -------
     FitResult, with ``feature_names`` the names of the ``x`` columns.
+
+    Raises
+    ------
+    ValueError, TypeError
+        Bad parameters (checked before the file is read), a file without data rows, a
+        CSV line with the wrong number of fields or a cell that is not a number (with
+        its line and column), and a file rewritten during the fit (every block read
+        checks its size, modification time, inode and, for Parquet, its footer).
     """
+    if y is None:
+        raise TypeError("fit_file needs the target column: y='name' (or a position)")
     reader = FileReader(path, x, y, weight, header=header, block_rows=block_rows,
                         delimiter=delimiter)
     parallel = V.check_parallel(fit_kwargs.get("parallel", "auto"))
@@ -304,12 +573,14 @@ def fit_file(path, *, x, y, weight=None, header=True, delimiter=",", block_rows=
     progress = fit_kwargs.pop("progress", "auto")
     checkpoint = fit_kwargs.pop("checkpoint", None)
     every = fit_kwargs.pop("checkpoint_every", 1)
+    overwrite = fit_kwargs.pop("overwrite", False)
     if "sample_weight" in fit_kwargs:
         raise TypeError("fit_file takes the weights from a column: give weight='column'")
     plan = FitPlan.build(source.facts(), **fit_kwargs)
     ckpt = None
     if checkpoint is not None:
-        ckpt = Checkpointer(checkpoint, every, plan, file_fingerprint(reader))
+        ckpt = Checkpointer(checkpoint, every, plan, file_fingerprint(reader),
+                            overwrite=overwrite, inputs=[("the file fitted", reader.path)])
     res = run(plan, source, V.check_init(init_coef, init_intercept, source.d),
               callback=callback, progress=progress, checkpoint=ckpt)
     return dataclasses.replace(res, feature_names=tuple(reader.x), n_rows=source.n)
@@ -320,7 +591,12 @@ def resume_file(doc, path, *, callback=None, progress="auto", checkpoint_every=N
     file is opened again as the fit read it, after checking it did not change."""
     check_same_file(doc, path)
     fp = doc["fingerprint"]
-    reader = FileReader(fp["file"], fp["x"], fp["y"], fp["weight"], header=fp["header"],
+    x, y, weight = fp["x"], fp["y"], fp["weight"]
+    if "columns" in fp:  # the positions read (names may repeat in a CSV header)
+        cols = list(fp["columns"])
+        x, y = cols[:len(x)], cols[len(x)]
+        weight = None if weight is None else cols[len(x) + 1]
+    reader = FileReader(fp["file"], x, y, weight, header=fp["header"],
                         block_rows=fp["block_rows"], delimiter=fp["delimiter"])
     plan = FitPlan.from_dict(doc["plan"])
     parallel = plan.settings["parallel"]

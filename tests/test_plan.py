@@ -21,7 +21,7 @@ FACTS = DataFacts(n=1000, d=3, dtype="float64", weighted=False)
 def test_the_table_holds_every_setting_of_fit():
     # the data, the start, and what watches the fit (not settings: they change no result)
     data_args = {"X", "y", "sample_weight", "init_coef", "init_intercept", "callback", "progress",
-                 "checkpoint", "checkpoint_every"}
+                 "checkpoint", "checkpoint_every", "overwrite"}
     sig = inspect.signature(fastgd.fit)
     assert set(sig.parameters) - data_args == set(PARAM_TABLE)
     for name, p in PARAM_TABLE.items():
