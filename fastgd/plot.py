@@ -138,7 +138,8 @@ def summary(result, x, y, path=None, file=None):
     else:
         loss_curve(result, ax=axes[0])
         idx = _sample(x.shape[0])
-        pred = result.predict(x[idx])
+        # the columns as given, by position (a frame's names were checked by the caller)
+        pred = x[idx].reshape(-1, result.coef.shape[0]) @ result.coef + result.intercept
         axes[1].scatter(np.asarray(y)[idx], pred, s=4, alpha=0.4, linewidths=0)
         lo, hi = float(np.min(pred)), float(np.max(pred))
         axes[1].plot([lo, hi], [lo, hi], color="tab:red")
