@@ -8,8 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _frames
-from . import _threads
+from . import _frames, _small, _threads
 from ._chunking import n_chunks
 from ._config import CHUNK_ROWS, K
 
@@ -124,6 +123,8 @@ def nonfinite_bits(A):
 
 def _nonfinite(A, parallel):
     """``(count, first_row)`` of rows of the 2-D array ``A`` holding NaN or inf."""
+    if _small.is_small(A.shape[0], A.shape[1] - 1):
+        return _small.nonfinite(A)
     nc = n_chunks(A.shape[0])
     out = np.empty((nc, 2), dtype=np.int64)
     bits, emask = nonfinite_bits(A)

@@ -49,6 +49,18 @@ SHAPES = [(3000, 1, False), (3000, 3, True), (3000, 7, False), (70000, 2, False)
 
 
 def run_all():
+    """Every case twice: as ``fit`` runs it (these blocks are small enough for NumPy's
+    passes, see ``fastgd._small``), and with every pass forced through the compiled
+    kernels (keys ``kernels:...``)."""
+    from fastgd import _small
+
+    pins = _run_cases("")
+    _small.SMALL_VALUES = _small.SMALL_PRODUCTS = 0
+    pins.update(_run_cases("kernels:"))
+    return pins
+
+
+def _run_cases(prefix):
     import warnings
 
     import fastgd
@@ -59,7 +71,7 @@ def run_all():
         for name, kw in CASES.items():
             if n > 10000 and not name.startswith(("default", "sgd-default", "textbook", "sgd-raw")):
                 continue
-            key = f"{name}|n={n}|d={d}|w={int(weighted)}"
+            key = f"{prefix}{name}|n={n}|d={d}|w={int(weighted)}"
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 res = fastgd.fit(X, y, sample_weight=sw, **kw)

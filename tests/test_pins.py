@@ -14,6 +14,15 @@ shorter). A change of
 arithmetic that moves any of them by one ulp fails here; regenerate the file only for a
 deliberate change of results, and say so in the commit.
 
+Since issue 18 every case is pinned twice. ``kernels:...``: every pass forced through the
+compiled kernels; these are the pins of before, bit for bit (parallel passes moved from
+numba's ``prange`` to fastgd's own threads without changing one). The plain keys: the fit
+as it runs, which for blocks of at most 2^20 values computes its passes in NumPy
+(``fastgd._small``: no kernel to compile on a cold start); regenerated then: coefficients
+moved by at most 5e-13 relative, loss histories by at most 1.5e-10 (the gram path's
+losses computed from the statistics near the optimum), and two runs stopped one
+iteration earlier or later at the rounding-level stopping test.
+
 The fits run in a subprocess with numba's on-disk cache off (``FASTGD_DISABLE_CACHE=1``):
 measured with numba 0.68, a kernel loaded from the cache can differ from the same kernel
 compiled in the process in the last bits of its sums (the d = 1 gradient pass: 5 of 90
