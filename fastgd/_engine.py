@@ -359,7 +359,7 @@ def _run_raw(plan, source, coef, callback, t0, checkpoint=None, restart=None):
             coef, history, converged = _drivers._fit_stochastic(
                 obj, coef, lr, plan.epochs, plan.tol, callback, batch_size=plan.batch_size,
                 reduction=plan.reduction, fit_intercept=plan.fit_intercept, mixing=plan.mixing,
-                shuffle=plan.shuffle, rng=np.random.default_rng(plan.random_state),
+                shuffle=plan.shuffle, rng=plan.rng(),
                 parallel=bool(plan.parallel),
             )
     except _drivers.Diverged as exc:
@@ -396,7 +396,7 @@ def _run_sgd(plan, source, coef, callback, t0, checkpoint=None, restart=None):
             n_iter_no_change=plan.n_iter_no_change, early_stopping=plan.early_stopping,
             validation_fraction=plan.validation_fraction, batch_size=plan.batch_size,
             reduction=plan.reduction, huber=plan.loss == "huber", epsilon=plan.epsilon,
-            shuffle=plan.shuffle, rng=np.random.default_rng(plan.random_state),
+            shuffle=plan.shuffle, rng=plan.rng(),
             par_pass=bool(plan.parallel), callback=callback, mixing=plan.mixing,
             average_after_epochs=plan.average_after_epochs, checkpoint=checkpoint,
             restart=restart,
