@@ -281,6 +281,38 @@ PARAM_TABLE = MappingProxyType({p.name: p for p in PARAMS})
 DEFAULTS = MappingProxyType({p.name: p.default for p in PARAMS})
 
 
+class Callback:
+    def __call__(self, name, v):
+        if v is None or callable(v):
+            return v
+        raise TypeError(f"{name} must be callable (or None), got {v!r:.60} ({type(v).__name__})")
+
+
+#: The public entries' own parameters, which are not settings of the fit (they watch or
+#: store it, or start it elsewhere): checked by the same constraints, once, where each
+#: entry begins (:func:`check_entry`). The settings themselves are :data:`PARAMS`.
+ENTRY_PARAMS = MappingProxyType({p.name: p for p in (
+    Param("checkpoint_every", 1, Int(1), doc="epochs between two checkpoints"),
+    Param("resume_checkpoint_every", None, Int(1, none=True),
+          doc="resume: epochs between two checkpoints (None: as the checkpoint was written)"),
+    Param("progress", "auto", FlagOrAuto(), doc="the progress bar"),
+    Param("callback", None, Callback(), doc="called after every epoch"),
+    Param("warm_start", False, Flag(), doc="GDRegressor: start fit from the previous fit"),
+)})
+
+
+def check_entry(**values):
+    """Each value checked by its row of :data:`ENTRY_PARAMS` (or of :data:`PARAMS`, for a
+    setting an entry takes alone, such as ``parallel`` of :func:`fastgd.mse`); returns
+    them normalized, in order. The ``resume_`` rows check ``resume``'s variants under
+    the parameter's own name."""
+    out = []
+    for key, v in values.items():
+        p = ENTRY_PARAMS.get(key) or PARAM_TABLE[key]
+        out.append(p.check(key.removeprefix("resume_"), v))
+    return out[0] if len(out) == 1 else tuple(out)
+
+
 @dataclass(frozen=True)
 class DataFacts:
     """What a plan needs to know of the data. ``n`` is None when a source does not know
