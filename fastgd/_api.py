@@ -103,7 +103,12 @@ def fit(X, y, *, mode="batch", learning_rate="auto", epochs=None, batch_size=Non
     shuffle : bool
         Stochastic modes: visit rows in a fresh permutation each epoch.
     random_state : int, numpy Generator or None
-        Seed of the permutations; the same seed gives bit-identical results.
+        Seed of the permutations; the same seed gives bit-identical results. A Generator
+        (over one of numpy's bit generators) is copied: the fit starts from its state at
+        the call and never draws from it, so the same Generator gives the same fit, and
+        checkpoints, model files and ``plan.to_dict()`` store that state (a plain dict).
+        None draws fresh entropy once per fit, recorded in ``result.plan.random_state``
+        (pass it back to repeat the fit; a checkpoint resumes the same stream).
     callback : callable, optional
         ``callback(epoch, coef, intercept, loss)`` after every epoch; returning
         ``False`` stops the fit.

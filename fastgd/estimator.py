@@ -72,12 +72,17 @@ class GDRegressor(RegressorMixin, BaseEstimator):
     from the
     previous call's state: the weights, the step count (for
     ``learning_rate_schedule="invscaling"``), the running average (``average``), the
-    learning rate and the scaling statistics. The rate and the scaling (column means and
-    standard deviations, with ``scale``) come from the first call's rows and stay fixed
-    afterwards, like the units of the problem. So, with ``shuffle=False`` and a numeric
-    ``learning_rate``, calls on consecutive parts of the data take exactly the steps of
-    one epoch over the whole (tested); with the automatic rate or scaling they take the
-    same steps whenever the first part's statistics are the whole's.
+    learning rate and the scaling statistics. The scaling (column means and standard
+    deviations, with ``scale``) comes from the weighted moments of every row seen so far,
+    merged call by call; when a call's rows change it, the weights and their average
+    move to the new coordinates (the same model), and the average starts again if the
+    change is material. The automatic rate is the smallest of the calls' safe rates, each
+    computed over its own rows in those coordinates: it never grows. So a first call of
+    one row, or with a constant column, does not make later calls diverge. With
+    ``shuffle=False``, a numeric ``learning_rate`` and ``scale=False``, calls on
+    consecutive parts of the data take exactly the steps of one epoch over the whole
+    (tested). A call that raises (e.g. ``DivergenceError`` with a numeric rate too large
+    for its rows) leaves the estimator as it was before the call.
     ``early_stopping`` and ``learning_rate_schedule="adaptive"`` need epochs and are
     refused by ``partial_fit``.
 
