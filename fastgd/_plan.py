@@ -488,6 +488,14 @@ class FitPlan:
 
     # -- what the plan implies -----------------------------------------------------------
 
+    def keywords(self):
+        """The keywords of :func:`fastgd.fit` that repeat this fit bit for bit (on the same
+        data): the settings, with the seed drawn for ``random_state=None``."""
+        kw = copy.deepcopy(dict(self.settings))
+        if kw["random_state"] is None:
+            kw["random_state"] = self.random_state
+        return kw
+
     def rng(self):
         """A fresh numpy Generator at the start of this plan's random stream: every call
         returns the same stream (the engines draw from it; the plan never changes)."""

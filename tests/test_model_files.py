@@ -91,7 +91,14 @@ def test_random_state_none_records_the_entropy_it_drew(data):
     assert "fresh entropy" in a.plan.reasons["random_state"]
     again = fastgd.fit(X, y, mode="sgd", epochs=2, random_state=a.plan.random_state)
     assert np.array_equal(again.coef, a.coef)
+    assert np.array_equal(fastgd.fit(X, y, **a.plan.keywords()).coef, a.coef)
     assert FitPlan.from_dict(json.loads(json.dumps(a.plan.to_dict()))) == a.plan
+    pytest.importorskip("matplotlib")
+    from fastgd import plot
+
+    one = fastgd.fit(X[:, 0], y, mode="sgd", epochs=3)  # the path plotted is the one taken
+    path = plot.descent_path(X[:, 0], y, one)
+    assert path[-1, 0] == one.coef[0] and path[-1, 1] == one.intercept
     batch = FitPlan.build(FACTS)  # a fit that draws nothing keeps None (plans stay equal)
     assert batch.random_state is None and batch == FitPlan.build(FACTS)
 
