@@ -70,7 +70,8 @@ def file_fingerprint(reader):
     st = os.stat(reader.path)
     return {"file": os.path.abspath(reader.path), "size": st.st_size,
             "mtime_ns": st.st_mtime_ns, "x": list(reader.x), "y": reader.y, "weight": reader.w,
-            "header": reader.header, "delimiter": reader.delimiter,
+            # (header as the reader used it, a truth value: what resume checks for)
+            "header": bool(reader.header), "delimiter": reader.delimiter,
             "block_rows": reader.block_rows}
 
 
