@@ -11,7 +11,9 @@ the epochs run).
 
 Writes are atomic: a temporary file in the same folder, flushed to disk, then renamed
 over the checkpoint, so a process killed at any moment leaves the previous checkpoint or
-the new one, never half of one. The file is JSON (floats written exactly).
+the new one, never half of one. The file is JSON (floats written exactly), with a
+``checksum`` of its content; :func:`read` checks every field and the checksum before a
+fit resumes from it.
 """
 import hashlib
 import json
@@ -118,8 +120,18 @@ class Checkpointer:
         doc = {"format": CHECKPOINT_FORMAT, "fastgd_version": __version__, "engine": engine,
                "epoch": int(epoch), "every": self.every, "plan": self.plan.to_dict(),
                "fingerprint": self.fingerprint, "state": _encode(state)}
+        doc["checksum"] = checksum(doc)
         write_atomic(self.path, doc)
         self.written += 1
+
+
+def checksum(doc):
+    """sha256 (hex) of the document ``doc`` (without its ``checksum``) in a canonical JSON
+    form: sorted keys, no spaces. The JSON written is exact (floats by ``repr``), so the
+    document read back gives the same text, and any edit another one."""
+    body = {k: v for k, v in doc.items() if k != "checksum"}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=True)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 #: what is done when a checkpoint cannot be read
@@ -141,12 +153,22 @@ def read(path):
     :func:`_sgd_state`), each array of the plan's shape and finite, the loss history
     ``epoch + 1`` long. Unknown keys are refused. ``NaN`` and ``inf`` are refused
     everywhere except in the stopping rule's counters that hold them by design (no
-    relative decrease measured yet: NaN; no curvature met yet: inf)."""
+    relative decrease measured yet: NaN; no curvature met yet: inf). Last, the
+    ``checksum`` fastgd writes (sha256 of the rest, see :func:`checksum`) must match: an
+    edit of the right type (another target column, block size or value) is refused too.
+    A checkpoint without one (written before checksums) is read on its fields alone."""
     doc = read_versioned(path, "checkpoint", CHECKPOINT_KEYS, CHECKPOINT_FORMAT, CHECKPOINT_FIX)
     f = Fields(os.fspath(path), CHECKPOINT_FIX)
-    f.keys(doc, None, CHECKPOINT_KEYS, ("fastgd_version",))
+    f.keys(doc, None, CHECKPOINT_KEYS, ("fastgd_version", "checksum"))
     if doc.get("fastgd_version") is not None:
         f.text(doc["fastgd_version"], "fastgd_version")
+    # the checksum is compared once every field is known to be well formed (a field that
+    # is not gets its own message): it catches the edits no field check can see, such as
+    # another target column, block size or parameter value of the right type
+    written = doc.get("checksum")
+    if written is not None and not (isinstance(written, str) and len(written) == 64):
+        raise f.error("checksum", "must be 64 hexadecimal digits (a sha256)")
+    actual = checksum(doc) if written is not None else None
     plan = f.plan(doc["plan"])
     engine = doc["engine"]
     if not isinstance(engine, str) or engine not in ENGINES:
@@ -158,6 +180,9 @@ def read(path):
     _check_fingerprint(f, doc["fingerprint"], plan)
     spec = (_batch_state if engine == "batch" else _sgd_state)(plan.facts.d, epoch)
     doc["state"] = _decode_state(f, doc["state"], "state", spec)
+    if written is not None and written != actual:
+        raise f.error("checksum", "does not match the checkpoint's content: the file was "
+                                  "edited or damaged after fastgd wrote it")
     return doc
 
 
@@ -253,7 +278,8 @@ def _check_fingerprint(f, fp, plan):
     f.keys(fp, "fingerprint", _FINGERPRINT_KEYS[kind])
     facts = plan.facts
     if kind == "file":
-        f.text(fp["file"], "fingerprint.file")
+        if not f.text(fp["file"], "fingerprint.file") or "\x00" in fp["file"]:
+            raise f.error("fingerprint.file", "must be a file's path (not empty, no NUL character)")
         f.integer(fp["size"], "fingerprint.size", 0)
         f.integer(fp["mtime_ns"], "fingerprint.mtime_ns", -2**63, 2**63 - 1)
         if not isinstance(fp["x"], list) or not fp["x"]:

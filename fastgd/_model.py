@@ -75,7 +75,7 @@ def read_json(path, what):
     path = os.fspath(path)
     with open(path, "rb") as f:
         head = f.read(PEEK_BYTES)
-        start = head.lstrip(b"\xef\xbb\xbf").lstrip()
+        start = head.removeprefix(b"\xef\xbb\xbf").lstrip()  # (a byte-order mark is allowed)
         if start and not start.startswith(b"{"):
             raise ValueError(
                 f"{path} is not a fastgd {what}: it does not begin with '{{' (a JSON object; "

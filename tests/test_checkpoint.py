@@ -357,3 +357,24 @@ def test_resume_checks_its_own_parameters(tmp_path, data, checkpoints):
     fastgd.fit_chunks(blocks, mode="sgd", epochs=1, checkpoint=tmp_path / "b.ckpt")
     with pytest.raises(TypeError, match="weights come with the blocks"):
         fastgd.resume(tmp_path / "b.ckpt", chunks=blocks, sample_weight=np.ones(len(y)))
+
+
+def test_edits_no_field_check_can_see_are_refused_by_the_checksum(tmp_path, data, checkpoints):
+    """Another value of the right type (a learning rate, a weight of theta) passes every
+    field check; the checksum fastgd writes catches it. A checkpoint without a checksum
+    (as written before there was one) is read on its fields alone and resumes."""
+    X, y = data
+    doc = checkpoints["sgd"]
+    assert len(doc["checksum"]) == 64
+    for path, value in ((("state", "eta"), doc["state"]["eta"] * 2),
+                        (("state", "state", "__array__", 0), 0.5),
+                        (("plan", "settings", "epochs"), 4)):
+        bad = tmp_path / "edited.ckpt"
+        bad.write_text(json.dumps(_edited(doc, path, value)))
+        with pytest.raises(ValueError, match=r"edited\.ckpt: field 'checksum' does not match"):
+            fastgd.resume(bad, X, y)
+    old = tmp_path / "old.ckpt"
+    old.write_text(json.dumps(_edited(doc, ("checksum",), KeyError)))
+    ref = fastgd.fit(X, y, mode="sgd", epochs=3, random_state=1)
+    res = fastgd.resume(old, X, y)
+    assert np.array_equal(res.coef, ref.coef) and res.intercept == ref.intercept
