@@ -18,7 +18,7 @@ from ._frames import column_names
 from .dask import is_dask
 from ._metrics import mse, sse
 from ._plan import PARAM_TABLE as V_PARAMS
-from ._plan import DataFacts, FitPlan
+from ._plan import DataFacts, FitPlan, check_entry
 from ._sources import ArraySource, ChunkSource
 
 __all__ = ["fit", "fit_chunks", "resume", "mse", "sse"]
@@ -103,7 +103,12 @@ def fit(X, y, *, mode="batch", learning_rate="auto", epochs=None, batch_size=Non
     shuffle : bool
         Stochastic modes: visit rows in a fresh permutation each epoch.
     random_state : int, numpy Generator or None
-        Seed of the permutations; the same seed gives bit-identical results.
+        Seed of the permutations; the same seed gives bit-identical results. A Generator
+        (over one of numpy's bit generators) is copied: the fit starts from its state at
+        the call and never draws from it, so the same Generator gives the same fit, and
+        checkpoints, model files and ``plan.to_dict()`` store that state (a plain dict).
+        None draws fresh entropy once per fit, recorded in ``result.plan.random_state``
+        (pass it back to repeat the fit; a checkpoint resumes the same stream).
     callback : callable, optional
         ``callback(epoch, coef, intercept, loss)`` after every epoch; returning
         ``False`` stops the fit.
@@ -224,7 +229,8 @@ def fit(X, y, *, mode="batch", learning_rate="auto", epochs=None, batch_size=Non
     """
     t0 = time.perf_counter()
     settings = {k: v for k, v in locals().items() if k in V_PARAMS}
-    _check_callback(callback)
+    callback, progress, checkpoint_every = check_entry(
+        callback=callback, progress=progress, checkpoint_every=checkpoint_every)
     if any(is_dask(a) for a in (X, y, sample_weight)):
         return _fit_dask(X, y, sample_weight, settings, init_coef, init_intercept, callback,
                          progress, (checkpoint, checkpoint_every, overwrite), t0)
@@ -241,8 +247,7 @@ def fit(X, y, *, mode="batch", learning_rate="auto", epochs=None, batch_size=Non
     if checkpoint is not None:
         ckpt = Checkpointer(checkpoint, checkpoint_every, plan, fingerprint(data),
                             overwrite=overwrite)
-    res = run(plan, source, coef, callback=callback, t0=t0, progress=_check_progress(progress),
-              checkpoint=ckpt)
+    res = run(plan, source, coef, callback=callback, t0=t0, progress=progress, checkpoint=ckpt)
     names = column_names(X)
     return res if names is None else dataclasses.replace(res, feature_names=names)
 
@@ -270,7 +275,7 @@ def _fit_dask(X, y, sample_weight, settings, init_coef, init_intercept, callback
         if path is not None:
             ckpt = Checkpointer(path, every, plan, lambda: source.fingerprint("dask"),
                                 overwrite=overwrite)
-    res = run(plan, source, coef, callback=callback, t0=t0, progress=_check_progress(progress),
+    res = run(plan, source, coef, callback=callback, t0=t0, progress=progress,
               checkpoint=ckpt, resume=None if resume is None else resume[0]["state"])
     return dataclasses.replace(res, n_rows=source.n,
                                **({} if names is None else {"feature_names": names}))
@@ -289,30 +294,39 @@ def resume(path, X=None, y=None, *, sample_weight=None, chunks=None, callback=No
     ``ValueError``. A fit of dask collections needs them again, chunked as they were
     (the fingerprint is hashed on the workers: nothing is gathered); a
     :func:`fit_chunks` fit needs ``chunks=`` again, the same blocks. A fit of a file
-    reopens the file (``X`` and ``y`` stay None), and refuses a file that changed since. A checkpoint from a newer fastgd is refused.
+    reopens the file (``X`` and ``y`` stay None), and refuses a file that changed since.
+
+    The checkpoint is checked field by field before anything runs (see
+    :func:`fastgd._checkpoint.read`): a damaged or edited file, or one from a newer
+    fastgd, is one ``ValueError`` naming the file and the field.
     """
     t0 = time.perf_counter()
-    _check_callback(callback)
+    callback, progress, checkpoint_every = check_entry(
+        callback=callback, progress=progress, resume_checkpoint_every=checkpoint_every)
     doc = read_checkpoint(path)
     if "file" in doc["fingerprint"]:
-        if X is not None or y is not None:
+        if X is not None or y is not None or sample_weight is not None or chunks is not None:
             raise TypeError(f"{path} continues a fit of the file {doc['fingerprint']['file']}, "
-                            "which resume opens again: call fastgd.resume(path) without X, y")
+                            "which resume opens again (its weights included): call "
+                            "fastgd.resume(path) without X, y, sample_weight or chunks")
         from .io import resume_file
 
-        return resume_file(doc, path, callback=callback, progress=_check_progress(progress),
+        return resume_file(doc, path, callback=callback, progress=progress,
                            checkpoint_every=checkpoint_every)
     if chunks is not None or doc["fingerprint"].get("source") == "chunks":
         if chunks is None or X is not None or y is not None:
             raise TypeError(f"{path} continues a fit_chunks fit: pass the same blocks again, "
                             "fastgd.resume(path, chunks=blocks)")
+        if sample_weight is not None:
+            raise TypeError(f"{path} continues a fit_chunks fit, whose weights come with the "
+                            "blocks: pass (X, y, sample_weight) blocks, not sample_weight=")
         plan = FitPlan.from_dict(doc["plan"])
         source = ChunkSource(chunks, parallel=plan.settings["parallel"])
         fp = source.fingerprint("chunks")
         check_same_data(doc, fp, path)
         ckpt = Checkpointer.resumed(doc, path, plan, fp, checkpoint_every)
         res = run(plan, source, np.zeros(source.d + 1), callback=callback, t0=t0,
-                  progress=_check_progress(progress), checkpoint=ckpt, resume=doc["state"])
+                  progress=progress, checkpoint=ckpt, resume=doc["state"])
         return res if source.names is None else dataclasses.replace(res, feature_names=source.names)
     if X is None or y is None:
         raise TypeError(f"{path} continues a fit of arrays: pass the same X and y again")
@@ -327,7 +341,7 @@ def resume(path, X=None, y=None, *, sample_weight=None, chunks=None, callback=No
     ckpt = Checkpointer.resumed(doc, path, plan, fp, checkpoint_every)
     source = ArraySource(data, plan.parallel)
     res = run(plan, source, np.zeros(data.d + 1), callback=callback, t0=t0,
-              progress=_check_progress(progress), checkpoint=ckpt, resume=doc["state"])
+              progress=progress, checkpoint=ckpt, resume=doc["state"])
     names = column_names(X)
     return res if names is None else dataclasses.replace(res, feature_names=names)
 
@@ -396,10 +410,10 @@ def fit_chunks(chunks, *, sample_weight=None, init_coef=None, init_intercept=0.0
     if sample_weight is not None:
         raise TypeError("fit_chunks takes the weights with the blocks: give (X, y, sample_weight) "
                         "tuples instead of sample_weight=")
-    _check_callback(callback)
     checkpoint = fit_kwargs.pop("checkpoint", None)
-    every = fit_kwargs.pop("checkpoint_every", 1)
     overwrite = fit_kwargs.pop("overwrite", False)
+    callback, progress, every = check_entry(
+        callback=callback, progress=progress, checkpoint_every=fit_kwargs.pop("checkpoint_every", 1))
     source = ChunkSource(chunks, parallel=V.check_parallel(fit_kwargs.get("parallel", "auto")))
     plan = FitPlan.build(source.facts(), **fit_kwargs)
     if not source.reiterable and not plan.single_pass:
@@ -418,8 +432,7 @@ def fit_chunks(chunks, *, sample_weight=None, init_coef=None, init_intercept=0.0
                             "iterator")
         ckpt = Checkpointer(checkpoint, every, plan, lambda: source.fingerprint("chunks"),
                             overwrite=overwrite)
-    res = run(plan, source, coef, callback=callback, t0=t0, progress=_check_progress(progress),
-              checkpoint=ckpt)
+    res = run(plan, source, coef, callback=callback, t0=t0, progress=progress, checkpoint=ckpt)
     return res if source.names is None else dataclasses.replace(res, feature_names=source.names)
 
 
@@ -457,14 +470,3 @@ def _partial_epoch(X, y, *, sample_weight=None, state=None, init_coef=None, init
     if names is not None:
         res = dataclasses.replace(res, feature_names=names)
     return res, state
-
-
-def _check_progress(progress):
-    if progress is True or progress is False or (isinstance(progress, str) and progress == "auto"):
-        return progress
-    raise ValueError(f"progress must be True, False or 'auto', got {progress!r}")
-
-
-def _check_callback(callback):
-    if callback is not None and not callable(callback):
-        raise TypeError(f"callback must be callable, got {type(callback).__name__}")

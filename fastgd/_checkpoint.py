@@ -15,14 +15,17 @@ the new one, never half of one; the temporary files that killed writes leave are
 by the next write (:mod:`fastgd._outputs`). The path is checked before the fit starts: an
 input file of the fit, a folder, a missing or read-only folder, or an existing file that
 is not a checkpoint (without ``overwrite=True``) is refused. The file is JSON (floats
-written exactly).
+written exactly), with a ``checksum`` of its content; :func:`read` checks every field and
+the checksum before a fit resumes from it.
 """
 import hashlib
+import json
+import math
 import os
 
 import numpy as np
 
-from ._model import read_versioned, write_atomic
+from ._model import Fields, read_versioned, write_atomic
 from ._outputs import check_outputs
 from ._validation import check_int
 from ._version import __version__
@@ -44,16 +47,6 @@ def _encode(v):
         return {k: _encode(x) for k, x in v.items()}
     if isinstance(v, (list, tuple)):
         return [_encode(x) for x in v]
-    return v
-
-
-def _decode(v):
-    if isinstance(v, dict):
-        if "__array__" in v:
-            return np.array(v["__array__"], dtype=np.float64).reshape(v["shape"])
-        return {k: _decode(x) for k, x in v.items()}
-    if isinstance(v, list):
-        return [_decode(x) for x in v]
     return v
 
 
@@ -86,7 +79,8 @@ def file_fingerprint(reader):
     st = os.stat(reader.path)
     return {"file": os.path.abspath(reader.path), "size": st.st_size,
             "mtime_ns": st.st_mtime_ns, "x": list(reader.x), "y": reader.y, "weight": reader.w,
-            "columns": list(reader.positions), "header": reader.header,
+            # (header as the reader used it, a truth value: what resume checks for)
+            "columns": list(reader.positions), "header": bool(reader.header),
             "delimiter": reader.delimiter, "block_rows": reader.block_rows}
 
 
@@ -139,15 +133,204 @@ class Checkpointer:
         doc = {"format": CHECKPOINT_FORMAT, "fastgd_version": __version__, "engine": engine,
                "epoch": int(epoch), "every": self.every, "plan": self.plan.to_dict(),
                "fingerprint": self.fingerprint, "state": _encode(state)}
+        doc["checksum"] = checksum(doc)
         write_atomic(self.path, doc)
         self.written += 1
 
 
+def checksum(doc):
+    """sha256 (hex) of the document ``doc`` (without its ``checksum``) in a canonical JSON
+    form: sorted keys, no spaces. The JSON written is exact (floats by ``repr``), so the
+    document read back gives the same text, and any edit another one."""
+    body = {k: v for k, v in doc.items() if k != "checksum"}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+#: what is done when a checkpoint cannot be read
+CHECKPOINT_FIX = ("a checkpoint holds exactly what fastgd wrote: resume from an intact copy, or "
+                  "start the fit again")
+#: a checkpoint's fields: all required (fastgd_version aside, only used in messages)
+CHECKPOINT_KEYS = ("format", "engine", "epoch", "every", "plan", "fingerprint", "state")
+
+
 def read(path):
-    """The checkpoint at ``path`` as a dict (``state`` decoded), or a clear error."""
-    doc = read_versioned(path, "checkpoint", ("state", "plan", "fingerprint"), CHECKPOINT_FORMAT)
-    doc["state"] = _decode(doc["state"])
+    """The checkpoint at ``path`` as a dict (``state`` decoded into arrays), every field
+    checked, or one ``ValueError`` naming the file and the field.
+
+    Checked: the format (an int >= 1, no newer than this fastgd's); ``plan`` a valid fit
+    plan; ``engine`` a checkpointing engine, the plan's; ``epoch`` an int from 1 to the
+    plan's ``epochs``; ``every`` an int >= 1; ``fingerprint`` the keys and types of its
+    kind of data (arrays, blocks, dask collections or a file), agreeing with the plan's
+    facts; ``state`` the keys of the engine's state (see :func:`_batch_state`,
+    :func:`_sgd_state`), each array of the plan's shape and finite, the loss history
+    ``epoch + 1`` long. Unknown keys are refused. ``NaN`` and ``inf`` are refused
+    everywhere except in the stopping rule's counters that hold them by design (no
+    relative decrease measured yet: NaN; no curvature met yet: inf). Last, the
+    ``checksum`` fastgd writes (sha256 of the rest, see :func:`checksum`) must match: an
+    edit of the right type (another target column, block size or value) is refused too.
+    A checkpoint without one (written before checksums) is read on its fields alone."""
+    doc = read_versioned(path, "checkpoint", CHECKPOINT_KEYS, CHECKPOINT_FORMAT, CHECKPOINT_FIX)
+    f = Fields(os.fspath(path), CHECKPOINT_FIX)
+    f.keys(doc, None, CHECKPOINT_KEYS, ("fastgd_version", "checksum"))
+    if doc.get("fastgd_version") is not None:
+        f.text(doc["fastgd_version"], "fastgd_version")
+    # the checksum is compared once every field is known to be well formed (a field that
+    # is not gets its own message): it catches the edits no field check can see, such as
+    # another target column, block size or parameter value of the right type
+    written = doc.get("checksum")
+    if written is not None and not (isinstance(written, str) and len(written) == 64):
+        raise f.error("checksum", "must be 64 hexadecimal digits (a sha256)")
+    actual = checksum(doc) if written is not None else None
+    plan = f.plan(doc["plan"])
+    engine = doc["engine"]
+    if not isinstance(engine, str) or engine not in ENGINES:
+        raise f.error("engine", f"must be one of {', '.join(map(repr, ENGINES))}, got {engine!r:.40}")
+    if engine != plan.engine:
+        raise f.error("engine", f"is {engine!r}, but the plan runs the {plan.engine!r} engine")
+    epoch = f.integer(doc["epoch"], "epoch", 1, plan.epochs)
+    f.integer(doc["every"], "every", 1)
+    _check_fingerprint(f, doc["fingerprint"], plan)
+    spec = (_batch_state if engine == "batch" else _sgd_state)(plan.facts.d, epoch)
+    doc["state"] = _decode_state(f, doc["state"], "state", spec)
+    if written is not None and written != actual:
+        raise f.error("checksum", "does not match the checkpoint's content: the file was "
+                                  "edited or damaged after fastgd wrote it")
     return doc
+
+
+def _batch_state(d, epoch):
+    """The state of the batch optimizers' loop (:func:`fastgd._optim.run`): what each key
+    holds, as ``(kind, argument)`` (see :func:`_decode_state`)."""
+    vec = ("array", (d + 1,))
+    return {
+        "theta": vec, "loss": ("real", 0.0), "S": vec, "pen1": ("real", 0.0),
+        "history": ("array", (epoch + 1,)), "y_pt": vec, "S_y": vec, "prev": vec,
+        "t": ("positive", None), "p": ("array_or_null", (d + 1,)),
+        "g_old": ("array_or_null", (d + 1,)),
+        # the stopping rule: NaN before its first measure (or without tol), inf before CG
+        # met a curvature
+        "stop": ("object", {"quiet": ("int", 0), "last_cos": ("real_or_nan", 0.0),
+                            "last_rel": ("real_or_nan", None),
+                            "curv_min": ("real_or_inf", 0.0), "curv_max": ("real", 0.0)}),
+        "n_passes": ("int", 0), "epoch": ("equal", epoch),
+    }
+
+
+def _sgd_state(d, epoch):
+    """The state of the stochastic driver (:func:`fastgd._sgd.fit_sgd`): the kernel's
+    parameters and running average, the step count, the schedule's rate and counters."""
+    return {
+        "state": ("array", (2, d + 1)), "t": ("int", 0), "eta": ("positive", None),
+        "quiet": ("int", 0), "best": ("real", 0.0), "avg_start": ("real", 0.0),
+        "history": ("array", (epoch + 1,)), "passes": ("int", 0), "epoch": ("equal", epoch),
+    }
+
+
+def _decode_state(f, v, field, spec):
+    """The state object ``v`` checked against ``spec`` (key: ``(kind, argument)``), its
+    arrays (``{"__array__": [...], "shape": [...]}``) decoded into float64 arrays."""
+    f.keys(v, field, tuple(spec))
+    out = {}
+    for key, (kind, arg) in spec.items():
+        x, name = v[key], f"{field}.{key}"
+        if kind == "object":
+            out[key] = _decode_state(f, x, name, arg)
+        elif kind == "array" or (kind == "array_or_null" and x is not None):
+            out[key] = _array(f, x, name, arg)
+        elif kind == "array_or_null":
+            out[key] = None
+        elif kind == "int":
+            out[key] = f.integer(x, name, arg)
+        elif kind == "equal":
+            if f.integer(x, name, 0) != arg:
+                raise f.error(name, f"is {x}, but the checkpoint's 'epoch' is {arg}")
+            out[key] = x
+        elif kind == "positive":
+            out[key] = f.real(x, name, positive=True)
+        else:  # "real", "real_or_nan", "real_or_inf"
+            nan, inf = kind == "real_or_nan", kind == "real_or_inf"
+            out[key] = f.real(x, name, low=arg, nan=nan, inf=inf)
+            if inf and out[key] == -math.inf:
+                raise f.error(name, "is -inf")
+    return out
+
+
+def _array(f, v, field, shape):
+    """An array written by :func:`_encode`: finite values, of the shape expected."""
+    f.keys(v, field, ("__array__", "shape"))
+    if v["shape"] != list(shape):
+        raise f.error(field, f"has the shape {_plain_shape(v['shape'])}, expected {list(shape)}")
+    values = f.reals(v["__array__"], f"{field}.__array__", length=math.prod(shape))
+    return values.reshape(shape)
+
+
+def _plain_shape(shape):
+    text = json.dumps(shape)
+    return text if len(text) <= 40 else text[:40] + "..."
+
+
+#: the fingerprint of each kind of data: its keys
+_FINGERPRINT_KEYS = {
+    None: ("n", "d", "dtype", "weighted", "sha256"),
+    "chunks": ("source", "n", "d", "dtype", "weighted", "blocks", "sha256"),
+    "dask": ("source", "n", "d", "dtype", "weighted", "blocks", "sha256"),
+    "file": ("file", "size", "mtime_ns", "x", "y", "weight", "header", "delimiter",
+             "block_rows"),
+}
+
+
+def _check_fingerprint(f, fp, plan):
+    """The fingerprint ``fp``: the keys of its kind, their types, and the plan's facts."""
+    if not isinstance(fp, dict):
+        raise f.error("fingerprint", "must be an object")
+    kind = "file" if "file" in fp else fp.get("source")
+    if kind not in _FINGERPRINT_KEYS:
+        raise f.error("fingerprint.source", f"must be 'chunks' or 'dask' (or absent, for "
+                                            f"arrays), got {kind!r:.40}")
+    f.keys(fp, "fingerprint", _FINGERPRINT_KEYS[kind])
+    facts = plan.facts
+    if kind == "file":
+        if not f.text(fp["file"], "fingerprint.file") or "\x00" in fp["file"]:
+            raise f.error("fingerprint.file", "must be a file's path (not empty, no NUL character)")
+        f.integer(fp["size"], "fingerprint.size", 0)
+        f.integer(fp["mtime_ns"], "fingerprint.mtime_ns", -2**63, 2**63 - 1)
+        if not isinstance(fp["x"], list) or not fp["x"]:
+            raise f.error("fingerprint.x", "must be a non-empty list of column names")
+        for i, c in enumerate(fp["x"]):
+            f.text(c, f"fingerprint.x[{i}]")
+        if len(fp["x"]) != facts.d:
+            raise f.error("fingerprint.x", f"names {len(fp['x'])} column(s), but the plan has "
+                                           f"{facts.d} feature(s)")
+        f.text(fp["y"], "fingerprint.y")
+        if fp["weight"] is not None:
+            f.text(fp["weight"], "fingerprint.weight")
+        if (fp["weight"] is not None) != facts.weighted:
+            raise f.error("fingerprint.weight", "disagrees with the plan's facts.weighted")
+        f.flag(fp["header"], "fingerprint.header")
+        if len(f.text(fp["delimiter"], "fingerprint.delimiter")) != 1:
+            raise f.error("fingerprint.delimiter", f"must be one character, got {fp['delimiter']!r:.20}")
+        f.integer(fp["block_rows"], "fingerprint.block_rows", 1)
+        return
+    n = f.integer(fp["n"], "fingerprint.n", 1)
+    d = f.integer(fp["d"], "fingerprint.d", 1)
+    dtype = f.text(fp["dtype"], "fingerprint.dtype")
+    weighted = f.flag(fp["weighted"], "fingerprint.weighted")
+    sha = f.text(fp["sha256"], "fingerprint.sha256")
+    if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
+        raise f.error("fingerprint.sha256", "must be 64 hexadecimal digits (a sha256)")
+    for key, got, want in (("n", n, facts.n), ("d", d, facts.d), ("dtype", dtype, facts.dtype),
+                           ("weighted", weighted, facts.weighted)):
+        if want is not None and got != want:
+            raise f.error(f"fingerprint.{key}", f"is {got!r}, but the plan's facts.{key} is {want!r}")
+    if kind is not None:
+        blocks = fp["blocks"]
+        if not isinstance(blocks, list) or not blocks:
+            raise f.error("fingerprint.blocks", "must be a non-empty list of block sizes")
+        sizes = [f.integer(m, f"fingerprint.blocks[{i}]", 1) for i, m in enumerate(blocks)]
+        if sum(sizes) != n:
+            raise f.error("fingerprint.blocks", f"add up to {sum(sizes)} rows, but "
+                                                f"fingerprint.n is {n}")
 
 
 def check_same_data(doc, fp, path):

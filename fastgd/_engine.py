@@ -14,7 +14,7 @@ import numpy as np
 from . import _drivers, _optim, _sgd
 from ._result import (ConvergenceWarning, DivergenceError, FitInterrupted, FitResult,
                       IllConditionedWarning)
-from ._sources import exponents, rescaled
+from ._sources import exponents, merge_moments, rescaled
 from ._checkpoint import ENGINES
 from ._callers import user_level
 from ._validation import DataChanged, Magnitudes
@@ -347,7 +347,7 @@ def _run_raw(plan, source, coef, callback, t0, checkpoint=None, restart=None):
             coef, history, converged = _drivers._fit_stochastic(
                 obj, coef, lr, plan.epochs, plan.tol, callback, batch_size=plan.batch_size,
                 reduction=plan.reduction, fit_intercept=plan.fit_intercept, mixing=plan.mixing,
-                shuffle=plan.shuffle, rng=np.random.default_rng(plan.random_state),
+                shuffle=plan.shuffle, rng=plan.rng(),
                 parallel=bool(plan.parallel),
             )
     except _drivers.Diverged as exc:
@@ -384,7 +384,7 @@ def _run_sgd(plan, source, coef, callback, t0, checkpoint=None, restart=None):
             n_iter_no_change=plan.n_iter_no_change, early_stopping=plan.early_stopping,
             validation_fraction=plan.validation_fraction, batch_size=plan.batch_size,
             reduction=plan.reduction, huber=plan.loss == "huber", epsilon=plan.epsilon,
-            shuffle=plan.shuffle, rng=np.random.default_rng(plan.random_state),
+            shuffle=plan.shuffle, rng=plan.rng(),
             par_pass=bool(plan.parallel), callback=callback, mixing=plan.mixing,
             average_after_epochs=plan.average_after_epochs, checkpoint=checkpoint,
             restart=restart,
@@ -399,22 +399,55 @@ def _run_sgd(plan, source, coef, callback, t0, checkpoint=None, restart=None):
 
 def run_partial(plan, source, coef0, state):
     """One epoch of a stochastic mode over ``source``, continuing ``state`` (a dict; empty
-    on the first call, filled here): the engine of ``GDRegressor.partial_fit``.
+    on the first call): the engine of ``GDRegressor.partial_fit``. ``state`` is updated
+    only when the call succeeds: a call that raises leaves it as it was.
 
-    The first call fixes the scaling statistics (this call's rows) and the learning
-    rate; every call carries the parameters, the running average and the step count.
+    What carries from call to call: the parameters, the running average and the step
+    count; the weighted moments of every row seen (merged pairwise, as blocks are), from
+    which the scaling comes (with ``scale``); and the automatic rate, the smallest of the
+    calls' safe rates (each call's :func:`fastgd._sgd.auto_eta0` over its own rows, in the
+    coordinates of the merged moments): safe for every row seen, and never growing. When
+    a call's rows change the scaling (the first call had one row, or a column constant
+    over its rows), the parameters and their average move to the new coordinates through
+    the raw ones: the same model, in the units the rows now call for (and when the scaling
+    changes materially, see :func:`_rescaled_materially`, the running average starts
+    again there). So no call fixes the problem's statistics for the calls after it.
+    Without scaling the coordinates
+    never change, and with a numeric rate calls on consecutive parts of the rows take the
+    steps of one call on the whole (``shuffle=False``).
+
     Returns the :class:`fastgd.FitResult` of this call's epoch (its loss history: this
     call's rows before and after the epoch)."""
     t0 = time.perf_counter()
+    d = source.d
     with np.errstate(all="ignore"):
-        if not state:
-            sc = _optim.Scaled(source, plan.reduction, plan.fit_intercept, plan.scaled,
-                               plan.alpha, plan.l1_ratio, full=False)
-            eta0 = plan.learning_rate
-            if eta0 is None:
-                eta0 = _sgd.auto_eta0(source, sc, plan.reduction, plan.batch_size)
-            state.update(sc=sc, eta0=eta0, sgd={})
-        sc, eta0 = state["sc"], state["eta0"]
+        W, mean, m2 = source.moments(full=False)
+        if state:
+            W0, mean0, m20 = state["moments"]
+            rows = np.stack([np.r_[W0, mean0, m20], np.r_[W, mean, m2]])
+            W, mean, m2 = merge_moments(rows, d + 1, False)
+        sc = _optim.Scaled(source, plan.reduction, plan.fit_intercept, plan.scaled, plan.alpha,
+                           plan.l1_ratio, full=False, moments=(W, mean, m2))
+        eta0 = plan.learning_rate
+        if eta0 is None:
+            eta0 = _sgd.auto_eta0(source, sc, plan.reduction, plan.batch_size)
+            if state:
+                eta0 = min(eta0, state["eta0"])
+        sgd = {}
+        if state:
+            sgd = dict(state["sgd"])
+            old = state["sc"]
+            if not (np.array_equal(old.m, sc.m) and np.array_equal(old.s, sc.s)):
+                sgd["state"] = np.stack([sc.to_scaled(old.to_raw(row)) for row in sgd["state"]])
+                if _rescaled_materially(old, sc):
+                    # the rows so far described another problem (a column constant over
+                    # them, a single row): the average of the iterates on it would keep
+                    # their error for many calls (one 500-row call with a constant column,
+                    # then 20,000 rows: 500x the optimal loss averaged, 1.1x restarted);
+                    # averaging starts again from here (an "average=k" start not yet
+                    # reached stays as it is)
+                    sgd["state"][1] = sgd["state"][0]
+                    sgd["avg_start"] = max(sgd["avg_start"], float(sgd["t"]))
         try:
             theta, history, _, p, _ = _sgd.fit_sgd(
                 source, sc, sc.to_scaled(coef0), eta0=eta0, schedule=plan.schedule,
@@ -422,17 +455,49 @@ def run_partial(plan, source, coef0, state):
                 n_iter_no_change=plan.n_iter_no_change, early_stopping=False,
                 validation_fraction=plan.validation_fraction, batch_size=plan.batch_size,
                 reduction=plan.reduction, huber=plan.loss == "huber", epsilon=plan.epsilon,
-                shuffle=plan.shuffle, rng=np.random.default_rng(plan.random_state),
-                par_pass=bool(plan.parallel), callback=None, resume=state["sgd"],
+                shuffle=plan.shuffle, rng=plan.rng(),
+                par_pass=bool(plan.parallel), callback=None, resume=sgd,
             )
         except _drivers.Diverged as exc:
             last = _result(plan, source, exc.coef, exc.history, False, eta0, t0, n_passes=2)
-            err = _divergence(exc, eta0, last)
+            err = _partial_divergence(exc, plan, eta0, last)
             _check_finite_result(err.result, source)
             raise err from None
         res = _result(plan, source, sc.to_raw(theta), history, False, eta0, t0, n_passes=p)
         _check_finite_result(res, source)
+    state.update(moments=(W, mean, m2), sc=sc, eta0=eta0, sgd=sgd)
     return res
+
+
+#: partial_fit: the scaling of a column changed "materially" when its scale changes by
+#: more than this factor either way, or its centre moves by more than its new scale: a
+#: stream of rows from one distribution moves neither after its first calls (their
+#: estimates converge), a first call of a few rows or with a constant column does
+RESCALE_FACTOR = 2.0
+
+
+def _rescaled_materially(old, new):
+    ratio = new.s / old.s
+    return bool(np.any(ratio > RESCALE_FACTOR) or np.any(ratio < 1.0 / RESCALE_FACTOR)
+                or np.any(np.abs(new.m - old.m) > new.s))
+
+
+def _partial_divergence(exc, plan, eta, last):
+    """The divergence of one ``partial_fit`` call, with advice for ``partial_fit``."""
+    if plan.learning_rate is not None:
+        advice = ("use a smaller learning_rate, or learning_rate='auto' (a rate safe for the "
+                  "rows of every call, computed as they arrive)")
+    else:
+        advice = ("the automatic rate is safe for every row seen, so this call's rows are far "
+                  "outside those before (an extreme row, or magnitudes float64 cannot square): "
+                  "check them, or standardize X (e.g. a StandardScaler fitted on a "
+                  "representative sample) before partial_fit")
+    return DivergenceError(
+        f"partial_fit diverged on this call's rows (epoch {exc.epoch}) with learning_rate="
+        f"{eta:.6g} ({exc.reason}); {advice}. The estimator keeps its state from before this "
+        "call; the last finite state of this call is in this exception's .result",
+        epoch=exc.epoch, learning_rate=eta, result=last,
+    )
 
 
 def _run_batch(plan, source, coef, callback, t0, checkpoint=None, restart=None):

@@ -6,11 +6,14 @@ import numpy as np
 from . import _validation as V
 from ._config import serialized_under_workqueue
 from ._drivers import Objective
+from ._plan import check_entry
 from ._sources import ArraySource
 
 
 def _loss(X, y, coef, intercept, sample_weight, parallel, reduction):
     from . import dask as _dask
+
+    parallel = check_entry(parallel=parallel)
 
     if any(_dask.is_dask(a) for a in (X, y, sample_weight)):
         # the blocks' partial sums on the cluster; a non-finite sum (NaN/inf in the

@@ -103,9 +103,15 @@ class Scaled:
     """
 
     def __init__(self, source, reduction, fit_intercept, scale, alpha=0.0, l1_ratio=0.0,
-                 full=True, rescalable=False):
+                 full=True, rescalable=False, moments=None):
+        """``moments``: ``(W, mean, m2)`` (per-column, as ``source.moments(full=False)``
+        returns them) to use instead of a pass over ``source``: ``partial_fit``'s
+        statistics of every row seen so far (``full`` must then be False)."""
         d = source.d
-        if full:
+        if moments is not None:
+            W, mean, m2 = moments
+            com = None
+        elif full:
             W, mean, com = source.moments(full=True)
             m2 = np.diag(com).copy()
         else:

@@ -12,6 +12,8 @@ with the reason recorded in ``plan.reasons``.
 
 This module imports only validation helpers: it knows nothing of sources or kernels.
 """
+import copy
+import dataclasses
 import math
 import numbers
 from dataclasses import dataclass, field
@@ -140,18 +142,94 @@ class Average:
         return V.check_int(v, name, 1)
 
 
+#: numpy's bit generators, by the name their state carries: the ones a Generator given as
+#: ``random_state`` may use (its state is then stored, and rebuilt, by name)
+BIT_GENERATORS = MappingProxyType({
+    name: getattr(np.random, name) for name in ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
+})
+
+
+def _plain(v):
+    """A bit generator's state as plain JSON values (numpy integers and arrays as ints
+    and lists)."""
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, np.integer):
+        return int(v)
+    return v
+
+
+def generator_state(gen):
+    """The state of the Generator ``gen`` as a plain, JSON-able dict (``bit_generator``:
+    the name, ``state``: numpy's ``bit_generator.state``, arrays as lists), or a
+    ``TypeError`` for a bit generator that is not numpy's (its state could not be
+    rebuilt)."""
+    bg = gen.bit_generator
+    name = type(bg).__name__
+    if BIT_GENERATORS.get(name) is not type(bg):
+        valid = ", ".join(BIT_GENERATORS)
+        raise TypeError(
+            f"random_state is a Generator over the bit generator {name}, whose state fastgd "
+            f"cannot store and rebuild (checkpoints, model files, FitPlan.to_dict); use one "
+            f"of numpy's ({valid}), e.g. np.random.default_rng(seed), or an int seed"
+        )
+    return _plain(bg.state)
+
+
+def generator(seed):
+    """A fresh numpy Generator at the start of the stream ``seed`` names: None (fresh
+    entropy), an int seed, or a state dict of :func:`generator_state`."""
+    if isinstance(seed, dict):
+        bg = BIT_GENERATORS[seed["bit_generator"]]()
+        bg.state = seed
+        return np.random.Generator(bg)
+    return np.random.default_rng(seed)
+
+
 class Seed:
+    """None, an int >= 0, or a numpy Generator, normalized to the state it is at now (a
+    plain dict, see :func:`generator_state`): the plan stores where the random stream
+    starts, never the user's Generator, which fastgd never draws from. A state dict (what
+    a plan's dict holds) is accepted back, checked by rebuilding it."""
+
     def __call__(self, name, v):
-        if v is None or isinstance(v, np.random.Generator):
-            return v
+        if v is None:
+            return None
+        if isinstance(v, np.random.Generator):
+            return generator_state(v)
+        if isinstance(v, dict):
+            return _seed_state(name, v)
         if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral):
             raise TypeError(
-                f"{name} must be None, an int >= 0 or a numpy.random.Generator, got {v!r} "
+                f"{name} must be None, an int >= 0 or a numpy.random.Generator, got {v!r:.80} "
                 f"({type(v).__name__})"
             )
         if v < 0:
             raise ValueError(f"{name} must be an int >= 0 (a seed), got {v}")
         return int(v)
+
+
+def _seed_state(name, v):
+    """The state dict ``v`` (a Generator's, as :meth:`FitPlan.to_dict` stores it) checked by
+    rebuilding the bit generator from it: what numpy reads back must be ``v`` itself."""
+    kind = v.get("bit_generator")
+    if not isinstance(kind, str) or kind not in BIT_GENERATORS:
+        valid = ", ".join(BIT_GENERATORS)
+        raise ValueError(
+            f"{name} as a dict must be the state of a numpy Generator's bit generator "
+            f"({{'bit_generator': one of {valid}, 'state': ...}}, as FitPlan.to_dict() stores "
+            f"a Generator), got bit_generator={kind!r:.60}"
+        )
+    try:
+        back = generator_state(generator(v))
+    except (TypeError, ValueError, KeyError, OverflowError, IndexError) as exc:
+        raise ValueError(f"{name} is not a valid {kind} state ({exc})") from None
+    if back != v:
+        raise ValueError(f"{name} is not a valid {kind} state (numpy reads it back as another "
+                         "state: a value is out of range or of the wrong type)")
+    return back
 
 
 @dataclass(frozen=True)
@@ -179,7 +257,8 @@ PARAMS = (
     Param("reduction", "mean", Choice("mean", "sum"), doc="mean or sum of squared errors"),
     Param("parallel", "auto", FlagOrAuto(), doc="parallel kernels / parameter mixing"),
     Param("shuffle", True, Flag(), doc="stochastic modes: a fresh permutation every epoch"),
-    Param("random_state", None, Seed(), doc="seed of the permutations"),
+    Param("random_state", None, Seed(),
+          doc="seed of the permutations: an int, a numpy Generator (its state is copied) or None"),
     Param("scale", "auto", FlagOrAuto(), doc="fit in standardized coordinates"),
     Param("solver", "auto", Choice("auto", "stream", "gram"), ("batch",),
           doc="sufficient statistics (gram) or one pass per epoch (stream)"),
@@ -202,6 +281,38 @@ PARAM_TABLE = MappingProxyType({p.name: p for p in PARAMS})
 DEFAULTS = MappingProxyType({p.name: p.default for p in PARAMS})
 
 
+class Callback:
+    def __call__(self, name, v):
+        if v is None or callable(v):
+            return v
+        raise TypeError(f"{name} must be callable (or None), got {v!r:.60} ({type(v).__name__})")
+
+
+#: The public entries' own parameters, which are not settings of the fit (they watch or
+#: store it, or start it elsewhere): checked by the same constraints, once, where each
+#: entry begins (:func:`check_entry`). The settings themselves are :data:`PARAMS`.
+ENTRY_PARAMS = MappingProxyType({p.name: p for p in (
+    Param("checkpoint_every", 1, Int(1), doc="epochs between two checkpoints"),
+    Param("resume_checkpoint_every", None, Int(1, none=True),
+          doc="resume: epochs between two checkpoints (None: as the checkpoint was written)"),
+    Param("progress", "auto", FlagOrAuto(), doc="the progress bar"),
+    Param("callback", None, Callback(), doc="called after every epoch"),
+    Param("warm_start", False, Flag(), doc="GDRegressor: start fit from the previous fit"),
+)})
+
+
+def check_entry(**values):
+    """Each value checked by its row of :data:`ENTRY_PARAMS` (or of :data:`PARAMS`, for a
+    setting an entry takes alone, such as ``parallel`` of :func:`fastgd.mse`); returns
+    them normalized, in order. The ``resume_`` rows check ``resume``'s variants under
+    the parameter's own name."""
+    out = []
+    for key, v in values.items():
+        p = ENTRY_PARAMS.get(key) or PARAM_TABLE[key]
+        out.append(p.check(key.removeprefix("resume_"), v))
+    return out[0] if len(out) == 1 else tuple(out)
+
+
 @dataclass(frozen=True)
 class DataFacts:
     """What a plan needs to know of the data. ``n`` is None when a source does not know
@@ -215,6 +326,26 @@ class DataFacts:
 
     def to_dict(self):
         return dict(n=self.n, d=self.d, dtype=self.dtype, weighted=self.weighted, one_d=self.one_d)
+
+    @classmethod
+    def from_dict(cls, f):
+        """The facts of :meth:`to_dict`'s output, each checked (``ValueError`` naming it)."""
+        known = ("n", "d", "dtype", "weighted", "one_d")
+        unknown = sorted(set(f) - set(known))
+        missing = [k for k in known[:4] if k not in f]
+        if unknown or missing:
+            raise ValueError(f"a fit plan's facts hold the keys {', '.join(known)}; "
+                             f"missing {missing}, unknown {unknown}")
+        n, d, dtype = f["n"], f["d"], f["dtype"]
+        n = None if n is None else V.check_int(n, "facts.n", 1)
+        d = V.check_int(d, "facts.d", 1)
+        if dtype not in ("float32", "float64"):
+            raise ValueError(f"facts.dtype must be 'float32' or 'float64', got {dtype!r:.40}")
+        weighted = Flag()("facts.weighted", f["weighted"])
+        one_d = Flag()("facts.one_d", f.get("one_d", False))
+        if one_d and d != 1:
+            raise ValueError(f"facts.one_d is true (a 1-D X) but facts.d is {d}")
+        return cls(n=n, d=d, dtype=dtype, weighted=weighted, one_d=one_d)
 
 
 def _frozen(mapping):
@@ -253,9 +384,18 @@ class FitPlan:
     alpha, l1_ratio : float
         The effective penalty (``alpha = 0`` without a penalty).
     schedule, power_t, average, early_stopping, validation_fraction, epsilon,
-    n_iter_no_change, shuffle, random_state
+    n_iter_no_change, shuffle
         As the keywords; ``average`` is ``False`` or the step after which averaging starts
         (``average_after_epochs = k > 0``: after the first ``k`` epochs instead).
+    random_state : int, dict or None
+        Where the fit's random stream starts (see :meth:`rng`): the int seed given; for a
+        numpy Generator, its state when the plan was built (a plain dict,
+        ``{"bit_generator": "PCG64", "state": ..., ...}``: the plan copies it, and fastgd
+        never draws from the user's Generator, so the same Generator gives the same fit,
+        as an int does); for ``random_state=None`` in a fit that draws (a stochastic mode
+        that shuffles or holds out rows), a seed of fresh entropy drawn when the plan is
+        built, so that a checkpoint resumes the same stream (``settings`` keeps None);
+        None for fits that draw nothing.
     full_moments : bool
         The scaled batch fit gathers the full co-moments (allows the final refinement).
     reasons : mapping
@@ -341,12 +481,25 @@ class FitPlan:
             power_t=s["power_t"], average=average, average_after_epochs=average_after,
             early_stopping=s["early_stopping"], validation_fraction=s["validation_fraction"],
             epsilon=s["epsilon"], n_iter_no_change=s["n_iter_no_change"],
-            shuffle=s["shuffle"], random_state=s["random_state"],
+            shuffle=s["shuffle"], random_state=_rule_seed(s, why),
             full_moments=solver == "gram" or facts.d <= STREAM_FULL_MOMENTS_MAX_D,
             reasons=_frozen(why),
         )
 
     # -- what the plan implies -----------------------------------------------------------
+
+    def keywords(self):
+        """The keywords of :func:`fastgd.fit` that repeat this fit bit for bit (on the same
+        data): the settings, with the seed drawn for ``random_state=None``."""
+        kw = copy.deepcopy(dict(self.settings))
+        if kw["random_state"] is None:
+            kw["random_state"] = self.random_state
+        return kw
+
+    def rng(self):
+        """A fresh numpy Generator at the start of this plan's random stream: every call
+        returns the same stream (the engines draw from it; the plan never changes)."""
+        return generator(self.random_state)
 
     @property
     def single_pass(self):
@@ -355,8 +508,9 @@ class FitPlan:
         return self.engine == "batch" and self.solver == "gram"
 
     def with_facts(self, facts):
-        """The same settings resolved for other data (e.g. once a stream's size is known)."""
-        return FitPlan.build(facts, **dict(self.settings))
+        """The same settings resolved for other data (e.g. once a stream's size is known),
+        with the same random stream."""
+        return _same_stream(FitPlan.build(facts, **dict(self.settings)), self.random_state)
 
     # -- serialization -------------------------------------------------------------------
 
@@ -367,10 +521,16 @@ class FitPlan:
             "engine", "mode", "reduction", "fit_intercept", "loss", "learning_rate", "epochs",
             "tol", "batch_size", "parallel", "mixing", "scaled", "solver", "optimizer", "alpha",
             "l1_ratio", "schedule", "power_t", "average", "average_after_epochs", "early_stopping",
-            "validation_fraction", "epsilon", "n_iter_no_change", "shuffle", "full_moments")}
+            "validation_fraction", "epsilon", "n_iter_no_change", "shuffle", "full_moments",
+            "random_state")}
+        # (a Generator's state is a dict of plain values: copied, so that the dict given
+        # out cannot change the plan)
+        resolved["random_state"] = copy.deepcopy(self.random_state)
+        settings = dict(self.settings)
+        settings["random_state"] = copy.deepcopy(settings["random_state"])
         return {
             "format": 1,
-            "settings": dict(self.settings),
+            "settings": settings,
             "facts": self.facts.to_dict(),
             "resolved": resolved,
             "reasons": dict(self.reasons),
@@ -378,12 +538,30 @@ class FitPlan:
 
     @classmethod
     def from_dict(cls, d):
-        """Rebuild a plan from :meth:`to_dict`'s output (validated again)."""
-        if not isinstance(d, dict) or "settings" not in d or "facts" not in d:
-            raise ValueError("a fit plan dict needs 'settings' and 'facts' (from FitPlan.to_dict())")
-        if d.get("format", 1) > 1:
-            raise ValueError(f"fit plan format {d['format']} is newer than this fastgd reads (1); upgrade fastgd")
-        return cls.build(DataFacts(**d["facts"]), **d["settings"])
+        """Rebuild a plan from :meth:`to_dict`'s output, validated again like the keywords
+        of a fit (``ValueError`` or ``TypeError`` naming what is wrong). The settings are
+        resolved again; of ``resolved``, only the seed drawn for ``random_state=None`` is
+        read (the stream the fit ran), and ``reasons`` is not read."""
+        if not isinstance(d, dict) or not isinstance(d.get("settings"), dict) or not isinstance(
+                d.get("facts"), dict):
+            raise ValueError("a fit plan dict needs the dicts 'settings' and 'facts' (from "
+                             f"FitPlan.to_dict()), got {_short(d)}")
+        fmt = d.get("format", 1)
+        if isinstance(fmt, bool) or not isinstance(fmt, int) or fmt < 1:
+            raise ValueError(f"a fit plan dict's 'format' must be an int >= 1, got {fmt!r:.40}")
+        if fmt > 1:
+            raise ValueError(f"fit plan format {fmt} is newer than this fastgd reads (1); upgrade fastgd")
+        plan = cls.build(DataFacts.from_dict(d["facts"]), **d["settings"])
+        resolved = d.get("resolved")
+        if resolved is not None and not isinstance(resolved, dict):
+            raise ValueError(f"a fit plan dict's 'resolved' must be a dict, got {_short(resolved)}")
+        if plan.settings["random_state"] is None and resolved and resolved.get("random_state") is not None:
+            if plan.random_state is None:
+                raise ValueError(
+                    "a fit plan dict's resolved random_state is set, but its settings draw no "
+                    "random numbers (a batch fit, or shuffle=False without early_stopping)")
+            plan = _same_stream(plan, Seed()("resolved random_state", resolved["random_state"]))
+        return plan
 
     def __eq__(self, other):
         if not isinstance(other, FitPlan):
@@ -403,7 +581,8 @@ class FitPlan:
 
     def __repr__(self):
         changed = {k: v for k, v in self.settings.items() if _differs(v, DEFAULTS[k])}
-        args = ", ".join(f"{k}={v!r}" for k, v in changed.items())
+        args = ", ".join(f"{k}={_seed_repr(v) if k == 'random_state' else repr(v)}"
+                         for k, v in changed.items())
         return (f"FitPlan({args}{', ' if args else ''}engine={self.engine!r}, "
                 f"solver={self.solver!r}, optimizer={self.optimizer!r}, epochs={self.epochs}, "
                 f"tol={self.tol!r}, n={self.facts.n}, d={self.facts.d})")
@@ -585,6 +764,42 @@ def _rule_parallel(s, facts, why):
     return par
 
 
+def _rule_seed(s, why):
+    """Where the random stream starts: the seed or Generator state given; for None, in a
+    fit that draws random numbers, a seed of fresh entropy (what ``default_rng(None)``
+    draws), recorded so that a checkpoint resumes the same stream."""
+    seed = s["random_state"]
+    draws = s["mode"] in STOCHASTIC and (s["shuffle"] or s["early_stopping"])
+    if seed is not None or not draws:
+        return seed
+    seed = int(np.random.SeedSequence().entropy)
+    why["random_state"] = _seed_reason(seed)
+    return seed
+
+
+def _seed_reason(seed):
+    return (f"None: fresh entropy drawn for this plan (seed {seed}); pass it as random_state "
+            "to draw the same stream again")
+
+
+def _same_stream(plan, seed):
+    """``plan`` drawing from the stream ``seed`` (a seed drawn for ``random_state=None``:
+    kept when a plan is rebuilt from its settings)."""
+    if plan.settings["random_state"] is not None or plan.random_state is None:
+        return plan
+    reasons = _frozen({**plan.reasons, "random_state": _seed_reason(seed)})
+    return dataclasses.replace(plan, random_state=seed, reasons=reasons)
+
+
+def _seed_repr(v):
+    return f"<{v['bit_generator']} state>" if isinstance(v, dict) else repr(v)
+
+
+def _short(v):
+    text = repr(v)
+    return f"{type(v).__name__} {text[:60]}{'...' if len(text) > 60 else ''}"
+
+
 def _rebuild_plan(fields):
     fields = dict(fields)
     fields["settings"] = _frozen(fields["settings"])
@@ -593,8 +808,6 @@ def _rebuild_plan(fields):
 
 
 def _differs(a, b):
-    if isinstance(a, np.random.Generator) or isinstance(b, np.random.Generator):
-        return a is not b
     return not (a == b and type(a) is type(b))
 
 

@@ -24,7 +24,7 @@ from . import dask as _dask
 from . import _validation as V
 from ._api import _partial_epoch, fit
 from ._config import serialized_under_workqueue
-from ._plan import PARAMS
+from ._plan import PARAMS, check_entry
 
 __all__ = ["GDRegressor"]
 
@@ -45,7 +45,10 @@ class GDRegressor(RegressorMixin, BaseEstimator):
     validation_fraction, loss, epsilon
         As in :func:`fastgd.fit`. Validated at ``fit``, never in ``__init__``.
     warm_start : bool, default False
-        ``fit`` starts from the previous ``coef_`` and ``intercept_`` instead of zero.
+        ``fit`` starts from the previous ``coef_`` and ``intercept_`` instead of zero
+        (True or False only; validated at ``fit``). A warm start on data with another
+        number of features is a ``ValueError`` (as for scikit-learn's
+        ``SGDRegressor``): set ``warm_start=False`` to start from zero.
 
     Attributes
     ----------
@@ -70,12 +73,17 @@ class GDRegressor(RegressorMixin, BaseEstimator):
     from the
     previous call's state: the weights, the step count (for
     ``learning_rate_schedule="invscaling"``), the running average (``average``), the
-    learning rate and the scaling statistics. The rate and the scaling (column means and
-    standard deviations, with ``scale``) come from the first call's rows and stay fixed
-    afterwards, like the units of the problem. So, with ``shuffle=False`` and a numeric
-    ``learning_rate``, calls on consecutive parts of the data take exactly the steps of
-    one epoch over the whole (tested); with the automatic rate or scaling they take the
-    same steps whenever the first part's statistics are the whole's.
+    learning rate and the scaling statistics. The scaling (column means and standard
+    deviations, with ``scale``) comes from the weighted moments of every row seen so far,
+    merged call by call; when a call's rows change it, the weights and their average
+    move to the new coordinates (the same model), and the average starts again if the
+    change is material. The automatic rate is the smallest of the calls' safe rates, each
+    computed over its own rows in those coordinates: it never grows. So a first call of
+    one row, or with a constant column, does not make later calls diverge. With
+    ``shuffle=False``, a numeric ``learning_rate`` and ``scale=False``, calls on
+    consecutive parts of the data take exactly the steps of one epoch over the whole
+    (tested). A call that raises (e.g. ``DivergenceError`` with a numeric rate too large
+    for its rows) leaves the estimator as it was before the call.
     ``early_stopping`` and ``learning_rate_schedule="adaptive"`` need epochs and are
     refused by ``partial_fit``.
 
@@ -152,7 +160,11 @@ class GDRegressor(RegressorMixin, BaseEstimator):
         return self._fit(X, y, sample_weight, partial=True)
 
     def _fit(self, X, y, sample_weight, *, partial):
+        warm_start = check_entry(warm_start=self.warm_start)
         first = not (partial and hasattr(self, "_partial_state"))
+        # what validating the data resets, restored if the warm start is refused below
+        seen = {k: getattr(self, k) for k in ("n_features_in_", "feature_names_in_")
+                if hasattr(self, k)}
         if any(_dask.is_dask(a) for a in (X, y, sample_weight)):
             # the blocks stay on the cluster (fastgd.dask): only the metadata is read here
             if partial:
@@ -166,7 +178,21 @@ class GDRegressor(RegressorMixin, BaseEstimator):
             sw = sample_weight
         else:
             X, y, sw = self._validate_fit_data(X, y, sample_weight, reset=first)
-        warm = hasattr(self, "coef_") and (self.warm_start or not first)
+        warm = hasattr(self, "coef_") and (warm_start or not first)
+        if warm and self.coef_.shape[0] != self.n_features_in_:
+            # scikit-learn's SGDRegressor refuses this too: the previous coefficients do
+            # not fit the new columns, and starting from zero is not what was asked for
+            got = self.n_features_in_
+            for k in ("n_features_in_", "feature_names_in_"):
+                if hasattr(self, k):
+                    delattr(self, k)
+            for k, v in seen.items():
+                setattr(self, k, v)
+            raise ValueError(
+                f"warm_start=True starts this fit from the previous fit's "
+                f"{self.coef_.shape[0]} coefficient(s), but X has {got} feature(s); set "
+                "warm_start=False to fit the new features from zero"
+            )
         init = (self.coef_, self.intercept_) if warm else (None, 0.0)
         if partial:
             state = None if first else self._partial_state

@@ -614,18 +614,21 @@ def resume_file(doc, path, *, callback=None, progress="auto", checkpoint_every=N
 def load(path):
     """Read a model file written by :func:`save` (``FitResult.save``); returns a
     :class:`fastgd.FitResult` whose ``predict`` works (its loss history holds the final
-    loss only)."""
-    from . import FitPlan, FitResult
+    loss only).
 
-    doc = read_versioned(path, "model file", ("coef",), MODEL_FORMAT)
-    plan = None if doc.get("plan") is None else FitPlan.from_dict(doc["plan"])
-    names = doc.get("feature_names")
+    Every field is checked (types, shapes, finiteness, agreement with the plan; see
+    :func:`fastgd._model.read_model`): a damaged or hand-edited file that does not hold
+    a valid model raises one ``ValueError`` naming the file and the field, e.g.
+    ``model.json: field 'coef[0]' is NaN``. A file from a newer fastgd is refused."""
+    from . import FitResult
+    from ._model import read_model
+
+    m = read_model(path)
+    plan = m["plan"]
     return FitResult(
-        coef=np.asarray(doc["coef"], dtype=np.float64), intercept=float(doc["intercept"]),
-        loss_history=np.array([doc.get("final_loss", np.nan)]), n_epochs=doc.get("n_epochs", 0),
-        converged=bool(doc.get("converged", False)),
+        coef=m["coef"], intercept=m["intercept"], loss_history=np.array([m["final_loss"]]),
+        n_epochs=m["n_epochs"], converged=m["converged"],
         mode=None if plan is None else plan.mode, learning_rate=float("nan"), elapsed_s=0.0,
-        reduction="mean" if plan is None else plan.reduction, one_d=bool(doc.get("one_d")),
-        scaled=bool(doc.get("scaled")), plan=plan,
-        feature_names=None if names is None else tuple(names),
+        reduction="mean" if plan is None else plan.reduction, one_d=m["one_d"],
+        scaled=m["scaled"], plan=plan, feature_names=m["feature_names"],
     )

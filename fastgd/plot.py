@@ -80,7 +80,9 @@ def descent_path(x, y, result):
     from ._api import fit
 
     path = [(0.0, 0.0)]
-    settings = dict(result.plan.settings) if result.plan is not None else {}
+    # (keywords: the settings with the seed a random_state=None fit drew, so that a
+    # stochastic fit's path is the one it took)
+    settings = result.plan.keywords() if result.plan is not None else {}
 
     def record(epoch, coef, intercept, loss):
         path.append((float(coef[0]), float(intercept)))

@@ -126,6 +126,49 @@ def test_warm_start_starts_from_the_previous_fit():
     assert np.array_equal(cold.coef_, first)  # without warm_start every fit starts at 0
 
 
+@pytest.mark.parametrize("value", ["yes", 1, None, np.array([True])])
+def test_warm_start_must_be_a_bool(value):
+    """The issue's case: warm_start='yes' was taken for True."""
+    X, y = np.ones((10, 2)), np.arange(10.0)
+    with pytest.raises(TypeError, match=r"warm_start must be True or False, got"):
+        GDRegressor(warm_start=value).fit(X, y)
+
+
+@pytest.mark.parametrize("method", ["fit", "partial_fit"])
+def test_a_warm_start_on_other_features_names_warm_start(method):
+    """The issue's case: the error blamed init_coef, which the user never passed. Like
+    scikit-learn's SGDRegressor, fastgd refuses (it does not refit from zero unasked);
+    the estimator stays the fitted one."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(100, 3))
+    y = X @ [1.0, 2.0, 3.0]
+    est = GDRegressor(mode="sgd", random_state=0, warm_start=True).fit(X, y)
+    before = est.predict(X)
+    with pytest.raises(ValueError, match=r"warm_start=True starts this fit from the previous "
+                       r"fit's 3 coefficient\(s\), but X has 2 feature\(s\); set warm_start=False"):
+        getattr(est, method)(X[:, :2], y)
+    assert est.n_features_in_ == 3 and np.array_equal(est.predict(X), before)
+    est.set_params(warm_start=False).fit(X[:, :2], y)
+    assert est.coef_.shape == (2,)
+
+
+def test_a_generator_random_state_in_the_estimator():
+    """get_params, clone and pickle keep a Generator; fastgd copies its state, so every
+    fit (and every clone's fit) draws the same stream. Oracle: fastgd.fit with the seed the
+    Generator was made from."""
+    from sklearn.base import clone
+
+    X, y = _data()
+    est = GDRegressor(mode="sgd", epochs=3, random_state=np.random.default_rng(4))
+    est.fit(X, y)
+    ref = fastgd.fit(X, y, mode="sgd", epochs=3, random_state=4)
+    assert np.array_equal(est.coef_, ref.coef)
+    assert np.array_equal(est.fit(X, y).coef_, ref.coef)  # the Generator was not consumed
+    assert np.array_equal(clone(est).fit(X, y).coef_, ref.coef)
+    back = pickle.loads(pickle.dumps(est))
+    assert np.array_equal(back.fit(X, y).coef_, ref.coef) and back.result_.plan == est.result_.plan
+
+
 # --- partial_fit ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("kw", [
@@ -147,6 +190,75 @@ def test_partial_fit_on_halves_is_one_pass_over_the_whole(kw):
     assert np.array_equal(halves.coef_, whole.coef_)
     assert halves.intercept_ == whole.intercept_
     assert halves.n_iter_ == 2 and len(halves.loss_curve_) == 2
+
+
+def _stream(seed=3, n=20_000):
+    """Rows of y = X w + 0.5 + noise with columns of unlike magnitudes and means."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 3)) * [1.0, 10.0, 0.1] + [0.0, 50.0, 0.0]
+    return X, X @ [1.0, 2.0, 3.0] + 0.5 + 0.1 * rng.normal(size=n)
+
+
+def _poor_first_calls(X, y):
+    flat = X[:500].copy()
+    flat[:, 1] = 7.0  # a column constant over the first call's rows
+    return {"one row": (X[:1], y[:1]), "two rows": (X[:2], y[:2]),
+            "constant column": (flat, flat @ [1.0, 2.0, 3.0] + 0.5)}
+
+
+@pytest.mark.parametrize("first", ["one row", "two rows", "constant column"])
+def test_partial_fit_after_a_poor_first_call_learns_from_the_later_calls(first):
+    """The issue's case: a first call of one row (or with a constant column) fixed the
+    scaling and the rate, and the next call diverged ("use learning_rate='auto'", which it
+    was). Oracles: the least-squares optimum (numpy.linalg.lstsq) and the same calls without
+    the poor one: the statistics of all rows seen now decide the scaling and the rate."""
+    X, y = _stream()
+    opt = np.linalg.lstsq(np.c_[X, np.ones(len(y))], y, rcond=None)[0]
+    best = fastgd.mse(X, y, opt[:3], opt[3])
+    poor = GDRegressor(mode="sgd", random_state=0).partial_fit(*_poor_first_calls(X, y)[first])
+    clean = GDRegressor(mode="sgd", random_state=0)
+    rates = []
+    for k in range(0, 20_000, 2_000):
+        poor.partial_fit(X[k:k + 2_000], y[k:k + 2_000])
+        clean.partial_fit(X[k:k + 2_000], y[k:k + 2_000])
+        rates.append(poor.result_.learning_rate)
+    loss = fastgd.mse(X, y, poor.coef_, poor.intercept_)
+    # measured: 1.3x, 1.4x, 1.6x the optimum; without the poor call 2.1x
+    assert loss < 2.0 * best
+    assert loss <= 1.1 * fastgd.mse(X, y, clean.coef_, clean.intercept_)
+    assert all(b <= a for a, b in zip(rates, rates[1:]))  # the automatic rate never grows
+
+
+@pytest.mark.parametrize("mode", ["minibatch", "batch"])
+@pytest.mark.parametrize("first", ["one row", "two rows", "constant column"])
+def test_partial_fit_in_the_other_modes_survives_a_poor_first_call(mode, first):
+    """A few steps per call: no accuracy claim, but no divergence and finite weights that
+    improve on the starting point (oracle: the loss of the zero model)."""
+    X, y = _stream()
+    est = GDRegressor(mode=mode, random_state=0).partial_fit(*_poor_first_calls(X, y)[first])
+    for k in range(0, 20_000, 2_000):
+        est.partial_fit(X[k:k + 2_000], y[k:k + 2_000])
+    assert np.isfinite(est.coef_).all() and np.isfinite(est.intercept_)
+    assert fastgd.mse(X, y, est.coef_, est.intercept_) < fastgd.mse(X, y, np.zeros(3), 0.0)
+
+
+def test_partial_fit_divergence_advises_partial_fit_and_keeps_the_estimator():
+    X, y = _stream()
+    est = GDRegressor(mode="sgd", learning_rate=0.01, scale=False, random_state=0)
+    est.partial_fit(X[:1000] * 1e-3, y[:1000] * 1e-3)
+    coef, b, n_iter = est.coef_.copy(), est.intercept_, est.n_iter_
+    with pytest.raises(fastgd.DivergenceError, match=r"partial_fit diverged on this call's rows .*"
+                       r"use a smaller learning_rate, or learning_rate='auto' \(a rate safe for "
+                       r"the rows of every call") as info:
+        est.partial_fit(X[1000:2000], y[1000:2000])
+    assert "keeps its state from before this call" in str(info.value)
+    assert np.array_equal(est.coef_, coef) and est.intercept_ == b and est.n_iter_ == n_iter
+    # the state carried is the one before the failed call: the same rows again continue it
+    again = GDRegressor(mode="sgd", learning_rate=0.01, scale=False, random_state=0)
+    again.partial_fit(X[:1000] * 1e-3, y[:1000] * 1e-3)
+    est.partial_fit(X[:1000] * 1e-3, y[:1000] * 1e-3)
+    again.partial_fit(X[:1000] * 1e-3, y[:1000] * 1e-3)
+    assert np.array_equal(est.coef_, again.coef_)
 
 
 def test_partial_fit_converges_over_many_calls_and_fit_resets():

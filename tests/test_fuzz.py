@@ -256,3 +256,151 @@ def test_dask_blocks_contract(problem, kw, n_blocks, seed):
             return  # mixing is within blocks locally, across blocks on dask: by design
         assert np.array_equal(remote.coef, local.coef) and remote.intercept == local.intercept
         assert np.array_equal(remote.loss_history, local.loss_history)
+
+
+# --- model files and checkpoints under random edits (issue 17) --------------------------------
+#
+# A valid file, edited at random (a key deleted, a value of another type, NaN or inf, a number
+# changed, an unknown key, the text truncated, bytes of junk, a number beyond float64): either it
+# still holds a valid model that predicts finite values (a checkpoint that resumes to a finite
+# result, or diverges with a finite .result), or reading it raises one ValueError or TypeError
+# whose message begins with the file's path. Never another exception, a traceback from inside,
+# or NaN out of predict.
+
+#: values an edit may put anywhere: every JSON type, NaN and inf, moderate numbers (a huge one
+#: would make a valid model's predictions overflow, or a valid checkpoint run for ever)
+JSON_VALUES = st.one_of(
+    st.none(), st.booleans(), st.integers(-10, 10),
+    st.floats(-1e6, 1e6), st.sampled_from((float("nan"), float("inf"), float("-inf"))),
+    st.text(max_size=4), st.lists(st.integers(-3, 3), max_size=3),
+    st.dictionaries(st.text(max_size=3), st.integers(-3, 3), max_size=2))
+
+
+def _paths(v, prefix=()):
+    """Every path into the JSON value ``v`` (dict keys and list indices)."""
+    out = []
+    items = v.items() if isinstance(v, dict) else enumerate(v) if isinstance(v, list) else ()
+    for k, x in items:
+        out.append(prefix + (k,))
+        out.extend(_paths(x, prefix + (k,)))
+    return out
+
+
+def _edit_document(data, doc):
+    """``doc`` (a deep copy) after 1 to 3 random edits, as the bytes of a file."""
+    import copy
+    import json
+
+    doc = copy.deepcopy(doc)
+    for _ in range(data.draw(st.integers(1, 3), label="edits")):
+        paths = _paths(doc)
+        path = paths[data.draw(st.integers(0, len(paths) - 1), label="path")]
+        parent = doc
+        for k in path[:-1]:
+            parent = parent[k]
+        key = path[-1]
+        op = data.draw(st.sampled_from(("delete", "replace", "number", "add")), label="op")
+        if op == "delete":
+            del parent[key]
+        elif op == "replace":
+            parent[key] = data.draw(JSON_VALUES, label="value")
+        elif op == "number" and isinstance(parent[key], (int, float)) and not isinstance(parent[key], bool):
+            factor = data.draw(st.sampled_from((-1, 0, 0.5, 2, 1000)), label="factor")
+            parent[key] = type(parent[key])(parent[key] * factor)
+        elif isinstance(parent[key], dict):
+            parent[key][data.draw(st.text(max_size=6), label="new key")] = data.draw(JSON_VALUES)
+    raw = json.dumps(doc).encode()
+    damage = data.draw(st.sampled_from(("none", "truncate", "junk", "1e400")), label="damage")
+    if damage == "truncate":
+        raw = raw[:data.draw(st.integers(0, len(raw) - 1), label="at")]
+    elif damage == "junk":
+        at = data.draw(st.integers(0, len(raw)), label="at")
+        raw = raw[:at] + data.draw(st.binary(min_size=1, max_size=16), label="junk") + raw[at + 1:]
+    elif damage == "1e400":
+        raw = raw.replace(b"0.", b"1e400", 1) if b"0." in raw else raw
+    return raw
+
+
+def _names_the_file(err, path):
+    assert isinstance(err, (ValueError, TypeError)), repr(err)
+    assert not isinstance(err, np.linalg.LinAlgError), err
+    assert str(err).startswith(str(path)), f"the error does not begin with the file: {err}"
+
+
+@pytest.fixture(scope="module")
+def file_fuzz(tmp_path_factory):
+    """Data, a folder, and valid documents: two model files and four checkpoints (batch
+    gram and streaming, SGD with an int seed and early stopping, SGD from a Generator)."""
+    import json
+
+    folder = tmp_path_factory.mktemp("file-fuzz")
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(300, 2))
+    y = X @ [1.0, -2.0] + 0.5 + 0.1 * rng.normal(size=300)
+    models = []
+    for kw in (dict(), dict(mode="sgd", epochs=2, random_state=np.random.default_rng(1))):
+        fastgd.fit(X, y, **kw).save(folder / "m.json")
+        models.append(json.loads((folder / "m.json").read_text()))
+    ckpts = []
+    for kw in (dict(epochs=3, tol=None), dict(solver="stream", optimizer="nesterov", epochs=3),
+               dict(mode="sgd", epochs=3, random_state=2, early_stopping=True, tol=1e-12,
+                    n_iter_no_change=5),
+               dict(mode="minibatch", epochs=3, random_state=np.random.default_rng(3))):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", fastgd.ConvergenceWarning)  # 3 epochs: on purpose
+            fastgd.fit(X, y, checkpoint=folder / "c.ckpt", **kw)
+        ckpts.append(json.loads((folder / "c.ckpt").read_text()))
+    return X, y, folder, models, ckpts
+
+
+@FUZZ
+@given(st.data())
+def test_edited_model_files_load_or_name_the_file(file_fuzz, data):
+    X, _, folder, models, _ = file_fuzz
+    doc = models[data.draw(st.integers(0, len(models) - 1), label="model")]
+    path = folder / "edited.json"
+    path.write_bytes(_edit_document(data, doc))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)
+            model = fastgd.load(path)
+            pred = model.predict(np.random.default_rng(0).uniform(-1, 1, (5, model.coef.shape[0])))
+    except Exception as err:  # noqa: BLE001 - the property is about which exceptions
+        _names_the_file(err, path)
+        event("refused")
+        return
+    assert np.isfinite(model.coef).all() and np.isfinite(model.intercept)
+    assert np.isfinite(pred).all(), pred
+    assert model.plan is None or model.plan.facts.d == model.coef.shape[0]
+    event("loaded")
+
+
+@FUZZ
+@given(st.data())
+def test_edited_checkpoints_resume_or_name_the_file(file_fuzz, data):
+    X, y, folder, _, ckpts = file_fuzz
+    doc = ckpts[data.draw(st.integers(0, len(ckpts) - 1), label="checkpoint")]
+    if data.draw(st.booleans(), label="without checksum"):
+        # as a checkpoint from before checksums: the edits that keep every field well
+        # formed then reach the fit, which must resume from them or refuse clearly
+        doc = {k: v for k, v in doc.items() if k != "checksum"}
+    path = folder / "edited.ckpt"
+    path.write_bytes(_edit_document(data, doc))
+    faulthandler.dump_traceback_later(HANG_S, exit=True)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)
+            warnings.simplefilter("ignore", fastgd.ConvergenceWarning)
+            res = fastgd.resume(path, X, y)
+    except fastgd.DivergenceError as err:
+        _finite_result(err.result)
+        event("diverged")
+        return
+    except Exception as err:  # noqa: BLE001 - the property is about which exceptions
+        _names_the_file(err, path)
+        event("refused")
+        return
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+    _finite_result(res)
+    event("resumed")

@@ -165,3 +165,32 @@ def test_mse_bad_coef():
 def test_missing_targets_are_named():
     with pytest.raises(TypeError, match="y is None: pass the targets"):
         fastgd.fit([1.0, 2.0], None)
+
+
+# --- the entries' own parameters (issue 17): checked like the fit's settings ----------------
+
+@pytest.mark.parametrize("call,exc,match", [
+    (lambda: fastgd.fit(X, Y, checkpoint_every=0), ValueError, r"checkpoint_every must be >= 1, got 0"),
+    (lambda: fastgd.fit(X, Y, checkpoint_every=1.5), TypeError, r"checkpoint_every must be an integer"),
+    (lambda: fastgd.fit(X, Y, progress="yes"), ValueError, r"progress must be True, False or 'auto'"),
+    (lambda: fastgd.fit(X, Y, callback=print, progress=1), ValueError, r"progress must be True"),
+    (lambda: fastgd.fit(X, Y, callback="print"), TypeError, r"callback must be callable"),
+    (lambda: fastgd.fit_chunks([(X, Y)], checkpoint_every=-2), ValueError,
+     r"checkpoint_every must be >= 1, got -2"),
+    (lambda: fastgd.fit_chunks([(X, Y)], progress=None), ValueError, r"progress must be True"),
+    (lambda: fastgd.fit_chunks([(X, Y)], callback=3), TypeError, r"callback must be callable"),
+    (lambda: fastgd.mse(X, Y, [1.0, 1.0], parallel="fast"), ValueError,
+     r"parallel must be True, False or 'auto', got 'fast'"),
+    (lambda: fastgd.sse(X, Y, [1.0, 1.0], parallel=2), ValueError, r"parallel must be True, False"),
+    (lambda: fastgd.mse(X, Y, [1.0, 1.0], sample_weight=-np.ones(10)), ValueError,
+     r"sample_weight has 10 negative value"),
+    (lambda: fastgd.fit(X, Y, learning_rate=1e-3, epochs=1).loss(X, Y, sample_weight=np.ones(3)), ValueError,
+     r"sample_weight must be 1-D with one weight per row \(10\)"),
+    (lambda: fastgd.resume(None, X, Y), TypeError, r"checkpoint's path must be a string or a path-like"),
+    (lambda: fastgd.load(["m.json"]), TypeError, r"model file's path must be a string or a path-like"),
+])
+def test_entry_parameters_are_checked_before_anything_runs(call, exc, match):
+    """Before the issue, checkpoint_every and the rest were checked only when a checkpoint
+    was asked for (or not at all): ``fit(X, y, checkpoint_every=0)`` ran."""
+    with pytest.raises(exc, match=match):
+        call()
