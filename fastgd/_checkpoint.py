@@ -278,6 +278,9 @@ _FINGERPRINT_KEYS = {
     "file": ("file", "size", "mtime_ns", "x", "y", "weight", "header", "delimiter",
              "block_rows"),
 }
+#: keys a fingerprint may have besides: the positions of a file's columns (written since
+#: CSV headers may repeat a name; older checkpoints go by the names)
+_FINGERPRINT_OPTIONAL = {"file": ("columns",)}
 
 
 def _check_fingerprint(f, fp, plan):
@@ -288,7 +291,7 @@ def _check_fingerprint(f, fp, plan):
     if kind not in _FINGERPRINT_KEYS:
         raise f.error("fingerprint.source", f"must be 'chunks' or 'dask' (or absent, for "
                                             f"arrays), got {kind!r:.40}")
-    f.keys(fp, "fingerprint", _FINGERPRINT_KEYS[kind])
+    f.keys(fp, "fingerprint", _FINGERPRINT_KEYS[kind], _FINGERPRINT_OPTIONAL.get(kind, ()))
     facts = plan.facts
     if kind == "file":
         if not f.text(fp["file"], "fingerprint.file") or "\x00" in fp["file"]:
@@ -311,6 +314,13 @@ def _check_fingerprint(f, fp, plan):
         if len(f.text(fp["delimiter"], "fingerprint.delimiter")) != 1:
             raise f.error("fingerprint.delimiter", f"must be one character, got {fp['delimiter']!r:.20}")
         f.integer(fp["block_rows"], "fingerprint.block_rows", 1)
+        if "columns" in fp:
+            cols = fp["columns"]
+            want = facts.d + 1 + (fp["weight"] is not None)
+            if not isinstance(cols, list) or len(cols) != want:
+                raise f.error("fingerprint.columns", f"must be a list of {want} column positions")
+            for i, c in enumerate(cols):
+                f.integer(c, f"fingerprint.columns[{i}]", 0)
         return
     n = f.integer(fp["n"], "fingerprint.n", 1)
     d = f.integer(fp["d"], "fingerprint.d", 1)

@@ -62,10 +62,16 @@ def _quiet(func):
 
 
 def _rows(data):
-    """``(X, y, w)`` as float64 (``w`` None when unweighted)."""
-    X = data.X if data.X.dtype == np.float64 else data.X.astype(np.float64)
-    y = data.y if data.y.dtype == np.float64 else data.y.astype(np.float64)
-    return X, y, (data.sw if data.sw.shape[0] else None)
+    """``(X, y, w)`` as aligned float64 arrays (``w`` None when unweighted).
+
+    An array not aligned to its item size (a Dask block unpickled at an odd offset) is
+    copied: NumPy reduces such an array through its buffers, in pieces, so ``np.sum``
+    of the same values gave other bits than on an aligned copy (seen: two runs of one
+    dask fit differed in the last bit)."""
+    X = data.X if (data.X.dtype == np.float64 and data.X.flags.aligned) else data.X.astype(np.float64)
+    y = data.y if (data.y.dtype == np.float64 and data.y.flags.aligned) else data.y.astype(np.float64)
+    w = data.sw if data.sw.flags.aligned else data.sw.copy()
+    return X, y, (w if w.shape[0] else None)
 
 
 @_quiet

@@ -231,6 +231,11 @@ def check_data(X, y, sample_weight=None, parallel="auto", check_finite_xy=True,
                 f"{sw.shape}"
             )
         sw = np.ascontiguousarray(sw, dtype=np.float64)
+        if not sw.flags.aligned:
+            # NumPy sums an unaligned array through its buffers, in pieces: the total's
+            # last bits would depend on where the block landed in memory (a Dask block
+            # unpickled at an odd offset); an aligned copy costs one pass over n values
+            sw = sw.copy()
         check_finite(sw, "sample_weight", par)
         n_neg = int(np.count_nonzero(sw < 0))
         if n_neg:
