@@ -12,7 +12,6 @@ import numpy as np
 from . import _validation as V
 from ._checkpoint import Checkpointer, check_same_data, fingerprint
 from ._checkpoint import read as read_checkpoint
-from ._config import serialized_under_workqueue
 from ._engine import run, run_partial
 from ._frames import column_names
 from .dask import is_dask
@@ -24,7 +23,6 @@ from ._sources import ArraySource, ChunkSource
 __all__ = ["fit", "fit_chunks", "resume", "mse", "sse"]
 
 
-@serialized_under_workqueue
 def fit(X, y, *, mode="batch", learning_rate="auto", epochs=None, batch_size=None, tol="auto",
         fit_intercept=True, sample_weight=None, init_coef=None, init_intercept=0.0,
         reduction="mean", parallel="auto", shuffle=True, random_state=None, callback=None,
@@ -281,7 +279,6 @@ def _fit_dask(X, y, sample_weight, settings, init_coef, init_intercept, callback
                                **({} if names is None else {"feature_names": names}))
 
 
-@serialized_under_workqueue
 def resume(path, X=None, y=None, *, sample_weight=None, chunks=None, callback=None,
            progress="auto", checkpoint_every=None):
     """Continue the fit whose checkpoint is at ``path`` (written by
@@ -346,7 +343,6 @@ def resume(path, X=None, y=None, *, sample_weight=None, chunks=None, callback=No
     return res if names is None else dataclasses.replace(res, feature_names=names)
 
 
-@serialized_under_workqueue
 def fit_chunks(chunks, *, sample_weight=None, init_coef=None, init_intercept=0.0, callback=None,
                progress="auto", **fit_kwargs):
     """Fit rows that arrive in blocks: the same fits as :func:`fit`, block by block.
@@ -436,7 +432,6 @@ def fit_chunks(chunks, *, sample_weight=None, init_coef=None, init_intercept=0.0
     return res if source.names is None else dataclasses.replace(res, feature_names=source.names)
 
 
-@serialized_under_workqueue
 def _partial_epoch(X, y, *, sample_weight=None, state=None, init_coef=None, init_intercept=0.0,
                    **settings):
     """One epoch of a stochastic mode over ``(X, y)``, continuing ``state`` (None on the

@@ -166,7 +166,3 @@ def _use_user_cache(disp):
     except RuntimeError:  # "cannot cache function ...: no locator available"
         return False
     return True
-
-
-def serialized_under_workqueue(func):  # TODO(issue 18): remove with its last users after the merge
-    return func

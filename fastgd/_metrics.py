@@ -4,7 +4,6 @@ import numbers
 import numpy as np
 
 from . import _validation as V
-from ._config import serialized_under_workqueue
 from ._drivers import Objective
 from ._plan import check_entry
 from ._sources import ArraySource
@@ -40,7 +39,6 @@ def _loss(X, y, coef, intercept, sample_weight, parallel, reduction):
     return Objective(source, reduction, True).loss(full)
 
 
-@serialized_under_workqueue
 def mse(X, y, coef, intercept=0.0, *, sample_weight=None, parallel="auto"):
     """Mean squared error ``sum(w r^2) / sum(w)`` of ``r = y - (X @ coef + intercept)``.
 
@@ -57,7 +55,6 @@ def mse(X, y, coef, intercept=0.0, *, sample_weight=None, parallel="auto"):
     return _loss(X, y, coef, intercept, sample_weight, parallel, "mean")
 
 
-@serialized_under_workqueue
 def sse(X, y, coef, intercept=0.0, *, sample_weight=None, parallel="auto"):
     """Sum of squared errors ``sum(w r^2)``; see :func:`mse`.
 

@@ -3,7 +3,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._config import serialized_under_workqueue
 from ._frames import check_feature_names, column_names
 from ._metrics import mse, sse
 from ._validation import check_X
@@ -151,7 +150,6 @@ class FitResult:
         """The loss after the last epoch (``loss_history[-1]``)."""
         return float(self.loss_history[-1])
 
-    @serialized_under_workqueue
     def predict(self, X):
         """Predictions ``X @ coef + intercept``.
 

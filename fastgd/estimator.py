@@ -23,7 +23,6 @@ from . import _frames
 from . import dask as _dask
 from . import _validation as V
 from ._api import _partial_epoch, fit
-from ._config import serialized_under_workqueue
 from ._plan import PARAMS, check_entry
 
 __all__ = ["GDRegressor"]
@@ -145,7 +144,6 @@ class GDRegressor(RegressorMixin, BaseEstimator):
 
     # -- fitting -------------------------------------------------------------------------
 
-    @serialized_under_workqueue
     def fit(self, X, y, sample_weight=None):
         """Fit on ``X`` (n_samples, n_features) and ``y`` (n_samples,); returns self.
 
@@ -153,7 +151,6 @@ class GDRegressor(RegressorMixin, BaseEstimator):
         ``partial_fit`` state."""
         return self._fit(X, y, sample_weight, partial=False)
 
-    @serialized_under_workqueue
     def partial_fit(self, X, y, sample_weight=None):
         """One epoch of the stochastic mode over these rows, continuing from the previous
         call (see the class notes); returns self."""
@@ -216,7 +213,6 @@ class GDRegressor(RegressorMixin, BaseEstimator):
 
     # -- predicting ----------------------------------------------------------------------
 
-    @serialized_under_workqueue
     def predict(self, X):
         """``X @ coef_ + intercept_`` (float64, shape (n_samples,)); for a dask array or
         DataFrame, a lazy dask array."""
@@ -233,7 +229,6 @@ class GDRegressor(RegressorMixin, BaseEstimator):
         V.check_finite(X, "X", V.use_parallel("auto", X.shape[0], X.shape[1]))
         return X.astype(np.float64, copy=False) @ self.coef_ + self.intercept_
 
-    @serialized_under_workqueue
     def score(self, X, y, sample_weight=None):
         """R² of the predictions (scikit-learn's definition). For dask inputs it is
         reduced on the cluster: only two sums come back."""

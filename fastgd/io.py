@@ -18,7 +18,6 @@ import numpy as np
 
 from . import _validation as V
 from ._checkpoint import Checkpointer, check_same_file, file_fingerprint
-from ._config import serialized_under_workqueue
 from ._model import MODEL_FORMAT, read_versioned, save  # noqa: F401 (save: fastgd.io.save)
 from ._engine import run
 from ._plan import FitPlan
@@ -517,7 +516,6 @@ def _source(reader, parallel):
     return _FileBlocks(reader, parallel, n_blocks) if n_blocks else ChunkSource(reader, parallel=parallel)
 
 
-@serialized_under_workqueue
 def fit_file(path, *, x, y, weight=None, header=True, delimiter=",", block_rows=None,
              **fit_kwargs):
     """Fit the columns ``x`` (X) and ``y`` of a CSV or Parquet file, read in blocks.

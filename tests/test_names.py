@@ -176,8 +176,8 @@ def test_cli_predict_uses_names_and_refuses_a_swap(tmp_path):
     assert proc.returncode == 0, proc.stderr
     res = fastgd.load(model)
     want = np.c_[x, a] @ res.coef + res.intercept
-    for given in ([], ["--x", "x", "--x", "a"]):  # the model's names, in its order
-        proc = _cli("predict", str(model), str(data), *given)
+    for cols in ([], ["--x", "x", "--x", "a"]):  # the model's names, in its order
+        proc = _cli("predict", str(model), str(data), *cols)
         assert proc.returncode == 0, proc.stderr
         got = np.loadtxt(proc.stdout.splitlines()[1:])
         assert np.array_equal(got, want)
