@@ -56,6 +56,7 @@ def run(plan, source, coef0, *, callback=None, t0=None, progress=False, checkpoi
             f"scale=True); this fit runs the {plan.engine!r} engine (a numeric "
             "learning_rate on unscaled data). Use scale=True, or no checkpoint"
         )
+    source.numpy_passes = plan.numpy_passes
     with _Monitor(callback, progress, plan, source) as monitor:
         res = _run(plan, source, coef0, monitor, t0, (checkpoint, resume))
     if monitor.interrupted:

@@ -50,14 +50,16 @@ MODES = ("batch", "minibatch", "sgd")
 STOCHASTIC = ("minibatch", "sgd")
 
 #: ``parallel="auto"`` runs per-row SGD with the automatic rate as parameter mixing from
-#: this many rows. Measured on the 2-core reference machine (scaled columns of mixed
-#: magnitudes, seeds 0-2, best of 3; serial / mixing): d = 1, n = 5,000: 0.57 / 0.67 ms;
-#: n = 20,000: 1.31 / 1.30 ms; n = 10^5: 5.6 / 4.6 ms; n = 10^6: 57 / 31 ms; d = 5 mixing is
-#: as fast from 5,000 rows and 1.9x faster at 10^6. Mixing (averaged from the second
-#: epoch) was as accurate or more at every size measured (10^6 x 5, 3 epochs: excess MSE
-#: 3.1e-7 against 8.0e-5 serial). The choice depends on n only, never on the thread
-#: count, so a seed gives the same result on any machine.
-SGD_MIX_MIN_ROWS = 20_000
+#: this many rows. Measured on the 2-core reference machine after the parallel passes
+#: moved to fastgd's own threads (10 epochs, best of 5; mixing / serial time): d = 1,
+#: n = 2e4 1.48, 5e4 1.27, 1e5 1.06, 2e5 0.97, 5e5 0.88, 1e6 0.62; d = 5: 2e4 1.21, 5e4
+#: 1.03, 1e5 1.09, 2e5 0.79, 5e5 0.68, 1e6 0.51 (below 2e5 rows a part's share of an
+#: epoch is shorter than handing it to a thread). With OpenMP the tie had been at 2e4
+#: rows. Mixing (averaged from the second epoch) was as accurate or more at every size
+#: measured (10^6 x 5, 3 epochs: excess MSE 3.1e-7 against 8.0e-5 serial). The choice
+#: depends on n only, never on the thread count, so a seed gives the same result on any
+#: machine.
+SGD_MIX_MIN_ROWS = 200_000
 
 #: the engines a plan can run (``plan.engine``)
 ENGINES = ("textbook", "batch", "sgd_raw", "sgd_scaled")
@@ -506,6 +508,16 @@ class FitPlan:
         """True when the fit can run from one pass over the data (the squared-loss gram
         path: every iteration works on the sufficient statistics)."""
         return self.engine == "batch" and self.solver == "gram"
+
+    @property
+    def numpy_passes(self):
+        """Whether the loss/gradient passes over small blocks may run in NumPy (see
+        :mod:`fastgd._small`): for fits that make few of them (the gram path: one
+        refinement pass; the stochastic modes: one loss pass an epoch). The iterative
+        streaming fits (textbook, streaming solver, Huber, L1) compile their kernels,
+        which run those passes 2 to 10 times faster."""
+        return self.engine in ("sgd_raw", "sgd_scaled") or (
+            self.engine == "batch" and self.solver == "gram")
 
     def with_facts(self, facts):
         """The same settings resolved for other data (e.g. once a stream's size is known),

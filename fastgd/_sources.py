@@ -87,6 +87,12 @@ class Source:
     #: ``(x_exp, y_exp)`` when the rows are the data in power-of-two units (see
     #: :class:`Rescaled`); None for the data as given
     units = None
+    #: whether the loss/gradient passes of small blocks may run in NumPy (see
+    #: :mod:`fastgd._small`); the engine sets it from the plan: True for fits that make
+    #: few such passes (the gram path, the stochastic modes' one loss pass an epoch),
+    #: False for the iterative streaming fits, whose passes the kernels run 2 to 10 times
+    #: faster (measured), so their compilation pays for itself
+    numpy_passes = True
 
     def __init__(self):
         self.verified = False  # X and y known to be finite
@@ -150,13 +156,13 @@ class Source:
 
     def sse_grad(self, coef):
         """``[sum w r^2, sum w r, sum w r x_j ...]`` at ``coef`` (float64 ``(d + 2,)``)."""
-        total = _add_in_order(self._map(sse_part, coef))
+        total = _add_in_order(self._map(sse_part, coef, self.numpy_passes))
         self._proof(total)
         return total
 
     def huber_grad(self, coef, epsilon):
         """The Huber loss's ``[sum w h(r), sum w psi(r), sum w psi(r) x_j ...]``."""
-        total = _add_in_order(self._map(huber_part, coef, epsilon))
+        total = _add_in_order(self._map(huber_part, coef, epsilon, self.numpy_passes))
         self._proof(total)
         return total
 
@@ -226,7 +232,7 @@ class Source:
         """``(sum w loss(r), sum w)`` over the rows ``idx[k]`` of each block ``k``."""
         params = np.array([1.0 if huber else 0.0, epsilon])
         s = w = 0.0
-        for sb, wb in self._map(subset_loss_part, coef, params, each=idx):
+        for sb, wb in self._map(subset_loss_part, coef, params, self.numpy_passes, each=idx):
             s += sb
             w += wb
         return s, w
@@ -265,8 +271,8 @@ def finite_part(data, parallel):
     return None
 
 
-def sse_part(data, parallel, coef):
-    if _small.is_small(data.n, data.d):
+def sse_part(data, parallel, coef, numpy_passes=True):
+    if numpy_passes and _small.is_small(data.n, data.d):
         return _small.sse_grad(data, coef)
     nc = n_chunks(data.n)
     out = np.empty((nc, data.d + 2))
@@ -275,8 +281,8 @@ def sse_part(data, parallel, coef):
     return out.sum(axis=0)
 
 
-def huber_part(data, parallel, coef, epsilon):
-    if _small.is_small(data.n, data.d):
+def huber_part(data, parallel, coef, epsilon, numpy_passes=True):
+    if numpy_passes and _small.is_small(data.n, data.d):
         return _small.huber_grad(data, coef, epsilon)
     nc = n_chunks(data.n)
     out = np.empty((nc, data.d + 2))
@@ -399,8 +405,8 @@ def weight_part(data, parallel):
     return data.weight_total
 
 
-def subset_loss_part(data, parallel, rows, coef, params):
-    if _small.is_small(data.n, data.d):
+def subset_loss_part(data, parallel, rows, coef, params, numpy_passes=True):
+    if numpy_passes and _small.is_small(data.n, data.d):
         return _small.subset_loss(data, _indices(rows), coef, params[0] != 0.0, params[1])
     out = np.empty(2)
     K._subset_loss(data.X, data.y, data.sw, _indices(rows), coef, params, out)
@@ -612,7 +618,7 @@ class ArraySource(Source):
         self.data = data
         self.block = Block(data, 0, 0, bool(parallel))
         self.verified = verified
-        self.small = _small.is_small(data.n, data.d)  # passes in NumPy (see fastgd._small)
+        self._small = _small.is_small(data.n, data.d)  # passes in NumPy (see fastgd._small)
         self._sse = self._huber = None
 
     n = rows_known = property(lambda self: self.data.n)
@@ -638,7 +644,7 @@ class ArraySource(Source):
     # and allocation cost 3 us a pass, 15% of an epoch at 10^5 rows).
     def sse_grad(self, coef):
         d = self.data
-        if self.small:
+        if self._small and self.numpy_passes:
             s = _small.sse_grad(d, coef)
             if not self.verified:
                 self._proof(s)
@@ -656,7 +662,7 @@ class ArraySource(Source):
 
     def huber_grad(self, coef, epsilon):
         d = self.data
-        if self.small:
+        if self._small and self.numpy_passes:
             s = _small.huber_grad(d, coef, epsilon)
             if not self.verified:
                 self._proof(s)
@@ -929,6 +935,13 @@ def rescaled(source, x_exp, y_exp):
     other sources (:class:`Rescaled`). ``source`` must be proved finite already.
     """
     units = (np.asarray(x_exp, dtype=np.int64), int(y_exp))
+    out = _rescaled(source, units)
+    out.units = units
+    out.numpy_passes = source.numpy_passes
+    return out
+
+
+def _rescaled(source, units):
     if hasattr(source, "in_units"):  # blocks elsewhere: converted where they are
         out = source.in_units(units)
         out.verified = True
@@ -936,7 +949,6 @@ def rescaled(source, x_exp, y_exp):
         out = ArraySource(_in_units(source.data, units), source.block.parallel, verified=True)
     else:
         out = Rescaled(source, units)
-    out.units = units
     return out
 
 

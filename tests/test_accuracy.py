@@ -9,6 +9,7 @@ import pytest
 
 import fastgd
 from tests._accuracy_cases import datasets, error, exact
+from tests.test_fuzz import _loss_is_measured
 
 pytest.importorskip("mpmath", reason="the 80-digit oracle needs mpmath (the test extra)")
 
@@ -44,8 +45,10 @@ def test_within_10x_of_lstsq(solutions, name, kw):
         assert issubclass(warned[0].category, fastgd.IllConditionedWarning)
         assert "condition number of the scaled design is about" in str(warned[0].message)
     assert res.converged
-    if "penalty" not in kw:
-        assert res.final_loss == pytest.approx(fastgd.mse(X, y, res.coef, res.intercept), rel=1e-12)
+    # the reported loss is the loss of the returned coefficients: to 1e-12, above the
+    # rounding floor of residuals far smaller than the terms that make them (x^8 columns:
+    # the fit's compiled pass and fastgd.mse's NumPy pass round them differently)
+    _loss_is_measured(res, X, y, None)
 
 
 @pytest.mark.parametrize("name", list(CASES))

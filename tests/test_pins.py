@@ -18,10 +18,15 @@ Since issue 18 every case is pinned twice. ``kernels:...``: every pass forced th
 compiled kernels; these are the pins of before, bit for bit (parallel passes moved from
 numba's ``prange`` to fastgd's own threads without changing one). The plain keys: the fit
 as it runs, which for blocks of at most 2^20 values computes its passes in NumPy
-(``fastgd._small``: no kernel to compile on a cold start); regenerated then: coefficients
-moved by at most 5e-13 relative, loss histories by at most 1.5e-10 (the gram path's
-losses computed from the statistics near the optimum), and two runs stopped one
-iteration earlier or later at the rounding-level stopping test.
+(``fastgd._small``: no kernel to compile on a cold start) in the fits that make few
+passes (the gram path, the stochastic modes), and the iterative streaming fits
+(textbook, stream, Huber, L1) run their loss/gradient passes through the kernels (their
+one-off moments pass in NumPy); regenerated then: coefficients moved by at most 5e-13 relative, loss histories by at
+most 1.5e-10 (the gram path's losses computed from the statistics near the optimum), and
+two runs stopped one iteration earlier or later at the rounding-level stopping test.
+``sgd-default`` at 70,000 rows moved on both paths: ``parallel="auto"`` now runs
+parameter mixing from 200,000 rows (it was 20,000 with OpenMP; see fastgd/_plan.py),
+so that fit is serial averaged SGD now.
 
 The fits run in a subprocess with numba's on-disk cache off (``FASTGD_DISABLE_CACHE=1``):
 measured with numba 0.68, a kernel loaded from the cache can differ from the same kernel

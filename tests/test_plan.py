@@ -54,10 +54,13 @@ def test_every_auto_has_its_reason():
 
 
 def test_sgd_auto_mixing_depends_on_rows_not_threads():
-    small = FitPlan.build(DataFacts(n=19_999, d=2, dtype="float64", weighted=False), mode="sgd")
-    big = FitPlan.build(DataFacts(n=20_000, d=2, dtype="float64", weighted=False), mode="sgd")
+    from fastgd._plan import SGD_MIX_MIN_ROWS
+
+    m = SGD_MIX_MIN_ROWS
+    small = FitPlan.build(DataFacts(n=m - 1, d=2, dtype="float64", weighted=False), mode="sgd")
+    big = FitPlan.build(DataFacts(n=m, d=2, dtype="float64", weighted=False), mode="sgd")
     assert not small.mixing and big.mixing and big.average_after_epochs == 1
-    assert "20000" in big.reasons["mixing"]
+    assert str(m) in big.reasons["mixing"]
     raw = FitPlan.build(DataFacts(n=10**6, d=2, dtype="float64", weighted=False), mode="sgd",
                         learning_rate=0.01)
     mb = FitPlan.build(DataFacts(n=10**6, d=2, dtype="float64", weighted=False), mode="minibatch")
