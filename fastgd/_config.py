@@ -88,15 +88,35 @@ def jit(func=None, *, fastmath=True, inline=False):
 
 class _LazyModule:
     """A module imported on first attribute access (its attributes are then copied
-    here, so later accesses cost a dictionary lookup)."""
+    here, so later accesses cost a dictionary lookup). ``on_import``: functions called
+    once, just before the first import."""
 
     def __init__(self, name):
         self.__dict__["_name"] = name
+        self.__dict__["on_import"] = []
 
     def __getattr__(self, attr):
+        for hook in self.__dict__["on_import"]:
+            hook()
+        self.__dict__["on_import"] = []
         module = importlib.import_module(self.__dict__["_name"])
         self.__dict__.update(vars(module))
         return getattr(module, attr)
+
+
+#: the modules of the kernels, whose cached files say whether a run will compile
+KERNEL_MODULES = ("finite", "gradient", "moments", "permutation", "sgd")
+
+
+def kernels_cached():
+    """Whether the kernel cache holds compiled kernels of this fastgd (any of them): when
+    it holds none, the first pass that needs a kernel compiles it (a second or so each)."""
+    if not CACHE:
+        return False
+    root = cache_dir()
+    if not root.is_dir():
+        return False
+    return any(f.name.split(".", 1)[0] in KERNEL_MODULES for f in root.rglob("*.nbi"))
 
 
 #: :mod:`fastgd.kernels`, imported (with numba) on first use

@@ -301,7 +301,7 @@ def moments_part(data, parallel, full):
     if full:
         n_blocks, sub_rows = moment_layout(data.n, data.d)
         out = np.empty((n_blocks, 1 + k + k * k))
-        kernel = K._moments
+        kernel = K._moments_1d if (data.d == 1 and data.sw.shape[0] == 0) else K._moments
     else:
         n_blocks, sub_rows = moment_layout(data.n, 1)
         out = np.empty((n_blocks, 1 + 2 * k))

@@ -45,10 +45,15 @@ def demo(n=10_000_000, seed=0, out=sys.stdout):
           f"{DEMO_INTERCEPT:+} with N(0, {DEMO_NOISE}^2) noise (seed {seed}), "
           f"{fastgd.get_num_threads()} threads; data made in {time.perf_counter() - t:.2f} s",
           file=out)
-    # One small warm-up per mode, so compile time is shown once and not in the rates.
+    # One warm-up per mode, so compile time is shown once and not in the rates: on the
+    # first rows of the data, enough of them for the passes of the data's size (small
+    # blocks run in NumPy and compile nothing; larger ones run the kernels)
+    from ._small import SMALL_VALUES
+
+    m = min(n, max(4096, SMALL_VALUES // 2 + 1))
     t = time.perf_counter()
     for mode, parallel, _, _ in _demo_runs(1, 1):
-        fastgd.fit(x[:4096], y[:4096], mode=mode, epochs=1, parallel=parallel, random_state=0)
+        fastgd.fit(x[:m], y[:m], mode=mode, epochs=1, parallel=parallel, random_state=0)
     print(f"JIT warm-up (compile or cache load): {time.perf_counter() - t:.2f} s\n", file=out)
     header = (f"{'mode':<10} {'parallel':<8} {'epochs':>6} {'ms/epoch':>9} {'final MSE':>12} "
               f"{'slope':>10} {'intercept':>10}")
@@ -435,6 +440,23 @@ def _predict_columns(model, given):
     return list(given)
 
 
+def _announce_compilation():
+    """Say on stderr, once, when a command is about to compile kernels (their cache is
+    empty: a fresh install, container or CI job), so that a first run's seconds of
+    compilation are not taken for a hang. Small data needs no kernel: nothing is said."""
+    from ._config import CACHE, K, cache_dir, kernels_cached
+
+    def notice():
+        if kernels_cached():
+            return
+        where = (f"cached in {cache_dir()} for the next runs" if CACHE else
+                 "FASTGD_DISABLE_CACHE is set: every run compiles them")
+        print(f"fastgd: compiling kernels for the first run (a few seconds); {where}",
+              file=sys.stderr, flush=True)
+
+    K.on_import.append(notice)
+
+
 def main(argv=None):
     import fastgd
 
@@ -509,6 +531,7 @@ def main(argv=None):
     b.add_argument("--force", action="store_true",
                    help="let --json replace an existing file that is not a bench result")
     args = parser.parse_args(argv)
+    _announce_compilation()
     if args.command == "demo":
         if args.n < 4096:
             parser.error(f"--n must be at least 4096, got {args.n}")

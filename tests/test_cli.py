@@ -59,3 +59,27 @@ def test_import_needs_only_numpy_and_numba():
             "'pandas', 'torch', 'tqdm') if m in sys.modules]; print(bad)")
     proc = _run(sys.executable, "-c", code)
     assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stdout + proc.stderr
+
+
+def test_the_first_run_says_it_compiles(tmp_path):
+    """With an empty kernel cache a command that needs kernels says so on stderr, once;
+    with the cache filled, or for small data that needs no kernel, it says nothing."""
+    import numpy as np
+
+    data = tmp_path / "d.csv"
+    x = np.linspace(0, 1, 500)
+    np.savetxt(data, np.c_[x, 2 * x + 1], delimiter=",", header="x,y", comments="", fmt="%.17g")
+    env = {**os.environ, "FASTGD_CACHE_DIR": str(tmp_path / "cache")}
+
+    def fit(*extra):
+        return subprocess.run(["fastgd", "fit", str(data), "--x", "x", "--y", "y", "--quiet",
+                               *extra], capture_output=True, text=True, timeout=300, env=env)
+
+    note = "fastgd: compiling kernels for the first run"
+    proc = fit()  # the default fit of 500 rows: NumPy's passes, nothing to compile
+    assert proc.returncode == 0 and note not in proc.stderr, proc.stderr
+    proc = fit("--mode", "sgd", "--epochs", "1")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count(note) == 1 and str(tmp_path / "cache") in proc.stderr
+    proc = fit("--mode", "sgd", "--epochs", "1")
+    assert proc.returncode == 0 and note not in proc.stderr, proc.stderr

@@ -38,7 +38,7 @@ from .gradient import (
     _sse_grad_src,
     _subset_loss,
 )
-from .moments import _combine_moments, _max_norm, _moments, _moments_diag
+from .moments import _combine_moments, _max_norm, _moments, _moments_1d, _moments_diag
 from .permutation import _permutation_phase
 from .sgd import (
     N_PARAMS,
