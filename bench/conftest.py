@@ -81,3 +81,18 @@ def warm():
             fastgd.mse(X_, y, np.zeros(X_.reshape(3000, -1).shape[1]), 0.0)
             _reference.stream_sum(X_, y)
     return True
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The cold starts of this session (``test_coldstart.py``), with the slowest kernels
+    each compiled: printed in the smoke run too, so that a slow compilation that comes
+    back is seen."""
+    from .test_coldstart import RESULTS
+
+    if not RESULTS:
+        return
+    tr = terminalreporter
+    tr.section("cold starts (new process, empty kernel cache, import included)")
+    for case, wall, compiles in RESULTS:
+        slow = ", ".join(f"{name} {t:.2f} s" for t, name in compiles) or "nothing compiled"
+        tr.write_line(f"{case:20s} {wall:6.2f} s   {slow}")

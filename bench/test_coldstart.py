@@ -1,33 +1,57 @@
 """Start-up costs, each a fresh Python process timed once (``pedantic(rounds=1)``).
 
-Group ``coldstart``:
+Group ``coldstart`` (see :mod:`bench.coldstart` for the cases): the first call in a new
+process with an empty ``FASTGD_CACHE_DIR``, import included, for each mode and front end
+(the default fit on 10^5 x 1 and 10^5 x 5 rows, SGD and mini-batch, ``GDRegressor``, the
+command line on a 10^5-row CSV, the demo's warm-up, and a fit large enough for the
+compiled kernels), with the ten slowest kernels each compiled in ``extra_info``; the
+benchmark session prints them all in its summary (``bench/conftest.py``), so a change
+that brings back a slow compilation shows in the smoke run's output.
 
-* ``import``: ``python -c "import fastgd"`` (numba's import included);
-* ``first-fit-cold-cache``: the first fit with an empty ``FASTGD_CACHE_DIR``: import,
-  compilation of every kernel the fit uses, and writing them to the cache;
-* ``first-fit-no-cache``: the same with ``FASTGD_DISABLE_CACHE=1`` (compilation alone);
-* ``first-fit-warm-cache``: the first fit in a new process whose cache was filled by an
-  earlier process, import included: what a user pays on every run after the first.
-
-Each process prints the fit's slope and intercept, checked (y = x exactly).
+Group ``warmstart``: ``import fastgd`` alone, and a fit in a new process whose cache an
+earlier process filled (what every run after the first pays).
 """
 import os
 import subprocess
 import sys
 import time
 
+import pytest
+
+from . import coldstart
+
+#: (case, wall, ten slowest compilations) of this session, printed by conftest.py
+RESULTS = []
+
 FIT = ("import fastgd, numpy as np; "
-       "res = fastgd.fit(np.arange(100.0), np.arange(100.0), epochs=1); "
-       "print(repr(res.slope), repr(res.intercept))")
+       "res = fastgd.fit(np.arange(100.0), np.arange(100.0), mode='sgd', epochs=1, "
+       "learning_rate=1e-4, random_state=0); print(repr(res.slope), repr(res.intercept))")
 
 
-def _env(cache_dir, disable_cache=False):
+@pytest.mark.parametrize("case", list(coldstart.CASES))
+def test_cold_start(benchmark, case):
+    benchmark.group = "coldstart"
+    out = {}
+
+    def once():
+        out["wall"], out["compiles"] = coldstart.run(case)
+
+    benchmark.pedantic(once, rounds=1, iterations=1)
+    benchmark.extra_info.update(contender=case, wall_s=out["wall"],
+                                slowest_compiles=out["compiles"])
+    RESULTS.append((case, out["wall"], out["compiles"]))
+    if case.startswith(("fit 1e5", "cli", "GDRegressor", "import")):
+        # small data: NumPy's passes, nothing compiled (fastgd._small)
+        assert out["compiles"] == [], out["compiles"]
+    else:
+        assert out["compiles"], f"{case}: no kernel compiled with an empty cache?"
+
+
+def _env(cache_dir):
     env = dict(os.environ)
     env.pop("NUMBA_CACHE_DIR", None)
-    env["FASTGD_CACHE_DIR"] = str(cache_dir)  # fastgd's kernel cache (fastgd/_config.py)
     env.pop("FASTGD_DISABLE_CACHE", None)
-    if disable_cache:
-        env["FASTGD_DISABLE_CACHE"] = "1"
+    env["FASTGD_CACHE_DIR"] = str(cache_dir)
     return env
 
 
@@ -38,41 +62,26 @@ def _run(code, env, cwd):
     return out.stdout
 
 
-def _check_fit(stdout):
-    slope, intercept = (float(v) for v in stdout.split())
-    assert abs(slope - 1.0) <= 1e-9 and abs(intercept) <= 1e-7, stdout
-    return slope, intercept
-
-
-def _bench(benchmark, name, code, env, cwd, check=None):
-    benchmark.group = "coldstart"
+def test_import_alone(benchmark, tmp_path):
+    """``import fastgd`` in its own process: numba is not imported (lazily, on the first
+    kernel)."""
+    benchmark.group = "warmstart"
+    code = "import sys, fastgd; assert 'numba' not in sys.modules"
     t0 = time.perf_counter()
-    stdout = benchmark.pedantic(_run, args=(code, env, cwd), rounds=1, iterations=1)
-    wall = time.perf_counter() - t0
-    if check is not None:
-        check(stdout)
-    benchmark.extra_info.update(contender=name, python=sys.executable, wall_s=wall)
-
-
-def test_import(benchmark, tmp_path):
-    _bench(benchmark, "import", "import fastgd", _env(tmp_path / "cache"), tmp_path)
-
-
-def test_first_fit_cold_cache(benchmark, tmp_path):
-    cache = tmp_path / "cache"
-    _bench(benchmark, "first-fit-cold-cache", FIT, _env(cache), tmp_path, _check_fit)
-    assert any(cache.rglob("*.nbi")), "the cold run wrote nothing to FASTGD_CACHE_DIR"
-
-
-def test_first_fit_no_cache(benchmark, tmp_path):
-    cache = tmp_path / "cache"
-    _bench(benchmark, "first-fit-no-cache", FIT, _env(cache, disable_cache=True), tmp_path,
-           _check_fit)
-    assert not any(cache.rglob("*.nbi")), "FASTGD_DISABLE_CACHE=1 still wrote a cache"
+    benchmark.pedantic(_run, args=(code, _env(tmp_path / "cache"), tmp_path), rounds=1,
+                       iterations=1)
+    benchmark.extra_info.update(contender="import", wall_s=time.perf_counter() - t0)
 
 
 def test_first_fit_warm_cache(benchmark, tmp_path):
+    """The first SGD fit (a compiled kernel) in a new process whose cache was filled by an
+    earlier process, import included."""
+    benchmark.group = "warmstart"
     env = _env(tmp_path / "cache")
-    _check_fit(_run(FIT, env, tmp_path))  # fills the cache, untimed
-    _bench(benchmark, "first-fit-warm-cache", FIT, env, tmp_path, _check_fit)
-
+    _run(FIT, env, tmp_path)  # fills the cache, untimed
+    assert any((tmp_path / "cache").rglob("*.nbi")), "the first run wrote nothing to the cache"
+    t0 = time.perf_counter()
+    stdout = benchmark.pedantic(_run, args=(FIT, env, tmp_path), rounds=1, iterations=1)
+    benchmark.extra_info.update(contender="first-fit-warm-cache", wall_s=time.perf_counter() - t0)
+    slope, intercept = (float(v) for v in stdout.split())
+    assert 0.5 < slope < 1.5 and abs(intercept) < 1.0, stdout

@@ -66,8 +66,8 @@ class PureEpoch:
         # the one SGD kernel family at the identity scaling, as fit runs plain SGD
         self.coords = D.raw_coords(d)
         self.params = D.raw_params(lr, MODES[mode], "mean", 1.0, True)
-        self.kernel = K.sgd_epoch_kernel(d, MODES[mode])
-        self.state = np.zeros((2, d + 1))
+        self.kernel = K.sgd_epoch_kernel(d, MODES[mode], self.coords, self.params)
+        self.state = np.zeros((4, d + 1))  # the parameters, their average, two scratch rows
         self.rng = np.random.default_rng(seed)
         self.d = d
 

@@ -50,6 +50,7 @@ Decisions
 import importlib
 import os
 import sys
+import types
 from pathlib import Path
 
 FASTMATH = frozenset({"reassoc", "contract", "nsz", "arcp"})
@@ -186,3 +187,17 @@ def _use_user_cache(disp):
     except RuntimeError:  # "cannot cache function ...: no locator available"
         return False
     return True
+
+
+def specialize(func, suffix, **constants):
+    """A copy of ``func`` named ``<name><suffix>`` (its own cache entry) whose global
+    ``constants`` are rebound: one source compiled into several kernels, numba pruning
+    the branches on those constants (see :func:`fastgd.kernels.sgd._epoch_batches`)."""
+    scope = dict(func.__globals__)
+    scope.update(constants)
+    special = types.FunctionType(func.__code__, scope, func.__name__ + suffix,
+                                 func.__defaults__, func.__closure__)
+    special.__qualname__ = func.__qualname__ + suffix
+    special.__module__ = func.__module__
+    special.__doc__ = func.__doc__
+    return special

@@ -122,9 +122,15 @@ def sgd_block(data, order, coords, params, state, t, mixing):
     bs = int(params[_kernels.P_BATCH])
     params[_kernels.P_T0] = float(t)
     parts = mix_parts(order.shape[0]) if mixing else 1
-    kernel = _kernels.sgd_epoch_kernel(d, bs)
+    kernel = _kernels.sgd_epoch_kernel(d, bs, coords, params)
     if parts == 1:
-        steps = kernel(data.X, data.y, data.sw, order, coords, params, state)
+        if bs > 1 and d > 1:  # the batch kernels take two scratch rows after the state
+            work = np.zeros((4, d + 1))
+            work[:2] = state
+            steps = kernel(data.X, data.y, data.sw, order, coords, params, work)
+            state[:] = work[:2]
+        else:
+            steps = kernel(data.X, data.y, data.sw, order, coords, params, state)
         if steps < 0:
             return t, int(order[-steps - 1])
         return t + steps, None

@@ -53,10 +53,14 @@ from .sgd import (
     P_SCHEDULE,
     P_T0,
     P_WSCALE,
+    plain_batches,
+    plain_rows,
     _sgd_epoch_1d,
     _sgd_epoch_batches,
     _sgd_epoch_batches_1d,
+    _sgd_epoch_batches_plain,
     _sgd_epoch_rows,
+    _sgd_epoch_rows_plain,
     _sgd_scaled_epoch,
 )
 
@@ -74,10 +78,15 @@ def sse_grad_kernel(d, weighted):
     return _sse_grad
 
 
-def sgd_epoch_kernel(d, batch_size):
+def sgd_epoch_kernel(d, batch_size, coords=None, params=None):
     """The stochastic epoch kernel for ``d`` columns and ``batch_size`` rows a step (the
-    signature of :func:`fastgd.kernels.sgd._sgd_scaled_epoch_src`); each is compiled
-    only when used."""
+    signature of :func:`fastgd.kernels.sgd._sgd_scaled_epoch_src`), given the epoch's
+    ``coords`` and ``params`` (plain SGD on the raw data has a kernel of its own); each
+    is compiled only when used."""
     if d == 1:
         return _sgd_epoch_1d if batch_size == 1 else _sgd_epoch_batches_1d
-    return _sgd_epoch_rows if batch_size == 1 else _sgd_epoch_batches
+    if batch_size == 1:
+        plain = coords is not None and plain_rows(coords, params, d)
+        return _sgd_epoch_rows_plain if plain else _sgd_epoch_rows
+    plain = coords is not None and plain_batches(coords, params, d)
+    return _sgd_epoch_batches_plain if plain else _sgd_epoch_batches
