@@ -165,10 +165,13 @@ def run(task, n_tasks, threads=None):
 
 
 def chunk_groups(n_chunks, threads):
-    """Bounds ``[(c0, c1), ...]`` of the tasks of a pass over ``n_chunks`` chunks: four
-    groups a thread (a thread that falls behind is covered by the others), at most one
-    group per chunk."""
-    groups = min(n_chunks, 4 * threads)
+    """Bounds ``[(c0, c1), ...]`` of the tasks of a pass over ``n_chunks`` chunks: two
+    groups a thread (a thread that falls behind or never starts is covered by the
+    others), at most one group per chunk. Measured at 10^7 rows, d = 1, 2 threads (one
+    pass, best of 40): float32 1 group a thread 1.83 ms, 2 groups 1.82, 4 groups 1.89,
+    serial 3.84; float64 5.55, 5.54, 5.69, 11.6 (16 groups: 5.96; each task costs about
+    30 us of handing over)."""
+    groups = min(n_chunks, 2 * threads)
     return [(g * n_chunks // groups, (g + 1) * n_chunks // groups) for g in range(groups)]
 
 

@@ -5,7 +5,7 @@ import numpy as np
 from .._config import jit
 
 
-@jit(inline=True)
+@jit
 def _sse_grad_narrow_chunk(X, y, coef, start, stop, row):
     """:func:`_sse_grad_chunk` for 2 <= d <= 4 columns, unweighted.
 
@@ -85,7 +85,7 @@ def _sse_grad_narrow_chunk(X, y, coef, start, stop, row):
     row[1] = s_r
 
 
-@jit(inline=True)
+@jit
 def _sse_grad_rows1(Xs, ys, sw, start, coef, lo, g, s_rr, s_r):
     """Rows ``lo ..`` of a chunk ``Xs, ys`` (data rows ``start ..``), one at a time: the
     tail after the row groups of the four- and eight-row kernels. Adds into ``g`` and
@@ -107,7 +107,7 @@ def _sse_grad_rows1(Xs, ys, sw, start, coef, lo, g, s_rr, s_r):
     return s_rr, s_r
 
 
-@jit(inline=True)
+@jit
 def _sse_grad_rows8_chunk(X, y, sw, coef, start, stop, row):
     """:func:`_sse_grad_chunk` for 5 <= d <= 12 columns, unweighted (``sw`` empty), eight
     rows a step.
@@ -176,7 +176,7 @@ def _sse_grad_rows8_chunk(X, y, sw, coef, start, stop, row):
     row[1] = s_r
 
 
-@jit(inline=True)
+@jit
 def _sse_grad_1d_chunk(X, y, sw, coef, start, stop, row):
     """:func:`_sse_grad_chunk` for one feature (weighted or not): its own kernel, so a
     d = 1 fit compiles only these two short loops (0.4 s less on a cold start)."""
@@ -211,7 +211,7 @@ def _sse_grad_1d_chunk(X, y, sw, coef, start, stop, row):
     row[2] = s_rx
 
 
-@jit(inline=True)
+@jit
 def _sse_grad_chunk(X, y, sw, coef, start, stop, row):
     """Loss and raw gradient sums of one chunk, fused in one pass.
 
@@ -379,7 +379,7 @@ def _huber_grad_chunk(X, y, sw, coef, eps, start, stop, row):
             row[2 + j] += w * psi * np.float64(X[i, j])
 
 
-_huber_grad_chunk_jit = jit(_huber_grad_chunk, inline=True)
+_huber_grad_chunk_jit = jit(_huber_grad_chunk)
 
 
 def _huber_grad_src(X, y, sw, coef, params, out, c0, c1):

@@ -5,7 +5,7 @@ import numpy as np
 from .._config import jit
 
 
-@jit(inline=True)
+@jit
 def _weighted_means(Xs, ys, sw, start, mean):
     """Weighted means of the columns of ``[Xs, ys]`` (rows ``start ..`` of the data) into
     ``mean`` (``d + 1``); returns the weight total (the means are 0 when it is 0).
@@ -39,7 +39,7 @@ def _weighted_means(Xs, ys, sw, start, mean):
     return W
 
 
-@jit(inline=True)
+@jit
 def _moments_chunk(X, y, sw, start, stop, mean, com, scratch):
     """Two-pass weighted mean and co-moment of ``z = [x, y]`` over rows ``start:stop``.
 
@@ -83,7 +83,7 @@ def _moments_chunk(X, y, sw, start, stop, mean, com, scratch):
     return W
 
 
-@jit(inline=True)
+@jit
 def _moments_1d_chunk(X, y, start, stop, mean, com):
     """:func:`_moments_chunk` for one unweighted column, in scalar registers, looping from
     0 over local slices (vectorised: 8 ms instead of 45 ms for 10^7 rows on 2 cores). A
@@ -239,7 +239,7 @@ def _moments_1d_src(X, y, sw, sub_rows, out, c0, c1):
                 row[1 + k + a * k + b] = com[a, b]
 
 
-@jit(inline=True)
+@jit
 def _moments_diag_chunk(X, y, sw, start, stop, mean, m2):
     """Two-pass weighted mean and centred second moment of each column of ``z = [x, y]``.
 

@@ -14,7 +14,7 @@ _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX2 = np.uint64(0x94D049BB133111EB)
 
 
-@jit(inline=True)
+@jit
 def _mix64(z):
     """The splitmix64 finaliser: a bijective 64-bit hash (uint64 in, uint64 out)."""
     z = (z ^ (z >> np.uint64(30))) * _MIX1
@@ -22,7 +22,7 @@ def _mix64(z):
     return z ^ (z >> np.uint64(31))
 
 
-@jit(inline=True)
+@jit
 def _draw(key, counter, bound):
     """Counter-based uniform integer in ``[0, bound)``: draw number ``counter`` of ``key``.
 
@@ -36,7 +36,7 @@ def _draw(key, counter, bound):
     return min(j, bound - 1)
 
 
-@jit(inline=True)
+@jit
 def _shuffle_in_place(p, key):
     """Fisher-Yates shuffle of ``p`` with the draws of ``key``."""
     for i in range(p.shape[0] - 1, 0, -1):

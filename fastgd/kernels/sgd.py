@@ -33,7 +33,7 @@ def _merge_average(v0, v1, t_start, avg_start, s0, s1, n_new):
     return (v0 * n_old + s0) / total, (v1 * n_old + s1) / total
 
 
-@jit(fastmath=False, inline=True)
+@jit(fastmath=False)
 def _soft_threshold(v, tau):
     """``sign(v) max(|v| - tau, 0)`` for ``tau > 0`` (the L1 proximal step); ``v`` as is
     when ``tau <= 0``."""
@@ -46,7 +46,7 @@ def _soft_threshold(v, tau):
     return v
 
 
-@jit(fastmath=False, inline=True)
+@jit(fastmath=False)
 def _steps_1d(X, y, sw, perm, k_lo, k_hi, params, c0, i0, l1, l2, a0, a1, averaging):
     """SGD steps ``k_lo .. k_hi - 1`` of one feature and one row per step, in registers.
 
@@ -191,7 +191,7 @@ def _rows_epoch(X, y, sw, perm, coords, params, state):
     return m
 
 
-@jit(fastmath=False, inline=True)
+@jit(fastmath=False)
 def _rows_plain(X, y, sw, perm, params, theta, avg, t, avg_start):
     """:func:`_rows_epoch` at the identity scaling without penalty, Huber or schedule:
     plain SGD on the raw data, the same arithmetic without the scaling's no-ops (10^7
