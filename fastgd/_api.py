@@ -90,14 +90,18 @@ def fit(X, y, *, mode="batch", learning_rate="auto", epochs=None, batch_size=Non
         ``"mean"``: loss ``mean(r^2)``, gradient ``-(2/n) sum r x``. ``"sum"``: the SSE
         and its gradient ``-2 sum r x``.
     parallel : bool or "auto"
-        Batch mode: False runs the serial kernel, True the parallel one (bit-identical
-        results), ``"auto"`` goes parallel from ``n > 65_536`` rows (three chunks of
-        32,768; measured) with more than one numba thread. Stochastic modes: True runs
-        parameter mixing (each of up to 8 fixed parts of the permutation runs its own SGD pass from the same start; the
-        parts are averaged in order each epoch), a different algorithm from serial SGD
-        with its own convergence behaviour, bit-identical for a seed whatever the thread
-        count; False and ``"auto"`` run plain serial SGD (``"auto"`` still evaluates the
-        per-epoch loss in parallel).
+        Batch mode: False runs every pass on the calling thread, True on fastgd's threads
+        too (:func:`fastgd.set_num_threads`; the fixed chunks of a pass are shared out,
+        so the results are bit-identical), ``"auto"`` goes parallel for blocks of at
+        least 2^21 values (rows x (columns + 1); measured: below, handing work to a
+        thread costs more than it saves) when there is more than one thread. Stochastic
+        modes: True runs parameter mixing (each of up to 8 fixed parts of the permutation
+        runs its own SGD pass from the same start, on fastgd's threads; the parts are
+        averaged in order each epoch), a different algorithm from serial SGD with its
+        own convergence behaviour, bit-identical for a seed whatever the thread count;
+        False runs plain serial SGD; ``"auto"`` runs mixing for per-row SGD with the
+        automatic rate from 200,000 rows (faster, and as accurate: measured), serial SGD
+        otherwise, and its loss passes in parallel as in batch mode.
     shuffle : bool
         Stochastic modes: visit rows in a fresh permutation each epoch.
     random_state : int, numpy Generator or None

@@ -770,9 +770,9 @@ def _rule_parallel(s, facts, why):
     else:
         par = V.use_parallel(parallel, facts.n, facts.d)
     if parallel == "auto":
-        why["parallel"] = (f"{par}: parallel kernels from {V.PARALLEL_MIN_ROWS} rows with "
-                           "more than one numba thread" if par is not None
-                           else "decided per block")
+        why["parallel"] = (f"{par}: passes on several threads from {V.PARALLEL_MIN_VALUES} "
+                           "values (rows x (columns + 1)) with more than one thread"
+                           if par is not None else "decided per block")
     return par
 
 

@@ -21,11 +21,13 @@ WEIGHT_MIN = 2.0 ** -500
 WEIGHT_MAX = 2.0 ** 500
 REDUCTIONS = {"mean": 0, "sum": 1}
 
-#: "auto" goes parallel from this many rows: the data must span three chunks or more.
-#: Measured on the 2-core reference machine (one pass, serial vs parallel): d = 1,
-#: n = 65,536 (2 chunks) 12 vs 8 us, n = 10^5 22 vs 12 us; d = 10, n = 65,536 209 vs
-#: 212 us, n = 10^5 321 vs 160 us. Below, the thread hand-off costs more than it saves.
-PARALLEL_MIN_ROWS = 2 * CHUNK_ROWS + 1
+#: "auto" runs a pass on several threads from this many values (rows x (columns + 1)).
+#: Measured on the 2-core reference machine with fastgd's threads (one pass, serial /
+#: threads, us): the loss/gradient pass at 2^20 values d = 1 295 / 317, d = 20 343 / 456;
+#: at 2^21 d = 1 605 / 449, d = 5 892 / 792, d = 20 649 / 614; at 2^22 d = 1 1185 / 796.
+#: Below, handing a part to a thread (about 30 us, and as much to hear back) costs more
+#: than it saves.
+PARALLEL_MIN_VALUES = 1 << 21
 
 
 @dataclass(frozen=True)
@@ -151,7 +153,7 @@ def check_finite(A, name, parallel):
 def use_parallel(parallel, n, d):
     """Resolve ``parallel`` ("auto", True, False) to a bool for an ``(n, d)`` pass."""
     if parallel == "auto":
-        return n >= PARALLEL_MIN_ROWS and _threads.get_num_threads() > 1
+        return n * (d + 1) >= PARALLEL_MIN_VALUES and _threads.get_num_threads() > 1
     if parallel is True or parallel is False:
         return parallel
     if isinstance(parallel, (bool, np.bool_)):

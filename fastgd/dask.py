@@ -18,7 +18,7 @@ How a fit runs
   shuffled order, each block's rows shuffled on its worker, the parameters travelling
   from task to task: the same visiting order as :func:`fastgd.fit_chunks` over the same
   blocks), or, when the plan mixes parameters (``parallel=True``, or ``"auto"`` for
-  per-row SGD from 20,000 rows), every block at once from the same start, the blocks'
+  per-row SGD from 200,000 rows), every block at once from the same start, the blocks'
   parameters then averaged in block order weighted by their rows (iterative parameter
   mixing: as many workers busy as there are blocks, at the price of an average that
   converges more slowly per epoch than the sequential pass).
