@@ -25,6 +25,7 @@ from fastgd import _chunking as C
 from fastgd import _drivers as D
 from fastgd._sources import ArraySource, epoch_seed, permutation
 from fastgd import kernels as K
+from fastgd.losses import get as get_loss
 from fastgd import _validation as V
 
 from ._common import FIT_EPOCHS, RTOL, checked, rel_err, record
@@ -66,7 +67,8 @@ class PureEpoch:
         # the one SGD kernel family at the identity scaling, as fit runs plain SGD
         self.coords = D.raw_coords(d)
         self.params = D.raw_params(lr, MODES[mode], "mean", 1.0, True)
-        self.kernel = K.sgd_epoch_kernel(d, MODES[mode], self.coords, self.params)
+        self.kernel = K.sgd_kernels(get_loss("squared")).choose(d, MODES[mode], self.coords,
+                                                                self.params)
         self.state = np.zeros((4, d + 1))  # the parameters, their average, two scratch rows
         self.rng = np.random.default_rng(seed)
         self.d = d

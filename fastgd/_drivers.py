@@ -7,6 +7,7 @@ import numpy as np
 
 from . import _threads
 from ._chunking import mix_parts
+from . import losses
 from ._config import K as _kernels
 from ._validation import check_statistics
 
@@ -93,9 +94,10 @@ class Epoch:
     """Runs one epoch's blocks through the scaled kernel (serial, or parameter mixing),
     carrying ``state`` (parameters and running average) and the step count ``t``."""
 
-    def __init__(self, d, coords, params, mixing):
+    def __init__(self, d, coords, params, mixing, loss="squared"):
         self.coords, self.params, self.mixing = coords, params, mixing
         self.d = d
+        self.loss = loss  # a registered loss's name (blocks elsewhere look it up)
 
     def run(self, blocks, state, t):
         """Returns ``(t, None)``, or ``(t, row)`` when the residual of global row ``row``
@@ -106,13 +108,13 @@ class Epoch:
             return blocks.run(self, state, t)
         for block, order in blocks:
             t, bad = sgd_block(block.data, order, self.coords, self.params, state, t,
-                               self.mixing)
+                               self.mixing, self.loss)
             if bad is not None:
                 return t, block.offset + bad
         return t, None
 
 
-def sgd_block(data, order, coords, params, state, t, mixing):
+def sgd_block(data, order, coords, params, state, t, mixing, loss="squared"):
     """One block's share of a stochastic epoch: its rows in ``order`` through the scaled
     SGD kernel (or parameter mixing over ``mix_parts`` parts of ``order``), from
     ``state`` (updated in place) at step ``t``. Returns ``(t, None)``, or ``(t, row)``
@@ -122,7 +124,7 @@ def sgd_block(data, order, coords, params, state, t, mixing):
     bs = int(params[_kernels.P_BATCH])
     params[_kernels.P_T0] = float(t)
     parts = mix_parts(order.shape[0]) if mixing else 1
-    kernel = _kernels.sgd_epoch_kernel(d, bs, coords, params)
+    kernel = _kernels.sgd_kernels(losses.get(loss)).choose(d, bs, coords, params)
     if parts == 1:
         if bs > 1 and d > 1:  # the batch kernels take two scratch rows after the state
             work = np.zeros((4, d + 1))

@@ -11,7 +11,7 @@ import warnings
 
 import numpy as np
 
-from . import _drivers, _optim, _sgd
+from . import _drivers, _optim, _sgd, losses
 from ._result import (ConvergenceWarning, DivergenceError, FitInterrupted, FitResult,
                       IllConditionedWarning)
 from ._sources import exponents, merge_moments, rescaled
@@ -199,7 +199,8 @@ def _rescalable(plan, source):
     (whose iterations do not depend on the units of the columns) or an automatic rate,
     over a source that can be read again and is not in new units already."""
     return (source.units is None and source.reiterable
-            and (plan.scaled or plan.learning_rate is None))
+            and (plan.scaled or plan.learning_rate is None)
+            and losses.get(plan.loss).scales_with_y)
 
 
 def _run_in_units(engine, plan, source, coef0, callback, t0, ckpt=(None, None)):
@@ -275,10 +276,11 @@ def _from_units(res, plan, shift, ey, source):
 
 def _raw_loss(plan, source, coef):
     """The objective at the raw parameters ``coef`` (one pass over ``source``)."""
-    if plan.loss == "huber":
-        loss = _optim.HuberObjective(source, plan.reduction, plan.epsilon).loss(coef)
-    else:
+    fn = losses.get(plan.loss)
+    if fn.sufficient_statistics:
         loss = _drivers.Objective(source, plan.reduction, plan.fit_intercept).loss(coef)
+    else:
+        loss = _optim.LossObjective(source, plan.reduction, fn, plan.epsilon).loss(coef)
     if plan.alpha > 0.0:
         w = coef[:-1]
         loss += plan.alpha * (plan.l1_ratio * float(np.abs(w).sum())
@@ -376,7 +378,7 @@ def _run_sgd(plan, source, coef, callback, t0, checkpoint=None, restart=None):
     passes = 1
     eta0 = plan.learning_rate
     if eta0 is None:
-        eta0 = _sgd.auto_eta0(source, sc, plan.reduction, plan.batch_size)
+        eta0 = _sgd.auto_eta0(source, sc, plan.reduction, plan.batch_size, losses.get(plan.loss))
         passes += 1
     try:
         theta, history, converged, p, _ = _sgd.fit_sgd(
@@ -384,7 +386,7 @@ def _run_sgd(plan, source, coef, callback, t0, checkpoint=None, restart=None):
             power_t=plan.power_t, average=plan.average, epochs=plan.epochs, tol=plan.tol,
             n_iter_no_change=plan.n_iter_no_change, early_stopping=plan.early_stopping,
             validation_fraction=plan.validation_fraction, batch_size=plan.batch_size,
-            reduction=plan.reduction, huber=plan.loss == "huber", epsilon=plan.epsilon,
+            reduction=plan.reduction, loss=losses.get(plan.loss), epsilon=plan.epsilon,
             shuffle=plan.shuffle, rng=plan.rng(),
             par_pass=bool(plan.parallel), callback=callback, mixing=plan.mixing,
             average_after_epochs=plan.average_after_epochs, checkpoint=checkpoint,
@@ -431,7 +433,7 @@ def run_partial(plan, source, coef0, state):
                            plan.l1_ratio, full=False, moments=(W, mean, m2))
         eta0 = plan.learning_rate
         if eta0 is None:
-            eta0 = _sgd.auto_eta0(source, sc, plan.reduction, plan.batch_size)
+            eta0 = _sgd.auto_eta0(source, sc, plan.reduction, plan.batch_size, losses.get(plan.loss))
             if state:
                 eta0 = min(eta0, state["eta0"])
         sgd = {}
@@ -455,7 +457,7 @@ def run_partial(plan, source, coef0, state):
                 power_t=plan.power_t, average=plan.average, epochs=1, tol=None,
                 n_iter_no_change=plan.n_iter_no_change, early_stopping=False,
                 validation_fraction=plan.validation_fraction, batch_size=plan.batch_size,
-                reduction=plan.reduction, huber=plan.loss == "huber", epsilon=plan.epsilon,
+                reduction=plan.reduction, loss=losses.get(plan.loss), epsilon=plan.epsilon,
                 shuffle=plan.shuffle, rng=plan.rng(),
                 par_pass=bool(plan.parallel), callback=None, resume=sgd,
             )
@@ -504,25 +506,29 @@ def _partial_divergence(exc, plan, eta, last):
 def _run_batch(plan, source, coef, callback, t0, checkpoint=None, restart=None):
     """Batch optimizers in scaled coordinates: the gram path (iterations on the
     sufficient statistics) or the streaming path (one pass per evaluation)."""
-    huber = plan.loss == "huber"
+    loss = losses.get(plan.loss)
+    quadratic = loss.sufficient_statistics  # the squared loss (CG, gram, QR, refinement)
     sc = _optim.Scaled(source, plan.reduction, plan.fit_intercept, plan.scaled, plan.alpha,
                        plan.l1_ratio, full=plan.full_moments, rescalable=_rescalable(plan, source))
     if plan.solver == "gram":
         oracle = _optim.GramOracle(sc)
-    elif huber:
-        oracle = _optim.StreamOracle(sc, _optim.HuberObjective(source, plan.reduction, plan.epsilon))
+    elif not quadratic:
+        oracle = _optim.StreamOracle(sc, _optim.LossObjective(source, plan.reduction, loss,
+                                                              plan.epsilon))
     else:
         oracle = _optim.StreamOracle(sc, _drivers.Objective(source, plan.reduction,
                                                             plan.fit_intercept))
     if plan.alpha > 0.0 and plan.l1_ratio < 1.0:
         oracle = _optim.Penalized(oracle, sc)
     lr = plan.learning_rate
-    lr_used = 1.0 / sc.L if plan.optimizer == "cg" else _optim.momentum_params(sc, plan.optimizer, lr)[0]
+    lr_used = (1.0 / sc.L if plan.optimizer == "cg" else
+               _optim.momentum_params(sc, plan.optimizer, lr, loss.curvature)[0])
     try:
         theta, history, converged, stop = _optim.run(
             oracle, sc, sc.to_scaled(coef), optimizer=plan.optimizer, lr=lr, epochs=plan.epochs,
             tol=plan.tol, n_iter_no_change=plan.n_iter_no_change, callback=callback,
-            quadratic=not huber, epsilon=plan.epsilon if huber else None,
+            quadratic=quadratic, psi_bound=None if quadratic else loss.psi_bound(plan.epsilon),
+            curvature=loss.curvature,
             checkpoint=checkpoint, resume=restart,
         )
     except _drivers.Diverged as exc:
@@ -531,7 +537,7 @@ def _run_batch(plan, source, coef, callback, t0, checkpoint=None, restart=None):
         raise _divergence(exc, lr_used, last) from None
     passes = sc.n_passes + oracle.n_passes
     kappa = _optim.condition(sc, stop)
-    if (plan.tol is not None and not huber and not sc.has_l1 and source.reiterable
+    if (plan.tol is not None and quadratic and not sc.has_l1 and source.reiterable
             and kappa > KAPPA_QR):
         # ill-conditioned: the statistics (and the iterations on them) lose
         # kappa * eps; the one-pass QR statistic solves with lstsq's accuracy, and a loss
@@ -543,7 +549,7 @@ def _run_batch(plan, source, coef, callback, t0, checkpoint=None, restart=None):
         converged = True
         if err > COND_WARN_ERROR:
             _warn_ill_conditioned(cond, err)
-    elif converged and not huber and sc.G is not None and source.reiterable:
+    elif converged and quadratic and sc.G is not None and source.reiterable:
         # one more pass: the exact gradient from the residuals and a Newton correction
         # (a one-shot stream of blocks has been read already: the fit ends on the
         # statistics, see fastgd.fit_chunks)
@@ -556,7 +562,7 @@ def _run_batch(plan, source, coef, callback, t0, checkpoint=None, restart=None):
             f"the fit did not converge in epochs={plan.epochs} (relative loss decrease "
             f"{stop.last_rel:.3g}, largest gradient cosine {stop.last_cos:.3g}; tol={plan.tol:g} "
             f"asks for <= {plan.tol:g} and <= {stop.gtol:.3g}); raise epochs, "
-            + ("or loosen tol" if (huber or sc.has_l1) else
+            + ("or loosen tol" if (not quadratic or sc.has_l1) else
                "or use optimizer='cg' with scale=True, or loosen tol"),
             ConvergenceWarning, stacklevel=user_level(),
         )

@@ -57,11 +57,6 @@ TRIAL_REUSE = 0.25
 #: last epoch's decrease was.
 COS_EXACT = 64 * EPS
 
-OPTIMIZERS = {"gd": 0, "momentum": 1, "nesterov": 2, "cg": 3}
-SOLVERS = {"auto": 0, "stream": 1, "gram": 2}
-PENALTIES = {"l2": 0, "l1": 1, "elasticnet": 2}
-
-
 #: the largest penalty weight (in scaled coordinates) a fit in power-of-two units takes
 LAM_MAX = 2.0 ** 600
 
@@ -302,13 +297,14 @@ class GramOracle:
         return sse * sc.norm, S * sc.mask
 
 
-class HuberObjective:
-    """The Huber loss in the layout of :class:`fastgd._drivers.Objective` (``sums``,
-    ``loss``): ``h(r) = r^2`` for ``|r| <= epsilon``, ``2 epsilon |r| - epsilon^2``
-    beyond, reduced by ``reduction``; the source's fused Huber pass."""
+class LossObjective:
+    """A registered loss (:mod:`fastgd.losses`) in the layout of
+    :class:`fastgd._drivers.Objective` (``sums``, ``loss``): ``sum w loss(r)`` reduced by
+    ``reduction``, from the source's compiled pass of that loss."""
 
-    def __init__(self, source, reduction, epsilon):
+    def __init__(self, source, reduction, loss, epsilon):
         self.source = source
+        self.loss_fn = loss
         self.epsilon = epsilon
         self.mean = reduction == "mean"
 
@@ -317,7 +313,7 @@ class HuberObjective:
         return 1.0 / self.source.weight_total if self.mean else 1.0
 
     def sums(self, coef):
-        return self.source.huber_grad(coef, self.epsilon)
+        return self.source.loss_grad(coef, self.loss_fn, self.epsilon)
 
     def loss(self, coef):
         return float(self.sums(coef)[0] * self.norm)
@@ -369,9 +365,11 @@ class StreamOracle:
         return float(sums[0]) * sc.norm, S * sc.mask
 
 
-def momentum_params(sc, optimizer, lr):
-    """``(step, beta)`` of gd / heavy-ball momentum / Nesterov on the scaled problem."""
-    L, mu = sc.L, sc.mu
+def momentum_params(sc, optimizer, lr, curvature=2.0):
+    """``(step, beta)`` of gd / heavy-ball momentum / Nesterov on the scaled problem;
+    ``curvature``: the loss's ``sup loss''`` (2 for the squared loss, whose curvature
+    ``sc.L`` and ``sc.mu`` are)."""
+    L, mu = sc.L * (curvature / 2.0), sc.mu * (curvature / 2.0)
     rk = math.sqrt(L / mu)
     if optimizer == "momentum":
         step = 4.0 / (math.sqrt(L) + math.sqrt(mu)) ** 2 if lr is None else lr
@@ -431,9 +429,9 @@ _STOP_STATE = ("quiet", "last_cos", "last_rel", "curv_min", "curv_max")
 
 
 def run(oracle, sc, theta, *, optimizer, lr, epochs, tol, n_iter_no_change, callback,
-        quadratic=True, epsilon=None, checkpoint=None, resume=None):
-    """The optimizer loop in scaled coordinates (``epsilon``: the Huber threshold, for the
-    stopping rule). ``checkpoint`` (a :class:`fastgd._checkpoint.Checkpointer`) receives
+        quadratic=True, psi_bound=None, curvature=2.0, checkpoint=None, resume=None):
+    """The optimizer loop in scaled coordinates (``psi_bound``: ``sup |psi|`` of a
+    non-quadratic loss, for the stopping rule; ``curvature``: its ``sup loss''``). ``checkpoint`` (a :class:`fastgd._checkpoint.Checkpointer`) receives
     the loop's state every few epochs; ``resume`` (such a state) continues from it.
 
     Returns ``(theta, history, converged, stopper)``; raises :class:`Diverged` (with the
@@ -448,10 +446,11 @@ def run(oracle, sc, theta, *, optimizer, lr, epochs, tol, n_iter_no_change, call
     history = [loss + pen1]
     y_pt, S_y = theta, S
     stop = _Stopper(sc, tol, n_iter_no_change,
-                    None if epsilon is None else epsilon * epsilon * sc.W * sc.norm)
+                    None if psi_bound is None else psi_bound * psi_bound * sc.W * sc.norm)
     converged = False
     prev = theta.copy()
-    step, beta = (None, None) if optimizer == "cg" else momentum_params(sc, optimizer, lr)
+    step, beta = ((None, None) if optimizer == "cg" else
+                  momentum_params(sc, optimizer, lr, curvature))
     t = 1.0 / sc.L  # cg: trial step
     p = None
     g_old = None

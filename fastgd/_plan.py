@@ -22,6 +22,7 @@ from types import MappingProxyType
 import numpy as np
 
 from . import _validation as V
+from . import losses
 
 DEFAULT_BATCH_SIZE = 256
 #: epochs when the user gives none: the textbook/stochastic runs, then the caps of the
@@ -131,6 +132,18 @@ class Real:
                 raise ValueError(f"{name} must be strictly between 0 and 1, got {v!r}")
             return v
         return V.check_nonnegative_float(v, name)
+
+
+class Registered:
+    """The name of a registered loss: the registry (:mod:`fastgd.losses`) is the
+    validation, so a loss registered later is accepted everywhere at once."""
+
+    def __call__(self, name, v):
+        if isinstance(v, str) and v in losses.LOSSES:
+            return v
+        valid = ", ".join(repr(c) for c in losses.LOSSES)
+        raise ValueError(f"{name} must be one of {valid} (the registered losses, "
+                         f"fastgd.losses); got {v!r}")
 
 
 class Average:
@@ -276,7 +289,7 @@ PARAMS = (
     Param("average", "auto", Average(), STOCHASTIC, doc="report the averaged iterate"),
     Param("early_stopping", False, Flag(), STOCHASTIC, doc="hold out rows and monitor them"),
     Param("validation_fraction", 0.1, Real("open_fraction"), doc="share held out"),
-    Param("loss", "squared", Choice("squared", "huber"), doc="squared or Huber loss"),
+    Param("loss", "squared", Registered(), doc="a registered loss (fastgd.losses): squared, huber, ..."),
     Param("epsilon", 0.1, Real("positive"), doc="the Huber threshold"),
 )
 PARAM_TABLE = MappingProxyType({p.name: p for p in PARAMS})
@@ -677,31 +690,34 @@ def _rule_engine(s, d, scaled, average, alpha, l1_ratio, why):
     """``(engine, solver, optimizer)``, with the combinations that cannot run refused."""
     mode = s["mode"]
     lr_auto = s["learning_rate"] == "auto"
-    huber = s["loss"] == "huber"
+    loss = losses.get(s["loss"])
+    # the loss's capabilities decide: only the squared loss has sufficient statistics
+    # (the gram path, CG's exact line search on a quadratic, QR, the refinement)
+    other = not loss.sufficient_statistics
     has_l1 = alpha > 0.0 and l1_ratio > 0.0
     solver, optimizer = s["solver"], s["optimizer"]
     if mode != "batch":
         extended = (s["learning_rate_schedule"] != "constant" or average is not False
-                    or s["early_stopping"] or alpha > 0.0 or huber or scaled)
+                    or s["early_stopping"] or alpha > 0.0 or other or scaled)
         engine = "sgd_scaled" if extended else "sgd_raw"
-        why["engine"] = ("SGD with scaling, schedules, averaging, penalties or Huber" if extended
-                         else "plain SGD on the raw data")
+        why["engine"] = (f"SGD with scaling, schedules, averaging, penalties or loss={loss.name!r}"
+                         if extended else "plain SGD on the raw data")
         return engine, "stream", "sgd"
-    if huber:
+    if other:
         if solver == "gram":
             raise ValueError(
-                "solver='gram' needs the squared loss (its sufficient statistics); "
-                "loss='huber' runs solver='stream' (leave solver='auto')"
+                f"solver='gram' needs the squared loss (its sufficient statistics); "
+                f"loss={loss.name!r} runs solver='stream' (leave solver='auto')"
             )
         if optimizer == "cg":
             raise ValueError(
-                "optimizer='cg' (exact line search on a quadratic) needs the squared "
-                "loss; loss='huber' runs 'nesterov' (the default), 'momentum' or 'gd'"
+                f"optimizer='cg' (exact line search on a quadratic) needs the squared "
+                f"loss; loss={loss.name!r} runs 'nesterov' (the default), 'momentum' or 'gd'"
             )
         solver = "stream"
-        why["solver"] = "stream: the Huber loss has no sufficient statistics"
+        why["solver"] = f"stream: loss={loss.name!r} has no sufficient statistics"
     if optimizer == "auto":
-        optimizer = ("nesterov" if (has_l1 or huber) else "cg") if lr_auto else "gd"
+        optimizer = ("nesterov" if (has_l1 or other) else "cg") if lr_auto else "gd"
         why["optimizer"] = (
             "gd: a numeric learning_rate runs plain gradient descent" if not lr_auto
             else "nesterov: proximal/non-quadratic objective" if optimizer == "nesterov"
@@ -718,7 +734,7 @@ def _rule_engine(s, d, scaled, average, alpha, l1_ratio, why):
             "or pick optimizer='gd', 'momentum' or 'nesterov'"
         )
     if (not scaled and optimizer == "gd" and not lr_auto and solver != "gram"
-            and alpha == 0.0 and not huber):
+            and alpha == 0.0 and not other):
         why["engine"] = "the exact update on the raw data (numeric rate, no scaling)"
         return "textbook", "stream", optimizer
     why["engine"] = "batch optimizer in scaled coordinates" if scaled else "batch optimizer"

@@ -20,11 +20,7 @@ import numpy as np
 
 from ._config import K
 from ._drivers import EXPLODE_FACTOR, Diverged, Epoch, Objective
-from ._optim import HuberObjective
-
-SCHEDULES = {"constant": 0, "invscaling": 1, "adaptive": 2}
-LOSSES = {"squared": 0, "huber": 1}
-
+from ._optim import LossObjective
 
 class FullLoss:
     """Objective on all rows (squared or Huber loss, per ``obj``, plus the penalty) by the
@@ -43,33 +39,34 @@ class SubsetLoss:
     """Objective (per ``reduction``) of raw parameters on a subset of rows (``idx``: one
     index array per block of the source), plus the penalty."""
 
-    def __init__(self, source, idx, reduction, huber, epsilon, sc):
+    def __init__(self, source, idx, reduction, loss, epsilon, sc):
         self.source, self.idx = source, idx
-        self.huber, self.epsilon = huber, epsilon
+        self.loss, self.epsilon = loss, epsilon
         self.mean = reduction == "mean"
         self.sc = sc
 
     def __call__(self, coef, theta):
-        s, w = self.source.subset_loss(self.idx, coef, self.huber, self.epsilon)
+        s, w = self.source.subset_loss(self.idx, coef, self.loss, self.epsilon)
         loss = s / w if self.mean else s
         sc = self.sc
         return float(loss + sc.lam1 @ np.abs(theta) + 0.5 * sc.lam2 @ (theta * theta))
 
 
-def auto_eta0(source, sc, reduction, batch_size):
-    """``1 / (2 s max_i w_i ||z_s_i||^2 + max_j lam2_j)`` in scaled coordinates: the
+def auto_eta0(source, sc, reduction, batch_size, loss):
+    """``1 / (k s max_i w_i ||z_s_i||^2 + max_j lam2_j)`` in scaled coordinates, ``k`` the
+    loss's curvature (``sup loss''``: 2 for the squared and Huber losses): the
     no-overshoot rule for the loss's step plus the L2 decay ``theta_j -= eta lam2_j
     theta_j`` of the same step (without the decay's term, ``penalty="l2", alpha=100``
     made the decay factor negative and the automatic rate diverged)."""
     M = source.max_norm(sc.m, 1.0 / sc.s, sc.fit_intercept)
     s = source.n / source.weight_total if reduction == "mean" else float(batch_size)
-    curvature = 2.0 * s * M + float(sc.lam2.max())
+    curvature = loss.curvature * s * M + float(sc.lam2.max())
     return 1.0 / curvature if curvature > 0.0 else 1.0
 
 
 def fit_sgd(source, sc, theta, *, eta0, schedule, power_t, average, epochs, tol,
             n_iter_no_change, early_stopping, validation_fraction, batch_size, reduction,
-            huber, epsilon, shuffle, rng, par_pass, callback, mixing=False,
+            loss, epsilon, shuffle, rng, par_pass, callback, mixing=False,
             average_after_epochs=0, resume=None, checkpoint=None, restart=None):
     """Run the epochs; returns ``(theta_reported, history, converged, n_passes, eta_final)``.
 
@@ -106,7 +103,7 @@ def fit_sgd(source, sc, theta, *, eta0, schedule, power_t, average, epochs, tol,
                 f"{'fit' if which == 'training' else 'monitor'}; give more rows a positive "
                 "weight, change validation_fraction or random_state, or drop early_stopping"
             )
-        val_loss = SubsetLoss(source, val_idx, reduction, huber, epsilon, sc)
+        val_loss = SubsetLoss(source, val_idx, reduction, loss, epsilon, sc)
     else:
         train_idx = None
         m = source.n
@@ -114,8 +111,8 @@ def fit_sgd(source, sc, theta, *, eta0, schedule, power_t, average, epochs, tol,
         val_loss = None
     # the reported loss is the full data's (FitResult.loss_history), held-out rows included:
     # the loss of the returned coefficients on the data given
-    obj = (HuberObjective(source, reduction, epsilon) if huber
-           else Objective(source, reduction, sc.fit_intercept))
+    obj = (Objective(source, reduction, sc.fit_intercept) if loss.sufficient_statistics
+           else LossObjective(source, reduction, loss, epsilon))
     train_loss = FullLoss(obj, sc)
     coords = np.zeros((4, d + 1))
     coords[0, :d] = sc.m
@@ -134,9 +131,8 @@ def fit_sgd(source, sc, theta, *, eta0, schedule, power_t, average, epochs, tol,
     if average_after_epochs:
         average = 0
     params[K.P_AVG_START] = never if (average is False or average_after_epochs) else float(average)
-    params[K.P_HUBER] = 1.0 if huber else 0.0
     params[K.P_EPSILON] = epsilon
-    runner = Epoch(d, coords, params, mixing)
+    runner = Epoch(d, coords, params, mixing, loss.name)
     state = np.empty((2, d + 1))
     state[0] = theta
     state[1] = theta

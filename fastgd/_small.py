@@ -96,13 +96,12 @@ def sse_grad(data, coef):
 
 
 @_quiet
-def huber_grad(data, coef, epsilon):
-    """The Huber loss's ``[sum w h(r), sum w psi(r), sum w psi(r) x_j ...]``."""
+def loss_grad(data, coef, loss, c):
+    """``[sum w loss(r), sum w psi(r), sum w psi(r) x_j ...]`` of a registered ``loss``
+    (:mod:`fastgd.losses`) with parameter ``c``, from its NumPy functions."""
     r, X, w = residuals(data, coef)
-    a = np.abs(r)
-    inner = a <= epsilon
-    h = np.where(inner, r * r, 2.0 * epsilon * a - epsilon * epsilon)
-    psi = np.clip(r, -epsilon, epsilon)
+    h = loss.value_np(r, c)
+    psi = loss.psi_np(r, c)
     if w is not None:
         h = w * h
         psi = w * psi
@@ -164,13 +163,12 @@ def nonfinite(A):
 
 
 @_quiet
-def subset_loss(data, rows, coef, huber, epsilon):
+def subset_loss(data, rows, coef, loss, c):
     """``(sum w loss(r), sum w)`` over the rows ``rows`` (int64 indices)."""
     X, y, w = _rows(data)
     d = data.d
     r = y[rows] - (X[rows] @ coef[:d] + coef[d])
-    a = np.abs(r)
-    v = np.where(a > epsilon, 2.0 * epsilon * a - epsilon * epsilon, r * r) if huber else r * r
+    v = loss.value_np(r, c)
     if w is None:
         return float(np.sum(v)), float(rows.shape[0])
     ws = w[rows]

@@ -9,7 +9,8 @@ thread count. A source owns no maths: every formula lives in a kernel or a drive
 The passes (see :class:`Source`):
 
 * ``check_finite()``: NaN/inf in X or y raises ``ValueError`` naming the row (and block);
-* ``sse_grad(coef)`` / ``huber_grad(coef, epsilon)``: loss and gradient sums at a point;
+* ``sse_grad(coef)`` / ``loss_grad(coef, loss, c)``: loss and gradient sums at a point
+  (the squared loss's, or any registered loss's, :mod:`fastgd.losses`);
 * ``moments(full)``: weighted means and centred co-moments (or per-column second moments);
 * ``max_norm(centres, inv_scales, fit_intercept)``: the largest step curvature of SGD;
 * ``split(fraction, rng)`` and ``subset_loss(...)``: held-out rows for early stopping;
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _small, _threads
+from . import _small, _threads, losses
 from . import _validation as V
 from ._chunking import moment_layout, n_chunks, perm_layout
 from ._config import K, _LazyModule
@@ -160,9 +161,13 @@ class Source:
         self._proof(total)
         return total
 
-    def huber_grad(self, coef, epsilon):
-        """The Huber loss's ``[sum w h(r), sum w psi(r), sum w psi(r) x_j ...]``."""
-        total = _add_in_order(self._map(huber_part, coef, epsilon, self.numpy_passes))
+    def loss_grad(self, coef, loss, c):
+        """``[sum w loss(r), sum w psi(r), sum w psi(r) x_j ...]`` of ``loss`` (a
+        :class:`fastgd.losses.Loss`) with parameter ``c``: :meth:`sse_grad` for the
+        squared loss, else that loss's compiled pass (each block's, added in order)."""
+        if loss.sufficient_statistics:
+            return self.sse_grad(coef)
+        total = _add_in_order(self._map(loss_part, coef, loss.name, c, self.numpy_passes))
         self._proof(total)
         return total
 
@@ -228,11 +233,11 @@ class Source:
         """Rows per block, in block order."""
         return [b.data.n for b in self._blocks()]
 
-    def subset_loss(self, idx, coef, huber, epsilon):
+    def subset_loss(self, idx, coef, loss, c):
         """``(sum w loss(r), sum w)`` over the rows ``idx[k]`` of each block ``k``."""
-        params = np.array([1.0 if huber else 0.0, epsilon])
         s = w = 0.0
-        for sb, wb in self._map(subset_loss_part, coef, params, self.numpy_passes, each=idx):
+        for sb, wb in self._map(subset_loss_part, coef, loss.name, c, self.numpy_passes,
+                                each=idx):
             s += sb
             w += wb
         return s, w
@@ -281,13 +286,16 @@ def sse_part(data, parallel, coef, numpy_passes=True):
     return out.sum(axis=0)
 
 
-def huber_part(data, parallel, coef, epsilon, numpy_passes=True):
+def loss_part(data, parallel, coef, loss_name, c, numpy_passes=True):
+    """The sums of the loss registered as ``loss_name`` over the block (by name: a block
+    elsewhere looks the loss up in its own registry)."""
+    loss = losses.get(loss_name)
     if numpy_passes and _small.is_small(data.n, data.d):
-        return _small.huber_grad(data, coef, epsilon)
+        return _small.loss_grad(data, coef, loss, c)
     nc = n_chunks(data.n)
     out = np.empty((nc, data.d + 2))
-    _threads.run_chunks(K._huber_grad, (data.X, data.y, data.sw, coef, np.array([epsilon]), out),
-                        nc, parallel)
+    _threads.run_chunks(K.loss_kernels(loss).grad,
+                        (data.X, data.y, data.sw, coef, np.array([c]), out), nc, parallel)
     return out.sum(axis=0)
 
 
@@ -405,11 +413,13 @@ def weight_part(data, parallel):
     return data.weight_total
 
 
-def subset_loss_part(data, parallel, rows, coef, params, numpy_passes=True):
+def subset_loss_part(data, parallel, rows, coef, loss_name, c, numpy_passes=True):
+    loss = losses.get(loss_name)
     if numpy_passes and _small.is_small(data.n, data.d):
-        return _small.subset_loss(data, _indices(rows), coef, params[0] != 0.0, params[1])
+        return _small.subset_loss(data, _indices(rows), coef, loss, c)
     out = np.empty(2)
-    K._subset_loss(data.X, data.y, data.sw, _indices(rows), coef, params, out)
+    K.loss_kernels(loss).subset(data.X, data.y, data.sw, _indices(rows), coef, np.array([c]),
+                                out)
     return out[0], out[1]
 
 
@@ -619,7 +629,7 @@ class ArraySource(Source):
         self.block = Block(data, 0, 0, bool(parallel))
         self.verified = verified
         self._small = _small.is_small(data.n, data.d)  # passes in NumPy (see fastgd._small)
-        self._sse = self._huber = None
+        self._sse = self._loss = None
 
     n = rows_known = property(lambda self: self.data.n)
     d = property(lambda self: self.data.d)
@@ -660,19 +670,21 @@ class ArraySource(Source):
             self._proof(s)
         return s
 
-    def huber_grad(self, coef, epsilon):
+    def loss_grad(self, coef, loss, c):
+        if loss.sufficient_statistics:
+            return self.sse_grad(coef)
         d = self.data
         if self._small and self.numpy_passes:
-            s = _small.huber_grad(d, coef, epsilon)
+            s = _small.loss_grad(d, coef, loss, c)
             if not self.verified:
                 self._proof(s)
             return s
-        if self._huber is None:
-            self._huber = (np.empty((n_chunks(d.n), d.d + 2)), np.empty(1))
-        out, params = self._huber
-        params[0] = epsilon
-        _threads.run_chunks(K._huber_grad, (d.X, d.y, d.sw, coef, params, out), out.shape[0],
-                            self.block.parallel)
+        if self._loss is None or self._loss[0] is not loss:
+            self._loss = (loss, np.empty((n_chunks(d.n), d.d + 2)), np.empty(1))
+        _, out, params = self._loss
+        params[0] = c
+        _threads.run_chunks(K.loss_kernels(loss).grad, (d.X, d.y, d.sw, coef, params, out),
+                            out.shape[0], self.block.parallel)
         s = out.sum(axis=0)
         if not self.verified:
             self._proof(s)

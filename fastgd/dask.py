@@ -300,14 +300,14 @@ def run_part(part, X, y, sw, k, offset, threads, extra, args):
         return part(data, parallel, *extra, *args)
 
 
-def run_sgd(X, y, sw, k, offset, threads, prev, seed, rows, coords, params):
+def run_sgd(X, y, sw, k, offset, threads, prev, seed, rows, coords, params, loss):
     """A task: block ``k``'s share of a stochastic epoch, continuing ``prev = (state, t,
     bad_row)`` (passed on untouched once a row went bad). Its visiting order (the rows
     ``rows`` or all, permuted by ``seed``, or in order without one) is built here."""
     state, t, bad = prev
     if bad is not None:
         return prev
-    kind = _kind("run_sgd", X, sw, threads) + (int(params[K.P_BATCH]),)
+    kind = _kind("run_sgd", X, sw, threads) + (int(params[K.P_BATCH]), loss)
     with _threads(threads) as parallel, _first_use(kind):
         data = _block_data(X, y, sw, parallel)
         m = data.n if rows is None else rows.shape[0]
@@ -316,7 +316,7 @@ def run_sgd(X, y, sw, k, offset, threads, prev, seed, rows, coords, params):
         if rows is not None:
             order = rows.indices()[order]
         state = state.copy()
-        t, bad = sgd_block(data, order, coords, params.copy(), state, t, False)
+        t, bad = sgd_block(data, order, coords, params.copy(), state, t, False, loss)
     return state, t, None if bad is None else offset + bad
 
 
@@ -457,7 +457,7 @@ class _Epoch:
 
         def one(k, seed, rows, prev):
             return task(src._xs[k], src._ys[k], src._ws[k], k, int(src.offsets[k]), src.threads,
-                        prev, seed, rows, runner.coords, runner.params)
+                        prev, seed, rows, runner.coords, runner.params, runner.loss)
 
         if not runner.mixing:
             prev = (state.copy(), t, None)

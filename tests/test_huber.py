@@ -10,9 +10,14 @@ from numpy.testing import assert_allclose, assert_array_equal
 import fastgd
 from fastgd import _threads
 from fastgd._chunking import n_chunks
-from fastgd.kernels import _huber_grad
+from fastgd.kernels import loss_kernels
+from fastgd.losses import get as get_loss
 from tests import naive
 from tests.conftest import make_linear
+
+
+def _huber_grad():
+    return loss_kernels(get_loss("huber")).grad
 
 
 @pytest.mark.parametrize("weighted", [False, True])
@@ -25,13 +30,13 @@ def test_huber_pass_matches_twin_and_is_bitwise_parallel(rng, weighted, dtype):
     outs = []
     for parallel in (False, True):
         out = np.empty((n_chunks(n), d + 2))
-        _threads.run_chunks(_huber_grad, (X, y, sw, coef, np.array([0.7]), out), out.shape[0],
+        _threads.run_chunks(_huber_grad(), (X, y, sw, coef, np.array([0.7]), out), out.shape[0],
                             parallel)
         outs.append(out.sum(axis=0))
     assert_array_equal(outs[0], outs[1])
     sub = slice(0, 3000)  # the twin is slow: check a prefix too
     out = np.empty((n_chunks(3000), d + 2))
-    _huber_grad(X[sub], y[sub], sw[sub] if weighted else sw, coef, np.array([0.7]), out, 0,
+    _huber_grad()(X[sub], y[sub], sw[sub] if weighted else sw, coef, np.array([0.7]), out, 0,
                 out.shape[0])
     ref = naive.huber_grad(X[sub], y[sub], sw[sub] if weighted else None, coef, 0.7)
     assert_allclose(out.sum(axis=0), ref, rtol=1e-10)

@@ -198,6 +198,12 @@ def test_moments_parallel_bitwise(rng, threads, monkeypatch):
             assert_array_equal(u, v)
 
 
+def _SQUARED_SGD():
+    from fastgd.losses import get
+
+    return _kernels.sgd_kernels(get("squared"))
+
+
 def _raw_epoch(X, y, sw, perm, lr, batch_size, reduction, wscale, fit_intercept, coef0, parts=1):
     """Plain SGD through the one SGD kernel family at the identity scaling (as
     fastgd._drivers._fit_stochastic runs it): ``(params (parts, d + 1), steps (parts,))``."""
@@ -206,11 +212,11 @@ def _raw_epoch(X, y, sw, perm, lr, batch_size, reduction, wscale, fit_intercept,
     params = _drivers.raw_params(lr, batch_size, reduction, wscale, fit_intercept)
     if parts == 1:
         state = np.array([coef0, coef0], dtype=np.float64)
-        steps = _kernels._sgd_scaled_epoch(X, y, sw, perm, coords, params, state)
+        steps = _SQUARED_SGD().any(X, y, sw, perm, coords, params, state)
         return state[:1, :].copy(), np.array([steps])
     state = np.array([coef0, coef0], dtype=np.float64)
     data = _validation.Data(X, y, sw, float(X.shape[0]), False)
-    steps, states = _drivers.mix_epoch(_kernels._sgd_scaled_epoch, data, perm, coords, params,
+    steps, states = _drivers.mix_epoch(_SQUARED_SGD().any, data, perm, coords, params,
                                        state, parts)
     return states[:, 0].copy(), steps
 

@@ -47,15 +47,14 @@ def test_every_pass_equals_the_kernels(rng, monkeypatch, d, weighted, dtype):
     coef = rng.normal(size=d + 1)
     coords = np.array([np.append(rng.normal(size=d), 1.0), np.append(rng.uniform(0.5, 2, d), 0.0)])
     rows = rng.choice(n, 500, replace=False).astype(np.int64)
-    params = np.array([1.0, 0.3])
 
     def passes():
         src = _sources.ArraySource(data, False)
-        out = [src.sse_grad(coef), src.huber_grad(coef, 0.3),
+        out = [src.sse_grad(coef), src.loss_grad(coef, fastgd.losses.get("huber"), 0.3),
                np.concatenate([np.atleast_1d(v).ravel() for v in src.moments(True)]),
                np.concatenate([np.atleast_1d(v).ravel() for v in src.moments(False)]),
                np.array([src.max_norm(coords[0, :d], coords[1, :d], True)]),
-               np.array(_sources.subset_loss_part(data, False, rows, coef, params))]
+               np.array(_sources.subset_loss_part(data, False, rows, coef, "huber", 0.3))]
         return out
 
     small, compiled = _both(monkeypatch, passes)

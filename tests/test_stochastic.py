@@ -9,6 +9,7 @@ from numpy.testing import assert_allclose
 
 import fastgd
 from fastgd import kernels as K
+from fastgd.losses import get as get_loss
 from tests import naive
 from tests.conftest import make_linear
 
@@ -47,14 +48,14 @@ def test_sgd_scaled_epoch_matches_twin(rng, d, bs, variant):
     params[K.P_FIT_B] = 1.0
     # averaging starts mid-epoch (the epoch's steps are 11..): the kernel's split point
     params[K.P_AVG_START] = 25.0 if variant in ("invscaling_avg", "plain_avg") else 1e18
-    params[K.P_HUBER] = 1.0 if variant == "huber_weighted" else 0.0
     params[K.P_EPSILON] = 0.3
     if variant == "sum":
         params[K.P_ETA0] = 0.05 / bs
     theta0 = rng.normal(size=d + 1)
     state = np.array([theta0, theta0 * 0.5])
     coords = np.array([np.append(m, 0.0), np.append(1 / s, 0.0), lam1, lam2])
-    steps = K._sgd_scaled_epoch(X, y, sw, perm, coords, params, state)
+    loss = get_loss("huber" if variant == "huber_weighted" else "squared")
+    steps = K.sgd_kernels(loss).any(X, y, sw, perm, coords, params, state)
     th, av, t = naive.sgd_scaled_epoch(
         X, y, sw, perm, m, s, lam1, lam2, params[0], 0.5, 10, variant == "invscaling_avg", bs,
         variant != "sum", 1.3, True, params[K.P_AVG_START], variant == "huber_weighted", 0.3,
@@ -75,7 +76,8 @@ def test_sgd_scaled_epoch_reports_nonfinite_row(rng, d, avg_start):
     params[K.P_AVG_START] = avg_start
     coords = np.array([np.zeros(d + 1), np.ones(d + 1), np.zeros(d + 1), np.zeros(d + 1)])
     state = np.zeros((2, d + 1))
-    assert K._sgd_scaled_epoch(X, y, np.empty(0), perm, coords, params, state) == -8
+    assert K.sgd_kernels(get_loss("squared")).any(X, y, np.empty(0), perm, coords, params,
+                                                 state) == -8
     assert np.all(np.isfinite(state))
 
 
@@ -205,7 +207,7 @@ def test_parallel_true_mixes_scaled_sgd_with_averaging(rng):
     (dict(mode="sgd", average=0), ValueError, r"average must be >= 1, got 0"),
     (dict(mode="sgd", early_stopping="yes"), TypeError, r"early_stopping must be True or False"),
     (dict(mode="sgd", early_stopping=True, validation_fraction=1.0), ValueError, r"validation_fraction must be strictly between 0 and 1"),
-    (dict(mode="sgd", loss="l1"), ValueError, r"loss must be one of 'squared', 'huber'; got 'l1'"),
+    (dict(mode="sgd", loss="l1"), ValueError, r"loss must be one of 'squared', 'huber' \(the registered losses, fastgd.losses\); got 'l1'"),
     (dict(mode="sgd", loss="huber", epsilon=0.0), ValueError, r"epsilon must be a finite number > 0"),
     (dict(learning_rate_schedule="adaptive"), ValueError, r"applies to mode='minibatch' and mode='sgd' only, not to mode='batch'"),
     (dict(mode="sgd", learning_rate_schedule="adaptive", tol=None), ValueError, r"need tol"),

@@ -1,8 +1,10 @@
 """Numba kernels: pure array functions, nothing else, one module per concern.
 
-* :mod:`.gradient`: the fused loss/gradient passes (squared error, Huber), subset loss;
+* :mod:`.gradient`: the squared loss's fused loss/gradient passes, by width;
+* :mod:`.loss`: the passes of every other loss, compiled per loss;
 * :mod:`.moments`: means and co-moments, the max row norm;
-* :mod:`.sgd`: the stochastic epochs (one family: raw SGD is the identity scaling);
+* :mod:`.sgd`: the stochastic epochs (one family: raw SGD is the identity scaling),
+  compiled per loss;
 * :mod:`.permutation`: the counter-based permutations;
 * :mod:`.finite`: the NaN/inf check.
 
@@ -29,15 +31,8 @@ Conventions shared by every kernel
   whatever the thread count, and each kernel is compiled once.
 """
 from .finite import _nonfinite
-from .gradient import (
-    _huber_grad,
-    _sse_grad,
-    _sse_grad_1d,
-    _sse_grad_narrow,
-    _sse_grad_rows8,
-    _sse_grad_src,
-    _subset_loss,
-)
+from .gradient import _sse_grad, _sse_grad_1d, _sse_grad_narrow, _sse_grad_rows8, _sse_grad_src
+from .loss import loss_kernels
 from .moments import _combine_moments, _max_norm, _moments, _moments_1d, _moments_diag
 from .permutation import _permutation_phase
 from .sgd import (
@@ -47,28 +42,19 @@ from .sgd import (
     P_EPSILON,
     P_ETA0,
     P_FIT_B,
-    P_HUBER,
     P_MEAN,
     P_POWER_T,
     P_SCHEDULE,
     P_T0,
     P_WSCALE,
-    plain_batches,
-    plain_rows,
-    _sgd_epoch_1d,
-    _sgd_epoch_batches,
-    _sgd_epoch_batches_1d,
-    _sgd_epoch_batches_plain,
-    _sgd_epoch_rows,
-    _sgd_epoch_rows_plain,
-    _sgd_scaled_epoch,
+    sgd_kernels,
 )
 
 
 def sse_grad_kernel(d, weighted):
-    """The fused loss/gradient kernel for ``d`` columns: every variant has the signature
-    and output layout of :func:`fastgd.kernels.gradient._sse_grad_src`, and each is
-    compiled only when used."""
+    """The squared loss's fused loss/gradient kernel for ``d`` columns: every variant has
+    the signature and output layout of :func:`fastgd.kernels.gradient._sse_grad_src`, and
+    each is compiled only when used."""
     if d == 1:
         return _sse_grad_1d
     if not weighted and 2 <= d <= 4:
@@ -78,15 +64,8 @@ def sse_grad_kernel(d, weighted):
     return _sse_grad
 
 
-def sgd_epoch_kernel(d, batch_size, coords=None, params=None):
-    """The stochastic epoch kernel for ``d`` columns and ``batch_size`` rows a step (the
-    signature of :func:`fastgd.kernels.sgd._sgd_scaled_epoch_src`), given the epoch's
-    ``coords`` and ``params`` (plain SGD on the raw data has a kernel of its own); each
-    is compiled only when used."""
-    if d == 1:
-        return _sgd_epoch_1d if batch_size == 1 else _sgd_epoch_batches_1d
-    if batch_size == 1:
-        plain = coords is not None and plain_rows(coords, params, d)
-        return _sgd_epoch_rows_plain if plain else _sgd_epoch_rows
-    plain = coords is not None and plain_batches(coords, params, d)
-    return _sgd_epoch_batches_plain if plain else _sgd_epoch_batches
+__all__ = ["N_PARAMS", "P_AVG_START", "P_BATCH", "P_EPSILON", "P_ETA0", "P_FIT_B", "P_MEAN",
+           "P_POWER_T", "P_SCHEDULE", "P_T0", "P_WSCALE", "loss_kernels", "sgd_kernels",
+           "sse_grad_kernel", "_nonfinite", "_sse_grad", "_sse_grad_1d", "_sse_grad_narrow",
+           "_sse_grad_rows8", "_sse_grad_src", "_combine_moments", "_max_norm", "_moments",
+           "_moments_1d", "_moments_diag", "_permutation_phase"]

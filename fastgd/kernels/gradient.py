@@ -1,5 +1,5 @@
-"""The fused loss/gradient passes: squared error (four shapes by width) and Huber, plus
-the loss over a subset of rows (early stopping's held-out rows)."""
+"""The fused loss/gradient passes of the squared loss, in four shapes by width (every other
+loss: :mod:`.loss`)."""
 import numpy as np
 
 from .._config import jit
@@ -319,79 +319,3 @@ _sse_grad = jit(_sse_grad_src)
 _sse_grad_1d = jit(_sse_grad_1d_src)
 _sse_grad_narrow = jit(_sse_grad_narrow_src)
 _sse_grad_rows8 = jit(_sse_grad_rows8_src)
-
-
-def _subset_loss_src(X, y, sw, idx, coef, params, out):
-    """``out[0] = sum w loss(r)``, ``out[1] = sum w`` over the rows ``idx`` (raw ``coef``).
-
-    ``params = [huber (1) / squared (0), epsilon]``; the Huber loss is ``r^2`` for
-    ``|r| <= epsilon`` and ``2 epsilon |r| - epsilon^2`` beyond (it equals the squared
-    loss in the middle and has the gradient ``-2 clip(r) x``).
-    """
-    d = X.shape[1]
-    huber = params[0] != 0.0
-    eps = params[1]
-    weighted = sw.shape[0] > 0
-    s = 0.0
-    wsum = 0.0
-    for k in range(idx.shape[0]):
-        i = idx[k]
-        p = coef[d]
-        for j in range(d):
-            p += np.float64(X[i, j]) * coef[j]
-        r = np.float64(y[i]) - p
-        a = abs(r)
-        v = 2.0 * eps * a - eps * eps if (huber and a > eps) else r * r
-        w = sw[i] if weighted else 1.0
-        s += w * v
-        wsum += w
-    out[0] = s
-    out[1] = wsum
-
-
-_subset_loss = jit(_subset_loss_src)
-
-
-def _huber_grad_chunk(X, y, sw, coef, eps, start, stop, row):
-    """Accumulate ``[sum w h(r), sum w psi(r), sum w psi(r) x_j ...]`` over rows
-    ``start:stop`` into ``row`` (``h(r) = r^2`` for ``|r| <= eps``, ``2 eps |r| - eps^2``
-    beyond; ``psi(r) = clip(r, -eps, eps)``, so the gradient is ``-2 sum w psi z``)."""
-    d = X.shape[1]
-    weighted = sw.shape[0] > 0
-    for j in range(d + 2):
-        row[j] = 0.0
-    for i in range(start, stop):
-        p = coef[d]
-        for j in range(d):
-            p += np.float64(X[i, j]) * coef[j]
-        r = np.float64(y[i]) - p
-        a = abs(r)
-        if a <= eps:
-            h = r * r
-            psi = r
-        else:
-            h = 2.0 * eps * a - eps * eps
-            psi = eps if r > 0 else -eps
-        w = sw[i] if weighted else 1.0
-        row[0] += w * h
-        row[1] += w * psi
-        for j in range(d):
-            row[2 + j] += w * psi * np.float64(X[i, j])
-
-
-_huber_grad_chunk_jit = jit(_huber_grad_chunk)
-
-
-def _huber_grad_src(X, y, sw, coef, params, out, c0, c1):
-    """Huber loss/gradient sums at ``coef`` (float64 ``(d + 1,)``), one row of ``out``
-    (float64 ``(n_chunks, d + 2)``) per fixed chunk of ``ceil(n / n_chunks)`` rows, in
-    the layout of :func:`_sse_grad_src`; ``params = [epsilon]``. The
-    driver sums the rows in order: serial and parallel are bit-identical."""
-    n = X.shape[0]
-    k = out.shape[0]
-    size = (n + k - 1) // k
-    for c in range(c0, c1):
-        _huber_grad_chunk_jit(X, y, sw, coef, params[0], c * size, min(n, (c + 1) * size), out[c])
-
-
-_huber_grad = jit(_huber_grad_src)

@@ -1,9 +1,14 @@
 """Stochastic epochs: one family, (mini-)batch SGD in standardized coordinates computed on
-the fly (schedules, averaging, penalties, Huber), serial or parameter mixing over fixed
-parts. Plain SGD on the raw data is the identity scaling (centres 0, inverse scales 1,
-no penalty, constant rate, no averaging): ``(x - 0) * 1`` is ``x`` exactly, so it runs
-the textbook update. Strict IEEE (``fastmath=False``), so the non-finite residual test
-survives (under the fast-math flags LLVM removed it, see fastgd._config)."""
+the fly (schedules, averaging, penalties, any registered loss), serial or parameter mixing
+over fixed parts. Plain SGD on the raw data is the identity scaling (centres 0, inverse
+scales 1, no penalty, constant rate, no averaging): ``(x - 0) * 1`` is ``x`` exactly, so it
+runs the textbook update. Strict IEEE (``fastmath=False``), so the non-finite residual
+test survives (under the fast-math flags LLVM removed it, see fastgd._config).
+
+Each epoch kernel is compiled per loss (:func:`sgd_kernels`): the loss's ``psi`` (half its
+derivative) is the global ``_PSI`` of a copy of the source, and ``_SQUARED`` says that it
+is the identity, so the squared loss's kernels hold no trace of another loss.
+"""
 import math
 
 import numpy as np
@@ -11,15 +16,17 @@ import numpy as np
 from .._config import jit, specialize
 from .._intrinsics import PREFETCH_DISTANCE, prefetch
 
-
-
-
-#: layout of ``params`` of :func:`_sgd_scaled_epoch_serial`
+#: the layout of ``params`` of every epoch kernel, by name (see :func:`_sgd_scaled_epoch_src`)
 P_ETA0, P_POWER_T, P_T0, P_SCHEDULE, P_BATCH, P_MEAN, P_WSCALE, P_FIT_B, P_AVG_START, \
-    P_HUBER, P_EPSILON = range(11)
+    P_EPSILON = range(10)
+N_PARAMS = 10
 
-
-N_PARAMS = 11
+#: rebound in each loss's copy of the kernels (see :func:`sgd_kernels`)
+_PSI = None
+_SQUARED = True
+_PLAIN = False
+_STEPS_1D = None
+_ROWS_PLAIN = None
 
 
 @jit
@@ -46,7 +53,6 @@ def _soft_threshold(v, tau):
     return v
 
 
-@jit(fastmath=False)
 def _steps_1d(X, y, sw, perm, k_lo, k_hi, params, c0, i0, l1, l2, a0, a1, averaging):
     """SGD steps ``k_lo .. k_hi - 1`` of one feature and one row per step, in registers.
 
@@ -56,21 +62,20 @@ def _steps_1d(X, y, sw, perm, k_lo, k_hi, params, c0, i0, l1, l2, a0, a1, averag
     the first non-finite residual (``-1`` if none; the parameters are those before it)
     and the sums of the iterates.
     """
-    eta0 = params[0]
-    power_t = params[1]
-    t = np.int64(params[2]) + k_lo
-    invscaling = params[3] != 0.0
-    mean = params[5] != 0.0
-    base = 2.0 * params[6] if mean else 2.0
-    fit_b = params[7] != 0.0
-    huber = params[9] != 0.0
-    eps = params[10]
+    eta0 = params[P_ETA0]
+    power_t = params[P_POWER_T]
+    t = np.int64(params[P_T0]) + k_lo
+    invscaling = params[P_SCHEDULE] != 0.0
+    mean = params[P_MEAN] != 0.0
+    base = 2.0 * params[P_WSCALE] if mean else 2.0
+    fit_b = params[P_FIT_B] != 0.0
+    eps = params[P_EPSILON]
     weighted = sw.shape[0] > 0
     decay = l2 > 0.0
     xv = X.reshape(X.shape[0])
     s0 = 0.0
     s1 = 0.0
-    if not (huber or weighted or decay or l1 > 0.0 or invscaling):
+    if _SQUARED and not (weighted or decay or l1 > 0.0 or invscaling):
         # the default fit (constant rate, squared loss, no weights, no penalty): LLVM did
         # not unswitch the loop below on all those flags (10^7 steps: 428 ms there,
         # about 300 ms here, the cost of the random row access)
@@ -105,8 +110,8 @@ def _steps_1d(X, y, sw, perm, k_lo, k_hi, params, c0, i0, l1, l2, a0, a1, averag
         r = np.float64(y[i]) - (a0 * x0 + a1)
         if not math.isfinite(r):
             return a0, a1, k, s0, s1
-        if huber:
-            r = min(max(r, -eps), eps)
+        if not _SQUARED:
+            r = _PSI(r, eps)
         t += 1
         eta = eta0 / t ** power_t if invscaling else eta0
         c = base * eta * (sw[i] * r if weighted else r)
@@ -131,16 +136,15 @@ def _rows_epoch(X, y, sw, perm, coords, params, state):
     it, 0.3 to 0.4 s on a cold start)."""
     d = X.shape[1]
     m = perm.shape[0]
-    eta0 = params[0]
-    power_t = params[1]
-    t = np.int64(params[2])
-    invscaling = params[3] != 0.0
-    mean = params[5] != 0.0
-    wscale = params[6]
-    fit_b = params[7] != 0.0
-    avg_start = np.int64(params[8])
-    huber = params[9] != 0.0
-    eps = params[10]
+    eta0 = params[P_ETA0]
+    power_t = params[P_POWER_T]
+    t = np.int64(params[P_T0])
+    invscaling = params[P_SCHEDULE] != 0.0
+    mean = params[P_MEAN] != 0.0
+    wscale = params[P_WSCALE]
+    fit_b = params[P_FIT_B] != 0.0
+    avg_start = np.int64(params[P_AVG_START])
+    eps = params[P_EPSILON]
     weighted = sw.shape[0] > 0
     theta = state[0]
     avg = state[1]
@@ -168,8 +172,8 @@ def _rows_epoch(X, y, sw, perm, coords, params, state):
         r = np.float64(y[i]) - p
         if not math.isfinite(r):
             return -(k + 1)
-        if huber:
-            r = min(max(r, -eps), eps)
+        if not _SQUARED:
+            r = _PSI(r, eps)
         wr = sw[i] * r if weighted else r
         t += 1
         eta = eta0 / t ** power_t if invscaling else eta0
@@ -191,17 +195,16 @@ def _rows_epoch(X, y, sw, perm, coords, params, state):
     return m
 
 
-@jit(fastmath=False)
 def _rows_plain(X, y, sw, perm, params, theta, avg, t, avg_start):
     """:func:`_rows_epoch` at the identity scaling without penalty, Huber or schedule:
     plain SGD on the raw data, the same arithmetic without the scaling's no-ops (10^7
     rows, d = 10: 475 ms a permuted epoch through the scaled loop, about 420 ms here)."""
     d = X.shape[1]
     m = perm.shape[0]
-    mean = params[5] != 0.0
-    fit_b = params[7] != 0.0
+    mean = params[P_MEAN] != 0.0
+    fit_b = params[P_FIT_B] != 0.0
     weighted = sw.shape[0] > 0
-    c = 2.0 * params[0] * params[6] / 1 if mean else 2.0 * params[0]
+    c = 2.0 * params[P_ETA0] * params[P_WSCALE] / 1 if mean else 2.0 * params[P_ETA0]
     xf = X.reshape(X.shape[0] * d)
     for k in range(m):
         if k + PREFETCH_DISTANCE < m:
@@ -235,25 +238,23 @@ def _rows_plain_epoch(X, y, sw, perm, coords, params, state):
     """:func:`_sgd_scaled_epoch_src` with one row a step and ``d > 1`` columns at the
     identity scaling without penalty, Huber loss or schedule (``coords`` ignored): plain
     SGD on the raw data (:func:`_rows_plain`)."""
-    return _rows_plain(X, y, sw, perm, params, state[0], state[1], np.int64(params[2]),
-                       np.int64(params[8]))
+    return _ROWS_PLAIN(X, y, sw, perm, params, state[0], state[1], np.int64(params[P_T0]),
+                       np.int64(params[P_AVG_START]))
 
 
 def plain_rows(coords, params, d):
-    """Whether one-row steps over ``d > 1`` columns run :func:`_rows_plain_epoch`: the
-    identity scaling (centres 0, inverse scales 1), no penalty, the squared loss and a
-    constant rate (then ``(x - 0) * 1`` is ``x`` and the scaled loop's extra work is
-    no-ops). Python-side, in NumPy."""
+    """Whether one-row steps over ``d > 1`` columns of the squared loss run
+    :func:`_rows_plain_epoch`: the identity scaling (centres 0, inverse scales 1), no
+    penalty and a constant rate (then ``(x - 0) * 1`` is ``x`` and the scaled loop's
+    extra work is no-ops). Python-side, in NumPy."""
     return bool((coords[0, :d] == 0.0).all() and (coords[1, :d] == 1.0).all()
-                and not coords[2:4, :d].any() and params[P_HUBER] == 0.0
-                and params[P_SCHEDULE] == 0.0)
+                and not coords[2:4, :d].any() and params[P_SCHEDULE] == 0.0)
 
 
 def plain_batches(coords, params, d):
     """Whether batches over ``d > 1`` columns run the raw-rows loop of
-    :func:`_epoch_batches`: the identity scaling and the squared loss."""
-    return bool((coords[0, :d] == 0.0).all() and (coords[1, :d] == 1.0).all()
-                and params[P_HUBER] == 0.0)
+    :func:`_epoch_batches` (squared loss): the identity scaling."""
+    return bool((coords[0, :d] == 0.0).all() and (coords[1, :d] == 1.0).all())
 
 
 def _batches_1d_epoch(X, y, sw, perm, coords, params, state):
@@ -261,17 +262,16 @@ def _batches_1d_epoch(X, y, sw, perm, coords, params, state):
     parameters and the batch's gradient in registers (same arithmetic as the generic
     loop, without its loads and stores through memory)."""
     m = perm.shape[0]
-    eta0 = params[0]
-    power_t = params[1]
-    t = np.int64(params[2])
-    invscaling = params[3] != 0.0
-    bs = np.int64(params[4])
-    mean = params[5] != 0.0
-    wscale = params[6]
-    fit_b = params[7] != 0.0
-    avg_start = np.int64(params[8])
-    huber = params[9] != 0.0
-    eps = params[10]
+    eta0 = params[P_ETA0]
+    power_t = params[P_POWER_T]
+    t = np.int64(params[P_T0])
+    invscaling = params[P_SCHEDULE] != 0.0
+    bs = np.int64(params[P_BATCH])
+    mean = params[P_MEAN] != 0.0
+    wscale = params[P_WSCALE]
+    fit_b = params[P_FIT_B] != 0.0
+    avg_start = np.int64(params[P_AVG_START])
+    eps = params[P_EPSILON]
     weighted = sw.shape[0] > 0
     theta = state[0]
     avg = state[1]
@@ -301,8 +301,8 @@ def _batches_1d_epoch(X, y, sw, perm, coords, params, state):
                 theta[0] = a0
                 theta[1] = a1
                 return -(k + 1)
-            if huber:
-                r = min(max(r, -eps), eps)
+            if not _SQUARED:
+                r = _PSI(r, eps)
             wr = sw[i] * r if weighted else r
             g0 += wr * x0
             g1 += wr
@@ -333,18 +333,18 @@ def _epoch_1d(X, y, sw, perm, coords, params, state):
     never true.
     """
     m = perm.shape[0]
-    t_start = np.int64(params[2])
-    avg_start = np.int64(params[8])
+    t_start = np.int64(params[P_T0])
+    avg_start = np.int64(params[P_AVG_START])
     theta = state[0]
     avg = state[1]
     c0, i0, l1, l2 = coords[0, 0], coords[1, 0], coords[2, 0], coords[3, 0]
     v0, v1 = avg[0], avg[1]
     split = min(m, max(0, avg_start - t_start))  # steps taken before averaging
-    a0, a1, bad, s0, s1 = _steps_1d(X, y, sw, perm, 0, split, params, c0, i0, l1, l2,
+    a0, a1, bad, s0, s1 = _STEPS_1D(X, y, sw, perm, 0, split, params, c0, i0, l1, l2,
                                     theta[0], theta[1], False)
     n_avg = 0
     if bad < 0 and split < m:
-        a0, a1, bad, s0, s1 = _steps_1d(X, y, sw, perm, split, m, params, c0, i0, l1, l2,
+        a0, a1, bad, s0, s1 = _STEPS_1D(X, y, sw, perm, split, m, params, c0, i0, l1, l2,
                                         a0, a1, True)
         n_avg = (bad if bad >= 0 else m) - split
     theta[0], theta[1] = a0, a1
@@ -355,24 +355,24 @@ def _epoch_1d(X, y, sw, perm, coords, params, state):
 def _epoch_batches(X, y, sw, perm, coords, params, state):
     """:func:`_sgd_scaled_epoch_src` with batches of ``bs > 1`` rows and ``d > 1`` columns.
 
-    Compiled twice from this one source: with ``_PLAIN`` False, the scaled loop; with
-    ``_PLAIN`` True (the identity scaling and the squared loss, chosen in Python by
+    Compiled twice for the squared loss from this one source: with ``_PLAIN`` False, the
+    scaled loop; with ``_PLAIN`` True (the identity scaling, chosen in Python by
     :func:`plain_batches`), the gradient of the raw rows. numba prunes the branch on the
-    constant, so each kernel holds one loop (the scaled fit no longer compiles the raw
-    one: 0.3 to 0.5 s on a cold start)."""
+    constant, so each kernel holds one loop (the scaled fit does not compile the raw one:
+    0.3 to 0.5 s on a cold start). ``state`` has four rows: the last two are scratch.
+    """
     d = X.shape[1]
     m = perm.shape[0]
-    eta0 = params[0]
-    power_t = params[1]
-    t = np.int64(params[2])
-    invscaling = params[3] != 0.0
-    bs = np.int64(params[4])
-    mean = params[5] != 0.0
-    wscale = params[6]
-    fit_b = params[7] != 0.0
-    avg_start = np.int64(params[8])
-    huber = params[9] != 0.0
-    eps = params[10]
+    eta0 = params[P_ETA0]
+    power_t = params[P_POWER_T]
+    t = np.int64(params[P_T0])
+    invscaling = params[P_SCHEDULE] != 0.0
+    bs = np.int64(params[P_BATCH])
+    mean = params[P_MEAN] != 0.0
+    wscale = params[P_WSCALE]
+    fit_b = params[P_FIT_B] != 0.0
+    avg_start = np.int64(params[P_AVG_START])
+    eps = params[P_EPSILON]
     weighted = sw.shape[0] > 0
     theta = state[0]
     avg = state[1]
@@ -389,9 +389,9 @@ def _epoch_batches(X, y, sw, perm, coords, params, state):
         for j in range(d + 1):
             g[j] = 0.0
         if _PLAIN:
-            # the identity scaling without Huber: the same sums as below with xs = x
-            # (10^7 rows, d = 10, batches of 256: 438 ms an epoch through the scaled
-            # loop, 423 ms here, as fast as the raw kernel this family replaced)
+            # the identity scaling: the same sums as below with xs = x (10^7 rows,
+            # d = 10, batches of 256: 438 ms an epoch through the scaled loop, 423 ms
+            # here, as fast as the raw kernel this family replaced)
             for k in range(k0, k1):
                 if k + PREFETCH_DISTANCE < m:
                     q = perm[k + PREFETCH_DISTANCE]
@@ -428,145 +428,12 @@ def _epoch_batches(X, y, sw, perm, coords, params, state):
                 r = np.float64(y[i]) - p
                 if not math.isfinite(r):
                     return -(k + 1)
-                if huber:
-                    r = min(max(r, -eps), eps)
+                if not _SQUARED:
+                    r = _PSI(r, eps)
                 wr = sw[i] * r if weighted else r
                 for j in range(d):
                     g[j] += wr * xs[j]
                 g[d] += wr
-        t += 1
-        steps += 1
-        eta = eta0 / t ** power_t if invscaling else eta0
-        c = 2.0 * eta * wscale / (k1 - k0) if mean else 2.0 * eta
-        v = a0 + c * g0
-        v -= eta * l2 * a0
-        a0 = _soft_threshold(v, eta * l1)
-        if fit_b:
-            a1 += c * g1
-        if t > avg_start:
-            a = 1.0 / (t - avg_start)
-            avg[0] += a * (a0 - avg[0])
-            avg[1] += a * (a1 - avg[1])
-    theta[0] = a0
-    theta[1] = a1
-    return steps
-
-
-def _epoch_1d(X, y, sw, perm, coords, params, state):
-    """:func:`_sgd_scaled_epoch_src` with one column and one row a step.
-
-    Everything in registers (a generic loop through memory took 320 ms for 3 epochs of
-    10^6 rows, this one about half). The steps before averaging starts and those after
-    run as two loops: a per-step "t > avg_start" test cost 60 ms per 10^7 steps even when
-    never true.
-    """
-    m = perm.shape[0]
-    t_start = np.int64(params[2])
-    avg_start = np.int64(params[8])
-    theta = state[0]
-    avg = state[1]
-    c0, i0, l1, l2 = coords[0, 0], coords[1, 0], coords[2, 0], coords[3, 0]
-    v0, v1 = avg[0], avg[1]
-    split = min(m, max(0, avg_start - t_start))  # steps taken before averaging
-    a0, a1, bad, s0, s1 = _steps_1d(X, y, sw, perm, 0, split, params, c0, i0, l1, l2,
-                                    theta[0], theta[1], False)
-    n_avg = 0
-    if bad < 0 and split < m:
-        a0, a1, bad, s0, s1 = _steps_1d(X, y, sw, perm, split, m, params, c0, i0, l1, l2,
-                                        a0, a1, True)
-        n_avg = (bad if bad >= 0 else m) - split
-    theta[0], theta[1] = a0, a1
-    avg[0], avg[1] = _merge_average(v0, v1, t_start, avg_start, s0, s1, n_avg)
-    return -(bad + 1) if bad >= 0 else m
-
-
-def _epoch_batches(X, y, sw, perm, coords, params, state):
-    """:func:`_sgd_scaled_epoch_src` with batches of ``bs > 1`` rows and ``d > 1`` columns.
-
-    Compiled twice from this one source: with ``_PLAIN`` False, the scaled loop; with
-    ``_PLAIN`` True (the identity scaling and the squared loss, chosen in Python by
-    :func:`plain_batches`), the gradient of the raw rows. numba prunes the branch on the
-    constant, so each kernel holds one loop (the scaled fit no longer compiles the raw
-    one: 0.3 to 0.5 s on a cold start)."""
-    d = X.shape[1]
-    m = perm.shape[0]
-    eta0 = params[0]
-    power_t = params[1]
-    t = np.int64(params[2])
-    invscaling = params[3] != 0.0
-    bs = np.int64(params[4])
-    mean = params[5] != 0.0
-    wscale = params[6]
-    fit_b = params[7] != 0.0
-    avg_start = np.int64(params[8])
-    huber = params[9] != 0.0
-    eps = params[10]
-    weighted = sw.shape[0] > 0
-    theta = state[0]
-    avg = state[1]
-    cen = coords[0]
-    inv = coords[1]
-    lam1 = coords[2]
-    lam2 = coords[3]
-    xf = X.reshape(X.shape[0] * d)
-    g = state[2, :d + 1]  # scratch rows from the caller (a kernel that allocates nothing
-    xs = state[3, :d]     # compiles 0.15 s faster)
-    steps = 0
-    identity = True  # plain SGD on the raw data: (x - 0) * 1 is x, so skip the scaling
-    for j in range(d):
-        if cen[j] != 0.0 or inv[j] != 1.0:
-            identity = False
-    for k0 in range(0, m, bs):
-        k1 = min(k0 + bs, m)
-        for j in range(d + 1):
-            g[j] = 0.0
-        first = k0
-        if identity and not huber:
-            # the same sums as below with xs = x (10^7 rows, d = 10, batches of 256:
-            # 438 ms an epoch through the scaled loop, 423 ms here, as fast as the raw
-            # kernel this family replaced)
-            for k in range(k0, k1):
-                if k + PREFETCH_DISTANCE < m:
-                    q = perm[k + PREFETCH_DISTANCE]
-                    prefetch(xf, q * d)
-                    prefetch(xf, q * d + d - 1)
-                    prefetch(y, q)
-                    if weighted:
-                        prefetch(sw, q)
-                i = perm[k]
-                p = theta[d]
-                for j in range(d):
-                    p += np.float64(X[i, j]) * theta[j]
-                r = np.float64(y[i]) - p
-                if not math.isfinite(r):
-                    return -(k + 1)
-                wr = sw[i] * r if weighted else r
-                for j in range(d):
-                    g[j] += wr * np.float64(X[i, j])
-                g[d] += wr
-            first = k1
-        for k in range(first, k1):
-            if k + PREFETCH_DISTANCE < m:
-                q = perm[k + PREFETCH_DISTANCE]
-                prefetch(xf, q * d)
-                prefetch(xf, q * d + d - 1)
-                prefetch(y, q)
-                if weighted:
-                    prefetch(sw, q)
-            i = perm[k]
-            p = theta[d]
-            for j in range(d):
-                xs[j] = (np.float64(X[i, j]) - cen[j]) * inv[j]
-                p += xs[j] * theta[j]
-            r = np.float64(y[i]) - p
-            if not math.isfinite(r):
-                return -(k + 1)
-            if huber:
-                r = min(max(r, -eps), eps)
-            wr = sw[i] * r if weighted else r
-            for j in range(d):
-                g[j] += wr * xs[j]
-            g[d] += wr
         t += 1
         steps += 1
         eta = eta0 / t ** power_t if invscaling else eta0
@@ -584,18 +451,7 @@ def _epoch_batches(X, y, sw, perm, coords, params, state):
     return steps
 
 
-# Each path of the epoch is a kernel of its own, chosen in Python by sgd_epoch_kernel
-# (fastgd.kernels): a fit compiles only the path it runs. One kernel holding all four
-# took 4.3 s to compile for a d = 1 fit that runs one of them (and 5.7 s more inside the
-# mixing kernel); the first SGD fit in a new process went from 5.2 to 7.4 s before this
-# split.
-_sgd_epoch_1d = jit(_epoch_1d, fastmath=False)
-_sgd_epoch_rows = jit(_rows_epoch, fastmath=False)
-_sgd_epoch_rows_plain = jit(_rows_plain_epoch, fastmath=False)
-_sgd_epoch_batches_1d = jit(_batches_1d_epoch, fastmath=False)
-_PLAIN = False
-_sgd_epoch_batches = jit(specialize(_epoch_batches, "_scaled", _PLAIN=False), fastmath=False)
-_sgd_epoch_batches_plain = jit(specialize(_epoch_batches, "_plain", _PLAIN=True), fastmath=False)
+_EPOCH_1D = _ROWS = _ROWS_PLAIN_EPOCH = _BATCHES_1D = _BATCHES = _BATCHES_PLAIN = None
 
 
 def _sgd_scaled_epoch_src(X, y, sw, perm, coords, params, state):
@@ -609,20 +465,21 @@ def _sgd_scaled_epoch_src(X, y, sw, perm, coords, params, state):
         (inverse scales), ``lam1`` and ``lam2`` (per-coordinate L1 and L2 penalty
         weights in scaled coordinates; zero for the intercept). A scaled feature is
         ``(x_j - m_j) / s_j``.
-    params : float64 ``(11,)``: ``eta0, power_t, t0, schedule (0 constant, 1
-        invscaling), batch_size, mean (1) / sum (0), weight_scale, fit_intercept,
-        avg_start, huber (1) / squared (0), epsilon``. Step ``t`` (1-based, counted
-        over the whole fit: this epoch's first step is ``t0 + 1``) uses ``eta0`` or
-        ``eta0 / t ** power_t``.
+    params : float64 ``(N_PARAMS,)``, by the names ``P_*`` above: ``eta0, power_t, t0,
+        schedule (0 constant, 1 invscaling), batch_size, mean (1) / sum (0),
+        weight_scale, fit_intercept, avg_start, epsilon`` (the loss's parameter). Step
+        ``t`` (1-based, counted over the whole fit: this epoch's first step is ``t0 + 1``)
+        uses ``eta0`` or ``eta0 / t ** power_t``.
     state : float64 ``(2, d + 1)`` or ``(4, d + 1)``, read and written: row 0 the
         parameters ``theta`` (weights, then intercept), row 1 their running average over
         the steps after ``avg_start`` (unchanged while ``t <= avg_start``); the batch
         kernels over several columns use rows 2 and 3 as scratch (four rows required).
 
     Each batch ``B`` takes ``theta += eta * c * sum_B w_i psi(r_i) z_i`` with ``z = [x_s,
-    1]``, ``c = 2 weight_scale / |B|`` (mean) or ``2`` (sum), ``psi(r) = r`` (squared) or
-    ``clip(r, -epsilon, epsilon)`` (Huber), then the L2 decay ``theta_j -= eta lam2_j
-    theta_j`` and the L1 proximal step ``theta_j = soft(theta_j, eta lam1_j)``.
+    1]``, ``c = 2 weight_scale / |B|`` (mean) or ``2`` (sum), ``psi`` the loss's half
+    derivative (``r`` for the squared loss, ``clip(r, -epsilon, epsilon)`` for Huber),
+    then the L2 decay ``theta_j -= eta lam2_j theta_j`` and the L1 proximal step
+    ``theta_j = soft(theta_j, eta lam1_j)``.
 
     Returns the number of steps taken, or ``-(k + 1)`` when the residual of ``perm[k]``
     was not finite (the epoch stops there).
@@ -630,35 +487,87 @@ def _sgd_scaled_epoch_src(X, y, sw, perm, coords, params, state):
     The four paths (one column and one row a step; one row, several columns; batches of
     one column; batches of several columns) are kernels of their own; this dispatcher,
     which compiles all four, is the reference the tests use, and fit picks the one path
-    it needs with :func:`fastgd.kernels.sgd_epoch_kernel`.
+    it needs with :meth:`SGDKernels.choose`.
     """
     d = X.shape[1]
-    bs = np.int64(params[4])
+    bs = np.int64(params[P_BATCH])
     if d == 1 and bs == 1:
-        return _sgd_epoch_1d(X, y, sw, perm, coords, params, state)
+        return _EPOCH_1D(X, y, sw, perm, coords, params, state)
     if bs == 1:
-        plain = params[P_HUBER] == 0.0 and params[P_SCHEDULE] == 0.0
+        plain = _SQUARED and params[P_SCHEDULE] == 0.0
         for j in range(d):
             if (coords[0, j] != 0.0 or coords[1, j] != 1.0 or coords[2, j] != 0.0
                     or coords[3, j] != 0.0):
                 plain = False
         if plain:
-            return _sgd_epoch_rows_plain(X, y, sw, perm, coords, params, state)
-        return _sgd_epoch_rows(X, y, sw, perm, coords, params, state)
+            return _ROWS_PLAIN_EPOCH(X, y, sw, perm, coords, params, state)
+        return _ROWS(X, y, sw, perm, coords, params, state)
     if d == 1:
-        return _sgd_epoch_batches_1d(X, y, sw, perm, coords, params, state)
-    identity = params[P_HUBER] == 0.0
+        return _BATCHES_1D(X, y, sw, perm, coords, params, state)
+    identity = _SQUARED
     for j in range(d):
         if coords[0, j] != 0.0 or coords[1, j] != 1.0:
             identity = False
     work = np.zeros((4, d + 1))
     work[:2] = state[:2]
     if identity:
-        steps = _sgd_epoch_batches_plain(X, y, sw, perm, coords, params, work)
+        steps = _BATCHES_PLAIN(X, y, sw, perm, coords, params, work)
     else:
-        steps = _sgd_epoch_batches(X, y, sw, perm, coords, params, work)
+        steps = _BATCHES(X, y, sw, perm, coords, params, work)
     state[:2] = work[:2]
     return steps
 
 
-_sgd_scaled_epoch = jit(_sgd_scaled_epoch_src, fastmath=False)
+class SGDKernels:
+    """The epoch kernels of one loss (see :func:`sgd_kernels`): ``epoch_1d`` (one column,
+    one row a step), ``rows`` and ``rows_plain`` (several columns, one row), ``batches_1d``,
+    ``batches`` and ``batches_plain`` (batches), and ``any``, the dispatcher of the four
+    shapes that the tests use as the reference. Each is compiled on its first call."""
+
+    def __init__(self, loss):
+        suffix = f"_{loss.name}_{loss.key()}"
+        squared = bool(loss.sufficient_statistics)
+        consts = dict(_PSI=jit(loss.psi, fastmath=False), _SQUARED=squared)
+        steps = jit(specialize(_steps_1d, suffix, **consts), fastmath=False)
+        self.epoch_1d = jit(specialize(_epoch_1d, suffix, _STEPS_1D=steps), fastmath=False)
+        self.rows = jit(specialize(_rows_epoch, suffix, **consts), fastmath=False)
+        self.batches_1d = jit(specialize(_batches_1d_epoch, suffix, **consts), fastmath=False)
+        self.batches = jit(specialize(_epoch_batches, suffix + "_scaled", _PLAIN=False,
+                                      **consts), fastmath=False)
+        # plain SGD on the raw data exists for the squared loss only (the plan runs every
+        # other loss in scaled coordinates)
+        self.rows_plain = _PLAIN_ROWS if squared else None
+        self.batches_plain = (jit(specialize(_epoch_batches, suffix + "_plain", _PLAIN=True,
+                                             **consts), fastmath=False) if squared else None)
+        self.any = jit(specialize(
+            _sgd_scaled_epoch_src, suffix, _EPOCH_1D=self.epoch_1d, _ROWS=self.rows,
+            _ROWS_PLAIN_EPOCH=self.rows_plain or self.rows, _BATCHES_1D=self.batches_1d,
+            _BATCHES=self.batches, _BATCHES_PLAIN=self.batches_plain or self.batches,
+            _SQUARED=squared), fastmath=False)
+
+    def choose(self, d, batch_size, coords=None, params=None):
+        """The kernel of ``d`` columns and ``batch_size`` rows a step, given the epoch's
+        ``coords`` and ``params`` (plain SGD on the raw data has kernels of its own)."""
+        if d == 1:
+            return self.epoch_1d if batch_size == 1 else self.batches_1d
+        if batch_size == 1:
+            plain = (self.rows_plain is not None and coords is not None
+                     and plain_rows(coords, params, d))
+            return self.rows_plain if plain else self.rows
+        plain = (self.batches_plain is not None and coords is not None
+                 and plain_batches(coords, params, d))
+        return self.batches_plain if plain else self.batches
+
+
+_PLAIN_ROWS = jit(specialize(_rows_plain_epoch, "_raw",
+                             _ROWS_PLAIN=jit(_rows_plain, fastmath=False)), fastmath=False)
+_KERNELS = {}
+
+
+def sgd_kernels(loss):
+    """The :class:`SGDKernels` of ``loss`` (a :class:`fastgd.losses.Loss`), made once per
+    loss; each kernel compiles on its first call."""
+    key = (loss.name, loss.key())
+    if key not in _KERNELS:
+        _KERNELS[key] = SGDKernels(loss)
+    return _KERNELS[key]
