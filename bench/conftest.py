@@ -10,7 +10,7 @@ import pytest
 
 import fastgd
 from fastgd import _drivers as D
-from fastgd._sources import ArraySource, permutation
+from fastgd.sources import ArraySource, permutation
 from fastgd import _validation as V
 
 from . import _reference

@@ -19,7 +19,7 @@ import pytest
 
 import fastgd
 from fastgd import _drivers as D
-from fastgd._sources import ArraySource
+from fastgd.sources import ArraySource
 from fastgd import _validation as V
 
 from . import _reference

@@ -36,8 +36,9 @@ dask = pytest.importorskip("dask")
 
 import fastgd  # noqa: E402
 from fastgd import _validation as V  # noqa: E402
-from fastgd._sources import ArraySource, sse_part  # noqa: E402
-from fastgd.dask import source_for  # noqa: E402
+from fastgd.sources import ArraySource
+from fastgd.sources.passes import sse_part  # noqa: E402
+from fastgd.sources.dask import source_for  # noqa: E402
 from tests._cluster import local_cluster  # noqa: E402
 
 D, BLOCKS = 4, 8
@@ -139,7 +140,7 @@ def test_dask_epoch(benchmark, client, data, n, contender):
     coef = np.r_[np.ones(D), 0.0]
     local = ArraySource(V.check_data(Xn, yn, parallel=True), True)
     ref = local.sse_grad(coef)
-    source, _ = source_for(X, y, None)
+    source = source_for(X, y, None)
     keys_x = [k[0] for k in X.__dask_keys__()]
     keys_y = list(y.__dask_keys__())
     futs = {f.key: f for f in distributed.futures_of(X) + distributed.futures_of(y)}

@@ -22,7 +22,7 @@ pq = pytest.importorskip("pyarrow.parquet")
 
 import fastgd  # noqa: E402
 from fastgd.io import FileReader  # noqa: E402
-from fastgd._sources import ChunkSource  # noqa: E402
+from fastgd.sources import ChunkSource  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = [pytest.param(10**6, id="rows1e6"),

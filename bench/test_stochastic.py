@@ -23,7 +23,7 @@ import pytest
 import fastgd
 from fastgd import _chunking as C
 from fastgd import _drivers as D
-from fastgd._sources import ArraySource, epoch_seed, permutation
+from fastgd.sources import ArraySource, epoch_seed, permutation
 from fastgd import kernels as K
 from fastgd.losses import get as get_loss
 from fastgd import _validation as V

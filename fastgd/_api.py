@@ -1,24 +1,19 @@
-"""Public entry points: :func:`fit` (arrays) and :func:`fit_chunks` (blocks of rows).
+"""Public entry points: :func:`fit` (arrays, frames, dask collections),
+:func:`fit_chunks` (blocks of rows) and :func:`resume` (a checkpoint).
 
-Each reads: check the data, build the plan, open a source, run. The plan
-(:mod:`fastgd._plan`) holds every setting; the source (:mod:`fastgd._sources`) the rows;
-the engine (:mod:`fastgd._engine`) the algorithms.
+Each reads: open a source (:func:`fastgd.sources.open_source`), build the plan from its
+facts (:mod:`fastgd._plan`), run the one entry pipeline (:mod:`fastgd._pipeline`).
 """
 import dataclasses
 import time
 
-import numpy as np
-
+from . import _pipeline as pipeline
 from . import _validation as V
-from ._checkpoint import Checkpointer, check_same_data, fingerprint
 from ._checkpoint import read as read_checkpoint
-from ._engine import run, run_partial
-from ._frames import column_names
-from .dask import is_dask
+from ._engine import run_partial
 from ._metrics import mse, sse
-from ._plan import PARAM_TABLE as V_PARAMS
-from ._plan import DataFacts, FitPlan, check_entry
-from ._sources import ArraySource, ChunkSource
+from ._plan import FitPlan, check_entry
+from .sources import open_source, reopen
 
 __all__ = ["fit", "fit_chunks", "resume", "mse", "sse"]
 
@@ -230,57 +225,23 @@ def fit(X, y, *, mode="batch", learning_rate="auto", epochs=None, batch_size=Non
     (3.0, 0.5, True, 'gram', 'cg')
     """
     t0 = time.perf_counter()
-    settings = {k: v for k, v in locals().items() if k in V_PARAMS}
+    settings = dict(
+        mode=mode, learning_rate=learning_rate, epochs=epochs, batch_size=batch_size, tol=tol,
+        fit_intercept=fit_intercept, reduction=reduction, parallel=parallel, shuffle=shuffle,
+        random_state=random_state, scale=scale, solver=solver, optimizer=optimizer,
+        n_iter_no_change=n_iter_no_change, penalty=penalty, alpha=alpha, l1_ratio=l1_ratio,
+        learning_rate_schedule=learning_rate_schedule, power_t=power_t, average=average,
+        early_stopping=early_stopping, validation_fraction=validation_fraction, loss=loss,
+        epsilon=epsilon)
     callback, progress, checkpoint_every = check_entry(
         callback=callback, progress=progress, checkpoint_every=checkpoint_every)
-    if any(is_dask(a) for a in (X, y, sample_weight)):
-        return _fit_dask(X, y, sample_weight, settings, init_coef, init_intercept, callback,
-                         progress, (checkpoint, checkpoint_every, overwrite), t0)
-    data = V.check_data(X, y, sample_weight, parallel=V.check_parallel(parallel),
-                        check_finite_xy=False)
-    facts = DataFacts(n=data.n, d=data.d, dtype=str(data.X.dtype),
-                      weighted=data.sw.shape[0] > 0, one_d=data.one_d)
-    plan = FitPlan.build(facts, **settings)
-    coef = V.check_init(init_coef, init_intercept, data.d)
     # NaN/inf in X and y: batch mode and the scaled stochastic modes find it in their first
     # pass (a separate check would cost as much as a batch epoch); plain SGD checks first
-    source = ArraySource(data, plan.parallel)
-    ckpt = None
-    if checkpoint is not None:
-        ckpt = Checkpointer(checkpoint, checkpoint_every, plan, fingerprint(data),
-                            overwrite=overwrite)
-    res = run(plan, source, coef, callback=callback, t0=t0, progress=progress, checkpoint=ckpt)
-    names = column_names(X)
-    return res if names is None else dataclasses.replace(res, feature_names=names)
-
-
-def _fit_dask(X, y, sample_weight, settings, init_coef, init_intercept, callback, progress,
-              checkpoint, t0, resume=None):
-    """:func:`fit` (and :func:`resume`) on dask collections: a
-    :class:`fastgd.dask.DaskSource` (the blocks stay on the cluster), then the same plan
-    and engines. ``checkpoint``: ``(path, every, overwrite)``; ``resume``: ``(doc, path)``."""
-    from .dask import source_for
-
-    source, names = source_for(X, y, sample_weight)
-    path, every, overwrite = checkpoint
-    ckpt = None
-    if resume is not None:
-        doc, path = resume
-        plan = FitPlan.from_dict(doc["plan"])
-        fp = source.fingerprint("dask")
-        check_same_data(doc, fp, path)
-        ckpt = Checkpointer.resumed(doc, path, plan, fp, every)
-        coef = np.zeros(source.d + 1)
-    else:
-        plan = FitPlan.build(source.facts(), **settings)
-        coef = V.check_init(init_coef, init_intercept, source.d)
-        if path is not None:
-            ckpt = Checkpointer(path, every, plan, lambda: source.fingerprint("dask"),
-                                overwrite=overwrite)
-    res = run(plan, source, coef, callback=callback, t0=t0, progress=progress,
-              checkpoint=ckpt, resume=None if resume is None else resume[0]["state"])
-    return dataclasses.replace(res, n_rows=source.n,
-                               **({} if names is None else {"feature_names": names}))
+    source = open_source(X, y, sample_weight, parallel=parallel)
+    plan = FitPlan.build(source.facts(), **settings)
+    return pipeline.start(source, plan, init_coef=init_coef, init_intercept=init_intercept,
+                          callback=callback, progress=progress, checkpoint=checkpoint,
+                          checkpoint_every=checkpoint_every, overwrite=overwrite, t0=t0)
 
 
 def resume(path, X=None, y=None, *, sample_weight=None, chunks=None, callback=None,
@@ -305,46 +266,13 @@ def resume(path, X=None, y=None, *, sample_weight=None, chunks=None, callback=No
     callback, progress, checkpoint_every = check_entry(
         callback=callback, progress=progress, resume_checkpoint_every=checkpoint_every)
     doc = read_checkpoint(path)
-    if "file" in doc["fingerprint"]:
-        if X is not None or y is not None or sample_weight is not None or chunks is not None:
-            raise TypeError(f"{path} continues a fit of the file {doc['fingerprint']['file']}, "
-                            "which resume opens again (its weights included): call "
-                            "fastgd.resume(path) without X, y, sample_weight or chunks")
-        from .io import resume_file
-
-        return resume_file(doc, path, callback=callback, progress=progress,
-                           checkpoint_every=checkpoint_every)
-    if chunks is not None or doc["fingerprint"].get("source") == "chunks":
-        if chunks is None or X is not None or y is not None:
-            raise TypeError(f"{path} continues a fit_chunks fit: pass the same blocks again, "
-                            "fastgd.resume(path, chunks=blocks)")
-        if sample_weight is not None:
-            raise TypeError(f"{path} continues a fit_chunks fit, whose weights come with the "
-                            "blocks: pass (X, y, sample_weight) blocks, not sample_weight=")
-        plan = FitPlan.from_dict(doc["plan"])
-        source = ChunkSource(chunks, parallel=plan.settings["parallel"])
-        fp = source.fingerprint("chunks")
-        check_same_data(doc, fp, path)
-        ckpt = Checkpointer.resumed(doc, path, plan, fp, checkpoint_every)
-        res = run(plan, source, np.zeros(source.d + 1), callback=callback, t0=t0,
-                  progress=progress, checkpoint=ckpt, resume=doc["state"])
-        return res if source.names is None else dataclasses.replace(res, feature_names=source.names)
-    if X is None or y is None:
-        raise TypeError(f"{path} continues a fit of arrays: pass the same X and y again")
-    if any(is_dask(a) for a in (X, y, sample_weight)):
-        return _fit_dask(X, y, sample_weight, None, None, 0.0, callback, progress,
-                         (path, checkpoint_every, False), t0, resume=(doc, path))
-    plan = FitPlan.from_dict(doc["plan"])
-    data = V.check_data(X, y, sample_weight, parallel=V.check_parallel(plan.settings["parallel"]),
-                        check_finite_xy=False)
-    fp = fingerprint(data)
-    check_same_data(doc, fp, path)
-    ckpt = Checkpointer.resumed(doc, path, plan, fp, checkpoint_every)
-    source = ArraySource(data, plan.parallel)
-    res = run(plan, source, np.zeros(data.d + 1), callback=callback, t0=t0,
-              progress=progress, checkpoint=ckpt, resume=doc["state"])
-    names = column_names(X)
-    return res if names is None else dataclasses.replace(res, feature_names=names)
+    try:
+        source = reopen(doc["fingerprint"], X, y, sample_weight, chunks=chunks,
+                        parallel=doc["plan"]["settings"]["parallel"])
+    except TypeError as exc:
+        raise TypeError(f"{path}: {exc}") from None
+    return pipeline.resume(source, doc, path, callback=callback, progress=progress,
+                           checkpoint_every=checkpoint_every, t0=t0)
 
 
 def fit_chunks(chunks, *, sample_weight=None, init_coef=None, init_intercept=0.0, callback=None,
@@ -414,7 +342,7 @@ def fit_chunks(chunks, *, sample_weight=None, init_coef=None, init_intercept=0.0
     overwrite = fit_kwargs.pop("overwrite", False)
     callback, progress, every = check_entry(
         callback=callback, progress=progress, checkpoint_every=fit_kwargs.pop("checkpoint_every", 1))
-    source = ChunkSource(chunks, parallel=V.check_parallel(fit_kwargs.get("parallel", "auto")))
+    source = open_source(chunks=chunks, parallel=fit_kwargs.get("parallel", "auto"))
     plan = FitPlan.build(source.facts(), **fit_kwargs)
     if not source.reiterable and not plan.single_pass:
         raise TypeError(
@@ -423,30 +351,23 @@ def fit_chunks(chunks, *, sample_weight=None, init_coef=None, init_intercept=0.0
             "pass a list of blocks or a callable that returns a fresh iterator on every call "
             "(one pass suffices only for the default batch fit, solver='gram')"
         )
-    coef = V.check_init(init_coef, init_intercept, source.d)
-    ckpt = None
-    if checkpoint is not None:
-        if not source.reiterable:
-            raise TypeError("a checkpointed fit_chunks fit must read its blocks again when "
-                            "resumed: pass a list of blocks or a callable, not a one-shot "
-                            "iterator")
-        ckpt = Checkpointer(checkpoint, every, plan, lambda: source.fingerprint("chunks"),
-                            overwrite=overwrite)
-    res = run(plan, source, coef, callback=callback, t0=t0, progress=progress, checkpoint=ckpt)
-    return res if source.names is None else dataclasses.replace(res, feature_names=source.names)
+    return pipeline.start(source, plan, init_coef=init_coef, init_intercept=init_intercept,
+                          callback=callback, progress=progress, checkpoint=checkpoint,
+                          checkpoint_every=every, overwrite=overwrite, t0=t0)
 
 
 def _partial_epoch(X, y, *, sample_weight=None, state=None, init_coef=None, init_intercept=0.0,
                    **settings):
     """One epoch of a stochastic mode over ``(X, y)``, continuing ``state`` (None on the
     first call): ``GDRegressor.partial_fit``. Returns ``(FitResult, state)``."""
-    data = V.check_data(X, y, sample_weight, parallel=V.check_parallel(settings.get("parallel", "auto")))
-    facts = DataFacts(n=data.n, d=data.d, dtype=str(data.X.dtype),
-                      weighted=data.sw.shape[0] > 0, one_d=data.one_d)
+    source = open_source(X, y, sample_weight, parallel=settings.get("parallel", "auto"),
+                         check_finite=True)
+    if source.kind != "arrays":
+        raise TypeError("partial_fit takes rows in memory (arrays or data frames)")
     settings = dict(settings, epochs=1, tol=None)
     if settings.get("mode", "batch") == "batch":
         # a batch step over the rows given: one mini-batch the size of the call
-        settings.update(mode="minibatch", batch_size=data.n)
+        settings.update(mode="minibatch", batch_size=source.n)
         for key in ("solver", "optimizer"):
             if settings.get(key, "auto") != "auto":
                 raise ValueError(
@@ -459,13 +380,10 @@ def _partial_epoch(X, y, *, sample_weight=None, state=None, init_coef=None, init
             "learning_rate_schedule='adaptive' need several epochs over the same rows; "
             "use fit, or another schedule"
         )
-    plan = FitPlan.build(facts, **settings)
+    plan = FitPlan.build(source.facts(), **settings)
     # one epoch per call, serial: parameter mixing would average parts of each call
     plan = dataclasses.replace(plan, mixing=False, average_after_epochs=0)
-    coef = V.check_init(init_coef, init_intercept, data.d)
+    coef = V.check_init(init_coef, init_intercept, source.d)
     state = {} if state is None else state
-    res = run_partial(plan, ArraySource(data, plan.parallel, verified=True), coef, state)
-    names = column_names(X)
-    if names is not None:
-        res = dataclasses.replace(res, feature_names=names)
-    return res, state
+    res = run_partial(plan, source, coef, state)
+    return pipeline._described(res, source), state

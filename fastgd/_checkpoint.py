@@ -50,40 +50,6 @@ def _encode(v):
     return v
 
 
-def fingerprint(data):
-    """What identifies the data of an in-memory fit: shape, dtype, weights, and a hash
-    of 257 rows spread over it (cheap at any size; a different file or a shuffled copy
-    is caught, a change of one row between the sampled ones is not)."""
-    return {"n": int(data.n), "d": int(data.d), "dtype": str(data.X.dtype),
-            "weighted": bool(data.sw.shape[0]), "sha256": sampled_hash(data, 257)}
-
-
-def sampled_hash(data, count):
-    """sha256 (hex) of ``count`` rows of X, y and the weights spread over ``data``."""
-    n = data.n
-    rows = np.unique(np.linspace(0, n - 1, min(n, count)).astype(np.int64))
-    h = hashlib.sha256()
-    h.update(np.ascontiguousarray(data.X[rows]).tobytes())
-    h.update(np.ascontiguousarray(data.y[rows]).tobytes())
-    if data.sw.shape[0]:
-        h.update(np.ascontiguousarray(data.sw[rows]).tobytes())
-    return h.hexdigest()
-
-
-def file_fingerprint(reader):
-    """What identifies a file fit: the file (path, size, modification time) and how it is
-    read (columns, header, delimiter, block size): enough to open it again on resume.
-    The columns are kept by name (``x``, ``y``, ``weight``) and by position
-    (``columns``: x, then y and the weight column): resume reads the positions, since a
-    CSV header may repeat a name."""
-    st = os.stat(reader.path)
-    return {"file": os.path.abspath(reader.path), "size": st.st_size,
-            "mtime_ns": st.st_mtime_ns, "x": list(reader.x), "y": reader.y, "weight": reader.w,
-            # (header as the reader used it, a truth value: what resume checks for)
-            "columns": list(reader.positions), "header": bool(reader.header),
-            "delimiter": reader.delimiter, "block_rows": reader.block_rows}
-
-
 def check_same_file(doc, path):
     """A clear error when the checkpoint's file changed or vanished since."""
     fp = doc["fingerprint"]
@@ -344,8 +310,12 @@ def _check_fingerprint(f, fp, plan):
 
 
 def check_same_data(doc, fp, path):
-    """A clear error when ``fp`` (the data given to resume) is not the checkpoint's."""
+    """A clear error when ``fp`` (the fingerprint of the data given to resume, see
+    :meth:`fastgd.sources.Source.fingerprint`) is not the checkpoint's."""
     want = doc["fingerprint"]
+    if "file" in want:
+        check_same_file(doc, path)
+        return
     kinds = {None: "in-memory arrays (resume(path, X, y))",
              "dask": "dask collections (resume(path, X, y) with the same collections)",
              "chunks": "blocks of rows (resume(path, chunks=...) with the same blocks)"}

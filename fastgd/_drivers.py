@@ -31,7 +31,7 @@ class Objective:
 
     ``obj(coef)`` returns ``(loss, grad)`` with ``grad`` float64 ``(d + 1,)`` (the
     intercept's component last, zero when the intercept is not fitted). The pass is the
-    source's :meth:`~fastgd._sources.Source.sse_grad` (which also proves the data finite
+    source's :meth:`~fastgd.sources.Source.sse_grad` (which also proves the data finite
     on its first call, see there).
     """
 
@@ -98,6 +98,9 @@ class Epoch:
         self.coords, self.params, self.mixing = coords, params, mixing
         self.d = d
         self.loss = loss  # a registered loss's name (blocks elsewhere look it up)
+        # one block's share of an epoch: a module-level function, which a source whose
+        # blocks live elsewhere sends there by name (fastgd.sources.dask)
+        self.block_step = sgd_block
 
     def run(self, blocks, state, t):
         """Returns ``(t, None)``, or ``(t, row)`` when the residual of global row ``row``
@@ -261,7 +264,7 @@ def _fit_stochastic(obj, coef, lr, epochs, tol, callback, *, batch_size, reducti
     With ``mixing`` each block's rows run as parameter mixing: ``mix_parts(m)`` parts,
     each an SGD pass over its slice of the block's permutation from the same start,
     averaged in order. Rows are visited in the order the source's
-    :meth:`~fastgd._sources.Source.epochs` gives (for arrays a permutation drawn afresh
+    :meth:`~fastgd.sources.Source.epochs` gives (for arrays a permutation drawn afresh
     each epoch by the compiled bucket shuffle from a 63-bit seed taken from ``rng``;
     serial SGD builds the next one on a background thread); the data is never copied or
     reordered.

@@ -14,7 +14,7 @@ import numpy as np
 from . import _drivers, _optim, _sgd, losses
 from ._result import (ConvergenceWarning, DivergenceError, FitInterrupted, FitResult,
                       IllConditionedWarning)
-from ._sources import exponents, merge_moments, rescaled
+from .sources import exponents, merge_moments, rescaled
 from ._checkpoint import ENGINES
 from ._callers import user_level
 from ._validation import DataChanged, Magnitudes

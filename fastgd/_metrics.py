@@ -4,25 +4,15 @@ import numbers
 import numpy as np
 
 from . import _validation as V
-from ._drivers import Objective
-from ._plan import check_entry
-from ._sources import ArraySource
+from .sources import open_source
 
 
 def _loss(X, y, coef, intercept, sample_weight, parallel, reduction):
-    from . import dask as _dask
-
-    parallel = check_entry(parallel=parallel)
-
-    if any(_dask.is_dask(a) for a in (X, y, sample_weight)):
-        # the blocks' partial sums on the cluster; a non-finite sum (NaN/inf in the
-        # data) makes the source look for the block and row to name
-        source, _ = _dask.source_for(X, y, sample_weight)
-        d = source.d
-    else:
-        data = V.check_data(X, y, sample_weight, parallel=parallel)
-        d = data.d
-        source = None
+    # one pass of the source, wherever the rows are (on a dask cluster: the blocks'
+    # partial sums; a non-finite sum makes the source look for the block and row to name)
+    source = open_source(X, y, sample_weight, parallel=V.check_parallel(parallel),
+                         check_finite=True)
+    d = source.d
     raw = np.asarray(coef)
     if raw.dtype.kind not in "fiub":
         raise TypeError(f"coef must be real numbers, one per feature, got {coef!r:.80}")
@@ -33,10 +23,10 @@ def _loss(X, y, coef, intercept, sample_weight, parallel, reduction):
         raise TypeError(f"intercept must be a real number, got {intercept!r}")
     if not np.all(np.isfinite(c)) or not np.isfinite(intercept):
         raise ValueError("coef and intercept must be finite")
-    full = np.append(c, float(intercept))
-    if source is None:
-        source = ArraySource(data, V.use_parallel(parallel, data.n, data.d), verified=True)
-    return Objective(source, reduction, True).loss(full)
+    sums = source.sse_grad(np.append(c, float(intercept)))
+    # (the expression of the fits' losses: mse equals a fit's final loss bit for bit)
+    norm = 1.0 / source.weight_total if reduction == "mean" else 1.0
+    return float(sums[0] * norm)
 
 
 def mse(X, y, coef, intercept=0.0, *, sample_weight=None, parallel="auto"):

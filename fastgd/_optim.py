@@ -88,7 +88,7 @@ class Scaled:
     (an SSE indistinguishable from zero).
 
     The statistics come from the source's moments pass (which, as the first pass over
-    the data, also proves it finite: see :class:`fastgd._sources.Source`).
+    the data, also proves it finite: see :class:`fastgd.sources.Source`).
 
     ``full=False`` (the streaming solver and the stochastic modes) gathers only the
     per-column means and second moments, O(n d) instead of the O(n d^2) co-moments; ``L``

@@ -23,6 +23,7 @@ import numpy as np
 
 from . import _validation as V
 from . import losses
+from .sources.base import DataFacts
 
 DEFAULT_BATCH_SIZE = 256
 #: epochs when the user gives none: the textbook/stochastic runs, then the caps of the
@@ -328,41 +329,6 @@ def check_entry(**values):
     return out[0] if len(out) == 1 else tuple(out)
 
 
-@dataclass(frozen=True)
-class DataFacts:
-    """What a plan needs to know of the data. ``n`` is None when a source does not know
-    its row count before its first pass (a stream of blocks)."""
-
-    n: object
-    d: int
-    dtype: str
-    weighted: bool
-    one_d: bool = False
-
-    def to_dict(self):
-        return dict(n=self.n, d=self.d, dtype=self.dtype, weighted=self.weighted, one_d=self.one_d)
-
-    @classmethod
-    def from_dict(cls, f):
-        """The facts of :meth:`to_dict`'s output, each checked (``ValueError`` naming it)."""
-        known = ("n", "d", "dtype", "weighted", "one_d")
-        unknown = sorted(set(f) - set(known))
-        missing = [k for k in known[:4] if k not in f]
-        if unknown or missing:
-            raise ValueError(f"a fit plan's facts hold the keys {', '.join(known)}; "
-                             f"missing {missing}, unknown {unknown}")
-        n, d, dtype = f["n"], f["d"], f["dtype"]
-        n = None if n is None else V.check_int(n, "facts.n", 1)
-        d = V.check_int(d, "facts.d", 1)
-        if dtype not in ("float32", "float64"):
-            raise ValueError(f"facts.dtype must be 'float32' or 'float64', got {dtype!r:.40}")
-        weighted = Flag()("facts.weighted", f["weighted"])
-        one_d = Flag()("facts.one_d", f.get("one_d", False))
-        if one_d and d != 1:
-            raise ValueError(f"facts.one_d is true (a 1-D X) but facts.d is {d}")
-        return cls(n=n, d=d, dtype=dtype, weighted=weighted, one_d=one_d)
-
-
 def _frozen(mapping):
     return MappingProxyType(dict(mapping))
 
@@ -525,7 +491,7 @@ class FitPlan:
     @property
     def numpy_passes(self):
         """Whether the loss/gradient passes over small blocks may run in NumPy (see
-        :mod:`fastgd._small`): for fits that make few of them (the gram path: one
+        :mod:`fastgd.sources.small`): for fits that make few of them (the gram path: one
         refinement pass; the stochastic modes: one loss pass an epoch). The iterative
         streaming fits (textbook, streaming solver, Huber, L1) compile their kernels,
         which run those passes 2 to 10 times faster."""

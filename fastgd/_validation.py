@@ -8,11 +8,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _frames, _small, _threads
+from . import _frames, _threads
 from ._chunking import n_chunks
-from ._config import CHUNK_ROWS, K
+from ._config import K
 
 MODES = {"batch": 0, "minibatch": 1, "sgd": 2}
+
+#: arrays of at most this many values are searched for NaN/inf by NumPy, no kernel to
+#: compile (the size of the small blocks of fastgd.sources.small)
+NONFINITE_NUMPY_VALUES = 1 << 20
 
 #: the range of weights fastgd accepts (largest weight, total): beyond, the weighted sums
 #: of squares can underflow or overflow float64 (1e-320 everywhere gave a failed
@@ -125,8 +129,11 @@ def nonfinite_bits(A):
 
 def _nonfinite(A, parallel):
     """``(count, first_row)`` of rows of the 2-D array ``A`` holding NaN or inf."""
-    if _small.is_small(A.shape[0], A.shape[1] - 1):
-        return _small.nonfinite(A)
+    if A.size <= NONFINITE_NUMPY_VALUES:
+        # small arrays: NumPy's test, no kernel to compile
+        bad = ~np.isfinite(A).all(axis=1)
+        count = int(bad.sum())
+        return (count, int(np.argmax(bad))) if count else (0, -1)
     nc = n_chunks(A.shape[0])
     out = np.empty((nc, 2), dtype=np.int64)
     bits, emask = nonfinite_bits(A)
@@ -190,7 +197,7 @@ def check_data(X, y, sample_weight=None, parallel="auto", check_finite_xy=True,
 
     ``check_finite_xy=False`` leaves the NaN/inf check of ``X`` and ``y`` (a full read of
     the data) to the caller, who must run :func:`check_finite_data` when its first pass
-    over the data gives a non-finite sum (see :class:`fastgd._sources.Source`). Everything
+    over the data gives a non-finite sum (see :class:`fastgd.sources.Source`). Everything
     else, the weights' finiteness included, is checked here either way.
     ``allow_zero_weight``: a block of a larger source may have zero total weight.
     """

@@ -48,7 +48,7 @@ def demo(n=10_000_000, seed=0, out=sys.stdout):
     # One warm-up per mode, so compile time is shown once and not in the rates: on the
     # first rows of the data, enough of them for the passes of the data's size (small
     # blocks run in NumPy and compile nothing; larger ones run the kernels)
-    from ._small import SMALL_VALUES
+    from .sources.small import SMALL_VALUES
 
     m = min(n, max(4096, SMALL_VALUES // 2 + 1))
     t = time.perf_counter()
@@ -150,7 +150,7 @@ def _readable(path):
     import shutil
     import tempfile
 
-    from fastgd.io import _kind
+    from fastgd.sources.files import _kind
 
     suffix = ".parquet" if path != "-" and _kind(path) == "parquet" else ".csv"
     f = tempfile.NamedTemporaryFile(prefix="fastgd-stdin-", suffix=suffix, delete=False)

@@ -236,7 +236,7 @@ class GDRegressor(RegressorMixin, BaseEstimator):
             return super().score(X, y, sample_weight=sample_weight)
         import dask
 
-        from .dask import inputs
+        from .sources.dask import inputs
 
         _, yd, swd, _, _ = inputs(X, y, sample_weight)
         pred = self.predict(X)

@@ -52,7 +52,7 @@ def run_all():
     """Every case twice: as ``fit`` runs it (these blocks are small enough for NumPy's
     passes, see ``fastgd._small``), and with every pass forced through the compiled
     kernels (keys ``kernels:...``)."""
-    from fastgd import _small
+    from fastgd.sources import small as _small
 
     pins = _run_cases("")
     _small.SMALL_VALUES = _small.SMALL_PRODUCTS = 0

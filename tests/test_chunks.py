@@ -234,7 +234,7 @@ def test_block_merge_of_tiny_weights_keeps_its_digits():
     moments."""
     from fractions import Fraction as F
 
-    from fastgd._sources import ChunkSource
+    from fastgd.sources import ChunkSource
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(9, 1)) * 1e-22

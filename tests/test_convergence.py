@@ -269,7 +269,7 @@ def test_too_large_rate_in_scaled_fits_raises_divergence(rng, kw):
 def test_stream_and_sgd_scaling_skip_the_full_comoments(rng, monkeypatch):
     """Above 16 features the streaming solver and scaled SGD gather per-column moments
     only (O(n d)); the O(n d^2) co-moment pass is the gram solver's alone."""
-    from fastgd import _sources
+    from fastgd import sources as _sources
 
     original = _sources.Source.moments
 

@@ -312,7 +312,7 @@ def test_the_client_never_gathers_the_data(client):
 def _hold_first_use(args):
     folder, name = args
     os.environ["FASTGD_CACHE_DIR"] = folder
-    from fastgd.dask import _first_use
+    from fastgd.sources.dask import _first_use
 
     with _first_use(name):
         start = time.time()

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
-from fastgd import _sources
+from fastgd import sources as _sources
 
 import fastgd
 from tests import naive
@@ -370,7 +370,7 @@ def test_float32_input_not_copied(rng, monkeypatch):
 def test_prefetched_permutations_match_per_row_twin(rng, monkeypatch, mode):
     from fastgd import _drivers
 
-    monkeypatch.setattr(_sources, "PREFETCH_MIN_ROWS", 1)  # prefetch even this small fit
+    monkeypatch.setattr(_sources.epochs, "PREFETCH_MIN_ROWS", 1)  # prefetch even this small fit
     n, d, epochs = 150, 2, 3
     X, y, _ = make_linear(rng, n, d)
     res = fastgd.fit(X, y, mode=mode, batch_size=None if mode == "sgd" else 8, learning_rate=0.01,
@@ -388,9 +388,9 @@ def test_prefetch_is_bit_identical_and_leaves_no_thread(rng, monkeypatch, kwargs
     from fastgd import _drivers
 
     X, y, _ = make_linear(rng, 3000, 3)
-    monkeypatch.setattr(_sources, "PREFETCH_MIN_ROWS", 10**9)
+    monkeypatch.setattr(_sources.epochs, "PREFETCH_MIN_ROWS", 10**9)
     plain = fastgd.fit(X, y, mode="sgd", epochs=4, random_state=2, **kwargs)
-    monkeypatch.setattr(_sources, "PREFETCH_MIN_ROWS", 1)
+    monkeypatch.setattr(_sources.epochs, "PREFETCH_MIN_ROWS", 1)
     before = threading.active_count()
     pre = fastgd.fit(X, y, mode="sgd", epochs=4, random_state=2, **kwargs)
     assert_array_equal(pre.coef, plain.coef)

@@ -3,7 +3,9 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
-from fastgd import _chunking, _drivers, _sources, _threads, _validation
+from fastgd import _chunking, _drivers, _threads, _validation
+from fastgd import sources as _sources
+from fastgd.sources import passes as _passes
 from fastgd import kernels as _kernels
 from tests import naive
 from tests.conftest import make_linear
@@ -156,7 +158,7 @@ def test_nonfinite_edge_values(dtype):
 @pytest.mark.parametrize("parallel", [False, True])
 def test_moments_match_exact(rng, d, weighted, parallel, monkeypatch):
     # small blocks and sub-chunks so that merging is exercised
-    monkeypatch.setattr(_sources, "moment_layout", lambda n, d: (-(-n // 64), 16))
+    monkeypatch.setattr(_passes, "moment_layout", lambda n, d: (-(-n // 64), 16))
     X, y, _ = make_linear(rng, 300, d)
     X += 1e4  # a large offset: naive one-pass formulas would lose digits here
     sw = rng.uniform(0, 2, 300) if weighted else np.empty(0)
@@ -187,7 +189,7 @@ def test_max_step_norm_matches_naive(rng, weighted, fit_intercept, parallel):
 
 
 def test_moments_parallel_bitwise(rng, threads, monkeypatch):
-    monkeypatch.setattr(_sources, "moment_layout", lambda n, d: (-(-n // 500), 50))
+    monkeypatch.setattr(_passes, "moment_layout", lambda n, d: (-(-n // 500), 50))
     X, y, _ = make_linear(rng, 4000, 2)
     data = _validation.check_data(X, y)
     a = _sources.ArraySource(data, False).moments(full=True)
@@ -282,12 +284,12 @@ def monkeypatched_layout(n_buckets, n_chunks):
 
     @contextlib.contextmanager
     def patched():
-        before = _sources.perm_layout
-        _sources.perm_layout = lambda m: (n_buckets, n_chunks)
+        before = _passes.perm_layout
+        _passes.perm_layout = lambda m: (n_buckets, n_chunks)
         try:
             yield
         finally:
-            _sources.perm_layout = before
+            _passes.perm_layout = before
 
     return patched()
 

@@ -19,7 +19,8 @@ import pytest
 from numpy.testing import assert_allclose
 
 import fastgd
-from fastgd import _small, _sources
+from fastgd import sources as _sources
+from fastgd.sources import small as _small
 from fastgd import _validation as V
 from fastgd import losses
 

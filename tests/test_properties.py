@@ -4,7 +4,8 @@ from hypothesis import given, settings, strategies as st
 from hypothesis.extra.numpy import arrays
 
 import fastgd
-from fastgd import _drivers, _sources, _validation
+from fastgd import _drivers, _validation
+from fastgd import sources as _sources
 
 finite = st.floats(-100, 100, allow_nan=False, allow_infinity=False)
 

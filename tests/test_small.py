@@ -10,7 +10,8 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
 import fastgd
-from fastgd import _small, _sources
+from fastgd import sources as _sources
+from fastgd.sources import small as _small
 from fastgd import _validation as V
 from tests import naive
 from tests.conftest import make_linear
@@ -54,7 +55,7 @@ def test_every_pass_equals_the_kernels(rng, monkeypatch, d, weighted, dtype):
                np.concatenate([np.atleast_1d(v).ravel() for v in src.moments(True)]),
                np.concatenate([np.atleast_1d(v).ravel() for v in src.moments(False)]),
                np.array([src.max_norm(coords[0, :d], coords[1, :d], True)]),
-               np.array(_sources.subset_loss_part(data, False, rows, coef, "huber", 0.3))]
+               np.array(_sources.passes.subset_loss_part(data, False, rows, coef, "huber", 0.3))]
         return out
 
     small, compiled = _both(monkeypatch, passes)
@@ -101,7 +102,7 @@ def test_merging_moment_rows_in_numpy_gives_the_compiled_bits(rng):
     rows[:, 1:1 + k] = rng.normal(size=(20, k)) * 1e3
     com = rng.normal(size=(20, k, k))
     rows[:, 1 + k:] = np.einsum("bij,bkj->bik", com, com).reshape(20, -1)
-    W, mean, full = _sources._merge_full(rows, k)
+    W, mean, full = _sources.passes._merge_full(rows, k)
     mean_k, full_k = np.empty(k), np.empty((k, k))
     W_k = K._combine_moments(rows, k, mean_k, full_k)
     assert W == W_k

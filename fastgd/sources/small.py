@@ -114,7 +114,7 @@ def loss_grad(data, coef, loss, c):
 
 @_quiet
 def moments(data, full):
-    """The block's ``[W, mean, com]`` row (see :func:`fastgd._sources.moments_part`):
+    """The block's ``[W, mean, com]`` row (see :func:`fastgd.sources.moments_part`):
     weighted means of ``z = [x, y]`` (sums of the values shifted by the first row, so a
     constant column's mean is exactly its value) and the centred co-moment matrix
     ``sum w (z - mean)(z - mean)^T`` (``full``) or its diagonal."""
@@ -152,14 +152,6 @@ def max_norm(data, coords):
     if w is not None:
         q = np.where(w > 0.0, w * q, 0.0)
     return float(max(q.max(), 0.0))
-
-
-@_quiet
-def nonfinite(A):
-    """``(count, first_row)`` of rows of the 2-D array ``A`` holding NaN or inf."""
-    bad = ~np.isfinite(A).all(axis=1)
-    count = int(bad.sum())
-    return (count, int(np.argmax(bad))) if count else (0, -1)
 
 
 @_quiet
