@@ -56,6 +56,14 @@ def _axes(ax, size=(7.5, 4.2)):
     return plt.figure(figsize=size, layout="constrained").add_subplot()
 
 
+def _root_figure(ax):
+    """The figure that draws ``ax`` (a subfigure's parent figure)."""
+    fig = ax.figure
+    while getattr(fig, "figure", fig) is not fig:
+        fig = fig.figure
+    return fig
+
+
 def _legend_outside(ax):
     """The legend to the right of the axes, top-aligned: never on the data."""
     ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize="small")
@@ -219,10 +227,9 @@ def _label_points(ax, frame, centre, curvature, excess_levels):
     ``LABEL_GAP_IN`` from the previous label. Distances are measured on the axes as laid
     out now. Returns the labelled levels' indices and their (slope, intercept)."""
     (m_lo, m_hi), (c_lo, c_hi) = frame
-    fig = ax.get_figure()
-    pos = ax.get_position()
-    w = pos.width * fig.get_size_inches()[0]
-    h = pos.height * fig.get_size_inches()[1]
+    box = ax.get_window_extent()  # pixels, as laid out
+    dpi = _root_figure(ax).dpi
+    w, h = box.width / dpi, box.height / dpi
     # the excess MSE, a quadratic form in (dm, dc), rewritten in inches on the axes
     scale = np.array([(m_hi - m_lo) / w, (c_hi - c_lo) / h])
     evals, evecs = np.linalg.eigh(curvature * np.outer(scale, scale))
@@ -353,7 +360,7 @@ def loss_surface(x, y, result, *, path=None, ax=None, max_points=200_000, levels
     _legend_outside(ax)
     if excess_levels is not None:
         # labels last, on the axes as laid out with the legend (a layout pass, no pixels)
-        ax.get_figure().draw_without_rendering()
+        _root_figure(ax).draw_without_rendering()
         # the curvature of the excess in (dm, dc): E[(dm x + dc)^2]
         curvature = np.array([[vxx + mx * mx, mx], [mx, 1.0]])
         chosen, where = _label_points(ax, frame, optimum, curvature, excess_levels)

@@ -182,6 +182,16 @@ def test_loss_surface_on_the_demo_problem(kw):
     assert "1 epochs" not in ax.lines[0].get_label()
 
 
+def test_loss_surface_on_an_axes_of_yours(bike, textbook):
+    """An axes of a subfigure in a figure of the caller's: labels placed on it as laid out."""
+    fig = plt.figure(figsize=(14, 5), layout="constrained")
+    left, right = fig.subfigures(1, 2)
+    ax = plot.loss_surface(*bike, textbook, ax=right.add_subplot())
+    plot.loss_curve(textbook, ax=left.add_subplot())
+    _assert_labels_apart(ax, at_least=3)
+    _assert_legend_outside(ax)
+
+
 def test_a_path_given_starts_where_it_says(bike, textbook):
     x, y = bike
     path = np.array([[2.0, -3.0], [1.6, -1.0], [textbook.slope, textbook.intercept]])
