@@ -116,8 +116,9 @@ def fit_line(result, x, y, *, ax=None, max_points=MAX_POINTS):
     y = np.asarray(y, dtype=np.float64)
     ax = _axes(ax)
     idx = _sample(x.shape[0], max_points)
-    ax.scatter(x[idx], y[idx], s=8 if x.shape[0] <= 1000 else 4, alpha=0.6 if x.shape[0] <= 1000 else 0.4,
-               color="tab:blue", linewidths=0,
+    few = x.shape[0] <= 1000  # (larger dots for a few points)
+    ax.scatter(x[idx], y[idx], s=8 if few else 4, alpha=0.6 if few else 0.4, color="tab:blue",
+               linewidths=0,
                label=f"data ({x[idx].shape[0]:,} of {x.shape[0]:,} points)")
     lo, hi = float(np.min(x)), float(np.max(x))
     grid = np.linspace(lo, hi, 2)
@@ -351,7 +352,8 @@ def loss_surface(x, y, result, *, path=None, ax=None, max_points=200_000, levels
             label=f"fit ({m0:.4g}, {c0:.4g})")
     if optimum is not None:
         ax.plot([optimum[0]], [optimum[1]], ls="none", marker="P", color="tab:green", ms=8,
-                mec="black", mew=0.5, label=f"least-squares optimum ({optimum[0]:.4g}, {optimum[1]:.4g})")
+                mec="black", mew=0.5,
+                label=f"least-squares optimum ({optimum[0]:.4g}, {optimum[1]:.4g})")
     ax.set_xlim(m_lo, m_hi)
     ax.set_ylim(c_lo, c_hi)
     ax.set_xlabel("slope m")

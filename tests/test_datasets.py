@@ -82,7 +82,8 @@ def test_make_demo_is_the_demo_generator():
     x, y = make_demo(3, seed=7)
     assert x.tolist() == [1.2509546660466695, 3.9721380096957546, 2.7568569024519354]
     a, b = make_demo(50_000, seed=3)
-    assert np.array_equal(a, make_demo(50_000, seed=3)[0]) and np.array_equal(b, make_demo(50_000, seed=3)[1])
+    a2, b2 = make_demo(50_000, seed=3)
+    assert np.array_equal(a, a2) and np.array_equal(b, b2)
     assert a.min() >= -5.0 and a.max() < 5.0
     # the line it promises, within the noise: lstsq on 50,000 points (slope sd about 0.0008)
     (m, c), *_ = np.linalg.lstsq(np.c_[a, np.ones_like(a)], b, rcond=None)
