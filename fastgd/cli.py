@@ -7,22 +7,17 @@ from contextlib import contextmanager
 
 import numpy as np
 
-DEMO_SLOPE = 2.5
-DEMO_INTERCEPT = -1.0
-DEMO_NOISE = 0.5
+from fastgd.datasets import DEMO_INTERCEPT, DEMO_NOISE, DEMO_SLOPE, make_demo
+
 #: the largest --n of the demo: 2e9 points need about 160 GB
 DEMO_MAX_N = 2_000_000_000
 #: fastgd bench holds about this many float64 copies of its rows at the peak: X and y,
 #: lstsq's [X, 1] and its work copy, scikit-learn's centred or scaled copy
 BENCH_COPIES = 4
 
-
-def make_demo_data(n, seed=0, dtype=np.float64):
-    """The embedded default problem: ``y = 2.5 x - 1 + N(0, 0.5^2)``, ``x ~ U(-5, 5)``."""
-    rng = np.random.default_rng(seed)
-    x = rng.uniform(-5.0, 5.0, n)
-    y = DEMO_SLOPE * x + DEMO_INTERCEPT + rng.normal(0.0, DEMO_NOISE, n)
-    return x.astype(dtype, copy=False), y.astype(dtype, copy=False)
+#: the demo's generator, now :func:`fastgd.datasets.make_demo` (this name is kept for
+#: code that imported it from here)
+make_demo_data = make_demo
 
 
 def _demo_runs(epochs_batch, epochs_stochastic):
@@ -40,7 +35,7 @@ def demo(n=10_000_000, seed=0, out=sys.stdout):
     import fastgd
 
     t = time.perf_counter()
-    x, y = make_demo_data(n, seed)
+    x, y = make_demo(n, seed)
     print(f"fastgd {fastgd.__version__} demo: n = {n:,} points on y = {DEMO_SLOPE} x "
           f"{DEMO_INTERCEPT:+} with N(0, {DEMO_NOISE}^2) noise (seed {seed}), "
           f"{fastgd.get_num_threads()} threads; data made in {time.perf_counter() - t:.2f} s",
