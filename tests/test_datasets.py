@@ -151,6 +151,10 @@ def test_a_built_wheel_ships_the_data_and_loads_it(tmp_path):
     with zipfile.ZipFile(wheel) as z:
         assert z.read("fastgd/data/bike_calories.csv") == PACKAGED.read_bytes()
         assert "fastgd/datasets.py" in z.namelist()
+        # every module of the package: the role folders (kernels, losses, sources, ...) too
+        shipped = {n for n in z.namelist() if n.endswith(".py")}
+        modules = {p.relative_to(ROOT).as_posix() for p in (ROOT / "fastgd").rglob("*.py")}
+        assert modules <= shipped, sorted(modules - shipped)
         z.extractall(tmp_path / "site")
     code = ("import fastgd, fastgd.datasets as d; x, y = d.load_bike_calories(); "
             "print(fastgd.__file__); print(repr(float(x.sum())), repr(float(y.sum())))")
