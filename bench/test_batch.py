@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import fastgd
-from fastgd import _drivers as D
+from fastgd import solvers as D
 from fastgd.sources import ArraySource
 from fastgd import _validation as V
 

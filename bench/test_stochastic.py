@@ -22,7 +22,8 @@ import pytest
 
 import fastgd
 from fastgd import _chunking as C
-from fastgd import _drivers as D
+from fastgd import solvers as D
+from fastgd.solvers import sgd as S, textbook as T
 from fastgd.sources import ArraySource, epoch_seed, permutation
 from fastgd import kernels as K
 from fastgd.losses import get as get_loss
@@ -53,7 +54,7 @@ def _check_progress(ds, coef):
 
 
 class PureEpoch:
-    """One stochastic epoch exactly as ``fastgd._drivers._fit_stochastic`` runs it (plain
+    """One stochastic epoch exactly as ``fastgd.solvers.textbook.PlainSGD`` runs it (plain
     SGD with a numeric rate): a fresh permutation from a seed drawn off the generator,
     one kernel call, the parts averaged (one part when serial). ``mixing`` is
     ``fit(parallel=True)``."""
@@ -65,8 +66,8 @@ class PureEpoch:
         self.mixing = mixing
         self.perm = np.arange(n, dtype=np.int64)
         # the one SGD kernel family at the identity scaling, as fit runs plain SGD
-        self.coords = D.raw_coords(d)
-        self.params = D.raw_params(lr, MODES[mode], "mean", 1.0, True)
+        self.coords = T.raw_coords(d)
+        self.params = T.raw_params(lr, MODES[mode], "mean", 1.0, True)
         self.kernel = K.sgd_kernels(get_loss("squared")).choose(d, MODES[mode], self.coords,
                                                                 self.params)
         self.state = np.zeros((4, d + 1))  # the parameters, their average, two scratch rows
@@ -82,7 +83,7 @@ class PureEpoch:
                                           self.params, self.state)])
             states = self.state[None]
         else:
-            steps, states = D.mix_epoch(self.kernel, dat, self.perm, self.coords, self.params,
+            steps, states = S.mix_epoch(self.kernel, dat, self.perm, self.coords, self.params,
                                         self.state, self.parts)
         if np.any(steps < 0):
             raise FloatingPointError("a residual became non-finite")

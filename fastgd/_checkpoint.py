@@ -166,7 +166,7 @@ def read(path):
 
 
 def _batch_state(d, epoch):
-    """The state of the batch optimizers' loop (:func:`fastgd._optim.run`): what each key
+    """The state of the batch optimizers' loop (:class:`fastgd.solvers.BatchSolver`): what each key
     holds, as ``(kind, argument)`` (see :func:`_decode_state`)."""
     vec = ("array", (d + 1,))
     return {
@@ -184,7 +184,7 @@ def _batch_state(d, epoch):
 
 
 def _sgd_state(d, epoch):
-    """The state of the stochastic driver (:func:`fastgd._sgd.fit_sgd`): the kernel's
+    """The state of the stochastic driver (:class:`fastgd.solvers.StochasticSolver`): the kernel's
     parameters and running average, the step count, the schedule's rate and counters."""
     return {
         "state": ("array", (2, d + 1)), "t": ("int", 0), "eta": ("positive", None),

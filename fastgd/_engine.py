@@ -11,7 +11,7 @@ import warnings
 
 import numpy as np
 
-from . import _drivers, _optim, _sgd, losses
+from . import losses, solvers
 from ._result import (ConvergenceWarning, DivergenceError, FitInterrupted, FitResult,
                       IllConditionedWarning)
 from .sources import exponents, merge_moments, rescaled
@@ -28,7 +28,7 @@ EPS = float(np.finfo(np.float64).eps)
 #: bench/accuracy.py: ...)
 KAPPA_QR = 1e8
 #: the fit warns when even the QR solution's weights may be off by more than this
-#: (relative; the bound of :func:`fastgd._optim.qr_solve`)
+#: (relative; the bound of :func:`fastgd.solvers.qr_solve`)
 COND_WARN_ERROR = 1e-6
 
 
@@ -212,7 +212,7 @@ def _run_in_units(engine, plan, source, coef0, callback, t0, ckpt=(None, None)):
     other units: the weights of the fit on them are ``coef_j / 2^(ey - ex_j)`` and the
     intercept ``intercept / 2^ey``, the loss is the raw loss over ``2^(2 ey)``, the Huber
     threshold ``epsilon / 2^ey`` and the penalty's weights follow (see
-    :class:`fastgd._optim.Scaled`). The result is mapped back exactly; coefficients or a
+    :class:`fastgd.solvers.Scaled`). The result is mapped back exactly; coefficients or a
     loss beyond float64's range are a clear ``ValueError``.
     """
     d = source.d
@@ -276,11 +276,7 @@ def _from_units(res, plan, shift, ey, source):
 
 def _raw_loss(plan, source, coef):
     """The objective at the raw parameters ``coef`` (one pass over ``source``)."""
-    fn = losses.get(plan.loss)
-    if fn.sufficient_statistics:
-        loss = _drivers.Objective(source, plan.reduction, plan.fit_intercept).loss(coef)
-    else:
-        loss = _optim.LossObjective(source, plan.reduction, fn, plan.epsilon).loss(coef)
+    loss = solvers.objective(source, plan, losses.get(plan.loss)).loss(coef)
     if plan.alpha > 0.0:
         w = coef[:-1]
         loss += plan.alpha * (plan.l1_ratio * float(np.abs(w).sum())
@@ -337,27 +333,26 @@ def _run_raw(plan, source, coef, callback, t0, checkpoint=None, restart=None):
         source.check_finite()
     lr = plan.learning_rate
     if lr is None:
-        lr = _drivers.auto_learning_rate(source, plan.mode, plan.reduction, plan.fit_intercept,
-                                         plan.batch_size)
+        lr = solvers.auto_learning_rate(source, plan.mode, plan.reduction, plan.fit_intercept,
+                                        plan.batch_size)
         passes = 1
     per_epoch = 1 if batch else 2  # stochastic: the SGD pass, then the loss pass
-    obj = _drivers.Objective(source, plan.reduction, plan.fit_intercept)
+    obj = solvers.Objective(source, plan.reduction, plan.fit_intercept)
+    if batch:
+        solver = solvers.Textbook(obj, coef, lr, plan.tol)
+    else:
+        solver = solvers.PlainSGD(
+            obj, coef, lr, plan.tol, batch_size=plan.batch_size, reduction=plan.reduction,
+            fit_intercept=plan.fit_intercept, mixing=plan.mixing, shuffle=plan.shuffle,
+            rng=plan.rng(), parallel=bool(plan.parallel))
     try:
-        if batch:
-            coef, history, converged = _drivers._fit_batch(obj, coef, lr, plan.epochs, plan.tol,
-                                                           callback)
-        else:
-            coef, history, converged = _drivers._fit_stochastic(
-                obj, coef, lr, plan.epochs, plan.tol, callback, batch_size=plan.batch_size,
-                reduction=plan.reduction, fit_intercept=plan.fit_intercept, mixing=plan.mixing,
-                shuffle=plan.shuffle, rng=plan.rng(),
-                parallel=bool(plan.parallel),
-            )
-    except _drivers.Diverged as exc:
+        converged = solver.run(plan.epochs, callback)
+    except solvers.Diverged as exc:
         last = _result(plan, source, exc.coef, exc.history, False, lr, t0,
                        n_passes=passes + 1 + per_epoch * (len(exc.history) - 1))
         raise _divergence(exc, lr, last) from None
-    res = _result(plan, source, coef, history, converged, lr, t0,
+    history = solver.history
+    res = _result(plan, source, solver.coef(), history, converged, lr, t0,
                   n_passes=passes + 1 + per_epoch * (len(history) - 1))
     if plan.tol is not None and not converged and res.n_epochs >= plan.epochs:
         warnings.warn(
@@ -371,33 +366,25 @@ def _run_raw(plan, source, coef, callback, t0, checkpoint=None, restart=None):
 
 def _run_sgd(plan, source, coef, callback, t0, checkpoint=None, restart=None):
     """Stochastic modes with scaling, schedules, averaging, early stopping, penalties,
-    Huber, serial or parameter mixing. The moments pass comes first and proves the data
-    finite."""
-    sc = _optim.Scaled(source, plan.reduction, plan.fit_intercept, plan.scaled, plan.alpha,
-                       plan.l1_ratio, full=False, rescalable=_rescalable(plan, source))
+    other losses, serial or parameter mixing. The moments pass comes first and proves the
+    data finite."""
+    sc = solvers.Scaled(source, plan.reduction, plan.fit_intercept, plan.scaled, plan.alpha,
+                        plan.l1_ratio, full=False, rescalable=_rescalable(plan, source))
     passes = 1
     eta0 = plan.learning_rate
     if eta0 is None:
-        eta0 = _sgd.auto_eta0(source, sc, plan.reduction, plan.batch_size, losses.get(plan.loss))
+        eta0 = solvers.auto_eta0(source, sc, plan.reduction, plan.batch_size,
+                                 losses.get(plan.loss))
         passes += 1
+    solver = solvers.StochasticSolver(source, plan, sc, sc.to_scaled(coef), eta0, plan.rng())
     try:
-        theta, history, converged, p, _ = _sgd.fit_sgd(
-            source, sc, sc.to_scaled(coef), eta0=eta0, schedule=plan.schedule,
-            power_t=plan.power_t, average=plan.average, epochs=plan.epochs, tol=plan.tol,
-            n_iter_no_change=plan.n_iter_no_change, early_stopping=plan.early_stopping,
-            validation_fraction=plan.validation_fraction, batch_size=plan.batch_size,
-            reduction=plan.reduction, loss=losses.get(plan.loss), epsilon=plan.epsilon,
-            shuffle=plan.shuffle, rng=plan.rng(),
-            par_pass=bool(plan.parallel), callback=callback, mixing=plan.mixing,
-            average_after_epochs=plan.average_after_epochs, checkpoint=checkpoint,
-            restart=restart,
-        )
-    except _drivers.Diverged as exc:
+        converged = solver.run(plan.epochs, callback, checkpoint, restart)
+    except solvers.Diverged as exc:
         last = _result(plan, source, exc.coef, exc.history, False, eta0, t0,
                        n_passes=passes + 2 * (len(exc.history) - 1))
         raise _divergence(exc, eta0, last) from None
-    return _result(plan, source, sc.to_raw(theta), history, converged, eta0, t0,
-                   n_passes=passes + p)
+    return _result(plan, source, solver.coef(), solver.history, converged, eta0, t0,
+                   n_passes=passes + solver.n_passes)
 
 
 def run_partial(plan, source, coef0, state):
@@ -408,7 +395,7 @@ def run_partial(plan, source, coef0, state):
     What carries from call to call: the parameters, the running average and the step
     count; the weighted moments of every row seen (merged pairwise, as blocks are), from
     which the scaling comes (with ``scale``); and the automatic rate, the smallest of the
-    calls' safe rates (each call's :func:`fastgd._sgd.auto_eta0` over its own rows, in the
+    calls' safe rates (each call's :func:`fastgd.solvers.auto_eta0` over its own rows, in the
     coordinates of the merged moments): safe for every row seen, and never growing. When
     a call's rows change the scaling (the first call had one row, or a column constant
     over its rows), the parameters and their average move to the new coordinates through
@@ -429,19 +416,21 @@ def run_partial(plan, source, coef0, state):
             W0, mean0, m20 = state["moments"]
             rows = np.stack([np.r_[W0, mean0, m20], np.r_[W, mean, m2]])
             W, mean, m2 = merge_moments(rows, d + 1, False)
-        sc = _optim.Scaled(source, plan.reduction, plan.fit_intercept, plan.scaled, plan.alpha,
-                           plan.l1_ratio, full=False, moments=(W, mean, m2))
+        sc = solvers.Scaled(source, plan.reduction, plan.fit_intercept, plan.scaled,
+                            plan.alpha, plan.l1_ratio, full=False, moments=(W, mean, m2))
         eta0 = plan.learning_rate
         if eta0 is None:
-            eta0 = _sgd.auto_eta0(source, sc, plan.reduction, plan.batch_size, losses.get(plan.loss))
+            eta0 = solvers.auto_eta0(source, sc, plan.reduction, plan.batch_size,
+                                     losses.get(plan.loss))
             if state:
                 eta0 = min(eta0, state["eta0"])
-        sgd = {}
+        carry = {}
         if state:
-            sgd = dict(state["sgd"])
+            carry = dict(state["sgd"])
             old = state["sc"]
             if not (np.array_equal(old.m, sc.m) and np.array_equal(old.s, sc.s)):
-                sgd["state"] = np.stack([sc.to_scaled(old.to_raw(row)) for row in sgd["state"]])
+                carry["state"] = np.stack([sc.to_scaled(old.to_raw(row))
+                                           for row in carry["state"]])
                 if _rescaled_materially(old, sc):
                     # the rows so far described another problem (a column constant over
                     # them, a single row): the average of the iterates on it would keep
@@ -449,25 +438,21 @@ def run_partial(plan, source, coef0, state):
                     # then 20,000 rows: 500x the optimal loss averaged, 1.1x restarted);
                     # averaging starts again from here (an "average=k" start not yet
                     # reached stays as it is)
-                    sgd["state"][1] = sgd["state"][0]
-                    sgd["avg_start"] = max(sgd["avg_start"], float(sgd["t"]))
+                    carry["state"][1] = carry["state"][0]
+                    carry["avg_start"] = max(carry["avg_start"], float(carry["t"]))
+        solver = solvers.StochasticSolver(source, plan, sc, sc.to_scaled(coef0), eta0,
+                                          plan.rng(), tol=None, carry=carry)
         try:
-            theta, history, _, p, _ = _sgd.fit_sgd(
-                source, sc, sc.to_scaled(coef0), eta0=eta0, schedule=plan.schedule,
-                power_t=plan.power_t, average=plan.average, epochs=1, tol=None,
-                n_iter_no_change=plan.n_iter_no_change, early_stopping=False,
-                validation_fraction=plan.validation_fraction, batch_size=plan.batch_size,
-                reduction=plan.reduction, loss=losses.get(plan.loss), epsilon=plan.epsilon,
-                shuffle=plan.shuffle, rng=plan.rng(),
-                par_pass=bool(plan.parallel), callback=None, resume=sgd,
-            )
-        except _drivers.Diverged as exc:
+            solver.run(1)
+        except solvers.Diverged as exc:
             last = _result(plan, source, exc.coef, exc.history, False, eta0, t0, n_passes=2)
             err = _partial_divergence(exc, plan, eta0, last)
             _check_finite_result(err.result, source)
             raise err from None
-        res = _result(plan, source, sc.to_raw(theta), history, False, eta0, t0, n_passes=p)
+        res = _result(plan, source, solver.coef(), solver.history, False, eta0, t0,
+                      n_passes=solver.n_passes)
         _check_finite_result(res, source)
+        sgd = solver.carried()
     state.update(moments=(W, mean, m2), sc=sc, eta0=eta0, sgd=sgd)
     return res
 
@@ -508,42 +493,30 @@ def _run_batch(plan, source, coef, callback, t0, checkpoint=None, restart=None):
     sufficient statistics) or the streaming path (one pass per evaluation)."""
     loss = losses.get(plan.loss)
     quadratic = loss.sufficient_statistics  # the squared loss (CG, gram, QR, refinement)
-    sc = _optim.Scaled(source, plan.reduction, plan.fit_intercept, plan.scaled, plan.alpha,
-                       plan.l1_ratio, full=plan.full_moments, rescalable=_rescalable(plan, source))
-    if plan.solver == "gram":
-        oracle = _optim.GramOracle(sc)
-    elif not quadratic:
-        oracle = _optim.StreamOracle(sc, _optim.LossObjective(source, plan.reduction, loss,
-                                                              plan.epsilon))
-    else:
-        oracle = _optim.StreamOracle(sc, _drivers.Objective(source, plan.reduction,
-                                                            plan.fit_intercept))
-    if plan.alpha > 0.0 and plan.l1_ratio < 1.0:
-        oracle = _optim.Penalized(oracle, sc)
-    lr = plan.learning_rate
-    lr_used = (1.0 / sc.L if plan.optimizer == "cg" else
-               _optim.momentum_params(sc, plan.optimizer, lr, loss.curvature)[0])
+    sc = solvers.Scaled(source, plan.reduction, plan.fit_intercept, plan.scaled, plan.alpha,
+                        plan.l1_ratio, full=plan.full_moments,
+                        rescalable=_rescalable(plan, source))
+    oracle = solvers.batch_oracle(plan, source, sc, loss)
+    solver = solvers.OPTIMIZERS[plan.optimizer](
+        oracle, sc, sc.to_scaled(coef), lr=plan.learning_rate, tol=plan.tol,
+        n_iter_no_change=plan.n_iter_no_change, loss=loss, epsilon=plan.epsilon)
+    lr_used = solver.learning_rate
     try:
-        theta, history, converged, stop = _optim.run(
-            oracle, sc, sc.to_scaled(coef), optimizer=plan.optimizer, lr=lr, epochs=plan.epochs,
-            tol=plan.tol, n_iter_no_change=plan.n_iter_no_change, callback=callback,
-            quadratic=quadratic, psi_bound=None if quadratic else loss.psi_bound(plan.epsilon),
-            curvature=loss.curvature,
-            checkpoint=checkpoint, resume=restart,
-        )
-    except _drivers.Diverged as exc:
+        converged = solver.run(plan.epochs, callback, checkpoint, restart)
+    except solvers.Diverged as exc:
         last = _result(plan, source, exc.coef, exc.history, False, lr_used, t0,
                        n_passes=sc.n_passes + oracle.n_passes)
         raise _divergence(exc, lr_used, last) from None
+    theta, history, stop = solver.theta, np.asarray(solver.history), solver.stop
     passes = sc.n_passes + oracle.n_passes
-    kappa = _optim.condition(sc, stop)
+    kappa = solvers.condition(sc, stop)
     if (plan.tol is not None and quadratic and not sc.has_l1 and source.reiterable
             and kappa > KAPPA_QR):
         # ill-conditioned: the statistics (and the iterations on them) lose
         # kappa * eps; the one-pass QR statistic solves with lstsq's accuracy, and a loss
         # pass reports the loss of the solution itself
-        theta, cond, err = _optim.qr_solve(sc, source, theta)
-        obj = _drivers.Objective(source, plan.reduction, plan.fit_intercept)
+        theta, cond, err = solvers.qr_solve(sc, source, theta)
+        obj = solvers.Objective(source, plan.reduction, plan.fit_intercept)
         history[-1] = obj.loss(sc.to_raw(theta)) + 0.5 * float(sc.lam2 @ (theta * theta))
         passes += 2
         converged = True
@@ -553,8 +526,8 @@ def _run_batch(plan, source, coef, callback, t0, checkpoint=None, restart=None):
         # one more pass: the exact gradient from the residuals and a Newton correction
         # (a one-shot stream of blocks has been read already: the fit ends on the
         # statistics, see fastgd.fit_chunks)
-        obj = _drivers.Objective(source, plan.reduction, plan.fit_intercept)
-        theta, history[-1], n = _optim.refine(sc, obj, theta, history[-1])
+        obj = solvers.Objective(source, plan.reduction, plan.fit_intercept)
+        theta, history[-1], n = solvers.refine(sc, obj, theta, history[-1])
         passes += n
     res = _result(plan, source, sc.to_raw(theta), history, converged, lr_used, t0, n_passes=passes)
     if plan.tol is not None and not converged and res.n_epochs >= plan.epochs:

@@ -23,6 +23,7 @@ import numpy as np
 
 from . import _validation as V
 from . import losses
+from .solvers.batch import OPTIMIZERS
 from .sources.base import DataFacts
 
 DEFAULT_BATCH_SIZE = 256
@@ -32,7 +33,7 @@ DEFAULT_EPOCHS = 100
 DEFAULT_EPOCHS_GRAM = 10_000
 DEFAULT_EPOCHS_STREAM = 1_000
 #: default ``tol`` of the automatic batch fit: relative loss decrease per epoch, with the
-#: gradient cosine at most ``sqrt(tol)`` (see :mod:`fastgd._optim`).
+#: gradient cosine at most ``sqrt(tol)`` (see :mod:`fastgd.solvers.stopping`).
 DEFAULT_TOL = 1e-12
 #: default ``tol`` of the adaptive schedule and early stopping (relative improvement).
 SGD_TOL = 1e-4
@@ -278,7 +279,7 @@ PARAMS = (
     Param("scale", "auto", FlagOrAuto(), doc="fit in standardized coordinates"),
     Param("solver", "auto", Choice("auto", "stream", "gram"), ("batch",),
           doc="sufficient statistics (gram) or one pass per epoch (stream)"),
-    Param("optimizer", "auto", Choice("auto", "gd", "momentum", "nesterov", "cg"), ("batch",),
+    Param("optimizer", "auto", Choice("auto", *OPTIMIZERS), ("batch",),
           doc="the batch optimizer"),
     Param("n_iter_no_change", 1, Int(1), doc="epochs without improvement before stopping"),
     Param("penalty", None, Choice("l2", "l1", "elasticnet", none=True), doc="regularization"),
@@ -675,9 +676,9 @@ def _rule_engine(s, d, scaled, average, alpha, l1_ratio, why):
                 f"solver='gram' needs the squared loss (its sufficient statistics); "
                 f"loss={loss.name!r} runs solver='stream' (leave solver='auto')"
             )
-        if optimizer == "cg":
+        if optimizer != "auto" and OPTIMIZERS[optimizer].quadratic_only:
             raise ValueError(
-                f"optimizer='cg' (exact line search on a quadratic) needs the squared "
+                f"optimizer={optimizer!r} (exact line search on a quadratic) needs the squared "
                 f"loss; loss={loss.name!r} runs 'nesterov' (the default), 'momentum' or 'gd'"
             )
         solver = "stream"
@@ -688,16 +689,18 @@ def _rule_engine(s, d, scaled, average, alpha, l1_ratio, why):
             "gd: a numeric learning_rate runs plain gradient descent" if not lr_auto
             else "nesterov: proximal/non-quadratic objective" if optimizer == "nesterov"
             else "cg: fewest passes on the quadratic loss (measured)")
-    if has_l1 and optimizer in ("cg", "momentum"):
+    if has_l1 and not OPTIMIZERS[optimizer].handles_l1:
+        fits = " or ".join(repr(k) for k, v in OPTIMIZERS.items() if v.handles_l1)
         raise ValueError(
             f"penalty={s['penalty']!r} has an L1 part, fitted by proximal gradient steps: "
-            f"optimizer must be 'gd' or 'nesterov' (or 'auto'), got {optimizer!r}"
+            f"optimizer must be {fits} (or 'auto'), got {optimizer!r}"
         )
-    if optimizer == "cg" and not lr_auto:
+    if not lr_auto and not OPTIMIZERS[optimizer].takes_learning_rate:
+        takes = ", ".join(repr(k) for k, v in OPTIMIZERS.items() if v.takes_learning_rate)
         raise ValueError(
-            f"optimizer='cg' chooses its own step lengths (exact line search), but "
+            f"optimizer={optimizer!r} chooses its own step lengths (exact line search), but "
             f"learning_rate={s['learning_rate']!r} was given; leave learning_rate='auto' "
-            "or pick optimizer='gd', 'momentum' or 'nesterov'"
+            f"or pick one of {takes}"
         )
     if (not scaled and optimizer == "gd" and not lr_auto and solver != "gram"
             and alpha == 0.0 and not other):

@@ -368,8 +368,6 @@ def test_float32_input_not_copied(rng, monkeypatch):
 
 @pytest.mark.parametrize("mode", ["minibatch", "sgd"])
 def test_prefetched_permutations_match_per_row_twin(rng, monkeypatch, mode):
-    from fastgd import _drivers
-
     monkeypatch.setattr(_sources.epochs, "PREFETCH_MIN_ROWS", 1)  # prefetch even this small fit
     n, d, epochs = 150, 2, 3
     X, y, _ = make_linear(rng, n, d)
@@ -384,8 +382,6 @@ def test_prefetched_permutations_match_per_row_twin(rng, monkeypatch, mode):
 @pytest.mark.parametrize("kwargs", [dict(learning_rate=0.01), dict()])  # raw path, scaled path
 def test_prefetch_is_bit_identical_and_leaves_no_thread(rng, monkeypatch, kwargs):
     import threading
-
-    from fastgd import _drivers
 
     X, y, _ = make_linear(rng, 3000, 3)
     monkeypatch.setattr(_sources.epochs, "PREFETCH_MIN_ROWS", 10**9)

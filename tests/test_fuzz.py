@@ -167,7 +167,7 @@ def _loss_is_measured(res, X, y, sw):
     where the residuals are far smaller than the terms that make them (a near-exact fit)
     it exceeds 1e-12 of the loss. The default fit reports the loss of its final Newton
     step from the statistics when the step is well determined (see
-    :func:`fastgd._optim.refine`): that estimate and a measurement then agree to this
+    :func:`fastgd.solvers.refine`): that estimate and a measurement then agree to this
     floor, not to 1e-12 (a 4-row fit with residuals 1/20,000 of the terms: 1.1e-12, found
     by the long profile)."""
     if not (res.plan.loss == "squared" and not res.plan.alpha and res.reduction == "mean"):

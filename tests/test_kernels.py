@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
-from fastgd import _chunking, _drivers, _threads, _validation
+from fastgd import _chunking, _threads, _validation
+from fastgd.solvers import sgd as solver_sgd, textbook
 from fastgd import sources as _sources
 from fastgd.sources import passes as _passes
 from fastgd import kernels as _kernels
@@ -208,17 +209,17 @@ def _SQUARED_SGD():
 
 def _raw_epoch(X, y, sw, perm, lr, batch_size, reduction, wscale, fit_intercept, coef0, parts=1):
     """Plain SGD through the one SGD kernel family at the identity scaling (as
-    fastgd._drivers._fit_stochastic runs it): ``(params (parts, d + 1), steps (parts,))``."""
+    fastgd.solvers.textbook.PlainSGD runs it): ``(params (parts, d + 1), steps (parts,))``."""
     d = X.shape[1]
-    coords = _drivers.raw_coords(d)
-    params = _drivers.raw_params(lr, batch_size, reduction, wscale, fit_intercept)
+    coords = textbook.raw_coords(d)
+    params = textbook.raw_params(lr, batch_size, reduction, wscale, fit_intercept)
     if parts == 1:
         state = np.array([coef0, coef0], dtype=np.float64)
         steps = _SQUARED_SGD().any(X, y, sw, perm, coords, params, state)
         return state[:1, :].copy(), np.array([steps])
     state = np.array([coef0, coef0], dtype=np.float64)
     data = _validation.Data(X, y, sw, float(X.shape[0]), False)
-    steps, states = _drivers.mix_epoch(_SQUARED_SGD().any, data, perm, coords, params,
+    steps, states = solver_sgd.mix_epoch(_SQUARED_SGD().any, data, perm, coords, params,
                                        state, parts)
     return states[:, 0].copy(), steps
 

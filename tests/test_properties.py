@@ -4,7 +4,8 @@ from hypothesis import given, settings, strategies as st
 from hypothesis.extra.numpy import arrays
 
 import fastgd
-from fastgd import _drivers, _validation
+from fastgd import _validation
+from fastgd.solvers import Objective
 from fastgd import sources as _sources
 
 finite = st.floats(-100, 100, allow_nan=False, allow_infinity=False)
@@ -24,7 +25,7 @@ def problems(draw):
 @given(problems(), st.sampled_from(["mean", "sum"]))
 def test_gradient_equals_finite_differences(problem, reduction):
     X, y, coef = problem
-    obj = _drivers.Objective(_sources.ArraySource(_validation.check_data(X, y), False), reduction, True)
+    obj = Objective(_sources.ArraySource(_validation.check_data(X, y), False), reduction, True)
     _, grad = obj(coef)
     # the loss is quadratic: the central difference is exact up to rounding
     h = 1e-3

@@ -136,12 +136,12 @@ def test_bad_parameters(kwargs, exc, match):
 
 def test_bad_input_is_rejected_before_any_kernel(monkeypatch):
     """Validation happens first: the gradient kernel is never reached."""
-    from fastgd import _drivers
+    from fastgd.solvers import oracles
 
     def boom(*a, **k):
         raise AssertionError("kernel ran")
 
-    monkeypatch.setattr(_drivers.Objective, "__init__", boom)
+    monkeypatch.setattr(oracles.Objective, "__init__", boom)
     with pytest.raises(ValueError, match="epochs"):
         fastgd.fit(X, Y, epochs=0)
     with pytest.raises(ValueError, match="NaN"):

@@ -305,7 +305,7 @@ def run_sgd(X, y, sw, k, offset, threads, prev, seed, rows, step, coords, params
     """A task: block ``k``'s share of a stochastic epoch, continuing ``prev = (state, t,
     bad_row)`` (passed on untouched once a row went bad). Its visiting order (the rows
     ``rows`` or all, permuted by ``seed``, or in order without one) is built here, and
-    ``step`` (the solver's per-block epoch, :func:`fastgd._drivers.sgd_block`, sent by
+    ``step`` (the solver's per-block epoch, :func:`fastgd.solvers.sgd.sgd_block`, sent by
     name) runs it."""
     state, t, bad = prev
     if bad is not None:
@@ -452,7 +452,7 @@ class _DaskEpochs(_BlockEpochs):
 
 class _Epoch:
     """One stochastic epoch over blocks on the cluster, run as one graph (see
-    :meth:`fastgd._drivers.Epoch.run`)."""
+    :meth:`fastgd.solvers.sgd.Epoch.run`)."""
 
     def __init__(self, source, visits):
         self.source, self.visits = source, visits

@@ -1,0 +1,164 @@
+"""What the batch optimizers evaluate: the loss and its gradient sums at a point.
+
+An oracle maps scaled parameters ``theta`` to ``(loss, S)``, ``S = sum_i w_i psi(r_i)
+[x_s_i, 1]`` (the gradient is ``-2 norm S``): :class:`GramOracle` in O(d^2) from the
+sufficient statistics (the squared loss), :class:`StreamOracle` by one pass of the source
+(any loss, through an objective: :class:`Objective` for the squared loss, whose passes are
+the fused kernels of its own, :class:`LossObjective` for another), :class:`Penalized` adds
+the L2 part of the penalty. All present the same interface, so one optimizer loop drives
+them and the gram and streaming trajectories agree to rounding.
+"""
+import numpy as np
+
+
+class Objective:
+    """Full-data loss and gradient of the (weighted) squared error, one fused pass.
+
+    ``obj(coef)`` returns ``(loss, grad)`` with ``grad`` float64 ``(d + 1,)`` (the
+    intercept's component last, zero when the intercept is not fitted). The pass is the
+    source's :meth:`~fastgd.sources.Source.sse_grad` (which also proves the data finite
+    on its first call, see there).
+    """
+
+    def __init__(self, source, reduction, fit_intercept):
+        self.source = source
+        self.mean = reduction == "mean"
+        self.fit_intercept = fit_intercept
+
+    @property
+    def norm(self):
+        return 1.0 / self.source.weight_total if self.mean else 1.0
+
+    def sums(self, coef):
+        """``[sum w r^2, sum w r, sum w r x_j ...]`` at ``coef``, block partials added in order."""
+        return self.source.sse_grad(coef)
+
+    def loss(self, coef):
+        return float(self.sums(coef)[0] * self.norm)
+
+    def __call__(self, coef):
+        s = self.sums(coef)
+        d = self.source.d
+        norm = self.norm
+        grad = np.empty(d + 1)
+        grad[:d] = s[2:] * (-2.0 * norm)
+        grad[d] = s[1] * (-2.0 * norm) if self.fit_intercept else 0.0
+        return float(s[0] * norm), grad
+
+
+def objective(source, plan, loss):
+    """The objective of ``loss`` (a :class:`fastgd.losses.Loss`) over ``source``."""
+    if loss.sufficient_statistics:
+        return Objective(source, plan.reduction, plan.fit_intercept)
+    return LossObjective(source, plan.reduction, loss, plan.epsilon)
+
+
+class GramOracle:
+    """Loss and gradient in O(d^2) from the sufficient statistics (squared loss)."""
+
+    def __init__(self, sc):
+        self.sc = sc
+        self.n_passes = 0
+
+    def hess(self, p):
+        """Hessian-vector product ``2 norm G p`` over the free parameters."""
+        sc = self.sc
+        return (2.0 * sc.norm) * (sc.G @ (p * sc.mask)) * sc.mask
+
+    def __call__(self, theta):
+        """``(loss, S)`` with ``S = sum_i w_i r_i [x_s_i, 1]`` (the gradient is ``-2 norm S``).
+
+        Centred form: the loss is ``Cyy - 2 w.c + w'Cw + W rbar^2`` with ``rbar`` the
+        mean residual, accurate to about ``eps * Cyy`` (no ``sum y^2`` cancellation).
+        """
+        sc = self.sc
+        d = sc.d
+        w = theta[:d]
+        Cw = sc.Cxx_s @ w
+        rbar = sc.ybar - float(sc.xbar_s @ w) - theta[d]
+        centred = sc.Cyy - 2.0 * float(w @ sc.Cxy_s) + float(w @ Cw)
+        sse = max(centred, 0.0) + sc.W * rbar * rbar
+        S = np.empty(d + 1)
+        S[:d] = sc.Cxy_s - Cw + sc.W * rbar * sc.xbar_s
+        S[d] = sc.W * rbar
+        return sse * sc.norm, S * sc.mask
+
+
+class LossObjective:
+    """A registered loss (:mod:`fastgd.losses`) in the layout of
+    :class:`fastgd.solvers.oracles.Objective` (``sums``, ``loss``): ``sum w loss(r)`` reduced by
+    ``reduction``, from the source's compiled pass of that loss."""
+
+    def __init__(self, source, reduction, loss, epsilon):
+        self.source = source
+        self.loss_fn = loss
+        self.epsilon = epsilon
+        self.mean = reduction == "mean"
+
+    @property
+    def norm(self):
+        return 1.0 / self.source.weight_total if self.mean else 1.0
+
+    def sums(self, coef):
+        return self.source.loss_grad(coef, self.loss_fn, self.epsilon)
+
+    def loss(self, coef):
+        return float(self.sums(coef)[0] * self.norm)
+
+
+class Penalized:
+    """An oracle plus the L2 part of the penalty, ``0.5 sum lam2 theta^2`` (smooth)."""
+
+    def __init__(self, base, sc):
+        self.base, self.sc = base, sc
+        self.hess = None if base.hess is None else self._hess
+        self.obj = getattr(base, "obj", None)
+
+    @property
+    def n_passes(self):
+        return self.base.n_passes
+
+    def _hess(self, p):
+        return self.base.hess(p) + self.sc.lam2 * p
+
+    def __call__(self, theta):
+        loss, S = self.base(theta)
+        lam2 = self.sc.lam2
+        return (loss + 0.5 * float(lam2 @ (theta * theta)),
+                S - lam2 * theta / (2.0 * self.sc.norm))
+
+
+def soft_threshold(z, tau):
+    """``sign(z) max(|z| - tau, 0)``: the proximal map of ``tau |.|_1``."""
+    return np.sign(z) * np.maximum(np.abs(z) - tau, 0.0)
+
+
+class StreamOracle:
+    """Loss and gradient by one compiled pass over the data, transformed in O(d)."""
+
+    def __init__(self, sc, obj):
+        self.sc, self.obj = sc, obj
+        self.n_passes = 0
+        self.hess = None
+
+    def __call__(self, theta):
+        sc = self.sc
+        d = sc.d
+        sums = self.obj.sums(sc.to_raw(theta))
+        self.n_passes += 1
+        S = np.empty(d + 1)
+        S[:d] = (sums[2:] - sc.m * sums[1]) / sc.s
+        S[d] = sums[1]
+        return float(sums[0]) * sc.norm, S * sc.mask
+
+
+def batch_oracle(plan, source, sc, loss):
+    """The oracle of a batch fit by ``plan``: the sufficient statistics (``solver="gram"``,
+    the squared loss) or a pass of ``loss`` per evaluation, plus the penalty's L2 part."""
+    if plan.solver == "gram":
+        oracle = GramOracle(sc)
+    else:
+        oracle = StreamOracle(sc, objective(source, plan, loss))
+    if plan.alpha > 0.0 and plan.l1_ratio < 1.0:
+        oracle = Penalized(oracle, sc)
+    return oracle
