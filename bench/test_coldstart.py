@@ -41,7 +41,7 @@ def test_cold_start(benchmark, case):
                                 slowest_compiles=out["compiles"])
     RESULTS.append((case, out["wall"], out["compiles"]))
     if case.startswith(("fit 1e5", "cli", "GDRegressor", "import")):
-        # small data: NumPy's passes, nothing compiled (fastgd._small)
+        # small data: NumPy's passes, nothing compiled (fastgd.sources.small)
         assert out["compiles"] == [], out["compiles"]
     else:
         assert out["compiles"], f"{case}: no kernel compiled with an empty cache?"

@@ -137,15 +137,23 @@ class Real:
 
 
 class Registered:
-    """The name of a registered loss: the registry (:mod:`fastgd.losses`) is the
-    validation, so a loss registered later is accepted everywhere at once."""
+    """A name from a registry (a mapping of names to the parts they name): the registry is
+    the validation, so a part registered later is accepted everywhere at once. ``what``
+    names the registry in the error; ``extra``: other accepted values (``"auto"``)."""
+
+    def __init__(self, registry, what, extra=()):
+        self.registry, self.what, self.extra = registry, what, tuple(extra)
+
+    @property
+    def values(self):
+        """The accepted values now, in order."""
+        return self.extra + tuple(self.registry)
 
     def __call__(self, name, v):
-        if isinstance(v, str) and v in losses.LOSSES:
+        if isinstance(v, str) and v in self.values:
             return v
-        valid = ", ".join(repr(c) for c in losses.LOSSES)
-        raise ValueError(f"{name} must be one of {valid} (the registered losses, "
-                         f"fastgd.losses); got {v!r}")
+        valid = ", ".join(repr(c) for c in self.values)
+        raise ValueError(f"{name} must be one of {valid} (the {self.what}); got {v!r}")
 
 
 class Average:
@@ -279,7 +287,9 @@ PARAMS = (
     Param("scale", "auto", FlagOrAuto(), doc="fit in standardized coordinates"),
     Param("solver", "auto", Choice("auto", "stream", "gram"), ("batch",),
           doc="sufficient statistics (gram) or one pass per epoch (stream)"),
-    Param("optimizer", "auto", Choice("auto", *OPTIMIZERS), ("batch",),
+    Param("optimizer", "auto",
+          Registered(OPTIMIZERS, "batch optimizers, fastgd.solvers.OPTIMIZERS", ("auto",)),
+          ("batch",),
           doc="the batch optimizer"),
     Param("n_iter_no_change", 1, Int(1), doc="epochs without improvement before stopping"),
     Param("penalty", None, Choice("l2", "l1", "elasticnet", none=True), doc="regularization"),
@@ -291,7 +301,8 @@ PARAMS = (
     Param("average", "auto", Average(), STOCHASTIC, doc="report the averaged iterate"),
     Param("early_stopping", False, Flag(), STOCHASTIC, doc="hold out rows and monitor them"),
     Param("validation_fraction", 0.1, Real("open_fraction"), doc="share held out"),
-    Param("loss", "squared", Registered(), doc="a registered loss (fastgd.losses): squared, huber, ..."),
+    Param("loss", "squared", Registered(losses.LOSSES, "registered losses, fastgd.losses"),
+          doc="a registered loss (fastgd.losses): squared, huber, ..."),
     Param("epsilon", 0.1, Real("positive"), doc="the Huber threshold"),
 )
 PARAM_TABLE = MappingProxyType({p.name: p for p in PARAMS})
@@ -678,8 +689,9 @@ def _rule_engine(s, d, scaled, average, alpha, l1_ratio, why):
             )
         if optimizer != "auto" and OPTIMIZERS[optimizer].quadratic_only:
             raise ValueError(
-                f"optimizer={optimizer!r} (exact line search on a quadratic) needs the squared "
-                f"loss; loss={loss.name!r} runs 'nesterov' (the default), 'momentum' or 'gd'"
+                f"optimizer={optimizer!r} assumes a quadratic (CG: an exact line search) and "
+                f"needs the squared loss; loss={loss.name!r} runs 'nesterov' (the default), "
+                "'momentum' or 'gd'"
             )
         solver = "stream"
         why["solver"] = f"stream: loss={loss.name!r} has no sufficient statistics"
@@ -698,7 +710,8 @@ def _rule_engine(s, d, scaled, average, alpha, l1_ratio, why):
     if not lr_auto and not OPTIMIZERS[optimizer].takes_learning_rate:
         takes = ", ".join(repr(k) for k, v in OPTIMIZERS.items() if v.takes_learning_rate)
         raise ValueError(
-            f"optimizer={optimizer!r} chooses its own step lengths (exact line search), but "
+            f"optimizer={optimizer!r} chooses its own step lengths (CG: an exact line "
+            f"search), but "
             f"learning_rate={s['learning_rate']!r} was given; leave learning_rate='auto' "
             f"or pick one of {takes}"
         )

@@ -174,7 +174,7 @@ class FitResult:
         >>> res.predict([3.0]).round(6)
         array([7.])
         """
-        from . import dask as _dask
+        from .sources import dask as _dask
 
         self._check_names(X)
         if _dask.is_dask(X):

@@ -50,7 +50,7 @@ SHAPES = [(3000, 1, False), (3000, 3, True), (3000, 7, False), (70000, 2, False)
 
 def run_all():
     """Every case twice: as ``fit`` runs it (these blocks are small enough for NumPy's
-    passes, see ``fastgd._small``), and with every pass forced through the compiled
+    passes, see ``fastgd.sources.small``), and with every pass forced through the compiled
     kernels (keys ``kernels:...``)."""
     from fastgd.sources import small as _small
 

@@ -17,7 +17,7 @@ PKG = Path(fastgd.__file__).resolve().parent
 
 
 def _fit_in_subprocess(env):
-    # an SGD epoch always runs a compiled kernel (small batch fits need none: fastgd._small)
+    # an SGD epoch always runs a compiled kernel (small batch fits need none: fastgd.sources.small)
     code = ("import numpy as np, fastgd; fastgd.fit(np.arange(50.0), np.arange(50.0) * 2 + 1, "
             "mode='sgd', epochs=1)")
     subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=300)

@@ -18,7 +18,7 @@ Since issue 18 every case is pinned twice. ``kernels:...``: every pass forced th
 compiled kernels; these are the pins of before, bit for bit (parallel passes moved from
 numba's ``prange`` to fastgd's own threads without changing one). The plain keys: the fit
 as it runs, which for blocks of at most 2^20 values computes its passes in NumPy
-(``fastgd._small``: no kernel to compile on a cold start) in the fits that make few
+(``fastgd.sources.small``: no kernel to compile on a cold start) in the fits that make few
 passes (the gram path, the stochastic modes), and the iterative streaming fits
 (textbook, stream, Huber, L1) run their loss/gradient passes through the kernels (their
 one-off moments pass in NumPy); regenerated then: coefficients moved by at most 5e-13 relative, loss histories by at

@@ -3,10 +3,8 @@
 Oracles: the keyword table against fit's own signature, a refit from the plan's settings
 (bit for bit), the documented resolution rules.
 """
-import ast
 import inspect
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -110,56 +108,6 @@ def test_from_dict_refuses_a_newer_format():
     d["format"] = 99
     with pytest.raises(ValueError, match="newer than this fastgd reads"):
         FitPlan.from_dict(d)
-
-
-def _is_module(root, dotted):
-    rel = Path(*dotted.split(".")[1:])
-    return (root / rel).with_suffix(".py").is_file() or (root / rel / "__init__.py").is_file()
-
-
-def test_no_import_cycles_between_modules():
-    """Modules import downwards only: the graph of fastgd's internal imports is acyclic."""
-    root = Path(fastgd.__file__).parent
-    graph = {}
-    for path in root.rglob("*.py"):
-        mod = ".".join(path.relative_to(root.parent).with_suffix("").parts)
-        pkg = mod if path.name == "__init__.py" else mod.rsplit(".", 1)[0]
-        if path.name == "__init__.py":
-            mod = mod[: -len(".__init__")]
-            pkg = mod
-        deps = set()
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.level:
-                base = pkg.rsplit(".", node.level - 1)[0] if node.level > 1 else pkg
-                target = f"{base}.{node.module}" if node.module else base
-                names = [f"{target}.{a.name}" for a in node.names]
-                submodules = [m for m in names if _is_module(root, m)]
-                if node.module is None and len(submodules) == len(names):
-                    # "from . import small": the submodules, not their package's __init__
-                    # (which is necessarily being imported already)
-                    deps.update(submodules)
-                    continue
-                deps.add(target)
-                deps.update(names)
-        graph[mod] = deps
-    graph = {m: {d for d in deps if d in graph and d != m} for m, deps in graph.items()}
-    graph.pop("fastgd", None)  # the package's __init__ imports everything by design
-    for deps in graph.values():
-        deps.discard("fastgd")
-    state = {}
-
-    def visit(m, stack):
-        state[m] = 1
-        for d in graph.get(m, ()):
-            if state.get(d) == 1:
-                raise AssertionError(f"import cycle: {' -> '.join(stack + [m, d])}")
-            if d not in state:
-                visit(d, stack + [m])
-        state[m] = 2
-
-    for m in graph:
-        if m not in state:
-            visit(m, [])
 
 
 def test_plan_result_and_errors_pickle_and_copy(rng):

@@ -1,4 +1,4 @@
-"""The passes over small blocks in NumPy (``fastgd._small``, issue 18): the same sums as the
+"""The passes over small blocks in NumPy (``fastgd.sources.small``, issue 18): the same sums as the
 compiled kernels (the oracle: each kernel's pass over the same block, to 1e-12), bits that
 do not depend on BLAS's thread count, and no compilation for a small fit."""
 import os

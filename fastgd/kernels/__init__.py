@@ -6,7 +6,8 @@
 * :mod:`.sgd`: the stochastic epochs (one family: raw SGD is the identity scaling),
   compiled per loss;
 * :mod:`.permutation`: the counter-based permutations;
-* :mod:`.finite`: the NaN/inf check.
+* :mod:`.finite`: the NaN/inf check;
+* the layouts of ``params`` and ``coords``, by name, are in :mod:`fastgd._layout`.
 
 They import numpy, numba and math only (and the compile flags of :mod:`fastgd._config`);
 Python decides, kernels compute. Importing this package imports numba: the rest of
@@ -35,7 +36,12 @@ from .gradient import _sse_grad, _sse_grad_1d, _sse_grad_narrow, _sse_grad_rows8
 from .loss import loss_kernels
 from .moments import _combine_moments, _max_norm, _moments, _moments_1d, _moments_diag
 from .permutation import _permutation_phase
-from .sgd import (
+from .._layout import (
+    C_CENTRE,
+    C_INV_SCALE,
+    C_LAM1,
+    C_LAM2,
+    N_COORDS,
     N_PARAMS,
     P_AVG_START,
     P_BATCH,
@@ -47,8 +53,9 @@ from .sgd import (
     P_SCHEDULE,
     P_T0,
     P_WSCALE,
-    sgd_kernels,
+    make_coords,
 )
+from .sgd import sgd_kernels
 
 
 def sse_grad_kernel(d, weighted):
@@ -64,7 +71,8 @@ def sse_grad_kernel(d, weighted):
     return _sse_grad
 
 
-__all__ = ["N_PARAMS", "P_AVG_START", "P_BATCH", "P_EPSILON", "P_ETA0", "P_FIT_B", "P_MEAN",
+__all__ = ["C_CENTRE", "C_INV_SCALE", "C_LAM1", "C_LAM2", "N_COORDS", "make_coords",
+           "N_PARAMS", "P_AVG_START", "P_BATCH", "P_EPSILON", "P_ETA0", "P_FIT_B", "P_MEAN",
            "P_POWER_T", "P_SCHEDULE", "P_T0", "P_WSCALE", "loss_kernels", "sgd_kernels",
            "sse_grad_kernel", "_nonfinite", "_sse_grad", "_sse_grad_1d", "_sse_grad_narrow",
            "_sse_grad_rows8", "_sse_grad_src", "_combine_moments", "_max_norm", "_moments",

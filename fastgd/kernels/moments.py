@@ -3,6 +3,7 @@ exactly block by block; and the largest step curvature of SGD (the max row norm)
 import numpy as np
 
 from .._config import jit
+from .._layout import C_CENTRE, C_INV_SCALE
 
 
 @jit
@@ -314,16 +315,16 @@ def _moments_diag_src(X, y, sw, sub_rows, out, c0, c1):
 def _max_norm_src(X, sw, coords, out, c0, c1):
     """Per-chunk ``max_i w_i (||(x_i - c) * v||^2 + e)``: the largest step curvature of SGD.
 
-    ``coords`` is float64 ``(2, d + 1)``: row 0 the centres ``c`` (``coords[0, d]`` holds
-    the constant ``e``: 1 when the intercept is fitted, else 0), row 1 the inverse scales
-    ``v`` (``coords[1, d]`` unused). Rows of zero weight are skipped; ``out`` (float64
+    ``coords``: the layout of :mod:`fastgd._layout` (the centres ``c``, the inverse
+    scales ``v`` and the intercept's column ``e = coords[C_INV_SCALE, d]``; the penalty's
+    rows are not read). Rows of zero weight are skipped; ``out`` (float64
     ``(n_chunks,)``) receives each chunk's maximum (0 for an empty chunk).
     """
     n, d = X.shape
     n_chunks = out.shape[0]
     size = (n + n_chunks - 1) // n_chunks
     weighted = sw.shape[0] > 0
-    e = coords[0, d]
+    e = coords[C_INV_SCALE, d]
     for c in range(c0, c1):
         best = 0.0
         for i in range(c * size, min(n, (c + 1) * size)):
@@ -331,7 +332,7 @@ def _max_norm_src(X, sw, coords, out, c0, c1):
             if w > 0.0:
                 q = e
                 for j in range(d):
-                    t = (np.float64(X[i, j]) - coords[0, j]) * coords[1, j]
+                    t = (np.float64(X[i, j]) - coords[C_CENTRE, j]) * coords[C_INV_SCALE, j]
                     q += t * t
                 best = max(best, w * q)
         out[c] = best

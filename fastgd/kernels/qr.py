@@ -11,11 +11,11 @@ slice order (tall-skinny QR), so the result depends on the data and the slicing 
 never on the number of threads that factor the slices.
 
 Plain NumPy, not Numba: the work is LAPACK's, which releases the GIL, so narrow slices
-are factored on ``workers`` threads at once (wider ones are threaded inside LAPACK).
+are factored on ``workers`` of fastgd's threads at once (wider ones are threaded inside LAPACK).
 """
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
+
+from .. import _threads
 
 #: rows per QR slice (measured at 10^6 rows, d = 2 / 8 / 40: 1,024 rows 90 / 158 /
 #: 1,119 ms, 4,096 72 / 153 / 1,019, 16,384 75 / 139 / 810, 65,536 87 / 159 / 1,184)
@@ -55,8 +55,12 @@ def r_factor(X, y, sw, centres, inv_scales, intercept, offset=0.0, R=None, worke
     bounds = [(lo, min(n, lo + SLICE_ROWS)) for lo in range(0, n, SLICE_ROWS)]
     args = (X, y, sw, centres, inv_scales, intercept, offset)
     if workers > 1 and len(bounds) > 1 and X.shape[1] + 2 <= THREADED_MAX_COLS:
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fastgd-qr") as pool:
-            parts = list(pool.map(lambda b: _slice_r(*args, *b), bounds))
+        parts = [None] * len(bounds)
+
+        def task(i):
+            parts[i] = _slice_r(*args, *bounds[i])
+
+        _threads.run(task, len(bounds), workers)
     else:
         parts = (_slice_r(*args, *b) for b in bounds)
     for Rs in parts:

@@ -16,10 +16,9 @@ import numpy as np
 from .._config import jit, specialize
 from .._intrinsics import PREFETCH_DISTANCE, prefetch
 
-#: the layout of ``params`` of every epoch kernel, by name (see :func:`_sgd_scaled_epoch_src`)
-P_ETA0, P_POWER_T, P_T0, P_SCHEDULE, P_BATCH, P_MEAN, P_WSCALE, P_FIT_B, P_AVG_START, \
-    P_EPSILON = range(10)
-N_PARAMS = 10
+from .._layout import (C_CENTRE, C_INV_SCALE, C_LAM1, C_LAM2, N_PARAMS, P_AVG_START, P_BATCH,
+                     P_EPSILON, P_ETA0, P_FIT_B, P_MEAN, P_POWER_T, P_SCHEDULE, P_T0,
+                     P_WSCALE)
 
 #: rebound in each loss's copy of the kernels (see :func:`sgd_kernels`)
 _PSI = None
@@ -148,10 +147,10 @@ def _rows_epoch(X, y, sw, perm, coords, params, state):
     weighted = sw.shape[0] > 0
     theta = state[0]
     avg = state[1]
-    cen = coords[0]
-    inv = coords[1]
-    lam1 = coords[2]
-    lam2 = coords[3]
+    cen = coords[C_CENTRE]
+    inv = coords[C_INV_SCALE]
+    lam1 = coords[C_LAM1]
+    lam2 = coords[C_LAM2]
     penalized = False
     for j in range(d):
         if lam1[j] != 0.0 or lam2[j] != 0.0:
@@ -247,14 +246,14 @@ def plain_rows(coords, params, d):
     :func:`_rows_plain_epoch`: the identity scaling (centres 0, inverse scales 1), no
     penalty and a constant rate (then ``(x - 0) * 1`` is ``x`` and the scaled loop's
     extra work is no-ops). Python-side, in NumPy."""
-    return bool((coords[0, :d] == 0.0).all() and (coords[1, :d] == 1.0).all()
-                and not coords[2:4, :d].any() and params[P_SCHEDULE] == 0.0)
+    return bool((coords[C_CENTRE, :d] == 0.0).all() and (coords[C_INV_SCALE, :d] == 1.0).all()
+                and not coords[C_LAM1:C_LAM2 + 1, :d].any() and params[P_SCHEDULE] == 0.0)
 
 
 def plain_batches(coords, params, d):
     """Whether batches over ``d > 1`` columns run the raw-rows loop of
     :func:`_epoch_batches` (squared loss): the identity scaling."""
-    return bool((coords[0, :d] == 0.0).all() and (coords[1, :d] == 1.0).all())
+    return bool((coords[C_CENTRE, :d] == 0.0).all() and (coords[C_INV_SCALE, :d] == 1.0).all())
 
 
 def _batches_1d_epoch(X, y, sw, perm, coords, params, state):
@@ -275,10 +274,10 @@ def _batches_1d_epoch(X, y, sw, perm, coords, params, state):
     weighted = sw.shape[0] > 0
     theta = state[0]
     avg = state[1]
-    c0 = coords[0, 0]
-    i0 = coords[1, 0]
-    l1 = coords[2, 0]
-    l2 = coords[3, 0]
+    c0 = coords[C_CENTRE, 0]
+    i0 = coords[C_INV_SCALE, 0]
+    l1 = coords[C_LAM1, 0]
+    l2 = coords[C_LAM2, 0]
     xv = X.reshape(X.shape[0])
     a0 = theta[0]
     a1 = theta[1]
@@ -337,7 +336,7 @@ def _epoch_1d(X, y, sw, perm, coords, params, state):
     avg_start = np.int64(params[P_AVG_START])
     theta = state[0]
     avg = state[1]
-    c0, i0, l1, l2 = coords[0, 0], coords[1, 0], coords[2, 0], coords[3, 0]
+    c0, i0, l1, l2 = coords[C_CENTRE, 0], coords[C_INV_SCALE, 0], coords[C_LAM1, 0], coords[C_LAM2, 0]
     v0, v1 = avg[0], avg[1]
     split = min(m, max(0, avg_start - t_start))  # steps taken before averaging
     a0, a1, bad, s0, s1 = _STEPS_1D(X, y, sw, perm, 0, split, params, c0, i0, l1, l2,
@@ -376,10 +375,10 @@ def _epoch_batches(X, y, sw, perm, coords, params, state):
     weighted = sw.shape[0] > 0
     theta = state[0]
     avg = state[1]
-    cen = coords[0]
-    inv = coords[1]
-    lam1 = coords[2]
-    lam2 = coords[3]
+    cen = coords[C_CENTRE]
+    inv = coords[C_INV_SCALE]
+    lam1 = coords[C_LAM1]
+    lam2 = coords[C_LAM2]
     xf = X.reshape(X.shape[0] * d)
     g = state[2, :d + 1]  # scratch rows from the caller (a kernel that allocates nothing
     xs = state[3, :d]     # compiles 0.15 s faster)
@@ -461,13 +460,14 @@ def _sgd_scaled_epoch_src(X, y, sw, perm, coords, params, state):
     ----------
     X, y, sw : the data (see the module docstring).
     perm : int64 ``(m,)``, the rows to visit in order (``m <= n``).
-    coords : float64 ``(4, d + 1)``: rows ``m`` (centres, ``m[d]`` unused), ``1 / s``
-        (inverse scales), ``lam1`` and ``lam2`` (per-coordinate L1 and L2 penalty
-        weights in scaled coordinates; zero for the intercept). A scaled feature is
-        ``(x_j - m_j) / s_j``.
-    params : float64 ``(N_PARAMS,)``, by the names ``P_*`` above: ``eta0, power_t, t0,
-        schedule (0 constant, 1 invscaling), batch_size, mean (1) / sum (0),
-        weight_scale, fit_intercept, avg_start, epsilon`` (the loss's parameter). Step
+    coords : float64 ``(N_COORDS, d + 1)``, by the names ``C_*`` of
+        :mod:`fastgd._layout`: the centres ``m``, the inverse scales ``1 / s``
+        and ``lam1``, ``lam2`` (per-coordinate L1 and L2 penalty weights in scaled
+        coordinates). A scaled feature is ``(x_j - m_j) / s_j``.
+    params : float64 ``(N_PARAMS,)``, by the names ``P_*`` of
+        :mod:`fastgd._layout`: ``eta0, power_t, t0, schedule (0 constant, 1
+        invscaling), batch_size, mean (1) / sum (0), weight_scale, fit_intercept,
+        avg_start, epsilon`` (the loss's parameter). Step
         ``t`` (1-based, counted over the whole fit: this epoch's first step is ``t0 + 1``)
         uses ``eta0`` or ``eta0 / t ** power_t``.
     state : float64 ``(2, d + 1)`` or ``(4, d + 1)``, read and written: row 0 the
@@ -496,8 +496,8 @@ def _sgd_scaled_epoch_src(X, y, sw, perm, coords, params, state):
     if bs == 1:
         plain = _SQUARED and params[P_SCHEDULE] == 0.0
         for j in range(d):
-            if (coords[0, j] != 0.0 or coords[1, j] != 1.0 or coords[2, j] != 0.0
-                    or coords[3, j] != 0.0):
+            if (coords[C_CENTRE, j] != 0.0 or coords[C_INV_SCALE, j] != 1.0 or coords[C_LAM1, j] != 0.0
+                    or coords[C_LAM2, j] != 0.0):
                 plain = False
         if plain:
             return _ROWS_PLAIN_EPOCH(X, y, sw, perm, coords, params, state)
@@ -506,7 +506,7 @@ def _sgd_scaled_epoch_src(X, y, sw, perm, coords, params, state):
         return _BATCHES_1D(X, y, sw, perm, coords, params, state)
     identity = _SQUARED
     for j in range(d):
-        if coords[0, j] != 0.0 or coords[1, j] != 1.0:
+        if coords[C_CENTRE, j] != 0.0 or coords[C_INV_SCALE, j] != 1.0:
             identity = False
     work = np.zeros((4, d + 1))
     work[:2] = state[:2]

@@ -27,6 +27,8 @@ import numpy as np
 from .. import _threads, losses
 from .._chunking import mix_parts
 from .._config import K
+from .._layout import (N_PARAMS, P_AVG_START, P_BATCH, P_EPSILON, P_ETA0, P_FIT_B, P_MEAN,
+                     P_POWER_T, P_SCHEDULE, P_T0, P_WSCALE, make_coords)
 from .base import Diverged, Solver, check_loss
 from .oracles import objective
 
@@ -66,8 +68,8 @@ def sgd_block(data, order, coords, params, state, t, mixing, loss="squared"):
     None)``, or ``(t, row)`` with ``row`` the block's local row whose residual was not
     finite (``state`` then holds the parameters before it)."""
     d = data.d
-    bs = int(params[K.P_BATCH])
-    params[K.P_T0] = float(t)
+    bs = int(params[P_BATCH])
+    params[P_T0] = float(t)
     parts = mix_parts(order.shape[0]) if mixing else 1
     kernel = K.sgd_kernels(losses.get(loss)).choose(d, bs, coords, params)
     if parts == 1:
@@ -224,24 +226,20 @@ class StochasticSolver(Solver):
         # the reported loss is the full data's (FitResult.loss_history), held-out rows
         # included: the loss of the returned coefficients on the data given
         self.train_loss = FullLoss(objective(source, plan, loss), sc)
-        coords = np.zeros((4, d + 1))
-        coords[0, :d] = sc.m
-        coords[1, :d] = 1.0 / sc.s
-        coords[2] = sc.lam1
-        coords[3] = sc.lam2
-        params = np.zeros(K.N_PARAMS)
-        params[K.P_ETA0] = eta0
-        params[K.P_POWER_T] = plan.power_t
-        params[K.P_SCHEDULE] = 1.0 if plan.schedule == "invscaling" else 0.0
-        params[K.P_BATCH] = float(plan.batch_size)
-        params[K.P_MEAN] = 1.0 if mean else 0.0
-        params[K.P_WSCALE] = m / W_train if mean else 1.0
-        params[K.P_FIT_B] = 1.0 if sc.fit_intercept else 0.0
+        coords = make_coords(sc.m, 1.0 / sc.s, sc.fit_intercept, sc.lam1, sc.lam2)
+        params = np.zeros(N_PARAMS)
+        params[P_ETA0] = eta0
+        params[P_POWER_T] = plan.power_t
+        params[P_SCHEDULE] = 1.0 if plan.schedule == "invscaling" else 0.0
+        params[P_BATCH] = float(plan.batch_size)
+        params[P_MEAN] = 1.0 if mean else 0.0
+        params[P_WSCALE] = m / W_train if mean else 1.0
+        params[P_FIT_B] = 1.0 if sc.fit_intercept else 0.0
         never = float(np.iinfo(np.int64).max // 2)
         self.average = 0 if plan.average_after_epochs else plan.average
-        params[K.P_AVG_START] = (never if (self.average is False or plan.average_after_epochs)
+        params[P_AVG_START] = (never if (self.average is False or plan.average_after_epochs)
                                  else float(self.average))
-        params[K.P_EPSILON] = plan.epsilon
+        params[P_EPSILON] = plan.epsilon
         self.params = params
         self.runner = Epoch(d, coords, params, plan.mixing, loss.name)
         self.state = np.empty((2, d + 1))
@@ -251,8 +249,8 @@ class StochasticSolver(Solver):
         if carry:
             self.state[:] = carry["state"]
             self.t = carry["t"]
-            params[K.P_AVG_START] = carry["avg_start"]
-        self.avg_start = params[K.P_AVG_START]
+            params[P_AVG_START] = carry["avg_start"]
+        self.avg_start = params[P_AVG_START]
         self.passes = 0
 
     @property
@@ -290,7 +288,7 @@ class StochasticSolver(Solver):
     def epoch(self, k):
         sc, plan, params = self.sc, self.plan, self.params
         blocks = self.stream.next()
-        params[K.P_ETA0] = self.eta
+        params[P_ETA0] = self.eta
         prev, t_prev = self.state.copy(), self.t
         self.t, bad_row = self.runner.run(blocks, self.state, self.t)
         self.passes += 1
@@ -298,7 +296,7 @@ class StochasticSolver(Solver):
             raise Diverged(k, sc.to_raw(self.reported(prev, t_prev)), self.history,
                            f"a residual became non-finite at row {bad_row}")
         if k == plan.average_after_epochs:
-            params[K.P_AVG_START] = self.avg_start = float(self.t)
+            params[P_AVG_START] = self.avg_start = float(self.t)
             self.state[1] = self.state[0]
         th = self.reported()
         coef = sc.to_raw(th)
@@ -333,7 +331,7 @@ class StochasticSolver(Solver):
         self.state[:] = state["state"]
         self.t, self.eta = int(state["t"]), state["eta"]
         self.quiet, self.best = int(state["quiet"]), state["best"]
-        self.params[K.P_AVG_START] = self.avg_start = state["avg_start"]
+        self.params[P_AVG_START] = self.avg_start = state["avg_start"]
         self.history = list(state["history"])
         self.passes = int(state["passes"])
         epoch = int(state["epoch"])

@@ -8,7 +8,8 @@ relative change of the loss over an epoch is at most ``tol``.
 """
 import numpy as np
 
-from .._config import K
+from .._layout import (N_PARAMS, P_AVG_START, P_BATCH, P_ETA0, P_FIT_B, P_MEAN, P_WSCALE,
+                     make_coords)
 from .._validation import check_statistics
 from .base import EXPLODE_FACTOR, Diverged, Solver
 from .sgd import Epoch
@@ -43,24 +44,22 @@ def auto_learning_rate(source, mode, reduction, fit_intercept, batch_size):
     return 1.0 / L if L > 0.0 else 1.0
 
 
-def raw_coords(d):
+def raw_coords(d, fit_intercept=True):
     """The identity scaling (centres 0, inverse scales 1, no penalty) in the layout of
     the SGD kernels' ``coords``: plain SGD on the raw data."""
-    coords = np.zeros((4, d + 1))
-    coords[1, :d] = 1.0
-    return coords
+    return make_coords(np.zeros(d), np.ones(d), fit_intercept)
 
 
 def raw_params(lr, batch_size, reduction, weight_scale, fit_intercept):
     """The SGD kernels' ``params`` for plain SGD: constant rate ``lr``, no averaging,
     squared loss."""
-    params = np.zeros(K.N_PARAMS)
-    params[K.P_ETA0] = lr
-    params[K.P_BATCH] = float(batch_size)
-    params[K.P_MEAN] = 1.0 if reduction == "mean" else 0.0
-    params[K.P_WSCALE] = weight_scale
-    params[K.P_FIT_B] = 1.0 if fit_intercept else 0.0
-    params[K.P_AVG_START] = float(np.iinfo(np.int64).max // 2)
+    params = np.zeros(N_PARAMS)
+    params[P_ETA0] = lr
+    params[P_BATCH] = float(batch_size)
+    params[P_MEAN] = 1.0 if reduction == "mean" else 0.0
+    params[P_WSCALE] = weight_scale
+    params[P_FIT_B] = 1.0 if fit_intercept else 0.0
+    params[P_AVG_START] = float(np.iinfo(np.int64).max // 2)
     return params
 
 
@@ -128,7 +127,7 @@ class PlainSGD(_RawSolver):
         source = obj.source
         d = source.d
         wscale = source.n / source.weight_total if reduction == "mean" else 1.0
-        self.runner = Epoch(d, raw_coords(d), raw_params(lr, batch_size, reduction, wscale,
+        self.runner = Epoch(d, raw_coords(d, fit_intercept), raw_params(lr, batch_size, reduction, wscale,
                                                          fit_intercept), mixing)
         self.state = np.empty((2, d + 1))
         self.stream_args = (rng, shuffle, parallel, not mixing)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import _validation as V
+from .._layout import make_coords
 from .epochs import _BlockEpochs
 from .passes import (_add_in_order, draw_split, fingerprint_part, loss_part, max_abs_part,
                      max_norm_part, merge_moments, moments_part, permutation, qr_part, KQR,
@@ -211,12 +212,8 @@ class Source(abc.ABC):
     def max_norm(self, centres, inv_scales, fit_intercept):
         """``max_i w_i ||[(x_i - centres) * inv_scales, 1]||^2`` (the 1 only when the
         intercept is fitted): the largest curvature one SGD step can meet."""
-        d = centres.shape[0]
-        coords = np.zeros((2, d + 1))
-        coords[0, :d] = centres
-        coords[0, d] = 1.0 if fit_intercept else 0.0
-        coords[1, :d] = inv_scales
-        return max(self._map(max_norm_part, coords))
+        return max(self._map(max_norm_part, make_coords(centres, inv_scales,
+                                                          fit_intercept)))
 
     def qr(self, centres, inv_scales, intercept, offset):
         """The R factor of ``sqrt(w) [(x - centres) * inv_scales, 1, y - offset]`` over all

@@ -2,7 +2,7 @@
 
 :func:`fastgd.fit` (and ``GDRegressor.fit``) hand ``dask.array`` arrays and
 ``dask.dataframe`` frames here. Nothing here is maths: :class:`DaskSource` runs the same
-per-block functions as every other source (:mod:`fastgd._sources`), each block on the
+per-block functions as every other source (:mod:`fastgd.sources.passes`), each block on the
 worker that holds it, and merges their small results on the client in block order; the
 engines, optimizers and stopping rules are those of a local fit. Dask is imported only
 when such an input arrives (the optional extra ``fastgd[dask]``).
@@ -40,7 +40,7 @@ import numpy as np
 
 from .. import _threads as _fastgd_threads
 from .. import _validation as V
-from .._config import K
+from .._layout import P_BATCH
 from .base import DataFacts, Source
 from .epochs import _BlockEpochs
 from .passes import Rows, draw_split, epoch_seed, permutation
@@ -292,7 +292,7 @@ def _named(k, offset, exc):
 
 
 def run_part(part, X, y, sw, k, offset, threads, extra, args):
-    """A task: ``part`` (a per-block function of :mod:`fastgd._sources`) over block ``k``."""
+    """A task: ``part`` (a per-block function of :mod:`fastgd.sources.passes`) over block ``k``."""
     with _threads(threads) as parallel, _first_use(_kind(part.__name__, X, sw, threads)):
         try:
             data = _block_data(X, y, sw, parallel)
@@ -310,7 +310,7 @@ def run_sgd(X, y, sw, k, offset, threads, prev, seed, rows, step, coords, params
     state, t, bad = prev
     if bad is not None:
         return prev
-    kind = _kind("run_sgd", X, sw, threads) + (int(params[K.P_BATCH]), loss)
+    kind = _kind("run_sgd", X, sw, threads) + (int(params[P_BATCH]), loss)
     with _threads(threads) as parallel, _first_use(kind):
         data = _block_data(X, y, sw, parallel)
         m = data.n if rows is None else rows.shape[0]

@@ -9,7 +9,7 @@ passes over 10^6 values take about a millisecond. Larger blocks, where the compi
 fused, threaded passes pay for their compilation within a few passes (and are cached for
 the next process), use the kernels.
 
-Each function returns what the matching per-block function of :mod:`fastgd._sources`
+Each function returns what the matching per-block function of :mod:`fastgd.sources.passes`
 returns, from the same algorithm: sums accumulated in float64, the moments two-pass and
 shifted by the block's first row (a constant column has exactly zero variance), the
 co-moments merged by the callers as before. Their sums are rounded differently from the
@@ -28,6 +28,8 @@ whole by one thread (the same bits on 1 to 8 threads, measured).
 import functools
 
 import numpy as np
+
+from .._layout import C_CENTRE, C_INV_SCALE
 
 #: a block of at most this many values (``n * (d + 1)``) runs its passes in NumPy: up to
 #: 2^20 values a NumPy pass takes a few milliseconds, less than compiling a kernel (0.3
@@ -145,10 +147,12 @@ def moments(data, full):
 @_quiet
 def max_norm(data, coords):
     """``max_i w_i (||(x_i - c) * v||^2 + e)`` over the rows of positive weight (``coords``
-    as for :func:`fastgd.kernels.moments._max_norm_src`)."""
+    as for :func:`fastgd.kernels.moments._max_norm_src`: rows 0 and 1 and the
+    intercept's column)."""
     X, _, w = _rows(data)
     d = data.d
-    q = (((X - coords[0, :d]) * coords[1, :d]) ** 2).sum(axis=1) + coords[0, d]
+    cen, inv = coords[C_CENTRE, :d], coords[C_INV_SCALE, :d]
+    q = (((X - cen) * inv) ** 2).sum(axis=1) + coords[C_INV_SCALE, d]
     if w is not None:
         q = np.where(w > 0.0, w * q, 0.0)
     return float(max(q.max(), 0.0))
