@@ -21,7 +21,7 @@ __all__ = ["fit", "fit_chunks", "resume", "mse", "sse"]
 def fit(X, y, *, mode="batch", learning_rate="auto", epochs=None, batch_size=None, tol="auto",
         fit_intercept=True, sample_weight=None, init_coef=None, init_intercept=0.0,
         reduction="mean", parallel="auto", shuffle=True, random_state=None, callback=None,
-        scale="auto", solver="auto", optimizer="auto", n_iter_no_change=1, penalty=None,
+        scale="auto", solver="auto", optimizer="auto", n_iter_no_change="auto", penalty=None,
         alpha=1e-4, l1_ratio=0.15, learning_rate_schedule="constant", power_t=0.25,
         average="auto", early_stopping=False, validation_fraction=0.1, loss="squared",
         epsilon=0.1, progress="auto", checkpoint=None, checkpoint_every=1, overwrite=False):
@@ -60,17 +60,25 @@ def fit(X, y, *, mode="batch", learning_rate="auto", epochs=None, batch_size=Non
     batch_size : int, optional
         Rows per step in ``"minibatch"`` mode (default 256, at most n). Must be None
         (or 1) in ``"sgd"`` mode and None in ``"batch"`` mode.
-    tol : float, None or "auto"
-        None runs exactly ``epochs``. ``"auto"`` (default): ``1e-12`` for the automatic
-        batch fit, None otherwise. Textbook runs (numeric rate, no scaling) and the
-        stochastic modes stop when the relative change of the loss over an epoch falls
-        to ``tol``. The other batch fits stop when the loss decrease over each of the
+    tol : float >= 0, None or "auto"
+        None (or 0) runs exactly ``epochs``. ``"auto"`` (default): ``1e-12`` for the
+        automatic batch fit; ``1e-4`` for the stochastic modes in scaled coordinates (the
+        default SGD and mini-batch fits, which thus stop by themselves); None for the
+        textbook runs (a numeric rate on unscaled data, batch or stochastic), which run
+        exactly ``epochs``. Textbook runs with ``tol`` stop when the relative change of
+        the loss over an epoch falls to ``tol``. The scaled stochastic fits stop when
+        the monitored loss (the full-data loss of the reported parameters, the running
+        average once averaging has started; the held-out loss with ``early_stopping``)
+        fails to improve on its best by more than ``tol`` (relative) in
+        ``n_iter_no_change`` consecutive epochs. The other batch fits stop when the loss
+        decrease over each of the
         last ``n_iter_no_change`` epochs is at most ``tol`` times the loss AND the
         largest gradient cosine (the cosine between the residual and each scaled
         column, intercept included: zero exactly at the optimum) is at most
         ``sqrt(tol)``; they then make one refinement pass (exact gradient from the data,
         Newton correction from the sufficient statistics). ``converged=True`` when this
-        happened; a ``ConvergenceWarning`` says what to change when ``epochs`` ran out.
+        happened; a ``ConvergenceWarning`` says what to change when ``epochs`` ran out,
+        and ``result.stop_reason`` says why every fit ended.
     fit_intercept : bool
         Fit ``intercept``; when False it stays at ``init_intercept``.
     sample_weight : array_like, shape (n,), optional
@@ -150,8 +158,10 @@ def fit(X, y, *, mode="batch", learning_rate="auto", epochs=None, batch_size=Non
         with ``learning_rate="auto"``: fewest passes, measured); ``"gd"`` (the default
         with a numeric rate); ``"momentum"`` (heavy ball) and ``"nesterov"`` with their
         optimal parameters from the extreme eigenvalues of the scaled Gram matrix.
-    n_iter_no_change : int >= 1
-        Epochs without a relative improvement above ``tol`` needed to stop (default 1).
+    n_iter_no_change : int >= 1 or "auto"
+        Epochs without a relative improvement above ``tol`` needed to stop. ``"auto"``
+        (default): 1 in batch mode (its rules measure exact decreases), 3 in the
+        stochastic modes (one epoch that does not improve may be the iterates' noise).
     penalty : {None, "l2", "l1", "elasticnet"}
         Batch mode. Minimizes ``loss + alpha * (l1_ratio * ||coef||_1 + (1 - l1_ratio)
         / 2 * ||coef||^2)`` with ``loss`` per ``reduction`` and ``coef`` in the ORIGINAL

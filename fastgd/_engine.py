@@ -60,6 +60,9 @@ def run(plan, source, coef0, *, callback=None, t0=None, progress=False, checkpoi
     with _Monitor(callback, progress, plan, source) as monitor:
         res = _run(plan, source, coef0, monitor, t0, (checkpoint, resume))
     if monitor.interrupted:
+        res = dataclasses.replace(
+            res, stop_reason=f"interrupted: Ctrl-C during epoch {res.n_epochs + 1}; the fit "
+                             f"stopped at the end of epoch {res.n_epochs}")
         raise FitInterrupted(
             f"fit interrupted (Ctrl-C) after epoch {res.n_epochs}; the parameters reached "
             "are in this exception's .result", res)
@@ -303,18 +306,19 @@ def _check_finite_result(res, source):
     )
 
 
-def _result(plan, source, coef, history, converged, lr, t0, *, n_passes):
+def _result(plan, source, coef, history, converged, lr, t0, *, n_passes, reason=None):
     d = source.d
     return FitResult(
         coef=coef[:d], intercept=float(coef[d]), loss_history=np.asarray(history, dtype=np.float64),
         n_epochs=len(history) - 1, converged=bool(converged), mode=plan.mode,
         learning_rate=float(lr), elapsed_s=time.perf_counter() - t0, reduction=plan.reduction,
         one_d=source.one_d, solver=plan.solver, optimizer=plan.optimizer, n_passes=int(n_passes),
-        scaled=plan.scaled, plan=plan,
+        scaled=plan.scaled, plan=plan, stop_reason=reason,
     )
 
 
 def _divergence(exc, lr, last):
+    last = dataclasses.replace(last, stop_reason=f"diverged: {exc.reason} in epoch {exc.epoch}")
     return DivergenceError(
         f"the fit diverged in epoch {exc.epoch} with learning_rate={lr:.6g} "
         f"({exc.reason}); use a smaller learning rate or learning_rate='auto'. The last "
@@ -353,14 +357,19 @@ def _run_raw(plan, source, coef, callback, t0, checkpoint=None, restart=None):
         raise _divergence(exc, lr, last) from None
     history = solver.history
     res = _result(plan, source, solver.coef(), history, converged, lr, t0,
-                  n_passes=passes + 1 + per_epoch * (len(history) - 1))
+                  n_passes=passes + 1 + per_epoch * (len(history) - 1), reason=solver.reason)
     if plan.tol is not None and not converged and res.n_epochs >= plan.epochs:
+        advice = ["raise epochs", "loosen tol"]
+        advice.append("or use learning_rate='auto' ("
+                      + ("scaled conjugate gradient: the optimum in a few passes)" if batch else
+                         "scaled SGD with a safe rate and averaging)"))
         warnings.warn(
             f"the fit did not converge in epochs={plan.epochs} (relative loss change over the "
-            f"last epoch above tol={plan.tol:g}); raise epochs, loosen tol, or for mode='batch' "
-            "use learning_rate='auto' (scaled conjugate gradient)",
+            f"last epoch above tol={plan.tol:g}); " + ", ".join(advice),
             ConvergenceWarning, stacklevel=user_level(),
         )
+    _warn_if_worse(plan, source, res, lambda: 2.0 * solvers.auto_learning_rate(
+        source, plan.mode, plan.reduction, plan.fit_intercept, plan.batch_size))
     return res
 
 
@@ -383,8 +392,25 @@ def _run_sgd(plan, source, coef, callback, t0, checkpoint=None, restart=None):
         last = _result(plan, source, exc.coef, exc.history, False, eta0, t0,
                        n_passes=passes + 2 * (len(exc.history) - 1))
         raise _divergence(exc, eta0, last) from None
-    return _result(plan, source, solver.coef(), solver.history, converged, eta0, t0,
-                   n_passes=passes + solver.n_passes)
+    res = _result(plan, source, solver.coef(), solver.history, converged, eta0, t0,
+                  n_passes=passes + solver.n_passes, reason=solver.reason)
+    if plan.tol is not None and not converged and res.n_epochs >= plan.epochs:
+        advice = ["raise epochs (this fit ran all of them)", "loosen tol"]
+        if plan.average is False:
+            advice.append("average the iterates (average=True: less noise at the end)")
+        if plan.learning_rate is not None:
+            advice.append("try learning_rate='auto'")
+        advice.append("or, for the exact optimum of data that fits in a pass, mode='batch'")
+        warnings.warn(
+            f"the {plan.mode} fit did not meet its stopping rule in epochs={plan.epochs} "
+            f"(the loss still improved by more than tol={plan.tol:g}, relative, within "
+            f"n_iter_no_change={plan.n_iter_no_change} epochs): " + ", ".join(advice)
+            + "; tol=None runs exactly epochs without this warning",
+            ConvergenceWarning, stacklevel=user_level(),
+        )
+    _warn_if_worse(plan, source, res, lambda: 2.0 * solvers.auto_eta0(
+        source, sc, plan.reduction, plan.batch_size, losses.get(plan.loss)))
+    return res
 
 
 def run_partial(plan, source, coef0, state):
@@ -450,7 +476,7 @@ def run_partial(plan, source, coef0, state):
             _check_finite_result(err.result, source)
             raise err from None
         res = _result(plan, source, solver.coef(), solver.history, False, eta0, t0,
-                      n_passes=solver.n_passes)
+                      n_passes=solver.n_passes, reason="epochs: one epoch of partial_fit")
         _check_finite_result(res, source)
         sgd = solver.carried()
     state.update(moments=(W, mean, m2), sc=sc, eta0=eta0, sgd=sgd)
@@ -508,6 +534,7 @@ def _run_batch(plan, source, coef, callback, t0, checkpoint=None, restart=None):
                        n_passes=sc.n_passes + oracle.n_passes)
         raise _divergence(exc, lr_used, last) from None
     theta, history, stop = solver.theta, np.asarray(solver.history), solver.stop
+    reason = solver.reason
     passes = sc.n_passes + oracle.n_passes
     kappa = solvers.condition(sc, stop)
     if (plan.tol is not None and quadratic and not sc.has_l1 and source.reiterable
@@ -520,6 +547,8 @@ def _run_batch(plan, source, coef, callback, t0, checkpoint=None, restart=None):
         history[-1] = obj.loss(sc.to_raw(theta)) + 0.5 * float(sc.lam2 @ (theta * theta))
         passes += 2
         converged = True
+        reason = (f"optimum: solved from the QR factor of the data (ill-conditioned: "
+                  f"condition number about {cond:.2g})")
         if err > COND_WARN_ERROR:
             _warn_ill_conditioned(cond, err)
     elif converged and quadratic and sc.G is not None and source.reiterable:
@@ -529,14 +558,71 @@ def _run_batch(plan, source, coef, callback, t0, checkpoint=None, restart=None):
         obj = solvers.Objective(source, plan.reduction, plan.fit_intercept)
         theta, history[-1], n = solvers.refine(sc, obj, theta, history[-1])
         passes += n
-    res = _result(plan, source, sc.to_raw(theta), history, converged, lr_used, t0, n_passes=passes)
+    res = _result(plan, source, sc.to_raw(theta), history, converged, lr_used, t0,
+                  n_passes=passes, reason=reason)
     if plan.tol is not None and not converged and res.n_epochs >= plan.epochs:
         warnings.warn(
             f"the fit did not converge in epochs={plan.epochs} (relative loss decrease "
             f"{stop.last_rel:.3g}, largest gradient cosine {stop.last_cos:.3g}; tol={plan.tol:g} "
-            f"asks for <= {plan.tol:g} and <= {stop.gtol:.3g}); raise epochs, "
-            + ("or loosen tol" if (not quadratic or sc.has_l1) else
-               "or use optimizer='cg' with scale=True, or loosen tol"),
+            f"asks for <= {plan.tol:g} and <= {stop.gtol:.3g}); "
+            + ", ".join(_batch_advice(plan, quadratic, sc.has_l1)),
             ConvergenceWarning, stacklevel=user_level(),
         )
+    if plan.learning_rate is not None:
+        # gradient descent's limit 2/L (L: the loss's largest curvature, from the moments)
+        _warn_if_worse(plan, source, res, lambda: 2.0 / (sc.L * loss.curvature / 2.0))
     return res
+
+
+def _batch_advice(plan, quadratic, has_l1):
+    """What may make a batch fit that ran out of epochs converge, from the plan that ran
+    (never advice it followed already)."""
+    advice = ["raise epochs"]
+    cg_allowed = quadratic and not has_l1
+    if plan.optimizer != "cg" and cg_allowed:
+        advice.append("use optimizer='cg'"
+                      + (" (with learning_rate='auto')" if plan.learning_rate is not None
+                         else "") + ": the fewest passes on the squared loss")
+    elif plan.optimizer not in ("cg", "nesterov") and not cg_allowed:
+        advice.append("use optimizer='nesterov' (accelerated)")
+    if not plan.scaled:
+        advice.append("use scale=True (steps fitted to each column's scale)")
+    if plan.learning_rate is not None and plan.optimizer != "cg":
+        advice.append("leave learning_rate='auto' (the step from the data's curvature)")
+    advice.append("or loosen tol")
+    return advice
+
+
+#: a numeric learning rate "made the fit worse" when the final loss is above the starting
+#: loss, or this many times the best loss the fit reached
+WORSE_FACTOR = 10.0
+
+
+def _warn_if_worse(plan, source, res, stable_limit):
+    """A numeric learning rate whose fit ended worse than it began (or far above the best
+    loss it reached): warn, with the stable limit of this data (``stable_limit()``: a
+    pass over the data, made only here) and the automatic rate as the way out."""
+    if plan.learning_rate is None or res.n_epochs == 0:
+        return
+    h = res.loss_history
+    final, start, best = float(h[-1]), float(h[0]), float(h.min())
+    if not (final > start or final > WORSE_FACTOR * best):
+        return
+    what = ("above its starting loss" if final > start else
+            f"{final / best:.3g} times the best loss it reached")
+    ref = start if final > start else best
+    try:
+        limit = float(stable_limit())
+    except (ValueError, ArithmeticError):  # statistics beyond float64: no figure to give
+        limit = float("nan")
+    where = ("above" if plan.learning_rate > limit else "within") if limit == limit else "near"
+    how = ("2/L, with L the loss's largest curvature, from the data's moments"
+           if plan.mode == "batch" else
+           "twice the rate at which no single step overshoots its rows, from the largest "
+           "row norm")
+    warnings.warn(
+        f"the fit ended with a loss of {final:.6g}, {what} ({ref:.6g}): learning_rate="
+        f"{plan.learning_rate:g} is {where} the stable limit for this data, about {limit:.3g} "
+        f"({how}); use a smaller rate, or learning_rate='auto' (the step from the data)",
+        ConvergenceWarning, stacklevel=user_level(),
+    )

@@ -108,6 +108,14 @@ class FitResult:
         :func:`fastgd.fit_file`, the names of the ``x`` columns.
     n_rows : int or None
         Rows fitted (set by :func:`fastgd.fit_file` and the command line).
+    stop_reason : str or None
+        Why the fit ended, as ``"code: details"``; the code is ``"tol"`` (the stopping
+        rule was met), ``"optimum"`` (exactly at the optimum, to rounding),
+        ``"early_stopping"`` (the held-out loss stopped improving), ``"schedule"`` (the
+        adaptive rate ran out), ``"epochs"`` (all ``epochs`` ran: with ``tol`` set, a
+        :class:`ConvergenceWarning` says so too), ``"callback"`` (the callback returned
+        False), ``"interrupted"`` (Ctrl-C) or ``"diverged"`` (the result a
+        :class:`DivergenceError` holds). None for a model loaded from a file.
     """
 
     coef: np.ndarray
@@ -127,6 +135,7 @@ class FitResult:
     plan: object = field(default=None, repr=False)
     feature_names: object = field(default=None, repr=False)
     n_rows: object = field(default=None, repr=False)
+    stop_reason: object = field(default=None, repr=False)
 
     def __post_init__(self):
         for name in ("coef", "loss_history"):

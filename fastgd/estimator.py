@@ -105,7 +105,7 @@ class GDRegressor(RegressorMixin, BaseEstimator):
     def __init__(self, *, mode="batch", learning_rate="auto", epochs=None, batch_size=None,
                  tol="auto", fit_intercept=True, reduction="mean", parallel="auto",
                  shuffle=True, random_state=None, scale="auto", solver="auto",
-                 optimizer="auto", n_iter_no_change=1, penalty=None, alpha=1e-4,
+                 optimizer="auto", n_iter_no_change="auto", penalty=None, alpha=1e-4,
                  l1_ratio=0.15, learning_rate_schedule="constant", power_t=0.25,
                  average="auto", early_stopping=False, validation_fraction=0.1,
                  loss="squared", epsilon=0.1, warm_start=False):

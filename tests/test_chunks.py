@@ -95,7 +95,7 @@ def test_gram_path_is_one_pass_from_a_generator(problem):
     assert_allclose(params(res), ref, rtol=1e-10)
 
 
-@pytest.mark.parametrize("kw", [dict(solver="stream"), dict(mode="sgd"), dict(mode="minibatch"),
+@pytest.mark.parametrize("kw", [dict(solver="stream"), dict(mode="sgd", tol=None), dict(mode="minibatch", tol=None),
                                 dict(loss="huber"), dict(learning_rate=1e-3)])
 def test_one_shot_generator_for_a_multi_pass_fit_is_a_type_error(problem, kw):
     X, y, _ = problem
@@ -106,10 +106,11 @@ def test_one_shot_generator_for_a_multi_pass_fit_is_a_type_error(problem, kw):
 
 
 @pytest.mark.parametrize("kw", [
-    dict(mode="sgd", epochs=3), dict(mode="minibatch", batch_size=32, epochs=3),
-    dict(mode="sgd", learning_rate=1e-4, epochs=2), dict(mode="sgd", early_stopping=True, epochs=4),
-    dict(mode="sgd", parallel=True, epochs=2), dict(mode="minibatch", learning_rate=1e-4, epochs=2, parallel=True),
-    dict(mode="sgd", penalty="elasticnet", alpha=1e-3, loss="huber", epochs=2),
+    dict(mode="sgd", tol=None, epochs=3), dict(mode="minibatch", tol=None, batch_size=32, epochs=3),
+    dict(mode="sgd", tol=None, learning_rate=1e-4, epochs=2), pytest.param(dict(mode="sgd", early_stopping=True, epochs=4), marks=pytest.mark.filterwarnings(
+        "ignore:the sgd fit did not meet its stopping rule:fastgd.ConvergenceWarning")),
+    dict(mode="sgd", tol=None, parallel=True, epochs=2), dict(mode="minibatch", tol=None, learning_rate=1e-4, epochs=2, parallel=True),
+    dict(mode="sgd", tol=None, penalty="elasticnet", alpha=1e-3, loss="huber", epochs=2),
 ])
 def test_one_block_equals_arrays_bit_for_bit(problem, kw):
     """A single block is the array source's one block: same permutations, same kernels."""
@@ -146,9 +147,9 @@ def test_stochastic_modes_reach_the_optimum_and_are_seeded(problem):
     ref = np.linalg.lstsq(np.column_stack([X, np.ones(N)]), y0, rcond=None)[0]
     best = fastgd.mse(X, y0, ref[:3], ref[3])
     chunks = blocks_of(X, y0)
-    a = fastgd.fit_chunks(chunks, mode="sgd", epochs=20, random_state=1)
-    b = fastgd.fit_chunks(chunks, mode="sgd", epochs=20, random_state=1)
-    c = fastgd.fit_chunks(chunks, mode="sgd", epochs=20, random_state=2)
+    a = fastgd.fit_chunks(chunks, mode="sgd", tol=None, epochs=20, random_state=1)
+    b = fastgd.fit_chunks(chunks, mode="sgd", tol=None, epochs=20, random_state=1)
+    c = fastgd.fit_chunks(chunks, mode="sgd", tol=None, epochs=20, random_state=2)
     assert_array_equal(params(a), params(b))
     assert not np.array_equal(params(a), params(c))
     assert a.final_loss <= best + 1e-3 * np.var(y0)
@@ -183,7 +184,7 @@ def test_bad_blocks_name_the_block(problem):
 
 
 @pytest.mark.parametrize("where", ["X", "y"])
-@pytest.mark.parametrize("kw", [dict(), dict(mode="sgd"), dict(learning_rate=1e-3)])
+@pytest.mark.parametrize("kw", [dict(), dict(mode="sgd", tol=None), dict(learning_rate=1e-3)])
 def test_nan_in_a_block_names_the_block_and_row(problem, where, kw):
     X, y, _ = problem
     X, y = X.copy(), y.copy()

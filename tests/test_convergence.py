@@ -248,7 +248,9 @@ def test_gram_serial_equals_parallel(rng):
     (dict(optimizer="cg", learning_rate=0.1), ValueError, r"optimizer='cg' chooses its own step"),
     (dict(mode="minibatch", solver="gram"), ValueError, r"solver='gram' applies to mode='batch'"),
     (dict(mode="sgd", optimizer="nesterov"), ValueError, r"optimizer='nesterov' applies to mode='batch'"),
-    (dict(tol="fast"), TypeError, r"tol must be a positive number"),
+    (dict(tol="fast"), TypeError, r"tol must be a number >= 0, got 'fast'"),
+    (dict(tol=-1.0), ValueError, r"tol must be a finite number >= 0"),
+    (dict(n_iter_no_change="x"), TypeError, r"n_iter_no_change must be 'auto' or an int >= 1"),
 ])
 def test_bad_new_parameters(kwargs, exc, match):
     X = np.arange(20.0).reshape(10, 2)

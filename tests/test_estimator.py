@@ -28,7 +28,7 @@ def _expected_failures(estimator):
 
 
 @pytest.mark.filterwarnings("ignore::fastgd.ConvergenceWarning")
-@parametrize_with_checks([GDRegressor(), GDRegressor(mode="sgd"), GDRegressor(mode="minibatch")],
+@parametrize_with_checks([GDRegressor(), GDRegressor(mode="sgd", tol=None), GDRegressor(mode="minibatch", tol=None)],
                          expected_failed_checks=_expected_failures)
 def test_sklearn_checks(estimator, check):
     check(estimator)
@@ -89,14 +89,14 @@ def test_stochastic_modes_in_a_pipeline():
 
     X, y = load_diabetes(return_X_y=True)
     best = LinearRegression().fit(X, y).score(X, y)
-    for kw in (dict(mode="sgd"), dict(mode="minibatch", batch_size=16)):
+    for kw in (dict(mode="sgd", tol=None), dict(mode="minibatch", tol=None, batch_size=16)):
         est = make_pipeline(StandardScaler(), GDRegressor(**kw, epochs=30, random_state=0))
         assert est.fit(X, y).score(X, y) > best - 0.01
 
 
 # --- the estimator is fastgd.fit --------------------------------------------------------------
 
-@pytest.mark.parametrize("kw", [dict(), dict(mode="sgd", random_state=3, epochs=4),
+@pytest.mark.parametrize("kw", [dict(), dict(mode="sgd", tol=None, random_state=3, epochs=4),
                                 dict(penalty="elasticnet", alpha=0.01), dict(loss="huber")])
 def test_fit_is_fastgd_fit(kw):
     """Oracle: fastgd.fit with the same settings, bit for bit (one code path)."""
@@ -116,13 +116,13 @@ def test_warm_start_starts_from_the_previous_fit():
     rng = np.random.default_rng(1)
     X = rng.normal(size=(300, 2))
     y = X @ [2.0, -1.0] + rng.normal(size=300)
-    est = GDRegressor(mode="sgd", epochs=1, random_state=0, warm_start=True).fit(X, y)
+    est = GDRegressor(mode="sgd", tol=None, epochs=1, random_state=0, warm_start=True).fit(X, y)
     first, b0 = est.coef_.copy(), est.intercept_
     est.fit(X, y)
-    res = fastgd.fit(X, y, mode="sgd", epochs=1, random_state=0, init_coef=first,
+    res = fastgd.fit(X, y, mode="sgd", tol=None, epochs=1, random_state=0, init_coef=first,
                      init_intercept=b0)
     assert np.array_equal(est.coef_, res.coef) and est.intercept_ == res.intercept
-    cold = GDRegressor(mode="sgd", epochs=1, random_state=0).fit(X, y).fit(X, y)
+    cold = GDRegressor(mode="sgd", tol=None, epochs=1, random_state=0).fit(X, y).fit(X, y)
     assert np.array_equal(cold.coef_, first)  # without warm_start every fit starts at 0
 
 
@@ -142,7 +142,7 @@ def test_a_warm_start_on_other_features_names_warm_start(method):
     rng = np.random.default_rng(0)
     X = rng.normal(size=(100, 3))
     y = X @ [1.0, 2.0, 3.0]
-    est = GDRegressor(mode="sgd", random_state=0, warm_start=True).fit(X, y)
+    est = GDRegressor(mode="sgd", tol=None, random_state=0, warm_start=True).fit(X, y)
     before = est.predict(X)
     with pytest.raises(ValueError, match=r"warm_start=True starts this fit from the previous "
                        r"fit's 3 coefficient\(s\), but X has 2 feature\(s\); set warm_start=False"):
@@ -159,9 +159,9 @@ def test_a_generator_random_state_in_the_estimator():
     from sklearn.base import clone
 
     X, y = _data()
-    est = GDRegressor(mode="sgd", epochs=3, random_state=np.random.default_rng(4))
+    est = GDRegressor(mode="sgd", tol=None, epochs=3, random_state=np.random.default_rng(4))
     est.fit(X, y)
-    ref = fastgd.fit(X, y, mode="sgd", epochs=3, random_state=4)
+    ref = fastgd.fit(X, y, mode="sgd", tol=None, epochs=3, random_state=4)
     assert np.array_equal(est.coef_, ref.coef)
     assert np.array_equal(est.fit(X, y).coef_, ref.coef)  # the Generator was not consumed
     assert np.array_equal(clone(est).fit(X, y).coef_, ref.coef)
@@ -172,11 +172,11 @@ def test_a_generator_random_state_in_the_estimator():
 # --- partial_fit ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("kw", [
-    dict(mode="sgd", learning_rate=0.01, scale=False, average=False),
+    dict(mode="sgd", tol=None, learning_rate=0.01, scale=False, average=False),
     dict(mode="sgd", learning_rate=0.01, scale=False, learning_rate_schedule="invscaling",
          average=True),
-    dict(mode="minibatch", batch_size=10, learning_rate=0.01, scale=False),
-    dict(mode="sgd", penalty="l2", alpha=0.01, learning_rate=0.01, scale=False),
+    dict(mode="minibatch", tol=None, batch_size=10, learning_rate=0.01, scale=False),
+    dict(mode="sgd", tol=None, penalty="l2", alpha=0.01, learning_rate=0.01, scale=False),
 ])
 def test_partial_fit_on_halves_is_one_pass_over_the_whole(kw):
     """Oracle: one partial_fit over all rows (fixed seed, no shuffle): two calls on the
@@ -215,8 +215,8 @@ def test_partial_fit_after_a_poor_first_call_learns_from_the_later_calls(first):
     X, y = _stream()
     opt = np.linalg.lstsq(np.c_[X, np.ones(len(y))], y, rcond=None)[0]
     best = fastgd.mse(X, y, opt[:3], opt[3])
-    poor = GDRegressor(mode="sgd", random_state=0).partial_fit(*_poor_first_calls(X, y)[first])
-    clean = GDRegressor(mode="sgd", random_state=0)
+    poor = GDRegressor(mode="sgd", tol=None, random_state=0).partial_fit(*_poor_first_calls(X, y)[first])
+    clean = GDRegressor(mode="sgd", tol=None, random_state=0)
     rates = []
     for k in range(0, 20_000, 2_000):
         poor.partial_fit(X[k:k + 2_000], y[k:k + 2_000])
@@ -244,7 +244,7 @@ def test_partial_fit_in_the_other_modes_survives_a_poor_first_call(mode, first):
 
 def test_partial_fit_divergence_advises_partial_fit_and_keeps_the_estimator():
     X, y = _stream()
-    est = GDRegressor(mode="sgd", learning_rate=0.01, scale=False, random_state=0)
+    est = GDRegressor(mode="sgd", tol=None, learning_rate=0.01, scale=False, random_state=0)
     est.partial_fit(X[:1000] * 1e-3, y[:1000] * 1e-3)
     coef, b, n_iter = est.coef_.copy(), est.intercept_, est.n_iter_
     with pytest.raises(fastgd.DivergenceError, match=r"partial_fit diverged on this call's rows .*"
@@ -254,7 +254,7 @@ def test_partial_fit_divergence_advises_partial_fit_and_keeps_the_estimator():
     assert "keeps its state from before this call" in str(info.value)
     assert np.array_equal(est.coef_, coef) and est.intercept_ == b and est.n_iter_ == n_iter
     # the state carried is the one before the failed call: the same rows again continue it
-    again = GDRegressor(mode="sgd", learning_rate=0.01, scale=False, random_state=0)
+    again = GDRegressor(mode="sgd", tol=None, learning_rate=0.01, scale=False, random_state=0)
     again.partial_fit(X[:1000] * 1e-3, y[:1000] * 1e-3)
     est.partial_fit(X[:1000] * 1e-3, y[:1000] * 1e-3)
     again.partial_fit(X[:1000] * 1e-3, y[:1000] * 1e-3)
@@ -265,7 +265,7 @@ def test_partial_fit_converges_over_many_calls_and_fit_resets():
     rng = np.random.default_rng(3)
     X = rng.normal(size=(20_000, 3))
     y = X @ [1.0, 2.0, 3.0] + 0.5 + 0.1 * rng.normal(size=20_000)
-    est = GDRegressor(mode="sgd", random_state=0)
+    est = GDRegressor(mode="sgd", tol=None, random_state=0)
     for k in range(0, 20_000, 2_000):
         est.partial_fit(X[k:k + 2_000], y[k:k + 2_000])
     np.testing.assert_allclose(est.coef_, [1.0, 2.0, 3.0], atol=0.02)
@@ -278,7 +278,7 @@ def test_partial_fit_refusals():
     with pytest.raises(ValueError, match="partial_fit runs one epoch per call"):
         GDRegressor(mode="sgd", early_stopping=True).partial_fit(X, y)
     with pytest.raises(ValueError, match="X has 3 features, but GDRegressor is expecting 2"):
-        GDRegressor(mode="sgd").partial_fit(X, y).partial_fit(np.ones((10, 3)), y)
+        GDRegressor(mode="sgd", tol=None).partial_fit(X, y).partial_fit(np.ones((10, 3)), y)
 
 
 # --- inputs -----------------------------------------------------------------------------------
@@ -308,7 +308,7 @@ def test_pickle_and_clone_round_trip():
     from sklearn.base import clone
 
     X, y = _data()
-    est = GDRegressor(mode="sgd", random_state=0).fit(X, y)
+    est = GDRegressor(mode="sgd", tol=None, random_state=0).fit(X, y)
     back = pickle.loads(pickle.dumps(est))
     np.testing.assert_array_equal(back.predict(X), est.predict(X))
     assert back.result_.plan.settings == est.result_.plan.settings

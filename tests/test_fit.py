@@ -92,7 +92,7 @@ def test_batch_matches_per_row_twin_weighted_no_intercept(rng):
 
 def test_no_shuffle_visits_rows_in_order(rng):
     X, y, _ = make_linear(rng, 64, 1)
-    res = fastgd.fit(X[:, 0], y, mode="sgd", learning_rate=0.01, epochs=2, shuffle=False)
+    res = fastgd.fit(X[:, 0], y, mode="sgd", tol=None, learning_rate=0.01, epochs=2, shuffle=False)
     coef = np.zeros(2)
     for _ in range(2):
         coef = naive.sgd_epoch(X, y, None, np.arange(64), 0.01, 1, "mean", 1.0, True, coef)
@@ -101,9 +101,9 @@ def test_no_shuffle_visits_rows_in_order(rng):
 
 def test_same_seed_bit_identical_other_seed_differs(rng):
     X, y, _ = make_linear(rng, 500, 2)
-    a = fastgd.fit(X, y, mode="sgd", epochs=3, random_state=7)
-    b = fastgd.fit(X, y, mode="sgd", epochs=3, random_state=7)
-    c = fastgd.fit(X, y, mode="sgd", epochs=3, random_state=8)
+    a = fastgd.fit(X, y, mode="sgd", tol=None, epochs=3, random_state=7)
+    b = fastgd.fit(X, y, mode="sgd", tol=None, epochs=3, random_state=7)
+    c = fastgd.fit(X, y, mode="sgd", tol=None, epochs=3, random_state=8)
     assert_array_equal(a.coef, b.coef)
     assert a.intercept == b.intercept
     assert not np.array_equal(a.coef, c.coef)
@@ -111,8 +111,8 @@ def test_same_seed_bit_identical_other_seed_differs(rng):
 
 def test_random_state_accepts_generator(rng):
     X, y, _ = make_linear(rng, 100, 1)
-    a = fastgd.fit(X, y, mode="sgd", epochs=2, random_state=np.random.default_rng(3))
-    b = fastgd.fit(X, y, mode="sgd", epochs=2, random_state=3)
+    a = fastgd.fit(X, y, mode="sgd", tol=None, epochs=2, random_state=np.random.default_rng(3))
+    b = fastgd.fit(X, y, mode="sgd", tol=None, epochs=2, random_state=3)
     assert_array_equal(a.coef, b.coef)
 
 
@@ -140,7 +140,7 @@ def test_parameter_mixing_bitwise_any_thread_count(rng, threads, mode):
     runs = []
     for k in sorted({1, threads.max}):
         threads.set(k)
-        runs.append(fastgd.fit(X, y, mode=mode, epochs=3, parallel=True, random_state=1))
+        runs.append(fastgd.fit(X, y, mode=mode, tol=None, epochs=3, parallel=True, random_state=1))
     for r in runs[1:]:
         assert_array_equal(r.coef, runs[0].coef)
         assert_array_equal(r.loss_history, runs[0].loss_history)
@@ -220,7 +220,8 @@ def test_auto_rate_never_diverges_on_badly_scaled_data(rng):
     X = rng.normal(size=(3000, 3)) * np.array([1e-3, 1.0, 1e4]) + np.array([0.0, 50.0, -3e5])
     y = X @ np.array([1.0, -2.0, 3e-4]) + 10.0
     for mode in ("batch", "minibatch", "sgd"):
-        res = fastgd.fit(X, y, mode=mode, epochs=20, random_state=0)
+        res = fastgd.fit(X, y, mode=mode, epochs=20, random_state=0,
+                         tol="auto" if mode == "batch" else None)
         assert np.all(np.isfinite(res.loss_history))
         assert res.final_loss < res.loss_history[0]
     res = fastgd.fit(X, y, epochs=50)
@@ -385,14 +386,14 @@ def test_prefetch_is_bit_identical_and_leaves_no_thread(rng, monkeypatch, kwargs
 
     X, y, _ = make_linear(rng, 3000, 3)
     monkeypatch.setattr(_sources.epochs, "PREFETCH_MIN_ROWS", 10**9)
-    plain = fastgd.fit(X, y, mode="sgd", epochs=4, random_state=2, **kwargs)
+    plain = fastgd.fit(X, y, mode="sgd", tol=None, epochs=4, random_state=2, **kwargs)
     monkeypatch.setattr(_sources.epochs, "PREFETCH_MIN_ROWS", 1)
     before = threading.active_count()
-    pre = fastgd.fit(X, y, mode="sgd", epochs=4, random_state=2, **kwargs)
+    pre = fastgd.fit(X, y, mode="sgd", tol=None, epochs=4, random_state=2, **kwargs)
     assert_array_equal(pre.coef, plain.coef)
     assert pre.intercept == plain.intercept
     stopped = fastgd.fit(X, y, mode="sgd", epochs=50, random_state=2, callback=lambda *a: False, **kwargs)
     assert stopped.n_epochs == 1
     with pytest.raises(fastgd.DivergenceError):
-        fastgd.fit(X * 1e3, y, mode="sgd", epochs=5, learning_rate=10.0, random_state=2)
+        fastgd.fit(X * 1e3, y, mode="sgd", tol=None, epochs=5, learning_rate=10.0, random_state=2)
     assert threading.active_count() == before

@@ -338,14 +338,14 @@ def file_fuzz(tmp_path_factory):
     X = rng.normal(size=(300, 2))
     y = X @ [1.0, -2.0] + 0.5 + 0.1 * rng.normal(size=300)
     models = []
-    for kw in (dict(), dict(mode="sgd", epochs=2, random_state=np.random.default_rng(1))):
+    for kw in (dict(), dict(mode="sgd", tol=None, epochs=2, random_state=np.random.default_rng(1))):
         fastgd.fit(X, y, **kw).save(folder / "m.json")
         models.append(json.loads((folder / "m.json").read_text()))
     ckpts = []
     for kw in (dict(epochs=3, tol=None), dict(solver="stream", optimizer="nesterov", epochs=3),
                dict(mode="sgd", epochs=3, random_state=2, early_stopping=True, tol=1e-12,
                     n_iter_no_change=5),
-               dict(mode="minibatch", epochs=3, random_state=np.random.default_rng(3))):
+               dict(mode="minibatch", tol=None, epochs=3, random_state=np.random.default_rng(3))):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", fastgd.ConvergenceWarning)  # 3 epochs: on purpose
             fastgd.fit(X, y, checkpoint=folder / "c.ckpt", **kw)

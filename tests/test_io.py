@@ -69,7 +69,7 @@ def test_stochastic_modes_over_files(files, rows, name):
     plan does not choose parameter mixing). Several: deterministic for a seed, and near
     the optimum."""
     X, y, _ = rows
-    kw = dict(mode="sgd", epochs=2, random_state=0, parallel=False)
+    kw = dict(mode="sgd", tol=None, epochs=2, random_state=0, parallel=False)
     one = fastgd.fit_file(files / name, x=["a", "b", "c"], y="y", block_rows=1 << 20, **kw)
     if name.endswith(".csv"):
         ref = fastgd.fit(X, y, **kw)
@@ -78,7 +78,7 @@ def test_stochastic_modes_over_files(files, rows, name):
     b = fastgd.fit_file(files / name, x=["a", "b", "c"], y="y", block_rows=4_096, **kw)
     assert np.array_equal(a.coef, b.coef)
     np.testing.assert_allclose(a.coef, [1.0, -2.0, 0.5], atol=0.02)
-    mb = fastgd.fit_file(files / name, x=["a", "b", "c"], y="y", mode="minibatch", epochs=5,
+    mb = fastgd.fit_file(files / name, x=["a", "b", "c"], y="y", mode="minibatch", tol=None, epochs=5,
                          random_state=1, block_rows=4_096)
     np.testing.assert_allclose(mb.coef, [1.0, -2.0, 0.5], atol=0.05)
 
@@ -221,7 +221,7 @@ def test_ctrl_c_stops_at_the_end_of_the_epoch_with_the_result():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(2000, 3))
     y = X @ [1.0, 2.0, 3.0] + rng.normal(size=2000)
-    kw = dict(mode="sgd", epochs=50, random_state=0)
+    kw = dict(mode="sgd", tol=None, epochs=50, random_state=0)
 
     def interrupt(epoch, coef, intercept, loss):
         if epoch == 1:
@@ -243,10 +243,10 @@ def test_progress_bar_on_request(capsys):
     pytest.importorskip("tqdm")
     rng = np.random.default_rng(0)
     X = rng.normal(size=(2000, 2))
-    fastgd.fit(X, X @ [1.0, 2.0], mode="sgd", epochs=3, progress=True)
+    fastgd.fit(X, X @ [1.0, 2.0], mode="sgd", tol=None, epochs=3, progress=True)
     err = capsys.readouterr().err
     assert "0/3" in err and "epoch" in err  # the bar (its loss shows once it refreshes)
-    fastgd.fit(X, X @ [1.0, 2.0], mode="sgd", epochs=3, progress="auto")  # not a terminal
+    fastgd.fit(X, X @ [1.0, 2.0], mode="sgd", tol=None, epochs=3, progress="auto")  # not a terminal
     assert capsys.readouterr().err == ""
     with pytest.raises(ValueError, match="progress must be True, False or 'auto'"):
         fastgd.fit(X, X @ [1.0, 2.0], progress="yes")
@@ -262,7 +262,7 @@ def test_plots_render_to_png(tmp_path):
     rng = np.random.default_rng(0)
     x = rng.uniform(-5, 5, 100_000)
     y = 2.5 * x - 1 + rng.normal(0, 0.5, x.size)
-    res = fastgd.fit(x, y, mode="sgd", epochs=4, random_state=0)
+    res = fastgd.fit(x, y, mode="sgd", tol=None, epochs=4, random_state=0)
     ax = plot.fit_line(res, x, y)
     assert len(ax.collections[0].get_offsets()) == plot.MAX_POINTS  # subsampled
     line = ax.lines[0].get_xydata()
@@ -336,7 +336,7 @@ def test_file_blocks_are_read_in_shuffled_order(files, rows, name):
     assert k > 1
     blocks = [reader.block(j) for j in range(k)]
     np.testing.assert_array_equal(np.concatenate([b[0] for b in blocks]), X)
-    kw = dict(mode="sgd", epochs=2, random_state=5, parallel=False)
+    kw = dict(mode="sgd", tol=None, epochs=2, random_state=5, parallel=False)
     res = fastgd.fit_file(files / name, x=["a", "b", "c"], y="y", block_rows=4_096, **kw)
     ref = fastgd.fit_chunks(blocks, **kw)
     assert np.array_equal(res.coef, ref.coef) and res.intercept == ref.intercept

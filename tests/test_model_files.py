@@ -32,7 +32,7 @@ def data():
 def saved(data, tmp_path_factory):
     """A model file written by FitResult.save (an SGD fit, so every field is set)."""
     X, y = data
-    res = fastgd.fit(X, y, mode="sgd", epochs=3, random_state=np.random.default_rng(5))
+    res = fastgd.fit(X, y, mode="sgd", tol=None, epochs=3, random_state=np.random.default_rng(5))
     path = tmp_path_factory.mktemp("model") / "m.json"
     res.save(path)
     return res, json.loads(path.read_text())
@@ -45,7 +45,7 @@ def test_a_generator_seed_round_trips_through_the_plan_dict(name):
     """Oracle: the stream of the Generator given, drawn from the plan rebuilt from JSON."""
     gen = np.random.Generator(BIT_GENERATORS[name](7))
     before = copy.deepcopy(gen.bit_generator.state)
-    plan = FitPlan.build(FACTS, mode="sgd", random_state=gen)
+    plan = FitPlan.build(FACTS, mode="sgd", tol=None, random_state=gen)
     text = json.dumps(plan.to_dict())  # plain JSON, as a checkpoint and a model file store it
     again = FitPlan.from_dict(json.loads(text))
     assert again == plan and again.to_dict() == plan.to_dict()
@@ -60,9 +60,9 @@ def test_the_same_generator_gives_the_same_fit_and_is_never_drawn_from(data):
     """Oracle: the fit from a copy of the Generator and from its int seed's stream."""
     X, y = data
     gen = np.random.default_rng(11)
-    first = fastgd.fit(X, y, mode="sgd", epochs=3, random_state=gen)
-    second = fastgd.fit(X, y, mode="sgd", epochs=3, random_state=gen)
-    seeded = fastgd.fit(X, y, mode="sgd", epochs=3, random_state=11)
+    first = fastgd.fit(X, y, mode="sgd", tol=None, epochs=3, random_state=gen)
+    second = fastgd.fit(X, y, mode="sgd", tol=None, epochs=3, random_state=gen)
+    seeded = fastgd.fit(X, y, mode="sgd", tol=None, epochs=3, random_state=11)
     assert np.array_equal(first.coef, second.coef) and first.intercept == second.intercept
     assert np.array_equal(first.coef, seeded.coef)  # default_rng(11) at its start
     assert first.plan == second.plan and json.dumps(first.plan.to_dict())
@@ -84,19 +84,19 @@ def test_a_plan_with_a_generator_saves_loads_and_refits(data, saved, tmp_path):
 def test_random_state_none_records_the_entropy_it_drew(data):
     """Oracle: a refit with the seed the plan recorded (fresh entropy is still fresh)."""
     X, y = data
-    a = fastgd.fit(X, y, mode="sgd", epochs=2)
-    b = fastgd.fit(X, y, mode="sgd", epochs=2)
+    a = fastgd.fit(X, y, mode="sgd", tol=None, epochs=2)
+    b = fastgd.fit(X, y, mode="sgd", tol=None, epochs=2)
     assert a.plan.settings["random_state"] is None and isinstance(a.plan.random_state, int)
     assert a.plan.random_state != b.plan.random_state
     assert "fresh entropy" in a.plan.reasons["random_state"]
-    again = fastgd.fit(X, y, mode="sgd", epochs=2, random_state=a.plan.random_state)
+    again = fastgd.fit(X, y, mode="sgd", tol=None, epochs=2, random_state=a.plan.random_state)
     assert np.array_equal(again.coef, a.coef)
     assert np.array_equal(fastgd.fit(X, y, **a.plan.keywords()).coef, a.coef)
     assert FitPlan.from_dict(json.loads(json.dumps(a.plan.to_dict()))) == a.plan
     pytest.importorskip("matplotlib")
     from fastgd import plot
 
-    one = fastgd.fit(X[:, 0], y, mode="sgd", epochs=3)  # the path plotted is the one taken
+    one = fastgd.fit(X[:, 0], y, mode="sgd", tol=None, epochs=3)  # the path plotted is the one taken
     path = plot.descent_path(X[:, 0], y, one)
     assert path[-1, 0] == one.coef[0] and path[-1, 1] == one.intercept
     batch = FitPlan.build(FACTS)  # a fit that draws nothing keeps None (plans stay equal)
@@ -110,10 +110,10 @@ def test_random_states_that_cannot_be_stored_are_refused_up_front(data):
         pass
 
     with pytest.raises(TypeError, match="bit generator MyBits, whose state fastgd cannot store"):
-        fastgd.fit(X, y, mode="sgd", random_state=np.random.Generator(MyBits(0)))
+        fastgd.fit(X, y, mode="sgd", tol=None, random_state=np.random.Generator(MyBits(0)))
     with pytest.raises(TypeError, match="random_state must be None, an int >= 0 or a numpy"):
-        fastgd.fit(X, y, mode="sgd", random_state=np.random.RandomState(0))
-    state = FitPlan.build(FACTS, mode="sgd", random_state=np.random.default_rng(0)).to_dict()
+        fastgd.fit(X, y, mode="sgd", tol=None, random_state=np.random.RandomState(0))
+    state = FitPlan.build(FACTS, mode="sgd", tol=None, random_state=np.random.default_rng(0)).to_dict()
     bad = state["settings"]["random_state"]
     bad["state"]["state"] = "x"
     with pytest.raises(ValueError, match="random_state is not a valid PCG64 state"):

@@ -124,7 +124,7 @@ def test_fit_chunks_blocks_must_name_the_columns_like_block_0(frame):
         fastgd.fit_chunks([(df.iloc[:200], y[:200]), (df.iloc[200:].to_numpy(), y[200:])])
     # a callable's blocks are checked as they are read
     with pytest.raises(ValueError, match="block 1's columns"):
-        fastgd.fit_chunks(lambda: iter(swapped), mode="sgd", epochs=1)
+        fastgd.fit_chunks(lambda: iter(swapped), mode="sgd", tol=None, epochs=1)
 
 
 def test_lazy_frames_are_refused_without_leaking_warnings(frame):

@@ -148,14 +148,14 @@ def test_api_refuses_inputs_and_other_files(csv, rows, tmp_path):
     X, y = rows
     before = _digest(csv)
     with pytest.raises(ValueError, match="checkpoint .*v.csv is the file fitted"):
-        fastgd.fit_file(csv, x=["a"], y="y", mode="sgd", epochs=2, checkpoint=csv)
+        fastgd.fit_file(csv, x=["a"], y="y", mode="sgd", tol=None, epochs=2, checkpoint=csv)
     assert _digest(csv) == before
     # an existing file that fastgd did not write: refused, unless overwrite=True
     with pytest.raises(ValueError, match=r"exists and is not a fastgd checkpoint: .*"
                                          r"pass overwrite=True"):
-        fastgd.fit(X, y, mode="sgd", epochs=2, checkpoint=csv)
+        fastgd.fit(X, y, mode="sgd", tol=None, epochs=2, checkpoint=csv)
     with pytest.raises(ValueError, match="is not a fastgd checkpoint"):
-        fastgd.fit_chunks([(X, y)], mode="sgd", epochs=2, checkpoint=csv)
+        fastgd.fit_chunks([(X, y)], mode="sgd", tol=None, epochs=2, checkpoint=csv)
     res = fastgd.fit(X, y)
     with pytest.raises(ValueError, match=r"model file .*v.csv exists and is not a fastgd "
                                          r"model file"):
@@ -170,16 +170,16 @@ def test_api_refuses_inputs_and_other_files(csv, rows, tmp_path):
     res.save(tmp_path / "empty")
     assert fastgd.load(tmp_path / "empty").intercept == res.intercept
     ckpt = tmp_path / "fit.ckpt"
-    fastgd.fit(X, y, mode="sgd", epochs=2, random_state=0, checkpoint=ckpt)
-    fastgd.fit(X, y, mode="sgd", epochs=3, random_state=0, checkpoint=ckpt)
+    fastgd.fit(X, y, mode="sgd", tol=None, epochs=2, random_state=0, checkpoint=ckpt)
+    fastgd.fit(X, y, mode="sgd", tol=None, epochs=3, random_state=0, checkpoint=ckpt)
     assert json.loads(ckpt.read_text())["epoch"] == 3
     # overwrite=True replaces another file
     other = tmp_path / "other.txt"
     other.write_text("x")
     res.save(other, overwrite=True)
-    fastgd.fit(X, y, mode="sgd", epochs=2, checkpoint=tmp_path / "o2.txt")  # new: fine
+    fastgd.fit(X, y, mode="sgd", tol=None, epochs=2, checkpoint=tmp_path / "o2.txt")  # new: fine
     (tmp_path / "o3.txt").write_text("x")
-    fastgd.fit(X, y, mode="sgd", epochs=2, random_state=0, checkpoint=tmp_path / "o3.txt",
+    fastgd.fit(X, y, mode="sgd", tol=None, epochs=2, random_state=0, checkpoint=tmp_path / "o3.txt",
                overwrite=True)
     assert "state" in json.loads((tmp_path / "o3.txt").read_text())
 
@@ -202,7 +202,7 @@ def test_api_checks_the_checkpoint_folder_before_epoch_1(rows, tmp_path):
     seen = []
     for bad, what in ((tmp_path / "no" / "f.ckpt", "does not exist"), (tmp_path, "is a folder")):
         with pytest.raises(ValueError, match=what):
-            fastgd.fit(X, y, mode="sgd", epochs=3, checkpoint=bad,
+            fastgd.fit(X, y, mode="sgd", tol=None, epochs=3, checkpoint=bad,
                        callback=lambda *a: seen.append(a))
     assert seen == []
 
@@ -285,7 +285,7 @@ def test_writes_remove_the_temporary_files_of_killed_writers(rows, tmp_path):
         other.write_text("{")
         dead = tmp_path / f"fit.ckpt.tmp{_dead_pid()}"
         dead.write_text("{")
-        fastgd.fit(X, y, mode="sgd", epochs=2, random_state=0, checkpoint=target)
+        fastgd.fit(X, y, mode="sgd", tol=None, epochs=2, random_state=0, checkpoint=target)
         assert not stale.exists() and not dead.exists() and not reused_pid_tmp.exists()
         assert live_tmp.exists() and other.exists()
         assert json.loads(target.read_text())["epoch"] == 2
@@ -358,7 +358,7 @@ def test_a_resumed_fit_of_a_repeated_name_reads_the_same_positions(tmp_path):
     y = X @ [1.0, 4.0] - 1
     p = tmp_path / "dup.csv"
     np.savetxt(p, np.c_[X, y], delimiter=",", header="x,x,y", comments="", fmt="%.17g")
-    kw = dict(x=[1, 0], y="y", mode="sgd", epochs=4, random_state=0, block_rows=1000)
+    kw = dict(x=[1, 0], y="y", mode="sgd", tol=None, epochs=4, random_state=0, block_rows=1000)
     ref = fastgd.fit_file(p, **kw)
     crash_then_resume(lambda cb: fastgd.fit_file(p, checkpoint=tmp_path / "c", callback=cb, **kw),
                       lambda: fastgd.resume(tmp_path / "c"), ref)
@@ -383,8 +383,8 @@ def test_a_file_rewritten_during_a_fit_is_an_error(tmp_path):
         if epoch == 1:
             p.write_bytes(swapped)
 
-    for kw in (dict(solver="stream"), dict(mode="sgd", epochs=5, random_state=0),
-               dict(mode="sgd", epochs=5, random_state=0, block_rows=500)):
+    for kw in (dict(solver="stream"), dict(mode="sgd", tol=None, epochs=5, random_state=0),
+               dict(mode="sgd", tol=None, epochs=5, random_state=0, block_rows=500)):
         p.write_bytes(original)
         with pytest.raises(ValueError, match=r"^the data changed during the fit: .*d.csv was "
                                              r"rewritten since the fit began \(its "
@@ -410,7 +410,7 @@ def test_a_parquet_file_replaced_with_its_times_kept_is_an_error(tmp_path):
             os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
 
     with pytest.raises(ValueError, match=r"the data changed during the fit: .*(inode|footer)"):
-        fastgd.fit_file(p, x=["a", "b"], y="y", mode="sgd", epochs=3, random_state=0,
+        fastgd.fit_file(p, x=["a", "b"], y="y", mode="sgd", tol=None, epochs=3, random_state=0,
                         block_rows=1000, callback=replace)
 
 
@@ -468,7 +468,7 @@ def test_empty_row_groups_and_blank_csv_ranges_are_skipped(tmp_path):
         res = fastgd.fit_file(p, x=["x"], y="y", block_rows=block_rows)
         np.testing.assert_allclose(res.coef, ref.coef, rtol=1e-12)
     # the stochastic modes visit the two row groups with rows: fit_chunks of those blocks
-    kw = dict(mode="sgd", epochs=2, random_state=0, parallel=False)
+    kw = dict(mode="sgd", tol=None, epochs=2, random_state=0, parallel=False)
     res = fastgd.fit_file(p, x=["x"], y="y", block_rows=3000, **kw)
     blocks = [(X[:2000], y[:2000]), (X[2000:], y[2000:])]
     chunks = fastgd.fit_chunks(blocks, **kw)
@@ -483,7 +483,7 @@ def test_empty_row_groups_and_blank_csv_ranges_are_skipped(tmp_path):
     reader = FileReader(c, ["x"], "y", block_rows=500)
     sizes = [reader.block(k)[0].shape[0] for k in range(reader.random_access())]
     assert 0 in sizes and sum(sizes) == 5000  # there are empty ranges
-    for kw in (dict(), dict(mode="sgd", epochs=2, random_state=0)):
+    for kw in (dict(), dict(mode="sgd", tol=None, epochs=2, random_state=0)):
         res = fastgd.fit_file(c, x=["x"], y="y", block_rows=500, **kw)
         assert res.n_rows == 5000
     np.testing.assert_allclose(fastgd.fit_file(c, x=["x"], y="y", block_rows=500).coef,

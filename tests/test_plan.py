@@ -55,13 +55,13 @@ def test_sgd_auto_mixing_depends_on_rows_not_threads():
     from fastgd._plan import SGD_MIX_MIN_ROWS
 
     m = SGD_MIX_MIN_ROWS
-    small = FitPlan.build(DataFacts(n=m - 1, d=2, dtype="float64", weighted=False), mode="sgd")
-    big = FitPlan.build(DataFacts(n=m, d=2, dtype="float64", weighted=False), mode="sgd")
+    small = FitPlan.build(DataFacts(n=m - 1, d=2, dtype="float64", weighted=False), mode="sgd", tol=None)
+    big = FitPlan.build(DataFacts(n=m, d=2, dtype="float64", weighted=False), mode="sgd", tol=None)
     assert not small.mixing and big.mixing and big.average_after_epochs == 1
     assert str(m) in big.reasons["mixing"]
-    raw = FitPlan.build(DataFacts(n=10**6, d=2, dtype="float64", weighted=False), mode="sgd",
+    raw = FitPlan.build(DataFacts(n=10**6, d=2, dtype="float64", weighted=False), mode="sgd", tol=None,
                         learning_rate=0.01)
-    mb = FitPlan.build(DataFacts(n=10**6, d=2, dtype="float64", weighted=False), mode="minibatch")
+    mb = FitPlan.build(DataFacts(n=10**6, d=2, dtype="float64", weighted=False), mode="minibatch", tol=None)
     assert not raw.mixing and not mb.mixing
 
 
@@ -78,7 +78,7 @@ def test_round_trip_through_a_plain_dict():
 def test_result_reports_its_plan_and_the_plan_refits_bit_for_bit(rng):
     X = rng.normal(size=(500, 2))
     y = X @ [1.0, -1.0] + rng.normal(0, 0.1, 500)
-    res = fastgd.fit(X, y, mode="sgd", epochs=3, random_state=4)
+    res = fastgd.fit(X, y, mode="sgd", tol=None, epochs=3, random_state=4)
     assert isinstance(res.plan, fastgd.FitPlan) and res.plan.mode == "sgd"
     assert res.plan.facts == DataFacts(n=500, d=2, dtype="float64", weighted=False)
     again = fastgd.fit(X, y, **dict(res.plan.settings))

@@ -1,5 +1,6 @@
 """Hypothesis properties: the gradient is the derivative of the loss; batch loss ignores row order."""
 import numpy as np
+import pytest
 from hypothesis import given, settings, strategies as st
 from hypothesis.extra.numpy import arrays
 
@@ -37,6 +38,9 @@ def test_gradient_equals_finite_differences(problem, reduction):
         assert abs(fd - grad[j]) <= 1e-6 * (abs(grad[j]) + scale / h * 1e-7 + 1.0)
 
 
+# a rate of 1e-4 can exceed the stable limit of a drawn problem: the warning that says so
+# is tested in tests/test_stochastic.py; here only the order of the rows matters
+@pytest.mark.filterwarnings("ignore:the fit ended with a loss:fastgd.ConvergenceWarning")
 @settings(max_examples=40, deadline=None)
 @given(problems(), st.randoms(use_true_random=False))
 def test_batch_loss_invariant_to_row_order(problem, r):

@@ -51,9 +51,9 @@ def test_overflowing_column_fits_without_hanging():
 
 #: (kw, whether the fit is exactly unit-equivariant: the same iterations in any units)
 UNIT_FITS = [(dict(), True), (dict(solver="stream"), True), (dict(optimizer="nesterov"), True),
-             (dict(loss="huber"), False), (dict(mode="sgd", random_state=0, epochs=3), True),
-             (dict(mode="minibatch", random_state=0, epochs=3), True),
-             (dict(mode="sgd", parallel=True, random_state=0, epochs=3), True)]
+             (dict(loss="huber"), False), (dict(mode="sgd", tol=None, random_state=0, epochs=3), True),
+             (dict(mode="minibatch", tol=None, random_state=0, epochs=3), True),
+             (dict(mode="sgd", tol=None, parallel=True, random_state=0, epochs=3), True)]
 
 
 @pytest.mark.parametrize("kw,exact", UNIT_FITS)
@@ -100,7 +100,7 @@ def test_tiny_and_subnormal_columns(problem):
 
 
 @pytest.mark.parametrize("kw", [dict(), dict(penalty="l2"), dict(solver="stream"),
-                                dict(mode="sgd", epochs=2)])
+                                dict(mode="sgd", tol=None, epochs=2)])
 def test_a_loss_beyond_float64_is_a_clear_error(kw):
     """y = 1e200 x: the slope is representable, but residuals of rounding size (1e184)
     have squares beyond float64, so no result could report its loss: a clear error (was:
@@ -153,7 +153,7 @@ def test_zero_columns_without_intercept(problem):
     """Was: ZeroDivisionError in every solver. The loss does not depend on the weights:
     zero weights, the optimum, converged."""
     y = np.arange(100.0)
-    for kw in (dict(), dict(solver="stream"), dict(optimizer="nesterov"), dict(mode="sgd", epochs=2)):
+    for kw in (dict(), dict(solver="stream"), dict(optimizer="nesterov"), dict(mode="sgd", tol=None, epochs=2)):
         res = fastgd.fit(np.zeros((100, 2)), y, fit_intercept=False, **kw)
         assert np.array_equal(res.coef, [0.0, 0.0]) and res.intercept == 0.0
         _finite_contract(res, np.zeros((100, 2)), y)
@@ -230,8 +230,9 @@ def test_automatic_rate_with_a_strong_l2_penalty(problem):
     """Was: DivergenceError telling the user to use learning_rate='auto', which was used."""
     X, y = problem
     for mode in ("sgd", "minibatch"):
-        res = fastgd.fit(X, y, mode=mode, penalty="l2", alpha=100, epochs=5, random_state=0)
+        res = fastgd.fit(X, y, mode=mode, penalty="l2", alpha=100, random_state=0)
         assert np.isfinite(res.coef).all()
+        assert res.converged and res.stop_reason.startswith("tol:")  # it stops by itself
         # alpha = 100 shrinks every weight towards 0 (ridge in raw units): |w| < 0.1
         assert np.abs(res.coef).max() < 0.1
 
@@ -304,7 +305,7 @@ def test_concurrent_fits_under_the_workqueue_layer():
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
 
 
-@pytest.mark.parametrize("kw", [dict(), dict(solver="stream"), dict(mode="sgd", epochs=5),
+@pytest.mark.parametrize("kw", [dict(), dict(solver="stream"), dict(mode="sgd", tol=None, epochs=5),
                                 dict(learning_rate=0.01, epochs=5), dict(loss="huber")])
 def test_a_callback_writing_nan_into_X(problem, kw):
     """Was: NaN and "converged". Now the fit says what happened, not "diverged"."""

@@ -111,7 +111,7 @@ def test_merging_moment_rows_in_numpy_gives_the_compiled_bits(rng):
 
 
 @pytest.mark.parametrize("kw", [dict(), dict(solver="stream"), dict(loss="huber", epsilon=0.5),
-                                dict(penalty="l1", alpha=0.01), dict(mode="sgd", random_state=0),
+                                dict(penalty="l1", alpha=0.01), dict(mode="sgd", tol=None, random_state=0),
                                 dict(mode="minibatch", random_state=1, early_stopping=True)])
 def test_fits_on_either_path_agree(rng, monkeypatch, kw):
     X, y, _ = make_linear(rng, 4000, 4)
@@ -175,7 +175,7 @@ def test_unaligned_blocks_give_the_aligned_bits(rng, monkeypatch, small):
     # draw of a few seeds: it depends on the values)
     sw = next(w for w in (np.random.default_rng(k).uniform(0.5, 2.0, 20_000) for k in range(50))
               if np.sum(_unaligned(w)) != np.sum(w))
-    for kw in (dict(), dict(mode="sgd", epochs=2, random_state=0)):
+    for kw in (dict(), dict(mode="sgd", tol=None, epochs=2, random_state=0)):
         a = fastgd.fit(X, y, sample_weight=sw, **kw)
         b = fastgd.fit(_unaligned(X), _unaligned(y), sample_weight=_unaligned(sw), **kw)
         assert_array_equal(np.append(a.coef, a.loss_history), np.append(b.coef, b.loss_history))

@@ -40,10 +40,11 @@ MODES = {
     "huber": dict(loss="huber", epsilon=0.5, epochs=200),
     "l1": dict(penalty="l1", alpha=0.01, epochs=200),
     "textbook": dict(learning_rate=0.002, scale=False, epochs=30, tol=None),
-    "sgd-raw": dict(mode="sgd", learning_rate=0.005, epochs=2, random_state=3, tol=None),
+    "sgd-raw": dict(mode="sgd", learning_rate=2e-4, epochs=2, random_state=3, tol=None),
     "sgd": dict(mode="sgd", epochs=3, random_state=1, tol=None),
     "minibatch": dict(mode="minibatch", batch_size=16, epochs=3, random_state=2, tol=None),
-    "early-stopping": dict(mode="sgd", early_stopping=True, epochs=4, random_state=5),
+    "early-stopping": dict(mode="sgd", early_stopping=True, tol=1e-2, n_iter_no_change=1,
+                           epochs=30, random_state=5),
 }
 
 

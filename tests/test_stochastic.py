@@ -3,6 +3,11 @@
 Oracles: ``naive.sgd_scaled_epoch`` (the per-row twin of the kernel), numpy.linalg.lstsq,
 the batch penalized fit, and scikit-learn's schedule semantics spelled out in the tests.
 """
+import json
+import subprocess
+import sys
+import warnings
+
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
@@ -95,7 +100,7 @@ def test_fit_matches_twin(rng, kw):
     n, d, epochs = 150, 2, 3
     X, y, _ = make_linear(rng, n, d)
     X = X * np.array([5.0, 0.2]) + np.array([3.0, -1.0])
-    res = fastgd.fit(X, y, mode="sgd", epochs=epochs, random_state=5, **kw)
+    res = fastgd.fit(X, y, mode="sgd", epochs=epochs, tol=None, random_state=5, **kw)
     fit_b = kw.get("fit_intercept", True)
     if fit_b:
         m, s = X.mean(axis=0), X.std(axis=0)
@@ -133,7 +138,7 @@ def test_default_sgd_three_epochs_million_points(rng):
     n = 10**6
     x = rng.uniform(0, 10, n)
     y = 2.5 * x - 1 + rng.normal(0, 0.5, n)
-    res = fastgd.fit(x, y, mode="sgd", epochs=3, random_state=0)
+    res = fastgd.fit(x, y, mode="sgd", tol=None, epochs=3, random_state=0)
     A = np.column_stack([x, np.ones(n)])
     ref = np.linalg.lstsq(A, y, rcond=None)[0]
     best = fastgd.mse(x, y, ref[:1], ref[1])
@@ -156,8 +161,8 @@ def test_huber_resists_outliers(rng):
     x = rng.normal(size=n)
     y = 2.0 * x + 1.0 + rng.normal(0, 0.1, n)
     y[:250] += 50.0  # 5% gross outliers
-    sq = fastgd.fit(x, y, mode="sgd", epochs=10, random_state=0)
-    hub = fastgd.fit(x, y, mode="sgd", epochs=10, random_state=0, loss="huber", epsilon=0.3)
+    sq = fastgd.fit(x, y, mode="sgd", tol=None, epochs=10, random_state=0)
+    hub = fastgd.fit(x, y, mode="sgd", tol=None, epochs=10, random_state=0, loss="huber", epsilon=0.3)
     assert abs(hub.slope - 2.0) < 0.05 and abs(hub.intercept - 1.0) < 0.2
     assert abs(sq.intercept - 1.0) > 2.0  # the squared loss is dragged by the outliers
 
@@ -167,8 +172,9 @@ def test_adaptive_schedule_divides_by_five_until_tiny(rng):
     the fit stops once eta < 1e-6 eta0, i.e. after 9 divisions (5^9 > 10^6)."""
     X, y, _ = make_linear(rng, 2000, 2)
     res = fastgd.fit(X, y, mode="sgd", learning_rate_schedule="adaptive", tol=0.5, epochs=100,
-                     random_state=0)
+                     n_iter_no_change=1, random_state=0)
     assert res.converged and res.n_epochs == 10
+    assert res.stop_reason.startswith("schedule: the adaptive rate fell below 1e-6 of eta0")
     res3 = fastgd.fit(X, y, mode="sgd", learning_rate_schedule="adaptive", tol=0.5, epochs=100,
                       n_iter_no_change=3, random_state=0)
     assert res3.converged and res3.n_epochs == 1 + 9 * 3
@@ -194,9 +200,9 @@ def test_parallel_true_mixes_scaled_sgd_with_averaging(rng):
     """parallel=True with the automatic rate: parameter mixing of the scaled, averaged
     SGD kernel (a numeric rate keeps mixing on the raw data)."""
     X, y, _ = make_linear(rng, 20_000, 2)
-    res = fastgd.fit(X, y, mode="sgd", epochs=2, parallel=True, random_state=0)
+    res = fastgd.fit(X, y, mode="sgd", tol=None, epochs=2, parallel=True, random_state=0)
     assert res.scaled and res.plan.mixing and res.plan.average == 0
-    raw = fastgd.fit(X, y, mode="sgd", epochs=2, parallel=True, learning_rate=1e-3, random_state=0)
+    raw = fastgd.fit(X, y, mode="sgd", tol=None, epochs=2, parallel=True, learning_rate=1e-3, random_state=0)
     assert not raw.scaled and raw.plan.mixing and raw.plan.engine == "sgd_raw"
 
 
@@ -216,3 +222,73 @@ def test_bad_stochastic_parameters(kwargs, exc, match):
     X = np.arange(20.0).reshape(10, 2)
     with pytest.raises(exc, match=match):
         fastgd.fit(X, np.arange(10.0), **kwargs)
+
+
+# --- stopping by default (issue 20, item 3) -------------------------------------------------
+
+@pytest.mark.parametrize("mode", ["sgd", "minibatch"])
+def test_default_stochastic_fits_stop_by_themselves(rng, mode):
+    """Default settings: the fit stops once the full-data loss of the reported (averaged)
+    iterate improves by less than 1e-4 (relative) in 3 epochs, says so, and is close to
+    the optimum (oracle: the least-squares solution)."""
+    X, y, _ = make_linear(rng, 100_000, 5, noise=1.0)
+    res = fastgd.fit(X, y, mode=mode, random_state=1)
+    assert res.converged and res.n_epochs < 20
+    assert res.plan.tol == 1e-4 and res.plan.n_iter_no_change == 3
+    assert res.stop_reason.startswith("tol: the full-data loss improved by less than tol=0.0001")
+    A = np.column_stack([X, np.ones(len(y))])
+    best = float(np.mean((y - A @ np.linalg.lstsq(A, y, rcond=None)[0]) ** 2))
+    assert res.final_loss <= best * (1.0 + 2e-3)
+    # the rule, checked on the history: the last 3 epochs did not improve on the best
+    # before them by more than tol, and every earlier run of 3 did
+    h = res.loss_history
+    best_before = h[: len(h) - 3].min()
+    assert np.all(h[-3:] >= best_before - 1e-4 * best_before)
+
+
+@pytest.mark.parametrize("tol", [None, 0, 0.0])
+def test_tol_none_or_zero_runs_exactly_epochs_without_warning(rng, tol):
+    X, y, _ = make_linear(rng, 2000, 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = fastgd.fit(X, y, mode="sgd", tol=tol, epochs=7, random_state=0)
+    assert res.n_epochs == 7 and not res.converged and res.plan.tol is None
+    assert res.stop_reason == "epochs: all 7 epochs ran"
+
+
+def test_a_stochastic_fit_out_of_epochs_says_so(rng):
+    X, y, _ = make_linear(rng, 2000, 2)
+    with pytest.warns(fastgd.ConvergenceWarning,
+                      match=r"the sgd fit did not meet its stopping rule in epochs=2 .*"
+                            r"tol=None runs exactly epochs") as w:
+        res = fastgd.fit(X, y, mode="sgd", epochs=2, random_state=0)
+    assert len(w) == 1 and not res.converged
+    assert res.stop_reason.startswith("epochs: all 2 epochs ran before the stopping rule")
+
+
+def test_every_fit_says_why_it_stopped(rng):
+    X, y, _ = make_linear(rng, 2000, 2)
+    assert fastgd.fit(X, y).stop_reason.startswith("optimum:")  # CG on the statistics
+    res = fastgd.fit(X, y, learning_rate=0.1, tol=1e-9, epochs=10_000)
+    assert res.stop_reason.startswith("tol: the loss changed by at most tol=1e-09")
+    res = fastgd.fit(X, y, mode="minibatch", early_stopping=True, random_state=0)
+    assert res.converged and res.stop_reason.startswith("early_stopping: the held-out loss")
+    res = fastgd.fit(X, y, mode="sgd", tol=None, epochs=50, random_state=0,
+                     callback=lambda epoch, *a: epoch < 4)
+    assert res.stop_reason == "callback: the callback returned False after epoch 4"
+    with pytest.raises(fastgd.DivergenceError) as err:
+        fastgd.fit(X, y, learning_rate=100.0, epochs=50)
+    assert err.value.result.stop_reason.startswith("diverged: the loss exploded")
+
+
+def test_the_cli_stops_sgd_by_itself_and_tol_0_runs_every_epoch(tmp_path, rng):
+    X, y, _ = make_linear(rng, 20_000, 2)
+    path = tmp_path / "rows.csv"
+    np.savetxt(path, np.c_[X, y], delimiter=",", header="a,b,y", comments="")
+    run = [sys.executable, "-m", "fastgd", "fit", str(path), "--x", "a", "--x", "b", "--y", "y",
+           "--mode", "sgd", "--random-state", "0", "--format", "json"]
+    out = json.loads(subprocess.run(run, capture_output=True, text=True, check=True).stdout)
+    assert out["converged"] is True and out["epochs"] < 100
+    out = json.loads(subprocess.run(run + ["--epochs", "4", "--tol", "0"], capture_output=True,
+                                    text=True, check=True).stdout)
+    assert out["converged"] is False and out["epochs"] == 4

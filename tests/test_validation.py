@@ -120,8 +120,8 @@ def test_bad_weights(w, match):
     (dict(mode="minibatch", batch_size=2.0), TypeError, r"batch_size must be an integer"),
     (dict(mode="batch", batch_size=4), ValueError, r"batch_size=4 applies to mode='minibatch'"),
     (dict(mode="sgd", batch_size=4), ValueError, r"mode='sgd' steps on one row"),
-    (dict(tol=0.0), ValueError, r"tol must be a finite number > 0"),
-    (dict(tol=-1.0), ValueError, r"tol must be a finite number > 0"),
+    (dict(tol=-1.0), ValueError, r"tol must be a finite number >= 0"),
+    (dict(tol=np.nan), ValueError, r"tol must be a finite number >= 0"),
     (dict(parallel="yes"), ValueError, r"parallel must be True, False or 'auto'"),
     (dict(fit_intercept="no"), TypeError, r"fit_intercept must be True or False"),
     (dict(callback=3), TypeError, r"callback must be callable"),
@@ -150,7 +150,7 @@ def test_bad_input_is_rejected_before_any_kernel(monkeypatch):
 
 def test_inputs_not_modified():
     Xc, Yc = X.copy(), Y.copy()
-    fastgd.fit(Xc, Yc, mode="sgd", epochs=2, random_state=0)
+    fastgd.fit(Xc, Yc, mode="sgd", tol=None, epochs=2, random_state=0)
     np.testing.assert_array_equal(Xc, X)
     np.testing.assert_array_equal(Yc, Y)
 

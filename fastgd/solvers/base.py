@@ -49,6 +49,8 @@ class Solver(abc.ABC):
     def __init__(self):
         self.history = []
         self.converged = False
+        #: why the fit ended: a code, a colon, the details (see :meth:`run`)
+        self.reason = None
 
     @abc.abstractmethod
     def begin(self):
@@ -58,9 +60,10 @@ class Solver(abc.ABC):
     def epoch(self, k):
         """Run epoch ``k`` (1-based) and append the new loss to ``self.history``.
 
-        Returns whether the stopping rule is met; or None when the fit ends before
-        this epoch makes a step (``self.converged`` then says whether that is
-        convergence). Raises :class:`Diverged`."""
+        Returns whether the stopping rule is met (``self.reason`` then says how); or
+        None when the fit ends before this epoch makes a step (``self.converged`` and
+        ``self.reason`` then say whether that is convergence, and why). Raises
+        :class:`Diverged`."""
 
     @abc.abstractmethod
     def coef(self):
@@ -83,7 +86,12 @@ class Solver(abc.ABC):
         """Epochs ``1 .. epochs`` (after ``restart``'s, when given); returns whether the
         fit converged. ``callback(epoch, coef, intercept, loss)`` after each epoch;
         ``False`` ends the fit (not converged). ``checkpoint`` (a
-        :class:`fastgd._checkpoint.Checkpointer`) receives :meth:`snapshot` when due."""
+        :class:`fastgd._checkpoint.Checkpointer`) receives :meth:`snapshot` when due.
+
+        ``self.reason`` says why the fit ended, as ``"code: details"``, the code one of
+        ``"tol"`` (the stopping rule), ``"optimum"`` (exactly at the optimum, to
+        rounding), ``"early_stopping"``, ``"schedule"`` (the adaptive rate ran out),
+        ``"callback"`` (it returned False) or ``"epochs"`` (all of them ran)."""
         with self.opened():
             return self._loop(epochs, callback, checkpoint, restart)
 
@@ -101,10 +109,19 @@ class Solver(abc.ABC):
                 coef = self.coef()
                 d = coef.shape[0] - 1
                 if callback(k, coef[:d].copy(), float(coef[d]), self.history[-1]) is False:
+                    self.reason = f"callback: the callback returned False after epoch {k}"
                     return False
             if stop:
                 self.converged = True
                 return True
             if checkpoint is not None and checkpoint.due(k):
                 checkpoint.save(self.engine, k, self.snapshot(k))
+        self.reason = f"epochs: all {epochs} epochs ran" + (
+            "" if self.tolerance is None else
+            f" before the stopping rule (tol={self.tolerance:g}) was met")
         return False
+
+    @property
+    def tolerance(self):
+        """The stopping rule's ``tol`` (None: none)."""
+        return getattr(self, "tol", None)

@@ -134,7 +134,10 @@ class BatchSolver(Solver):
             S_stop = gm * sc.mask / g2
         self.theta, self.loss, self.S = new, new_loss, new_S
         self.history.append(self.loss + self.pen1)
-        return self.stop.update(dec, self.loss + self.pen1, S_stop)
+        done = self.stop.update(dec, self.loss + self.pen1, S_stop)
+        if done:
+            self.reason = self.stop.reason
+        return done
 
     def coef(self):
         return self.sc.to_raw(self.theta)
@@ -190,6 +193,7 @@ class ConjugateGradient(BatchSolver):
             gp = float(g @ p)
             if not gp < 0.0:  # zero gradient: exactly at the optimum
                 self.converged = self.tol is not None
+                self.reason = "optimum: the gradient is exactly zero"
                 return None
         t = self.t
         if oracle.hess is not None:  # gram: H p directly, O(d^2)
@@ -201,6 +205,7 @@ class ConjugateGradient(BatchSolver):
         self.stop.curvature(pHp, float(p @ p))
         if not pHp > 0.0:  # no curvature left along p (rounding level)
             self.converged = self.tol is not None
+            self.reason = "optimum: no curvature left along the search direction (rounding)"
             return None
         alpha = -gp / pHp
         new = theta + alpha * p

@@ -314,12 +314,22 @@ class StochasticSolver(Solver):
         best = self.best
         self.quiet = 0 if monitor < best - tol * abs(best) else self.quiet + 1
         self.best = min(best, monitor)
-        if self.quiet < self.plan.n_iter_no_change:
+        patience = self.plan.n_iter_no_change
+        if self.quiet < patience:
             return False
+        which = "held-out" if self.val_loss is not None else "full-data"
         if self.plan.schedule == "adaptive":
             self.eta /= 5.0
             self.quiet = 0
-            return self.eta < 1e-6 * self.eta0
+            if self.eta < 1e-6 * self.eta0:
+                self.reason = (f"schedule: the adaptive rate fell below 1e-6 of eta0 "
+                               f"({self.eta:.3g}) without the {which} loss improving by "
+                               f"more than tol={tol:g} (relative)")
+                return True
+            return False
+        code = "early_stopping" if self.val_loss is not None else "tol"
+        self.reason = (f"{code}: the {which} loss improved by less than tol={tol:g} "
+                       f"(relative) in {patience} consecutive epoch(s)")
         return True
 
     def snapshot(self, k):

@@ -32,6 +32,7 @@ class Stopper:
         # lower bound of the condition number of the (scaled) Hessian
         self.curv_min = math.inf
         self.curv_max = 0.0
+        self.reason = None
 
     def curvature(self, pHp, pp):
         if pp > 0.0 and pHp > 0.0:
@@ -55,5 +56,12 @@ class Stopper:
             # an exact fit, or a residual orthogonal to every column to rounding: the
             # optimum (the relative decrease can still be large: it is the step that got
             # there, e.g. CG's first step when d = 1)
+            self.reason = ("optimum: the loss is zero to rounding" if loss <= floor else
+                           "optimum: the residual is orthogonal to every column to rounding")
             return True
-        return self.quiet >= self.patience and self.last_cos <= self.gtol
+        if self.quiet >= self.patience and self.last_cos <= self.gtol:
+            self.reason = (f"tol: the loss decreased by at most tol={self.tol:g} (relative) in "
+                           f"{self.patience} epoch(s) and the largest gradient cosine is "
+                           f"{self.last_cos:.2g} <= sqrt(tol)")
+            return True
+        return False

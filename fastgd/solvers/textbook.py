@@ -89,6 +89,9 @@ class _RawSolver(Solver):
                 abs(prev - new_loss) <= self.tol * max(abs(prev), np.finfo(np.float64).tiny))
         history.append(new_loss)
         self.coef_ = new
+        if stop:
+            self.reason = (f"tol: the loss changed by at most tol={self.tol:g} (relative) over "
+                           f"epoch {k}")
         return stop
 
 
