@@ -5,6 +5,7 @@ Oracles: the certified NIST StRD values and the 40-digit optimum of the tutorial
 with an explicitly standardized copy of X (``scaled_gd`` below).
 """
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -308,3 +309,61 @@ def test_optimum_reached_in_first_epoch_converges_without_warning(rng):
     assert res.converged and res.n_epochs == 1
     ref = np.polyfit(x, y, 1)
     assert res.slope == pytest.approx(ref[0], rel=1e-12) and res.intercept == pytest.approx(ref[1], rel=1e-10)
+
+
+# --- warnings computed from the data and the plan that ran (issue 20, items 4 and 5) -------
+
+def _line(rng, n=100):
+    x = rng.normal(50.0, 10.0, n)
+    return x, 3.0 * x + 2.0 + rng.normal(0.0, 10.0, n)
+
+
+def test_a_numeric_rate_that_makes_the_fit_worse_warns_with_the_stable_limit(rng):
+    """Oracle: the stable limit of gradient descent, 2/L with L = 2 lambda_max of the
+    Gram matrix of [x, 1] over n (the mean loss's curvature), from NumPy."""
+    x, y = _line(rng)
+    A = np.column_stack([x, np.ones_like(x)])
+    limit = 2.0 / (2.0 * np.linalg.eigvalsh(A.T @ A / len(x))[-1])
+    with pytest.warns(fastgd.ConvergenceWarning,
+                      match=rf"above its starting loss .* learning_rate=\S+ is above the stable "
+                            rf"limit for this data, about {limit:.3g} \(2/L.*learning_rate='auto'"):
+        res = fastgd.fit(x, y, learning_rate=1.1 * limit, epochs=30)
+    assert res.final_loss > res.loss_history[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fastgd.fit(x, y, learning_rate=0.9 * limit, epochs=30)  # below the limit: silent
+
+
+def test_a_numeric_sgd_rate_above_the_limit_warns():
+    """Oracle: per-row SGD on the mean loss overshoots a row when the rate exceeds
+    1 / max_i (x_i^2 + 1). (Its own seed: the rate that ends worse without exploding is
+    a narrow window, 2.6 to 2.8 times the limit on these rows.)"""
+    x, y = _line(np.random.default_rng(0), 400)
+    limit = 1.0 / np.max(x * x + 1.0)
+    with pytest.warns(fastgd.ConvergenceWarning,
+                      match=rf"learning_rate=\S+ is above the stable limit for this data, about "
+                            rf"{limit:.3g} \(twice the rate at which no single step overshoots"):
+        res = fastgd.fit(x, y, mode="sgd", learning_rate=2.7 * limit, epochs=3, random_state=0)
+    assert res.final_loss > res.loss_history[0]  # 3.4e5 against 2.4e4 at the start
+
+
+@pytest.mark.parametrize("kw,has,lacks", [
+    # the automatic fit already runs CG in scaled coordinates: neither is advised
+    (dict(solver="stream", epochs=1, tol=1e-30), ["raise epochs", "loosen tol"],
+     ["optimizer='cg'", "scale=True"]),
+    (dict(optimizer="gd", epochs=3), ["optimizer='cg'"], ["scale=True"]),
+    (dict(optimizer="gd", scale=False, epochs=3, solver="stream"), ["optimizer='cg'", "scale=True"],
+     []),
+    (dict(loss="huber", optimizer="gd", epochs=3), ["optimizer='nesterov'"], ["optimizer='cg'"]),
+])
+def test_convergence_advice_comes_from_the_plan_that_ran(rng, kw, has, lacks):
+    X = rng.normal(size=(500, 3)) * [1.0, 100.0, 0.01]
+    X[:, 1] += X[:, 0]
+    y = X @ [1.0, 2.0, 3.0] + rng.normal(size=500)
+    with pytest.warns(fastgd.ConvergenceWarning, match="did not converge") as w:
+        fastgd.fit(X, y, **kw)
+    text = str(w[0].message)
+    for s in has:
+        assert s in text, (s, text)
+    for s in lacks:
+        assert s not in text, (s, text)
