@@ -117,34 +117,13 @@ def fit(X, y, *, mode="batch", learning_rate="auto", epochs=None, batch_size=Non
     callback : callable, optional
         ``callback(epoch, coef, intercept, loss)`` after every epoch; returning
         ``False`` stops the fit.
-    checkpoint : str or path-like, optional
-        Write the full state of the fit to this file every ``checkpoint_every`` epochs
-        (atomically: a killed process leaves a valid checkpoint); :func:`fastgd.resume`
-        continues from it and returns what the uninterrupted fit returns, bit for bit.
-        The automatic batch fit and the stochastic modes (scaled: the default) write
-        checkpoints; the textbook runs on unscaled data refuse them. The path is
-        checked before the fit starts: a folder, a missing or read-only folder, or an
-        existing file that is not a fastgd checkpoint (nor empty) is a ``ValueError``.
-    checkpoint_every : int >= 1
-        Epochs between two checkpoints (default 1).
-    overwrite : bool
-        Whether ``checkpoint`` may replace an existing file that is not a fastgd
-        checkpoint (default False: such a file is someone's data). A checkpoint is
-        always replaced: that is how a fit updates it.
-    progress : bool or "auto"
-        A progress bar on standard error (epochs, loss, rows per second; needs tqdm, the
-        ``progress`` extra). ``"auto"`` (default) shows it on a terminal, once the fit
-        has run for a second. Ctrl-C stops any fit at the end of the current epoch and
-        raises :class:`fastgd.FitInterrupted`, whose ``.result`` holds the parameters
-        reached (a second Ctrl-C interrupts at once).
-
     scale : bool or "auto"
         Fit in standardized coordinates ``(x - mean) / std`` (weighted;
         ``x / rms`` without intercept, where centring would change the model), from the
         moments pass, without copying the data. Coefficients, intercept and losses are
-        reported in the original units. ``"auto"``: on for ``learning_rate="auto"``,
-        off for a numeric rate (the textbook update stays exactly reproducible), and off
-        for stochastic modes with ``parallel=True`` (parameter mixing of plain SGD).
+        reported in the original units. ``"auto"``: on for ``learning_rate="auto"`` (in
+        every mode, parameter mixing included), off for a numeric rate (the textbook
+        update, and plain SGD, stay exactly reproducible).
     solver : {"auto", "stream", "gram"}
         Batch mode, when not the textbook update: ``"gram"`` iterates on the
         sufficient statistics (weighted means and centred co-moments of ``[X, y]``,
@@ -208,6 +187,26 @@ def fit(X, y, *, mode="batch", learning_rate="auto", epochs=None, batch_size=Non
         ``epsilon`` in every step.
     epsilon : float > 0
         The Huber threshold, in the units of ``y`` (default 0.1).
+    progress : bool or "auto"
+        A progress bar on standard error (epochs, loss, rows per second; needs tqdm, the
+        ``progress`` extra). ``"auto"`` (default) shows it on a terminal, once the fit
+        has run for a second. Ctrl-C stops any fit at the end of the current epoch and
+        raises :class:`fastgd.FitInterrupted`, whose ``.result`` holds the parameters
+        reached (a second Ctrl-C interrupts at once).
+    checkpoint : str or path-like, optional
+        Write the full state of the fit to this file every ``checkpoint_every`` epochs
+        (atomically: a killed process leaves a valid checkpoint); :func:`fastgd.resume`
+        continues from it and returns what the uninterrupted fit returns, bit for bit.
+        The automatic batch fit and the stochastic modes (scaled: the default) write
+        checkpoints; the textbook runs on unscaled data refuse them. The path is
+        checked before the fit starts: a folder, a missing or read-only folder, or an
+        existing file that is not a fastgd checkpoint (nor empty) is a ``ValueError``.
+    checkpoint_every : int >= 1
+        Epochs between two checkpoints (default 1).
+    overwrite : bool
+        Whether ``checkpoint`` may replace an existing file that is not a fastgd
+        checkpoint (default False: such a file is someone's data). A checkpoint is
+        always replaced: that is how a fit updates it.
 
     Returns
     -------
@@ -256,21 +255,66 @@ def fit(X, y, *, mode="batch", learning_rate="auto", epochs=None, batch_size=Non
 
 def resume(path, X=None, y=None, *, sample_weight=None, chunks=None, callback=None,
            progress="auto", checkpoint_every=None):
-    """Continue the fit whose checkpoint is at ``path`` (written by
-    ``fit(..., checkpoint=path)`` or ``fit_file(..., checkpoint=path)``); returns what the
-    uninterrupted fit returns, bit for bit (``elapsed_s`` aside). The fit goes on writing
-    its checkpoint to ``path`` (every ``checkpoint_every`` epochs, by default as before).
+    """Continue the fit whose checkpoint is at ``path``, to the result it would have had.
 
-    A fit of arrays needs the same ``X``, ``y`` (and ``sample_weight``) again: other data
-    (rows, features, dtype, weights, or values: a fingerprint of sampled rows) is a
-    ``ValueError``. A fit of dask collections needs them again, chunked as they were
-    (the fingerprint is hashed on the workers: nothing is gathered); a
-    :func:`fit_chunks` fit needs ``chunks=`` again, the same blocks. A fit of a file
-    reopens the file (``X`` and ``y`` stay None), and refuses a file that changed since.
+    The checkpoint is one that ``fit(..., checkpoint=path)``, ``fit_chunks`` or
+    ``fit_file(..., checkpoint=path)`` wrote. The result is what the uninterrupted fit
+    returns, bit for bit (``elapsed_s`` aside). The fit goes on writing its checkpoint to
+    ``path`` (every ``checkpoint_every`` epochs, by default as before).
 
     The checkpoint is checked field by field before anything runs (see
     :func:`fastgd._checkpoint.read`): a damaged or edited file, or one from a newer
     fastgd, is one ``ValueError`` naming the file and the field.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The checkpoint file. It stores the plan (every setting of the fit), the state
+        reached and a fingerprint of the data, not the data itself.
+    X : array_like, dask collection or None, optional
+        A fit of arrays or data frames needs the same ``X`` again (other rows, features,
+        dtype, or values, compared through a fingerprint of sampled rows, are a
+        ``ValueError``); a fit of dask collections needs them again, chunked as they were
+        (the fingerprint is hashed on the workers: nothing is gathered). None (default)
+        for a fit of a file, which is opened again from the path stored in the
+        checkpoint (a file changed since is refused), and for a :func:`fit_chunks` fit.
+    y : array_like, dask collection or None, optional
+        The targets, with ``X``: the same as in the interrupted fit. None (default)
+        when ``X`` is None.
+    sample_weight : array_like or None, optional
+        The weights of an array or dask fit, the same again (default None: the fit had
+        none). A file fit reads its weight column again and a :func:`fit_chunks` fit
+        takes its weights from the blocks: both refuse ``sample_weight``.
+    chunks : list of tuples, callable or None, optional
+        A :func:`fit_chunks` fit's blocks, the same ones in the same order (default
+        None: not a fit of blocks). A one-shot iterator cannot be resumed (a fit of one
+        refuses ``checkpoint=``).
+    callback : callable, optional
+        ``callback(epoch, coef, intercept, loss)`` after every epoch run from here on,
+        as for :func:`fit` (the checkpoint cannot store one; default None: none).
+        Returning ``False`` stops the fit.
+    progress : bool or "auto"
+        The progress bar, as for :func:`fit` (default ``"auto"``: on a terminal, once
+        the fit has run for a second).
+    checkpoint_every : int >= 1, optional
+        Epochs between two writes of the checkpoint from here on. Default None: the
+        interval the interrupted fit used.
+
+    Returns
+    -------
+    FitResult
+        The result of the whole fit, as the uninterrupted fit returns it (its
+        ``loss_history`` starts at the original start, its ``n_epochs`` counts every
+        epoch).
+
+    Raises
+    ------
+    ValueError
+        A damaged, edited or newer checkpoint (naming the field), or data other than
+        the checkpoint's (naming what differs).
+    TypeError
+        Data of another kind than the checkpoint's (e.g. ``X`` and ``y`` for a fit of a
+        file): the message says what to pass instead.
     """
     t0 = time.perf_counter()
     callback, progress, checkpoint_every = check_entry(
@@ -304,11 +348,23 @@ def fit_chunks(chunks, *, sample_weight=None, init_coef=None, init_intercept=0.0
           fit on the sufficient statistics (``solver="gram"``, the squared loss); any
           other fit raises ``TypeError`` before reading a block beyond the first.
     sample_weight : None
-        Weights come with the blocks; pass them as the third element of each tuple.
-    init_coef, init_intercept, callback, **fit_kwargs
-        As for :func:`fit` (``mode``, ``learning_rate``, ``epochs``, ...; ``checkpoint``,
-        ``checkpoint_every`` and ``overwrite`` too, for a list of blocks or a callable:
-        ``fastgd.resume(path, chunks=...)`` continues with the same blocks).
+        Must stay None (anything else is a ``TypeError``): weights come with the
+        blocks, as the third element of each tuple.
+    init_coef : array_like, shape (d,), optional
+        Starting weights (default zeros), as for :func:`fit`.
+    init_intercept : float
+        Starting intercept (default 0.0), as for :func:`fit`.
+    callback : callable, optional
+        ``callback(epoch, coef, intercept, loss)`` after every epoch; returning ``False``
+        stops the fit (default None: none), as for :func:`fit`.
+    progress : bool or "auto"
+        The progress bar, as for :func:`fit` (default ``"auto"``: on a terminal, once
+        the fit has run for a second).
+    **fit_kwargs
+        The other keywords of :func:`fit` (``mode``, ``learning_rate``, ``epochs``, ...),
+        with the same defaults and meanings; ``checkpoint``, ``checkpoint_every`` and
+        ``overwrite`` too, for a list of blocks or a callable:
+        ``fastgd.resume(path, chunks=...)`` continues with the same blocks.
 
     Notes
     -----
@@ -333,6 +389,7 @@ def fit_chunks(chunks, *, sample_weight=None, init_coef=None, init_intercept=0.0
     Returns
     -------
     FitResult
+        As :func:`fit` returns it, with ``n_rows`` the rows of all the blocks.
 
     Examples
     --------

@@ -34,7 +34,32 @@ def mse(X, y, coef, intercept=0.0, *, sample_weight=None, parallel="auto"):
 
     One compiled pass (parallel for large data), no temporaries of size n, float64
     accumulation. Dask arrays and DataFrames are reduced on the cluster, only the blocks'
-    sums coming back.
+    sums coming back. The expression is that of the fits' losses: ``mse`` of a fit's
+    parameters equals its ``final_loss`` bit for bit (squared loss, no penalty, mean
+    reduction).
+
+    Parameters
+    ----------
+    X : array_like, shape (n,) or (n, d)
+        The features, as :func:`fastgd.fit` takes them (arrays, data frames, Arrow
+        tables, dask collections). NaN or inf is a ``ValueError`` naming the row.
+    y : array_like, shape (n,)
+        The targets.
+    coef : array_like, shape (d,)
+        The weights, one real number per feature, finite.
+    intercept : float
+        The intercept, finite (default 0.0).
+    sample_weight : array_like, shape (n,), optional
+        Non-negative weights, not all zero (default None: every row weighs 1).
+    parallel : bool or "auto"
+        Run the pass on fastgd's threads (:func:`fastgd.set_num_threads`); the result is
+        bit-identical either way. ``"auto"`` (default): parallel for at least 2^21 values
+        (rows x (columns + 1)) when there is more than one thread, as in :func:`fastgd.fit`.
+
+    Returns
+    -------
+    float
+        The weighted mean of the squared residuals.
 
     Examples
     --------
@@ -46,7 +71,33 @@ def mse(X, y, coef, intercept=0.0, *, sample_weight=None, parallel="auto"):
 
 
 def sse(X, y, coef, intercept=0.0, *, sample_weight=None, parallel="auto"):
-    """Sum of squared errors ``sum(w r^2)``; see :func:`mse`.
+    """Sum of squared errors ``sum(w r^2)`` of ``r = y - (X @ coef + intercept)``.
+
+    The same pass as :func:`mse`, without the division by ``sum(w)``: a fit's
+    ``final_loss`` with ``reduction="sum"``.
+
+    Parameters
+    ----------
+    X : array_like, shape (n,) or (n, d)
+        The features, as :func:`fastgd.fit` takes them (arrays, data frames, Arrow
+        tables, dask collections). NaN or inf is a ``ValueError`` naming the row.
+    y : array_like, shape (n,)
+        The targets.
+    coef : array_like, shape (d,)
+        The weights, one real number per feature, finite.
+    intercept : float
+        The intercept, finite (default 0.0).
+    sample_weight : array_like, shape (n,), optional
+        Non-negative weights, not all zero (default None: every row weighs 1).
+    parallel : bool or "auto"
+        Run the pass on fastgd's threads; the result is bit-identical either way.
+        ``"auto"`` (default): parallel for at least 2^21 values (rows x (columns + 1))
+        when there is more than one thread.
+
+    Returns
+    -------
+    float
+        The weighted sum of the squared residuals.
 
     Examples
     --------

@@ -23,14 +23,27 @@ MODEL_FORMAT = 1
 
 
 def save(result, path, overwrite=False):
-    """Write ``result`` (a :class:`fastgd.FitResult`) as a small JSON model file:
-    coefficients, intercept, feature names, the fit plan's dict, the final loss, the
-    fastgd version and the file format. Written atomically (a temporary file, then a
-    rename): an interrupted save never leaves a half-written model.
+    """Write ``result`` as a small JSON model file, atomically.
 
-    An existing model file (or an empty file) is replaced; any other existing file is
-    refused with a ``ValueError`` unless ``overwrite=True``, as are a folder, a missing
-    folder and a folder that is not writable (see :mod:`fastgd._outputs`)."""
+    The file holds the coefficients, intercept, feature names, the fit plan's dict, the
+    final loss, the fastgd version and the file format; :func:`fastgd.load` reads it
+    back. It is written atomically (a temporary file, then a rename): an interrupted
+    save never leaves a half-written model.
+
+    Parameters
+    ----------
+    result : FitResult
+        The fit to store (from :func:`fastgd.fit` and the other entry points, or
+        :func:`fastgd.load`).
+    path : str or path-like
+        The model file to write. An existing model file (or an empty file) is replaced;
+        a folder, a missing folder and a folder that is not writable are refused
+        with a ``ValueError`` before anything is written (see :mod:`fastgd._outputs`).
+    overwrite : bool
+        Whether an existing file that is not a fastgd model file may be replaced
+        (default False: such a file is someone's data, and is refused with a
+        ``ValueError``).
+    """
     check_outputs([("model file", path, "model")], overwrite=overwrite)
     doc = {
         "format": MODEL_FORMAT,

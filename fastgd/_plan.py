@@ -363,7 +363,14 @@ def _frozen(mapping):
 class FitPlan:
     """Every setting of one fit, validated, with every "auto" resolved (immutable).
 
-    Attributes
+    Build one with :meth:`build` (the keywords of :func:`fastgd.fit`, validated and
+    resolved for the data's :class:`DataFacts`) or :meth:`from_dict`; every fit's
+    ``result.plan`` is one. The constructor takes the resolved fields below as they are,
+    unchecked (it is what :meth:`build` calls), and keeps each as the attribute of the
+    same name. :meth:`to_dict` / :meth:`from_dict` round-trip a plan through a plain
+    dict, as estimators, checkpoints and model files store it.
+
+    Parameters
     ----------
     settings : mapping
         The keywords as given (validated and normalized; "auto" kept): the estimator's
@@ -374,11 +381,21 @@ class FitPlan:
         ``"textbook"`` (the exact update on the raw data), ``"batch"`` (scaled batch
         optimizers), ``"sgd_raw"`` (plain SGD on the raw data, or parameter mixing of it)
         or ``"sgd_scaled"`` (SGD in standardized coordinates).
-    mode, reduction, fit_intercept, loss : str / bool
+    mode : str
+        ``"batch"``, ``"minibatch"`` or ``"sgd"``, as given.
+    reduction : str
+        ``"mean"`` or ``"sum"``, as given.
+    fit_intercept : bool
+        Whether the intercept is fitted, as given.
+    loss : str
+        The registered loss's name (:mod:`fastgd.losses`), as given.
     learning_rate : float or None
         The numeric rate given; None when it is computed from the data ("auto").
     epochs : int
+        The number of epochs, or their cap when ``tol`` is set (>= 1; "auto" resolved
+        per engine: see :func:`fastgd.fit`).
     tol : float or None
+        The stopping tolerance (> 0), or None to run exactly ``epochs``.
     batch_size : int or None
         Rows per step (1 for SGD; None for batch mode, which uses all rows).
     parallel : bool or None
@@ -387,13 +404,38 @@ class FitPlan:
     mixing : bool
         Stochastic modes: parameter mixing over fixed parts of each epoch.
     scaled : bool
-    solver, optimizer : str
-    alpha, l1_ratio : float
-        The effective penalty (``alpha = 0`` without a penalty).
-    schedule, power_t, average, early_stopping, validation_fraction, epsilon,
-    n_iter_no_change, shuffle
-        As the keywords; ``average`` is ``False`` or the step after which averaging starts
-        (``average_after_epochs = k > 0``: after the first ``k`` epochs instead).
+        Whether the fit runs in standardized coordinates (``scale`` resolved).
+    solver : str
+        Batch mode: ``"gram"`` (sufficient statistics) or ``"stream"`` (one pass per
+        evaluation); ``"stream"`` for the stochastic modes and the textbook update.
+    optimizer : str
+        A batch optimizer's name (``"gd"``, ``"momentum"``, ``"nesterov"``, ``"cg"``,
+        see ``fastgd.solvers.OPTIMIZERS``), or ``"sgd"`` for the stochastic modes.
+    alpha : float
+        The effective penalty strength (>= 0; 0 without a penalty).
+    l1_ratio : float
+        The effective L1 share in [0, 1] (1 for ``"l1"``, 0 for ``"l2"``).
+    schedule : str
+        The stochastic modes' step-size schedule (``learning_rate_schedule``):
+        ``"constant"``, ``"invscaling"`` or ``"adaptive"``.
+    power_t : float
+        The exponent of ``"invscaling"`` (>= 0), as given.
+    average : bool or int
+        ``False`` (no averaging), or the step after which averaged SGD starts
+        averaging the iterates (``0``: from the first step).
+    average_after_epochs : int
+        Epochs run before averaging starts (``0``; ``1`` when parameter mixing of
+        per-row SGD averages from the second epoch).
+    early_stopping : bool
+        Stochastic modes: hold out ``validation_fraction`` of the rows and monitor them.
+    validation_fraction : float
+        The share of rows held out by ``early_stopping``, in (0, 1).
+    epsilon : float
+        The parameter of the loss (the Huber threshold, > 0); ignored by the squared loss.
+    n_iter_no_change : int
+        Epochs without improvement needed to stop (>= 1).
+    shuffle : bool
+        Stochastic modes: a fresh permutation of the rows every epoch.
     random_state : int, dict or None
         Where the fit's random stream starts (see :meth:`rng`): the int seed given; for a
         numpy Generator, its state when the plan was built (a plain dict,
@@ -406,7 +448,17 @@ class FitPlan:
     full_moments : bool
         The scaled batch fit gathers the full co-moments (allows the final refinement).
     reasons : mapping
-        For each resolved "auto", the rule that resolved it.
+        For each resolved "auto", the rule that resolved it (default: empty).
+
+    Examples
+    --------
+    >>> import fastgd
+    >>> plan = fastgd.FitPlan.build(fastgd.DataFacts(n=1000, d=3, dtype="float64",
+    ...                                              weighted=False), mode="sgd")
+    >>> plan.engine, plan.batch_size, plan.average, plan.reasons["average"]
+    ('sgd_scaled', 1, 0, 'on from the first step: per-row SGD with the automatic rate')
+    >>> fastgd.FitPlan.from_dict(plan.to_dict()) == plan
+    True
     """
 
     settings: object
@@ -446,9 +498,30 @@ class FitPlan:
     def build(cls, facts, **keywords):
         """Validate ``keywords`` against :data:`PARAMS` and resolve them for ``facts``.
 
-        Raises ``TypeError`` for an unknown keyword or a value of the wrong type and
-        ``ValueError`` for a value out of range or a combination that does not apply,
-        each naming the parameter, the value and the fix.
+        Parameters
+        ----------
+        facts : DataFacts
+            What the plan needs to know of the data (rows, features, dtype, weights):
+            the rules that resolve "auto" read it (e.g. the gram path up to 32 features,
+            parameter mixing from 200,000 rows).
+        **keywords
+            The settings of :func:`fastgd.fit` (``mode``, ``learning_rate``, ...; not its
+            data nor the entry's own keywords such as ``callback`` or ``checkpoint``);
+            those not given take their defaults.
+
+        Returns
+        -------
+        FitPlan
+            The plan, with each "auto" resolved and its reason in ``reasons``.
+
+        Raises
+        ------
+        TypeError
+            An unknown keyword, or a value of the wrong type.
+        ValueError
+            A value out of range, or a combination that does not apply (e.g.
+            ``batch_size`` in batch mode); each message names the parameter, the value
+            and the fix.
         """
         unknown = sorted(set(keywords) - set(PARAM_TABLE))
         if unknown:
@@ -496,16 +569,35 @@ class FitPlan:
     # -- what the plan implies -----------------------------------------------------------
 
     def keywords(self):
-        """The keywords of :func:`fastgd.fit` that repeat this fit bit for bit (on the same
-        data): the settings, with the seed drawn for ``random_state=None``."""
+        """The keywords of :func:`fastgd.fit` that repeat this fit bit for bit.
+
+        The fit must run on the same data, from the same start and with the same
+        weights: the plan records none of them.
+
+        Returns
+        -------
+        dict
+            The settings (a new dict, deep-copied), with the seed drawn for
+            ``random_state=None`` in place of None.
+        """
         kw = copy.deepcopy(dict(self.settings))
         if kw["random_state"] is None:
             kw["random_state"] = self.random_state
         return kw
 
     def rng(self):
-        """A fresh numpy Generator at the start of this plan's random stream: every call
-        returns the same stream (the engines draw from it; the plan never changes)."""
+        """A fresh numpy Generator at the start of this plan's random stream.
+
+        Every call returns the same stream (the engines draw from it; the plan never
+        changes).
+
+        Returns
+        -------
+        numpy.random.Generator
+            A new Generator seeded by ``random_state`` (or set to the stored Generator
+            state); for a plan that draws nothing (``random_state`` None), one seeded
+            by fresh entropy.
+        """
         return generator(self.random_state)
 
     @property
@@ -525,15 +617,34 @@ class FitPlan:
             self.engine == "batch" and self.solver == "gram")
 
     def with_facts(self, facts):
-        """The same settings resolved for other data (e.g. once a stream's size is known),
-        with the same random stream."""
+        """The same settings resolved for other data, with the same random stream.
+
+        Used once a stream's size is known, or when a plan is applied to other data.
+
+        Parameters
+        ----------
+        facts : DataFacts
+            The data to resolve the settings for.
+
+        Returns
+        -------
+        FitPlan
+            A new plan (this one is unchanged); validation errors as for :meth:`build`.
+        """
         return _same_stream(FitPlan.build(facts, **dict(self.settings)), self.random_state)
 
     # -- serialization -------------------------------------------------------------------
 
     def to_dict(self):
-        """A plain dict: ``settings`` (the keywords), ``facts``, ``resolved`` (the concrete
-        values) and ``reasons``. :meth:`from_dict` rebuilds the plan from it."""
+        """The plan as a plain dict, which :meth:`from_dict` rebuilds the plan from.
+
+        Returns
+        -------
+        dict
+            ``format`` (1), ``settings`` (the keywords), ``facts`` (:meth:`DataFacts.to_dict`),
+            ``resolved`` (the concrete values) and ``reasons``: plain values only (JSON
+            can store them), copied (changing the dict does not change the plan).
+        """
         resolved = {k: getattr(self, k) for k in (
             "engine", "mode", "reduction", "fit_intercept", "loss", "learning_rate", "epochs",
             "tol", "batch_size", "parallel", "mixing", "scaled", "solver", "optimizer", "alpha",
@@ -555,10 +666,30 @@ class FitPlan:
 
     @classmethod
     def from_dict(cls, d):
-        """Rebuild a plan from :meth:`to_dict`'s output, validated again like the keywords
-        of a fit (``ValueError`` or ``TypeError`` naming what is wrong). The settings are
-        resolved again; of ``resolved``, only the seed drawn for ``random_state=None`` is
-        read (the stream the fit ran), and ``reasons`` is not read."""
+        """Rebuild a plan from :meth:`to_dict`'s output, validated again.
+
+        The settings are validated like the keywords of a fit and resolved again; of
+        ``resolved``, only the seed drawn for ``random_state=None`` is read (the stream
+        the fit ran), and ``reasons`` is not read.
+
+        Parameters
+        ----------
+        d : dict
+            A dict as :meth:`to_dict` returns it (e.g. read back from JSON): the dicts
+            ``settings`` and ``facts`` are required, ``format`` (an int, at most 1),
+            ``resolved`` and ``reasons`` optional.
+
+        Returns
+        -------
+        FitPlan
+            The plan, equal to the one that wrote ``d``.
+
+        Raises
+        ------
+        ValueError, TypeError
+            A dict that does not hold a valid plan, naming what is wrong; a ``format``
+            newer than this fastgd reads.
+        """
         if not isinstance(d, dict) or not isinstance(d.get("settings"), dict) or not isinstance(
                 d.get("facts"), dict):
             raise ValueError("a fit plan dict needs the dicts 'settings' and 'facts' (from "

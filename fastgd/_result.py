@@ -66,7 +66,13 @@ class IllConditionedWarning(ConvergenceWarning):
 class FitResult:
     """What :func:`fastgd.fit` returns (immutable; arrays are read-only).
 
-    Attributes
+    The fitting functions build it (and :func:`fastgd.load`, from a model file); each
+    parameter below is kept as the attribute of the same name (``coef`` and
+    ``loss_history`` as read-only float64 copies, ``intercept`` as a float). The
+    properties :attr:`slope` and :attr:`final_loss` and the methods :meth:`predict`,
+    :meth:`loss` and :meth:`save` use them.
+
+    Parameters
     ----------
     coef : ndarray of float64, shape (d,)
         Fitted weights, in the units of the data given to ``fit``.
@@ -79,35 +85,42 @@ class FitResult:
         Epochs run.
     converged : bool
         True when the fit stopped because ``tol`` was met.
-    mode : str
-        ``"batch"``, ``"minibatch"`` or ``"sgd"``.
+    mode : str or None
+        ``"batch"``, ``"minibatch"`` or ``"sgd"`` (None for a loaded model without a
+        plan).
     learning_rate : float
-        The numeric learning rate used (the resolved value when ``"auto"`` was asked).
+        The numeric learning rate used (the resolved value when ``"auto"`` was asked;
+        NaN for a loaded model).
     elapsed_s : float
         Wall time of the fit in seconds, validation included.
     reduction : str
-        ``"mean"`` or ``"sum"``: how ``loss_history`` and :meth:`loss` reduce.
+        ``"mean"`` or ``"sum"``: how ``loss_history`` and :meth:`loss` reduce (default
+        ``"mean"``).
+    one_d : bool
+        Whether X was 1-D (one feature given as a vector): :attr:`slope` applies
+        (default False).
     solver : str
         ``"gram"`` (iterations from the sufficient statistics, O(d^2) each) or
-        ``"stream"`` (one pass over the data per evaluation).
+        ``"stream"`` (one pass over the data per evaluation; the default).
     optimizer : str
         ``"gd"``, ``"momentum"``, ``"nesterov"``, ``"cg"``, or ``"sgd"`` for the
-        stochastic modes.
+        stochastic modes (default ``"gd"``).
     n_passes : int
         Passes over the data the fit made (the moments pass, loss/gradient passes,
-        stochastic epochs and their loss passes).
+        stochastic epochs and their loss passes; default 0).
     scaled : bool
         True when the fit ran in internally standardized coordinates (the results are
-        reported in the original units all the same).
+        reported in the original units all the same; default False).
     plan : FitPlan or None
         The validated plan the fit ran: every setting, with each "auto" resolved and the
-        rule that resolved it (``plan.reasons``); ``plan.to_dict()`` is a plain dict.
+        rule that resolved it (``plan.reasons``); ``plan.to_dict()`` is a plain dict
+        (default None).
     feature_names : tuple of str or None
         The column names of X when it was a data frame or Arrow table with string
         column names (pandas, polars, pyarrow), in the order of ``coef``; for
-        :func:`fastgd.fit_file`, the names of the ``x`` columns.
+        :func:`fastgd.fit_file`, the names of the ``x`` columns (default None).
     n_rows : int or None
-        Rows fitted (set by :func:`fastgd.fit_file` and the command line).
+        Rows fitted (None for a result loaded from a model file).
     stop_reason : str or None
         Why the fit ended, as ``"code: details"``; the code is ``"tol"`` (the stopping
         rule was met), ``"optimum"`` (exactly at the optimum, to rounding),
@@ -173,8 +186,9 @@ class FitResult:
 
         Returns
         -------
-        ndarray of float64, shape (n,); for a dask array or DataFrame ``X``, a lazy dask
-        array (one task per block: the data stay on the cluster)
+        ndarray of float64, shape (n,), or dask array
+            The predictions; for a dask array or DataFrame ``X``, a lazy dask array (one
+            task per block: the data stay on the cluster).
 
         Examples
         --------
@@ -197,18 +211,47 @@ class FitResult:
         check_feature_names(self.feature_names, column_names(X), owner="this FitResult")
 
     def save(self, path, overwrite=False):
-        """Write this result as a JSON model file (see :func:`fastgd.load`): coefficients,
-        intercept, feature names, the plan's settings, the fastgd version. Atomic.
+        """Write this result as a JSON model file, atomically (see :func:`fastgd.io.save`).
 
-        An existing model file (or an empty file) is replaced; any other existing file
-        raises ``ValueError`` unless ``overwrite=True``. A folder, a missing folder or one
-        that is not writable raises ``ValueError`` before anything is written."""
+        The file holds the coefficients, intercept, feature names, the plan's settings and
+        the fastgd version; :func:`fastgd.load` reads it back.
+
+        Parameters
+        ----------
+        path : str or path-like
+            The model file to write. An existing model file (or an empty file) is
+            replaced; a folder, a missing folder or one that is not writable raises
+            ``ValueError`` before anything is written.
+        overwrite : bool
+            Whether an existing file that is not a fastgd model file may be replaced
+            (default False: such a file raises ``ValueError``).
+        """
         from ._model import save
 
         save(self, path, overwrite=overwrite)
 
     def loss(self, X, y, sample_weight=None):
         """The loss of these parameters on ``(X, y)``, reduced like ``loss_history``.
+
+        The squared error, whatever loss the fit minimized, without the penalty:
+        :func:`fastgd.mse` for ``reduction="mean"``, :func:`fastgd.sse` for ``"sum"``.
+
+        Parameters
+        ----------
+        X : array_like, shape (n,) or (n, d)
+            Rows with the fit's features, in the fit's order (a data frame's column names
+            are checked against ``feature_names``, as in :meth:`predict`); dask arrays
+            and DataFrames are reduced on the cluster.
+        y : array_like, shape (n,)
+            The targets.
+        sample_weight : array_like, shape (n,), optional
+            Non-negative weights, not all zero (default None: every row weighs 1).
+
+        Returns
+        -------
+        float
+            ``sum(w r^2) / sum(w)`` (``reduction="mean"``) or ``sum(w r^2)``
+            (``"sum"``) of ``r = y - (X @ coef + intercept)``.
 
         Examples
         --------

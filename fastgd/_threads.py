@@ -62,7 +62,15 @@ def _from_env():
 
 
 def get_num_threads():
-    """The number of threads a parallel pass uses (the caller's included)."""
+    """The number of threads a parallel pass uses (the caller's included).
+
+    Returns
+    -------
+    int
+        At least 1: the value of :func:`set_num_threads` if called, else
+        ``FASTGD_NUM_THREADS``, else ``NUMBA_NUM_THREADS``, else the CPUs this process may
+        run on; inside a :func:`limit` block, that block's count (this thread only).
+    """
     k = getattr(_local, "limit", None)
     if k is not None:
         return k
@@ -73,9 +81,18 @@ def get_num_threads():
 
 
 def set_num_threads(k):
-    """Set the number of threads of parallel passes for the whole process (``k >= 1``).
+    """Set the number of threads of parallel passes for the whole process.
 
-    Results do not depend on it: every pass's chunks are fixed by the data's size."""
+    Results do not depend on it: every pass's chunks are fixed by the data's size.
+
+    Parameters
+    ----------
+    k : int >= 1
+        Threads per parallel pass, the calling thread included (1: every pass runs
+        serially on the calling thread). It replaces the default read from
+        ``FASTGD_NUM_THREADS`` / ``NUMBA_NUM_THREADS``. A bool or a non-integer is a
+        ``TypeError``, ``k < 1`` a ``ValueError``.
+    """
     global _default
     _default = _check_count(k)
 

@@ -39,9 +39,8 @@ def load_bike_calories():
     x : ndarray of shape (100,), float64
         The distance cycled (column 0 of the file).
     y : ndarray of shape (100,), float64
-        The calories burned (column 1).
-
-    Both are new, writable, C-contiguous arrays on every call.
+        The calories burned (column 1). Both are new, writable, C-contiguous arrays on
+        every call.
 
     Notes
     -----
@@ -91,7 +90,10 @@ def make_demo(n, seed=0, dtype=np.float64):
 
     Returns
     -------
-    x, y : ndarray of shape (n,), of ``dtype``
+    x : ndarray of shape (n,), of ``dtype``
+        The points' abscissas, uniform on [-5, 5).
+    y : ndarray of shape (n,), of ``dtype``
+        ``2.5 x - 1`` plus Gaussian noise of standard deviation 0.5.
 
     Examples
     --------

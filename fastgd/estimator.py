@@ -31,18 +31,101 @@ __all__ = ["GDRegressor"]
 class GDRegressor(RegressorMixin, BaseEstimator):
     """Linear regression fitted by fastgd's gradient descent, as a scikit-learn estimator.
 
-    The parameters are those of :func:`fastgd.fit` (same names, defaults and meaning; see
-    its docstring), plus ``warm_start``. The default fit is the least-squares solution
-    (batch mode, scaled conjugate gradient on the sufficient statistics, a refinement
-    pass); ``mode="sgd"`` / ``"minibatch"`` run the compiled stochastic passes.
+    The parameters are those of :func:`fastgd.fit` (same names, defaults and meaning; its
+    docstring gives the details), plus ``warm_start``. They are validated at ``fit``,
+    never in ``__init__``. The default fit is the least-squares solution (batch mode,
+    scaled conjugate gradient on the sufficient statistics, a refinement pass);
+    ``mode="sgd"`` / ``"minibatch"`` run the compiled stochastic passes.
 
     Parameters
     ----------
-    mode, learning_rate, epochs, batch_size, tol, fit_intercept, reduction, parallel,
-    shuffle, random_state, scale, solver, optimizer, n_iter_no_change, penalty, alpha,
-    l1_ratio, learning_rate_schedule, power_t, average, early_stopping,
-    validation_fraction, loss, epsilon
-        As in :func:`fastgd.fit`. Validated at ``fit``, never in ``__init__``.
+    mode : {"batch", "minibatch", "sgd"}, default "batch"
+        ``"batch"``: one full-gradient step per epoch; ``"minibatch"``: steps on
+        ``batch_size`` rows; ``"sgd"``: one row per step.
+    learning_rate : float or "auto", default "auto"
+        A positive float is used exactly as given. ``"auto"``: computed from the data so
+        that the fit cannot diverge (batch mode: conjugate gradient with exact line
+        search, or ``1/L`` for the other optimizers; stochastic modes: a step no single
+        row can overshoot), in the scaled coordinates by default.
+    epochs : int >= 1 or None, default None
+        The number of epochs when ``tol`` is None, else a cap. None: 100, except for the
+        automatic batch fit: 10,000 on the gram path, 1,000 on the streaming path.
+    batch_size : int >= 1 or None, default None
+        Rows per step in ``"minibatch"`` mode (None: 256, at most the number of rows).
+        Must be None (or 1) in ``"sgd"`` mode and None in ``"batch"`` mode.
+    tol : float >= 0, None or "auto", default "auto"
+        The stopping tolerance (see :func:`fastgd.fit` for each mode's rule); None or 0
+        runs exactly ``epochs``. ``"auto"``: 1e-12 for the automatic batch fit, 1e-4
+        for the stochastic modes in scaled coordinates (the default SGD and mini-batch
+        fits stop by themselves), None for the textbook runs (a numeric rate on
+        unscaled data).
+    fit_intercept : bool, default True
+        Fit ``intercept_``; when False it stays at its start (0, or the previous fit's
+        with ``warm_start``).
+    reduction : {"mean", "sum"}, default "mean"
+        The loss minimized: ``"mean"``, the weighted mean of the per-row losses,
+        ``sum(w loss(r)) / sum(w)``; ``"sum"``, their weighted sum. The penalty is added
+        to either.
+    parallel : bool or "auto", default "auto"
+        Batch mode: whether the passes run on fastgd's threads (bit-identical results
+        either way); ``"auto"``: from 2^21 values (rows x (columns + 1)) when there is
+        more than one thread. Stochastic modes: True runs parameter mixing (parts of
+        each epoch fitted on the threads and averaged: another algorithm), False plain
+        serial SGD; ``"auto"``: mixing for per-row SGD with the automatic rate from
+        200,000 rows, serial otherwise.
+    shuffle : bool, default True
+        Stochastic modes: visit the rows in a fresh permutation each epoch.
+    random_state : int, numpy Generator or None, default None
+        Seed of the permutations and of the ``early_stopping`` split: the same seed
+        gives bit-identical fits. A Generator is copied (its state at ``fit``; it is
+        never drawn from). None draws fresh entropy once per fit, recorded in
+        ``result_.plan.random_state``.
+    scale : bool or "auto", default "auto"
+        Fit in standardized coordinates, without copying the data (coefficients are
+        reported in the original units). ``"auto"``: on with ``learning_rate="auto"``,
+        off with a numeric rate (the textbook update stays exactly reproducible).
+    solver : {"auto", "stream", "gram"}, default "auto"
+        Batch mode: ``"gram"`` iterates on the sufficient statistics (one pass over the
+        data, then O(d^2) per iteration); ``"stream"`` makes a pass per epoch.
+        ``"auto"``: gram up to 32 features, stream above (and for non-squared losses).
+    optimizer : {"auto", "gd", "momentum", "nesterov", "cg"}, default "auto"
+        Batch mode: the optimizer. ``"auto"``: ``"cg"`` with ``learning_rate="auto"``
+        (``"nesterov"`` with an L1 part in the penalty or a loss other than squared),
+        ``"gd"`` with a numeric rate.
+    n_iter_no_change : int >= 1 or "auto", default "auto"
+        Epochs without an improvement above ``tol`` needed to stop. ``"auto"``: 1 in
+        batch mode, 3 in the stochastic modes (one epoch may not improve by noise).
+    penalty : {None, "l2", "l1", "elasticnet"}, default None
+        Adds ``alpha * (l1_ratio * ||coef||_1 + (1 - l1_ratio) / 2 * ||coef||^2)`` to the
+        loss, ``coef`` in the original units (never the intercept). ``"l2"`` sets
+        ``l1_ratio=0``, ``"l1"`` ``l1_ratio=1``.
+    alpha : float >= 0, default 1e-4
+        Penalty strength, used only with ``penalty`` (with the mean loss,
+        scikit-learn's ``ElasticNet`` / ``Lasso`` with ``alpha / 2``).
+    l1_ratio : float in [0, 1], default 0.15
+        The L1 share of ``"elasticnet"``.
+    learning_rate_schedule : {"constant", "invscaling", "adaptive"}, default "constant"
+        Stochastic modes, with scikit-learn's meanings: ``eta0``;
+        ``eta0 / t ** power_t`` (``t`` counting the steps); or ``eta0`` divided by 5 each
+        time ``n_iter_no_change`` epochs fail to improve the loss by ``tol``.
+    power_t : float >= 0, default 0.25
+        The exponent of ``"invscaling"``.
+    average : bool, int or "auto", default "auto"
+        Stochastic modes: report the running average of the iterates (averaged SGD);
+        an int ``k`` starts averaging after ``k`` steps. ``"auto"``: on for
+        ``mode="sgd"`` with ``learning_rate="auto"``, off otherwise.
+    early_stopping : bool, default False
+        Stochastic modes: hold out ``validation_fraction`` of the rows (drawn from
+        ``random_state``), train on the rest and stop on the held-out loss (``tol``,
+        ``n_iter_no_change``).
+    validation_fraction : float in (0, 1), default 0.1
+        The share of rows held out by ``early_stopping``.
+    loss : str, default "squared"
+        A registered loss (:mod:`fastgd.losses`): ``"squared"``, ``"huber"`` (squared
+        in the middle, linear beyond ``epsilon``: robust to outliers), or one added
+        with :func:`fastgd.losses.register`.
+    epsilon : float > 0, default 0.1
+        The Huber threshold, in the units of ``y`` (ignored by the squared loss).
     warm_start : bool, default False
         ``fit`` starts from the previous ``coef_`` and ``intercept_`` instead of zero
         (True or False only; validated at ``fit``). A warm start on data with another
@@ -52,13 +135,16 @@ class GDRegressor(RegressorMixin, BaseEstimator):
     Attributes
     ----------
     coef_ : ndarray of shape (n_features,)
+        The fitted weights, in the units of ``X``.
     intercept_ : float
+        The fitted intercept.
     n_iter_ : int
         Epochs run by the last ``fit`` (for ``partial_fit``: epochs run in all).
     loss_curve_ : ndarray
         The loss before the first epoch and after each one (``FitResult.loss_history``;
         for ``partial_fit``: the loss of each call's rows after that call).
     n_features_in_ : int
+        The number of features seen by ``fit``.
     feature_names_in_ : ndarray of str
         The column names, when fitted on a data frame with string column names.
     result_ : fastgd.FitResult
@@ -145,15 +231,50 @@ class GDRegressor(RegressorMixin, BaseEstimator):
     # -- fitting -------------------------------------------------------------------------
 
     def fit(self, X, y, sample_weight=None):
-        """Fit on ``X`` (n_samples, n_features) and ``y`` (n_samples,); returns self.
+        """Fit the linear model to ``X`` and ``y`` with the estimator's settings.
 
         Starts from zero (from the previous fit with ``warm_start=True``) and forgets any
-        ``partial_fit`` state."""
+        ``partial_fit`` state.
+
+        Parameters
+        ----------
+        X : array_like of shape (n_samples, n_features)
+            The features: arrays, data frames (string column names are kept in
+            ``feature_names_in_``), or dask arrays and DataFrames (fitted on the
+            cluster). NaN or inf is a ``ValueError``.
+        y : array_like of shape (n_samples,)
+            The targets.
+        sample_weight : array_like of shape (n_samples,), optional
+            Non-negative weights, not all zero (default None: every row weighs 1).
+
+        Returns
+        -------
+        GDRegressor
+            The estimator itself, fitted.
+        """
         return self._fit(X, y, sample_weight, partial=False)
 
     def partial_fit(self, X, y, sample_weight=None):
-        """One epoch of the stochastic mode over these rows, continuing from the previous
-        call (see the class notes); returns self."""
+        """One epoch of the stochastic mode over these rows, continuing from the last call.
+
+        See the class notes for what carries over between calls; with
+        ``mode="batch"``, one full-gradient step over the rows given.
+
+        Parameters
+        ----------
+        X : array_like of shape (n_samples, n_features)
+            The rows of this call, in memory (arrays or data frames; not dask), with the
+            features of the first call. NaN or inf is a ``ValueError``.
+        y : array_like of shape (n_samples,)
+            Their targets.
+        sample_weight : array_like of shape (n_samples,), optional
+            Non-negative weights of these rows (default None: every row weighs 1).
+
+        Returns
+        -------
+        GDRegressor
+            The estimator itself, updated.
+        """
         return self._fit(X, y, sample_weight, partial=True)
 
     def _fit(self, X, y, sample_weight, *, partial):
@@ -214,8 +335,20 @@ class GDRegressor(RegressorMixin, BaseEstimator):
     # -- predicting ----------------------------------------------------------------------
 
     def predict(self, X):
-        """``X @ coef_ + intercept_`` (float64, shape (n_samples,)); for a dask array or
-        DataFrame, a lazy dask array."""
+        """Predict ``X @ coef_ + intercept_``.
+
+        Parameters
+        ----------
+        X : array_like of shape (n_samples, n_features)
+            Rows with the features seen in ``fit`` (a data frame's column names are
+            checked against ``feature_names_in_``); a dask array or DataFrame gives a
+            lazy result. NaN or inf is a ``ValueError``.
+
+        Returns
+        -------
+        ndarray of float64, shape (n_samples,), or dask array
+            The predictions; for a dask array or DataFrame, a lazy dask array.
+        """
         if not hasattr(self, "coef_"):
             raise NotFittedError(
                 f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with "
@@ -230,8 +363,26 @@ class GDRegressor(RegressorMixin, BaseEstimator):
         return X.astype(np.float64, copy=False) @ self.coef_ + self.intercept_
 
     def score(self, X, y, sample_weight=None):
-        """R² of the predictions (scikit-learn's definition). For dask inputs it is
-        reduced on the cluster: only two sums come back."""
+        """The coefficient of determination R² of the predictions on ``(X, y)``.
+
+        Scikit-learn's definition, ``1 - sum(w (y - pred)^2) / sum(w (y - mean(y))^2)``
+        (weighted mean). For dask inputs it is reduced on the cluster: only two sums come
+        back.
+
+        Parameters
+        ----------
+        X : array_like of shape (n_samples, n_features)
+            Rows with the features seen in ``fit``, or a dask array or DataFrame.
+        y : array_like of shape (n_samples,)
+            Their targets.
+        sample_weight : array_like of shape (n_samples,), optional
+            Weights of the rows in both sums (default None: every row weighs 1).
+
+        Returns
+        -------
+        float
+            R², at most 1 (1 for a perfect fit; it can be negative).
+        """
         if not any(_dask.is_dask(a) for a in (X, y, sample_weight)):
             return super().score(X, y, sample_weight=sample_weight)
         import dask

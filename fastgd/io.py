@@ -36,7 +36,10 @@ def fit_file(path, *, x, y, weight=None, header=True, delimiter=",", block_rows=
         is not a column's name). A name that several columns share is refused: give
         their positions (see :class:`FileReader`).
     y : str or int
-        The target column. ``weight``: an optional column of sample weights.
+        The target column, by name or position as for ``x``.
+    weight : str, int or None, optional
+        A column of sample weights, by name or position (non-negative, not all zero; see
+        ``sample_weight`` of :func:`fastgd.fit`). Default None: every row weighs 1.
     header : bool
         CSV: whether the first line names the columns (else only positions name them).
     delimiter : str
@@ -55,7 +58,9 @@ def fit_file(path, *, x, y, weight=None, header=True, delimiter=",", block_rows=
 
     Returns
     -------
-    FitResult, with ``feature_names`` the names of the ``x`` columns.
+    FitResult
+        As :func:`fastgd.fit` returns it, with ``feature_names`` the names of the ``x``
+        columns and ``n_rows`` the data rows of the file.
 
     Raises
     ------
@@ -91,14 +96,33 @@ def fit_file(path, *, x, y, weight=None, header=True, delimiter=",", block_rows=
 # ---------------------------------------------------------------------------------------
 
 def load(path):
-    """Read a model file written by :func:`save` (``FitResult.save``); returns a
-    :class:`fastgd.FitResult` whose ``predict`` works (its loss history holds the final
-    loss only).
+    """Read a model file written by :func:`save` (``FitResult.save``).
 
     Every field is checked (types, shapes, finiteness, agreement with the plan; see
     :func:`fastgd._model.read_model`): a damaged or hand-edited file that does not hold
     a valid model raises one ``ValueError`` naming the file and the field, e.g.
-    ``model.json: field 'coef[0]' is NaN``. A file from a newer fastgd is refused."""
+    ``model.json: field 'coef[0]' is NaN``. A file from a newer fastgd is refused.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The model file (JSON), as written by :func:`save` or ``fastgd fit --save-model``.
+
+    Returns
+    -------
+    FitResult
+        The saved model: ``coef``, ``intercept``, ``feature_names``, ``plan`` and the
+        fit's counters, so that ``predict`` works as on the fitted result. Its
+        ``loss_history`` holds the final loss only (NaN when the saved result had
+        none), ``learning_rate`` is NaN and ``elapsed_s`` is 0.
+
+    Raises
+    ------
+    ValueError
+        The file is not a fastgd model file, is damaged, or is from a newer fastgd.
+    OSError
+        The file cannot be read (e.g. ``FileNotFoundError``).
+    """
     from . import FitResult
     from ._model import read_model
 

@@ -111,6 +111,7 @@ def fit_line(result, x, y, *, ax=None, max_points=MAX_POINTS):
     Returns
     -------
     matplotlib Axes
+        The axes drawn on.
     """
     x = _one_feature(x, "fit_line")
     y = np.asarray(y, dtype=np.float64)
@@ -142,11 +143,14 @@ def loss_curve(result, *, ax=None):
     Parameters
     ----------
     result : FitResult
+        A fit (any mode and number of features); its ``loss_history`` is drawn.
     ax : matplotlib Axes, optional
+        Where to draw; by default a new figure's.
 
     Returns
     -------
     matplotlib Axes
+        The axes drawn on.
     """
     from matplotlib.ticker import MaxNLocator
 
@@ -175,9 +179,21 @@ def descent_path(x, y, result):
     elsewhere when run again, and is a ``ValueError`` here (record its path with a
     ``callback`` instead and pass it to :func:`loss_surface` as ``path``).
 
+    Parameters
+    ----------
+    x : array-like of shape (n,) or (n, 1)
+        The feature the fit was made on.
+    y : array-like of shape (n,)
+        The targets the fit was made on.
+    result : FitResult
+        A fit of ``y`` on ``x`` from zero, unweighted, with its plan (a loaded model
+        without a plan is run again with the default settings). A replay that does not
+        end where ``result`` ended (other data) is a ``ValueError``.
+
     Returns
     -------
     ndarray of shape (n_epochs + 1, 2)
+        The (slope, intercept) at the start, ``(0, 0)``, then after each epoch.
     """
     x = _one_feature(x, "descent_path")
     import fastgd
@@ -288,6 +304,7 @@ def loss_surface(x, y, result, *, path=None, ax=None, max_points=200_000, levels
         The (slope, intercept) per epoch, the start first; by default
         :func:`descent_path` records it by running the fit again.
     ax : matplotlib Axes, optional
+        Where to draw; by default a new figure's.
     max_points : int, default 200,000
         The bowl (and the optimum drawn) come from the sufficient statistics of at most
         this many points (a seeded uniform subsample beyond).
@@ -297,6 +314,7 @@ def loss_surface(x, y, result, *, path=None, ax=None, max_points=200_000, levels
     Returns
     -------
     matplotlib Axes
+        The axes drawn on.
     """
     x = _one_feature(x, "loss_surface")
     y = np.asarray(y, dtype=np.float64)
@@ -379,17 +397,21 @@ def predictions(result, X, y, *, ax=None, max_points=MAX_POINTS):
     Parameters
     ----------
     result : FitResult
+        A fit on ``d`` features (any number).
     X : array-like of shape (n, d) or (n,)
         The columns as fitted, by position (a frame's names are the caller's to check:
         :meth:`FitResult.predict` does).
     y : array-like of shape (n,)
+        The targets of the rows of ``X``.
     ax : matplotlib Axes, optional
+        Where to draw; by default a new figure's.
     max_points : int, default 20,000
         Points drawn at most (a seeded uniform subsample beyond; R² uses every row).
 
     Returns
     -------
     matplotlib Axes
+        The axes drawn on.
     """
     X = np.asarray(X, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
@@ -422,10 +444,30 @@ def predictions(result, X, y, *, ax=None, max_points=MAX_POINTS):
 
 
 def summary(result, x, y, path=None, file=None):
-    """One figure with the pictures of a fit, written to ``file`` when given; returns it.
+    """One figure with the pictures of a fit, written to ``file`` when given.
 
     One feature: :func:`fit_line`, :func:`loss_curve` and :func:`loss_surface` (``path``
     as there). Several: :func:`loss_curve` and :func:`predictions`.
+
+    Parameters
+    ----------
+    result : FitResult
+        The fit to picture.
+    x : array-like of shape (n,) or (n, d)
+        The features it was fitted on (one column: the three one-feature pictures).
+    y : array-like of shape (n,)
+        The targets it was fitted on.
+    path : array-like of shape (k, 2), optional
+        One feature only: the (slope, intercept) per epoch for :func:`loss_surface`;
+        by default :func:`descent_path` records it by running the fit again.
+    file : str, path-like or file object, optional
+        Where to save the figure (at 110 dpi, in the format of the file's extension, as
+        matplotlib's ``savefig`` decides); by default it is not saved.
+
+    Returns
+    -------
+    matplotlib Figure
+        The figure, also when saved (close it with ``matplotlib.pyplot.close``).
     """
     import matplotlib.pyplot as plt
 

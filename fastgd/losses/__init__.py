@@ -21,8 +21,26 @@ LOSSES = {}
 
 
 def register(loss):
-    """Add ``loss`` (a :class:`Loss` instance with a new ``name``) to the registry: every
-    fit, estimator and command accepts ``loss=loss.name`` from then on. Returns it."""
+    """Add ``loss`` to the registry, so that every fit and estimator accepts it by name.
+
+    From then on ``fit(..., loss=loss.name)`` (and :func:`fastgd.fit_chunks`,
+    :func:`fastgd.fit_file`, ``GDRegressor(loss=loss.name)``) accept it, and the plan
+    reads its capabilities. Registering another instance of the same class
+    under its name again replaces the entry (re-running a module that registers is
+    harmless).
+
+    Parameters
+    ----------
+    loss : Loss
+        An instance of a :class:`Loss` subclass whose ``name`` is a Python identifier
+        not yet taken by a loss of another class. Anything else is a ``TypeError``; a
+        bad or taken name is a ``ValueError``.
+
+    Returns
+    -------
+    Loss
+        ``loss`` itself.
+    """
     if not isinstance(loss, Loss):
         raise TypeError(f"register takes a fastgd.losses.Loss instance, got {loss!r:.80}")
     if not isinstance(loss.name, str) or not loss.name.isidentifier():
@@ -35,7 +53,19 @@ def register(loss):
 
 
 def get(name):
-    """The registered loss called ``name`` (``ValueError`` listing the valid names)."""
+    """The registered loss called ``name``.
+
+    Parameters
+    ----------
+    name : str
+        A registered loss's name (``"squared"``, ``"huber"``, or one added with
+        :func:`register`). Any other value is a ``ValueError`` listing the valid names.
+
+    Returns
+    -------
+    Loss
+        The instance registered under ``name``.
+    """
     try:
         return LOSSES[name]
     except (KeyError, TypeError):

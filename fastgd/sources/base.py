@@ -15,8 +15,33 @@ from .passes import (_add_in_order, draw_split, fingerprint_part, loss_part, max
 
 @dataclass(frozen=True)
 class DataFacts:
-    """What a plan needs to know of the data. ``n`` is None when a source does not know
-    its row count before its first pass (a stream of blocks)."""
+    """What a plan needs to know of the data (immutable).
+
+    A source reports them (``source.facts()``) and :meth:`FitPlan.build` resolves the
+    "auto" settings for them; each is kept as the attribute of the same name.
+
+    Parameters
+    ----------
+    n : int or None
+        The number of rows (>= 1), or None when a source does not know its row count
+        before its first pass (a stream of blocks).
+    d : int
+        The number of features (columns of X, >= 1).
+    dtype : str
+        ``"float32"`` or ``"float64"``: the dtype the passes read X in.
+    weighted : bool
+        Whether the rows carry sample weights.
+    one_d : bool
+        Whether X was 1-D (one feature, ``d == 1``; ``FitResult.slope`` applies).
+        Default False.
+
+    Examples
+    --------
+    >>> import fastgd
+    >>> facts = fastgd.DataFacts(n=1000, d=3, dtype="float64", weighted=False)
+    >>> fastgd.DataFacts.from_dict(facts.to_dict()) == facts
+    True
+    """
 
     n: object
     d: int
@@ -25,11 +50,38 @@ class DataFacts:
     one_d: bool = False
 
     def to_dict(self):
+        """The facts as a plain dict, which :meth:`from_dict` reads back.
+
+        Returns
+        -------
+        dict
+            The keys ``n``, ``d``, ``dtype``, ``weighted`` and ``one_d``, plain values.
+        """
         return dict(n=self.n, d=self.d, dtype=self.dtype, weighted=self.weighted, one_d=self.one_d)
 
     @classmethod
     def from_dict(cls, f):
-        """The facts of :meth:`to_dict`'s output, each checked (``ValueError`` naming it)."""
+        """The facts of :meth:`to_dict`'s output, each checked.
+
+        Parameters
+        ----------
+        f : dict
+            The keys ``n``, ``d``, ``dtype`` and ``weighted`` (``one_d`` optional,
+            default False), as :meth:`to_dict` writes them; no other keys.
+
+        Returns
+        -------
+        DataFacts
+            The facts, equal to those that wrote ``f``.
+
+        Raises
+        ------
+        ValueError
+            A missing or unknown key, or a value out of range, naming it (e.g.
+            ``facts.d``).
+        TypeError
+            A value of the wrong type, naming it.
+        """
         known = ("n", "d", "dtype", "weighted", "one_d")
         unknown = sorted(set(f) - set(known))
         missing = [k for k in known[:4] if k not in f]
