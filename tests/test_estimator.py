@@ -28,7 +28,7 @@ def _expected_failures(estimator):
 
 
 @pytest.mark.filterwarnings("ignore::fastgd.ConvergenceWarning")
-@parametrize_with_checks([GDRegressor(), GDRegressor(mode="sgd", tol=None), GDRegressor(mode="minibatch", tol=None)],
+@parametrize_with_checks([GDRegressor(), GDRegressor(mode="sgd"), GDRegressor(mode="minibatch")],
                          expected_failed_checks=_expected_failures)
 def test_sklearn_checks(estimator, check):
     check(estimator)
