@@ -6,8 +6,9 @@ the value the timed call returned again afterwards.
 """
 import time
 
-import fastgd
 import numpy as np
+
+import fastgd
 
 #: relative tolerance of the loss (and of the gradient, relative to its norm) of an epoch
 #: that accumulates in float64, against the float64 NumPy reference on the same data.

@@ -13,8 +13,6 @@ import warnings
 import numpy as np
 
 import fastgd
-
-
 from tests._accuracy_cases import datasets, error, exact  # noqa: E402
 
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 import fastgd
+from fastgd import _validation as V
 from fastgd import solvers as D
 from fastgd.sources import ArraySource, permutation
-from fastgd import _validation as V
 
 from . import _reference
 from ._workloads import DataCache, Workload

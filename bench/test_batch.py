@@ -18,13 +18,22 @@ import numpy as np
 import pytest
 
 import fastgd
+from fastgd import _validation as V
 from fastgd import solvers as D
 from fastgd.sources import ArraySource
-from fastgd import _validation as V
 
 from . import _reference
-from ._common import (FIT_EPOCHS, RTOL, RTOL_NATIVE, best_of, check_epoch, checked, record,
-                      rel_err, timed_min)
+from ._common import (
+    FIT_EPOCHS,
+    RTOL,
+    RTOL_NATIVE,
+    best_of,
+    check_epoch,
+    checked,
+    record,
+    rel_err,
+    timed_min,
+)
 from ._workloads import TUTORIAL_SIZE, Workload, loss_grad, params, workloads
 
 TUTORIAL = Workload(*TUTORIAL_SIZE, "float64")

@@ -36,9 +36,9 @@ dask = pytest.importorskip("dask")
 
 import fastgd  # noqa: E402
 from fastgd import _validation as V  # noqa: E402
-from fastgd.sources import ArraySource
-from fastgd.sources.passes import sse_part  # noqa: E402
+from fastgd.sources import ArraySource  # noqa: E402
 from fastgd.sources.dask import source_for  # noqa: E402
+from fastgd.sources.passes import sse_part  # noqa: E402
 from tests._cluster import local_cluster  # noqa: E402
 
 D, BLOCKS = 4, 8

@@ -22,14 +22,15 @@ import pytest
 
 import fastgd
 from fastgd import _chunking as C
-from fastgd import solvers as D
-from fastgd.solvers import sgd as S, textbook as T
-from fastgd.sources import ArraySource, epoch_seed, permutation
-from fastgd import kernels as K
-from fastgd.losses import get as get_loss
 from fastgd import _validation as V
+from fastgd import kernels as K
+from fastgd import solvers as D
+from fastgd.losses import get as get_loss
+from fastgd.solvers import sgd as S
+from fastgd.solvers import textbook as T
+from fastgd.sources import ArraySource, epoch_seed, permutation
 
-from ._common import FIT_EPOCHS, RTOL, checked, rel_err, record
+from ._common import FIT_EPOCHS, RTOL, checked, record, rel_err
 from ._workloads import mse, params, peer_ok, workloads
 
 BATCH_SIZE = 256  # fastgd's default mini-batch

@@ -13,15 +13,20 @@ bit-identical).
 from ._api import fit, fit_chunks, resume
 from ._metrics import mse, sse
 from ._plan import DataFacts, FitPlan
+from ._result import (
+    ConvergenceWarning,
+    DivergenceError,
+    FitInterrupted,
+    FitResult,
+    IllConditionedWarning,
+)
 from ._threads import get_num_threads, set_num_threads
-from ._result import (ConvergenceWarning, DivergenceError, FitInterrupted, FitResult,
-                      IllConditionedWarning)
 from ._version import __version__
 from .io import fit_file, load
 
-
-__all__ = ["fit", "fit_chunks", "fit_file", "resume", "load", "mse", "sse", "FitPlan", "DataFacts", "FitResult",
-           "DivergenceError", "FitInterrupted", "ConvergenceWarning", "IllConditionedWarning", "GDRegressor",
+__all__ = ["fit", "fit_chunks", "fit_file", "resume", "load", "mse", "sse", "FitPlan", "DataFacts",
+           "FitResult", "DivergenceError", "FitInterrupted", "ConvergenceWarning",
+           "IllConditionedWarning", "GDRegressor",
            "get_num_threads", "set_num_threads", "__version__"]
 
 

@@ -408,7 +408,8 @@ def fit_chunks(chunks, *, sample_weight=None, init_coef=None, init_intercept=0.0
     checkpoint = fit_kwargs.pop("checkpoint", None)
     overwrite = fit_kwargs.pop("overwrite", False)
     callback, progress, every = check_entry(
-        callback=callback, progress=progress, checkpoint_every=fit_kwargs.pop("checkpoint_every", 1))
+        callback=callback, progress=progress,
+        checkpoint_every=fit_kwargs.pop("checkpoint_every", 1))
     source = open_source(chunks=chunks, parallel=fit_kwargs.get("parallel", "auto"))
     plan = FitPlan.build(source.facts(), **fit_kwargs)
     if not source.reiterable and not plan.single_pass:

@@ -151,7 +151,8 @@ def read(path):
     plan = f.plan(doc["plan"])
     engine = doc["engine"]
     if not isinstance(engine, str) or engine not in ENGINES:
-        raise f.error("engine", f"must be one of {', '.join(map(repr, ENGINES))}, got {engine!r:.40}")
+        raise f.error("engine",
+                      f"must be one of {', '.join(map(repr, ENGINES))}, got {engine!r:.40}")
     if engine != plan.engine:
         raise f.error("engine", f"is {engine!r}, but the plan runs the {plan.engine!r} engine")
     epoch = f.integer(doc["epoch"], "epoch", 1, plan.epochs)
@@ -278,7 +279,8 @@ def _check_fingerprint(f, fp, plan):
             raise f.error("fingerprint.weight", "disagrees with the plan's facts.weighted")
         f.flag(fp["header"], "fingerprint.header")
         if len(f.text(fp["delimiter"], "fingerprint.delimiter")) != 1:
-            raise f.error("fingerprint.delimiter", f"must be one character, got {fp['delimiter']!r:.20}")
+            raise f.error("fingerprint.delimiter",
+                          f"must be one character, got {fp['delimiter']!r:.20}")
         f.integer(fp["block_rows"], "fingerprint.block_rows", 1)
         if "columns" in fp:
             cols = fp["columns"]
@@ -298,7 +300,8 @@ def _check_fingerprint(f, fp, plan):
     for key, got, want in (("n", n, facts.n), ("d", d, facts.d), ("dtype", dtype, facts.dtype),
                            ("weighted", weighted, facts.weighted)):
         if want is not None and got != want:
-            raise f.error(f"fingerprint.{key}", f"is {got!r}, but the plan's facts.{key} is {want!r}")
+            raise f.error(f"fingerprint.{key}",
+                          f"is {got!r}, but the plan's facts.{key} is {want!r}")
     if kind is not None:
         blocks = fp["blocks"]
         if not isinstance(blocks, list) or not blocks:

@@ -150,7 +150,8 @@ def _user_cache_class():
     try:
         from numba.core import caching
 
-        base = getattr(caching, "UserProvidedCacheLocator", None) or caching._UserProvidedCacheLocator
+        base = (getattr(caching, "UserProvidedCacheLocator", None)
+                or caching._UserProvidedCacheLocator)
         impl = caching.FunctionCache._impl_class
         root = str(cache_dir())
 

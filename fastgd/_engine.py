@@ -12,12 +12,17 @@ import warnings
 import numpy as np
 
 from . import losses, solvers
-from ._result import (ConvergenceWarning, DivergenceError, FitInterrupted, FitResult,
-                      IllConditionedWarning)
-from .sources import exponents, merge_moments, rescaled
-from ._checkpoint import ENGINES
 from ._callers import user_level
+from ._checkpoint import ENGINES
+from ._result import (
+    ConvergenceWarning,
+    DivergenceError,
+    FitInterrupted,
+    FitResult,
+    IllConditionedWarning,
+)
 from ._validation import DataChanged, Magnitudes
+from .sources import exponents, merge_moments, rescaled
 
 #: columns whose largest magnitude lies within 2^-300 .. 2^300 need no new units
 UNITS_SAFE_EXP = 300
@@ -121,8 +126,9 @@ class _Monitor:
     bar. It is the callback the engines call (they stop when it returns False).
 
     * SIGINT (in the main thread, from the first epoch that ends 0.05 s into the fit):
-      the first Ctrl-C asks the fit to stop at the end of the current epoch (``run`` then raises :class:`fastgd.FitInterrupted` with the
-      result); a second one interrupts at once, as usual.
+      the first Ctrl-C asks the fit to stop at the end of the current epoch (``run`` then
+      raises :class:`fastgd.FitInterrupted` with the result); a second one interrupts at
+      once, as usual.
     * ``progress``: a tqdm bar on standard error (epochs, loss, rows per second).
       ``"auto"`` shows it on a terminal only, and only once the fit has run for a
       second; ``True`` always; ``False`` never. tqdm is optional: without it,

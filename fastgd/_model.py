@@ -278,7 +278,8 @@ def read_model(path):
     names = doc["feature_names"]
     if names is not None:
         if not isinstance(names, list):
-            raise f.error("feature_names", f"must be null or a list of strings, got {_shown(names)}")
+            raise f.error("feature_names",
+                          f"must be null or a list of strings, got {_shown(names)}")
         names = tuple(f.text(x, f"feature_names[{i}]") for i, x in enumerate(names))
         if len(names) != d:
             raise f.error("feature_names", f"holds {len(names)} name(s) for {d} coefficient(s)")

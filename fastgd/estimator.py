@@ -20,8 +20,8 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     ) from exc
 
 from . import _frames
-from . import dask as _dask
 from . import _validation as V
+from . import dask as _dask
 from ._api import _partial_epoch, fit
 from ._plan import PARAMS, check_entry
 

@@ -323,7 +323,8 @@ def loss_surface(x, y, result, *, path=None, ax=None, max_points=200_000, levels
         path = descent_path(x, y, result)
     path = np.asarray(path, dtype=np.float64)
     if path.ndim != 2 or path.shape[1] != 2 or path.shape[0] < 1:
-        raise ValueError(f"path must be a (k, 2) array of (slope, intercept), got shape {path.shape}")
+        raise ValueError(
+            f"path must be a (k, 2) array of (slope, intercept), got shape {path.shape}")
     idx = _sample(x.shape[0], max_points)
     mx, my, vxx, vxy, vyy = _moments(x[idx], y[idx])
     m0, c0 = float(result.coef[0]), float(result.intercept)
@@ -348,7 +349,8 @@ def loss_surface(x, y, result, *, path=None, ax=None, max_points=200_000, levels
         excess = np.maximum(Z - best, 0.0)
         top = float(excess.max())
         # evenly spaced ellipses: the excess grows as the square of the distance
-        excess_levels = top * (np.arange(1, int(levels) + 1) / int(levels)) ** 2 if top > 0 else None
+        excess_levels = (top * (np.arange(1, int(levels) + 1) / int(levels)) ** 2
+                         if top > 0 else None)
         if excess_levels is not None:
             # and inside the first, ellipses of half the size each, down to the one through
             # the fit (at most 6): the narrow valley of an ill-conditioned bowl shows

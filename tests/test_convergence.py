@@ -116,7 +116,8 @@ def test_gram_trajectory_equals_stream(rng, optimizer, case):
     runs = {}
     for solver in ("gram", "stream"):
         seen = []
-        res = fastgd.fit(X, y, solver=solver, callback=lambda e, c, b, l: seen.append(np.append(c, b)), **kw)
+        res = fastgd.fit(X, y, solver=solver, **kw,
+                         callback=lambda e, c, b, l, seen=seen: seen.append(np.append(c, b)))
         runs[solver] = (res, np.array(seen))
     (g, gs), (s, ss) = runs["gram"], runs["stream"]
     assert g.solver == "gram" and s.solver == "stream" and g.n_epochs == s.n_epochs

@@ -3,12 +3,10 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
-from fastgd import sources as _sources
-
 import fastgd
+from fastgd import sources as _sources
 from tests import naive
 from tests.conftest import make_linear
-
 
 # --- the tutorial ----------------------------------------------------------------------
 

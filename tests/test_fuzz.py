@@ -48,7 +48,7 @@ def problems(draw):
     seed = draw(st.integers(0, 2**32 - 1))
     rng = np.random.default_rng(seed)
     cols = []
-    for j in range(d):
+    for _ in range(d):
         kind = draw(st.sampled_from(KINDS))
         mag = 10.0 ** draw(st.integers(-300, 300))
         if kind == "normal":

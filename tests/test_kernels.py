@@ -4,10 +4,11 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
 from fastgd import _chunking, _threads, _validation
-from fastgd.solvers import sgd as solver_sgd, textbook
-from fastgd import sources as _sources
-from fastgd.sources import passes as _passes
 from fastgd import kernels as _kernels
+from fastgd import sources as _sources
+from fastgd.solvers import sgd as solver_sgd
+from fastgd.solvers import textbook
+from fastgd.sources import passes as _passes
 from tests import naive
 from tests.conftest import make_linear
 

@@ -19,10 +19,10 @@ import pytest
 from numpy.testing import assert_allclose
 
 import fastgd
-from fastgd import sources as _sources
-from fastgd.sources import small as _small
 from fastgd import _validation as V
 from fastgd import losses
+from fastgd import sources as _sources
+from fastgd.sources import small as _small
 
 optimize = pytest.importorskip("scipy.optimize")
 

@@ -114,7 +114,7 @@ def test_l1_gram_trajectory_equals_stream(problem, optimizer):
         seen = []
         fastgd.fit(X, y, penalty="elasticnet", alpha=0.3, l1_ratio=0.5, solver=solver,
                    optimizer=optimizer, epochs=20, tol=None,
-                   callback=lambda e, c, b, l: seen.append(np.append(c, b)))
+                   callback=lambda e, c, b, l, seen=seen: seen.append(np.append(c, b)))
         runs.append(np.array(seen))
     assert_allclose(runs[0], runs[1], rtol=1e-12, atol=1e-14)
 

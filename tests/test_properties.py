@@ -1,13 +1,14 @@
 """Hypothesis properties: the gradient is the derivative of the loss; batch loss ignores row order."""
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 import fastgd
 from fastgd import _validation
-from fastgd.solvers import Objective
 from fastgd import sources as _sources
+from fastgd.solvers import Objective
 
 finite = st.floats(-100, 100, allow_nan=False, allow_infinity=False)
 

@@ -10,9 +10,9 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
 import fastgd
+from fastgd import _validation as V
 from fastgd import sources as _sources
 from fastgd.sources import small as _small
-from fastgd import _validation as V
 from tests import naive
 from tests.conftest import make_linear
 

@@ -31,11 +31,6 @@ Conventions shared by every kernel
   writing the same rows. Serial and parallel results are therefore bit-identical
   whatever the thread count, and each kernel is compiled once.
 """
-from .finite import _nonfinite
-from .gradient import _sse_grad, _sse_grad_1d, _sse_grad_narrow, _sse_grad_rows8, _sse_grad_src
-from .loss import loss_kernels
-from .moments import _combine_moments, _max_norm, _moments, _moments_1d, _moments_diag
-from .permutation import _permutation_phase
 from .._layout import (
     C_CENTRE,
     C_INV_SCALE,
@@ -55,6 +50,11 @@ from .._layout import (
     P_WSCALE,
     make_coords,
 )
+from .finite import _nonfinite
+from .gradient import _sse_grad, _sse_grad_1d, _sse_grad_narrow, _sse_grad_rows8, _sse_grad_src
+from .loss import loss_kernels
+from .moments import _combine_moments, _max_norm, _moments, _moments_1d, _moments_diag
+from .permutation import _permutation_phase
 from .sgd import sgd_kernels
 
 

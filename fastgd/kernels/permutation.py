@@ -4,7 +4,6 @@ import numpy as np
 
 from .._config import jit
 
-
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 

@@ -15,10 +15,22 @@ import numpy as np
 
 from .._config import jit, specialize
 from .._intrinsics import PREFETCH_DISTANCE, prefetch
-
-from .._layout import (C_CENTRE, C_INV_SCALE, C_LAM1, C_LAM2, N_PARAMS, P_AVG_START, P_BATCH,
-                     P_EPSILON, P_ETA0, P_FIT_B, P_MEAN, P_POWER_T, P_SCHEDULE, P_T0,
-                     P_WSCALE)
+from .._layout import (
+    C_CENTRE,
+    C_INV_SCALE,
+    C_LAM1,
+    C_LAM2,
+    P_AVG_START,
+    P_BATCH,
+    P_EPSILON,
+    P_ETA0,
+    P_FIT_B,
+    P_MEAN,
+    P_POWER_T,
+    P_SCHEDULE,
+    P_T0,
+    P_WSCALE,
+)
 
 #: rebound in each loss's copy of the kernels (see :func:`sgd_kernels`)
 _PSI = None
@@ -336,7 +348,8 @@ def _epoch_1d(X, y, sw, perm, coords, params, state):
     avg_start = np.int64(params[P_AVG_START])
     theta = state[0]
     avg = state[1]
-    c0, i0, l1, l2 = coords[C_CENTRE, 0], coords[C_INV_SCALE, 0], coords[C_LAM1, 0], coords[C_LAM2, 0]
+    c0, i0 = coords[C_CENTRE, 0], coords[C_INV_SCALE, 0]
+    l1, l2 = coords[C_LAM1, 0], coords[C_LAM2, 0]
     v0, v1 = avg[0], avg[1]
     split = min(m, max(0, avg_start - t_start))  # steps taken before averaging
     a0, a1, bad, s0, s1 = _STEPS_1D(X, y, sw, perm, 0, split, params, c0, i0, l1, l2,
@@ -496,8 +509,8 @@ def _sgd_scaled_epoch_src(X, y, sw, perm, coords, params, state):
     if bs == 1:
         plain = _SQUARED and params[P_SCHEDULE] == 0.0
         for j in range(d):
-            if (coords[C_CENTRE, j] != 0.0 or coords[C_INV_SCALE, j] != 1.0 or coords[C_LAM1, j] != 0.0
-                    or coords[C_LAM2, j] != 0.0):
+            if (coords[C_CENTRE, j] != 0.0 or coords[C_INV_SCALE, j] != 1.0
+                    or coords[C_LAM1, j] != 0.0 or coords[C_LAM2, j] != 0.0):
                 plain = False
         if plain:
             return _ROWS_PLAIN_EPOCH(X, y, sw, perm, coords, params, state)

@@ -27,8 +27,20 @@ import numpy as np
 from .. import _threads, losses
 from .._chunking import mix_parts
 from .._config import K
-from .._layout import (N_PARAMS, P_AVG_START, P_BATCH, P_EPSILON, P_ETA0, P_FIT_B, P_MEAN,
-                     P_POWER_T, P_SCHEDULE, P_T0, P_WSCALE, make_coords)
+from .._layout import (
+    N_PARAMS,
+    P_AVG_START,
+    P_BATCH,
+    P_EPSILON,
+    P_ETA0,
+    P_FIT_B,
+    P_MEAN,
+    P_POWER_T,
+    P_SCHEDULE,
+    P_T0,
+    P_WSCALE,
+    make_coords,
+)
 from .base import Diverged, Solver, check_loss
 from .oracles import objective
 

@@ -8,8 +8,7 @@ relative change of the loss over an epoch is at most ``tol``.
 """
 import numpy as np
 
-from .._layout import (N_PARAMS, P_AVG_START, P_BATCH, P_ETA0, P_FIT_B, P_MEAN, P_WSCALE,
-                     make_coords)
+from .._layout import N_PARAMS, P_AVG_START, P_BATCH, P_ETA0, P_FIT_B, P_MEAN, P_WSCALE, make_coords
 from .._validation import check_statistics
 from .base import EXPLODE_FACTOR, Diverged, Solver
 from .sgd import Epoch
@@ -130,8 +129,8 @@ class PlainSGD(_RawSolver):
         source = obj.source
         d = source.d
         wscale = source.n / source.weight_total if reduction == "mean" else 1.0
-        self.runner = Epoch(d, raw_coords(d, fit_intercept), raw_params(lr, batch_size, reduction, wscale,
-                                                         fit_intercept), mixing)
+        params = raw_params(lr, batch_size, reduction, wscale, fit_intercept)
+        self.runner = Epoch(d, raw_coords(d, fit_intercept), params, mixing)
         self.state = np.empty((2, d + 1))
         self.stream_args = (rng, shuffle, parallel, not mixing)
 

@@ -8,9 +8,22 @@ import numpy as np
 from .. import _validation as V
 from .._layout import make_coords
 from .epochs import _BlockEpochs
-from .passes import (_add_in_order, draw_split, fingerprint_part, loss_part, max_abs_part,
-                     max_norm_part, merge_moments, moments_part, permutation, qr_part, KQR,
-                     sse_part, subset_loss_part, subset_weight_part)
+from .passes import (
+    KQR,
+    _add_in_order,
+    draw_split,
+    fingerprint_part,
+    loss_part,
+    max_abs_part,
+    max_norm_part,
+    merge_moments,
+    moments_part,
+    permutation,
+    qr_part,
+    sse_part,
+    subset_loss_part,
+    subset_weight_part,
+)
 
 
 @dataclass(frozen=True)

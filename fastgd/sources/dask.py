@@ -481,7 +481,7 @@ class _Epoch:
         start = (state.copy(), t, None)
         runs = sorted(self.visits)
         outs = src._compute([one(k, seed, rows, start) for k, seed, rows in runs])
-        for (k, _, _), (_, _, bad) in zip(runs, outs):
+        for _, _, bad in outs:
             if bad is not None:
                 return t, bad
         sizes = np.array([src.sizes[k] if rows is None else rows.shape[0]

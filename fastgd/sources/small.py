@@ -70,8 +70,11 @@ def _rows(data):
     copied: NumPy reduces such an array through its buffers, in pieces, so ``np.sum``
     of the same values gave other bits than on an aligned copy (seen: two runs of one
     dask fit differed in the last bit)."""
-    X = data.X if (data.X.dtype == np.float64 and data.X.flags.aligned) else data.X.astype(np.float64)
-    y = data.y if (data.y.dtype == np.float64 and data.y.flags.aligned) else data.y.astype(np.float64)
+    X, y = data.X, data.y
+    if not (X.dtype == np.float64 and X.flags.aligned):
+        X = X.astype(np.float64)
+    if not (y.dtype == np.float64 and y.flags.aligned):
+        y = y.astype(np.float64)
     w = data.sw if data.sw.flags.aligned else data.sw.copy()
     return X, y, (w if w.shape[0] else None)
 
