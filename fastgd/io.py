@@ -12,7 +12,9 @@ Also here: :func:`save` / :func:`load`, the JSON model file that ``fastgd predic
 import dataclasses
 import numbers
 import os
+import re
 import stat
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -58,7 +60,11 @@ class FileReader:
     shared by two or more columns (a CSV header ``x,x,y``) is a ``ValueError`` naming
     their positions: give the position instead. So a digit string that is also a
     column's name means that column (pass an ``int`` for the position). A CSV without a
-    header row has only positions (its columns are named "f0", "f1", ...).
+    header row (``header=False``) has only positions: its columns are named "0", "1",
+    ... (their positions, so a model fitted on it names its features by position too).
+    A header line whose every field is a number looks like data: ``header=True`` refuses
+    it (a ``ValueError`` saying to pass ``header=False``), never fitting the file without
+    its first row under numeric names.
 
     Each call of the reader returns a fresh iterator of ``(X, y[, w])`` float64 blocks
     of at most about ``block_rows`` rows; nulls become NaN (refused later with their
@@ -71,7 +77,8 @@ class FileReader:
     Every block read checks that the file is the one opened (size, modification time,
     inode, and a Parquet file's footer): a file rewritten during a fit raises
     :class:`fastgd._validation.DataChanged` (a ``ValueError``). CSV errors name the file,
-    the line (1-based) and the column.
+    the line (1-based, the header included) and the column; a Parquet file's, the row
+    (1-based).
     """
 
     def __init__(self, path, x, y=None, weight=None, *, header=True, block_rows=None,
@@ -124,7 +131,7 @@ class FileReader:
         with open(self.path, "rb") as f:
             first = f.readline()
         try:
-            table = pacsv.read_csv(
+            table = _read_csv(
                 self.pa.py_buffer(first),
                 read_options=pacsv.ReadOptions(autogenerate_column_names=not self.header),
                 parse_options=pacsv.ParseOptions(delimiter=self.delimiter))
@@ -133,7 +140,19 @@ class FileReader:
                 raise ValueError(f"{self.path}: the file has no data rows (its first line "
                                  "is empty)") from None
             raise ValueError(f"{self.path}, line 1: {exc}") from None
-        return list(table.column_names)
+        names = list(table.column_names)
+        if not self.header:
+            # positions name the columns: the names a user selects them by ("0", "1"),
+            # and what results, model files and predict report
+            return [str(j) for j in range(len(names))]
+        if _looks_like_data(names):
+            shown = ", ".join(repr(n) for n in names[:4]) + (", ..." if len(names) > 4 else "")
+            raise ValueError(
+                f"{self.path}: the first line looks like data (numbers: {shown}), not column "
+                "names; if the file has no header row, pass header=False (--no-header on "
+                "the command line) and give columns by position ('0', '1', ...); if it is a "
+                "header, name the columns with words")
+        return names
 
     def _resolve(self, col, what):
         names = self.names
@@ -204,6 +223,45 @@ class FileReader:
         )
 
     # -- reading ---------------------------------------------------------------------------
+
+    def where(self, row):
+        """Where the data row ``row`` (0-based, in file order) is, for messages:
+        ``"data.csv, line 17"`` (1-based lines of the file, the header and blank lines
+        counted) or ``"data.parquet, row 17"`` (1-based rows)."""
+        if self.kind == "parquet":
+            return f"{self.path}, row {row + 1}"
+        line = _line_of_row(self.path, row, self.header)
+        return f"{self.path}, line {line}" if line is not None else f"{self.path}, row {row + 1}"
+
+    def bad_values(self, X, y, offset):
+        """The message for the first row of a block of this file (``X``, and ``y`` or
+        None; its rows start at row ``offset``) with NaN or inf in X or y: the file, the
+        line and the column, and the fix."""
+        X = X.reshape(X.shape[0], -1)
+        bad_x = ~np.isfinite(X)
+        rows = bad_x.any(axis=1)
+        if y is not None:
+            rows |= ~np.isfinite(y)
+        i = int(np.argmax(rows))
+        if bad_x[i].any():
+            j = int(np.argmax(bad_x[i]))
+            name, value = self.x[j], X[i, j]
+        else:
+            name, value = self.y, y[i]
+        return (f"{self.where(offset + i)}, column {name!r}: {_missing(value)}; fastgd fits "
+                "finite numbers: fill in or remove the lines with missing values (this is "
+                "the first)")
+
+    def bad_weights(self, w, offset):
+        """The message for the first row of the weight column block ``w`` (rows from
+        ``offset``) that is not a finite number >= 0, or None when there is none."""
+        bad = ~np.isfinite(w) | (w < 0)
+        if not bad.any():
+            return None
+        i = int(np.argmax(bad))
+        what = _missing(w[i]) if not np.isfinite(w[i]) else f"{float(w[i])!r} is negative"
+        return (f"{self.where(offset + i)}, column {self.w!r} (the weights): {what}; weights "
+                "must be finite numbers >= 0: fix or remove this line")
 
     def no_rows(self):
         """The error for a file without data rows."""
@@ -338,7 +396,7 @@ class FileReader:
         import pyarrow.csv as pacsv
 
         cols = [f"c{j}" for j in dict.fromkeys(self.positions)]
-        return pacsv.read_csv(
+        return _read_csv(
             self.pa.py_buffer(raw),
             read_options=pacsv.ReadOptions(column_names=[f"c{j}" for j in range(len(self.names))]),
             parse_options=pacsv.ParseOptions(delimiter=self.delimiter),
@@ -372,8 +430,6 @@ class FileReader:
             self._parse_csv(raw[first:int(ends[lo])])
         except (self.pa.ArrowInvalid, self.pa.ArrowTypeError) as one:
             msg = str(one)
-        import re
-
         ragged = re.search(r"Expected (\d+) columns, got (\d+)", msg)
         if ragged:
             want, got = ragged.groups()
@@ -387,6 +443,72 @@ class FileReader:
             return (f"{where}, column {name!r} (position {j}): {value!r} is not a number; "
                     "fastgd reads numeric columns: fix the value or remove this line")
         return f"{where}: {msg} ({text[:80]!r})"
+
+
+def _read_csv(*args, **kwargs):
+    """``pyarrow.csv.read_csv``, read again when a Ctrl-C cancelled it that Python's
+    handler took without raising: pyarrow hands SIGINT to that handler, then raises
+    ``ArrowCancelled`` all the same, and a fit's first Ctrl-C asks it only to stop at
+    the end of its epoch (the second raises ``KeyboardInterrupt`` from the handler)."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    while True:
+        try:
+            return pacsv.read_csv(*args, **kwargs)
+        except pa.ArrowCancelled:
+            continue
+
+
+#: a field that reads as a number: a header of these only is a line of data
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|[+-]?(nan|inf|infinity)",
+                     re.IGNORECASE)
+
+
+def _looks_like_data(names):
+    """Whether a CSV header's fields are all numbers (blank ones aside: a missing value
+    in a first row of data), at least one of them."""
+    filled = [n.strip() for n in names if n.strip()]
+    return bool(filled) and all(_NUMBER.fullmatch(n) for n in filled)
+
+
+def _missing(value):
+    """How a non-finite value read from a file is described."""
+    if np.isnan(value):
+        return "a missing value (an empty cell, null or NaN)"
+    return f"{'-' if value < 0 else ''}inf"
+
+
+def _line_of_row(path, row, header):
+    """The 1-based line of the CSV file ``path`` that holds data row ``row`` (0-based):
+    the header and blank lines (which the reader skips) are lines, not rows. Counted by
+    reading the file in 16 MiB pieces (an error path: about a second a gigabyte). None
+    when the file has fewer rows (it changed)."""
+    line = 0
+    with open(path, "rb") as f:
+        if header:
+            f.readline()
+            line = 1
+        carry = b""
+        while True:
+            piece = f.read(1 << 24)
+            buf = carry + piece
+            if not piece:  # the last line, without a newline
+                return line + 1 if buf.strip(b"\r") and row == 0 else None
+            a = np.frombuffer(buf, dtype=np.uint8)
+            ends = np.flatnonzero(a == 10)
+            if ends.size:
+                starts = np.concatenate(([0], ends[:-1] + 1))
+                length = ends - starts
+                blank = (length == 0) | ((length == 1) & (a[starts] == 13))
+                full = np.flatnonzero(~blank)
+                if row < full.size:
+                    return line + int(full[row]) + 1
+                row -= full.size
+                line += ends.size
+                carry = buf[ends[-1] + 1:]
+            else:
+                carry = buf
 
 
 def _lines_before(path, offset):
@@ -475,16 +597,53 @@ def _column(col, path, name):
     return out.astype(np.float64, copy=False)
 
 
-class _FileBlocks(ChunkSource):
+class _FileRows(ChunkSource):
+    """A file's blocks, read in order: a :class:`ChunkSource` whose messages about a row
+    name the file and its line (CSV) or row (Parquet), and the column, never a block."""
+
+    def __init__(self, reader, parallel):
+        self.reader = reader
+        super().__init__(reader, parallel=parallel)
+
+    def _check_block(self, b):
+        try:
+            super()._check_block(b)
+        except V.DataChanged:
+            raise
+        except ValueError:
+            raise ValueError(self.reader.bad_values(b.data.X, b.data.y, b.offset)) from None
+
+    def _validate(self, item, k, offset):
+        try:
+            return super()._validate(item, k, offset)
+        except ValueError as exc:
+            w = item[2] if len(item) == 3 else None
+            msg = None if w is None else self.reader.bad_weights(np.asarray(w), offset)
+            if msg is None:  # (weights out of float64's range: no row to name)
+                msg = f"{self.reader.path}: " + str(exc).replace(f"block {k}: ", "", 1).replace(
+                    "sample_weight", f"the weight column {self.reader.w!r}")
+            raise ValueError(msg) from None
+
+    def _blocks(self):
+        try:
+            yield from super()._blocks()
+        except ValueError as exc:
+            if "sums to zero" not in str(exc):
+                raise
+            raise ValueError(f"{self.reader.path}: the weight column {self.reader.w!r} is 0 on "
+                             "every line: all rows would be ignored; give at least one row a "
+                             "positive weight") from None
+
+
+class _FileBlocks(_FileRows):
     """A file's blocks (Parquet row groups, or CSV byte ranges), readable in any order:
     the stochastic modes shuffle their order. Empty blocks are skipped: the blocks are
     those of the file that hold rows (known after the first full pass)."""
 
     def __init__(self, reader, parallel, n_blocks):
-        self.reader = reader
         self.count = n_blocks
         self._present = None  # the reader's blocks that hold rows
-        super().__init__(reader, parallel=parallel)
+        super().__init__(reader, parallel)
         self.random_access = True
 
     def _block(self, k):
@@ -513,7 +672,7 @@ class _FileBlocks(ChunkSource):
 
 def _source(reader, parallel):
     n_blocks = reader.random_access()
-    return _FileBlocks(reader, parallel, n_blocks) if n_blocks else ChunkSource(reader, parallel=parallel)
+    return _FileBlocks(reader, parallel, n_blocks) if n_blocks else _FileRows(reader, parallel)
 
 
 def fit_file(path, *, x, y, weight=None, header=True, delimiter=",", block_rows=None,
@@ -579,9 +738,31 @@ def fit_file(path, *, x, y, weight=None, header=True, delimiter=",", block_rows=
     if checkpoint is not None:
         ckpt = Checkpointer(checkpoint, every, plan, file_fingerprint(reader),
                             overwrite=overwrite, inputs=[("the file fitted", reader.path)])
-    res = run(plan, source, V.check_init(init_coef, init_intercept, source.d),
-              callback=callback, progress=progress, checkpoint=ckpt)
-    return dataclasses.replace(res, feature_names=tuple(reader.x), n_rows=source.n)
+    with _results_named(reader, source):
+        res = run(plan, source, V.check_init(init_coef, init_intercept, source.d),
+                  callback=callback, progress=progress, checkpoint=ckpt)
+    return _named(res, reader, source.n)
+
+
+def _named(res, reader, rows):
+    """``res`` with the file's column names and row count."""
+    return dataclasses.replace(res, feature_names=tuple(reader.x), n_rows=rows)
+
+
+@contextmanager
+def _results_named(reader, source):
+    """The results that errors carry (:class:`fastgd.FitInterrupted` on Ctrl-C,
+    :class:`fastgd.DivergenceError`) named like the fit's own result: a fit stopped
+    half-way reports its columns (and its rows, when known: counting them would read the
+    file again)."""
+    from ._result import DivergenceError, FitInterrupted
+
+    try:
+        yield
+    except (FitInterrupted, DivergenceError) as exc:
+        if exc.result is not None:
+            exc.result = _named(exc.result, reader, source.rows_known)
+        raise
 
 
 def resume_file(doc, path, *, callback=None, progress="auto", checkpoint_every=None):
@@ -600,9 +781,10 @@ def resume_file(doc, path, *, callback=None, progress="auto", checkpoint_every=N
     parallel = plan.settings["parallel"]
     source = _source(reader, parallel)
     ckpt = Checkpointer.resumed(doc, path, plan, fp, checkpoint_every)
-    res = run(plan, source, np.zeros(source.d + 1), callback=callback, progress=progress,
-              checkpoint=ckpt, resume=doc["state"])
-    return dataclasses.replace(res, feature_names=tuple(reader.x), n_rows=source.n)
+    with _results_named(reader, source):
+        res = run(plan, source, np.zeros(source.d + 1), callback=callback, progress=progress,
+                  checkpoint=ckpt, resume=doc["state"])
+    return _named(res, reader, source.n)
 
 
 # ---------------------------------------------------------------------------------------
