@@ -454,4 +454,4 @@ def _partial_epoch(X, y, *, sample_weight=None, state=None, init_coef=None, init
     coef = V.check_init(init_coef, init_intercept, source.d)
     state = {} if state is None else state
     res = run_partial(plan, source, coef, state)
-    return pipeline._described(res, source), state
+    return pipeline._described(res, source, source.n), state

@@ -60,14 +60,15 @@ def _finish(source, plan, coef, callback, progress, ckpt, state, t0):
                   checkpoint=ckpt, resume=state)
     except (DivergenceError, FitInterrupted) as exc:
         if exc.result is not None:  # the result it holds is the user's too
-            exc.result = _described(exc.result, source)
+            # (its rows when known: counting a file's would read it again)
+            exc.result = _described(exc.result, source, source.rows_known)
         raise
-    return _described(res, source)
+    return _described(res, source, source.n)
 
 
-def _described(res, source):
-    """``res`` with the source's column names and row count."""
-    extra = {"n_rows": source.n}
+def _described(res, source, rows):
+    """``res`` with the source's column names and row count ``rows``."""
+    extra = {"n_rows": rows}
     if source.names is not None:
         extra["feature_names"] = tuple(source.names)
     return dataclasses.replace(res, **extra)

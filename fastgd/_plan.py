@@ -280,44 +280,97 @@ class Param:
     doc: str = ""
 
 
-#: Every setting of a fit. ``modes``: where a non-default value is allowed.
+#: Every setting of a fit. ``modes``: where a non-default value is allowed. ``doc`` is the
+#: setting's help, written for the API and the command line alike (``fastgd fit --help``
+#: shows it, with the default where that is not None: a None default is described in
+#: the text).
 PARAMS = (
-    Param("mode", "batch", Choice(*MODES), doc="batch, minibatch or sgd"),
+    Param("mode", "batch", Choice(*MODES),
+          doc="how a step sees the rows: batch (all rows a step; the default fit runs to the "
+              "optimum), minibatch (batch_size rows a step) or sgd (one row a step)"),
     Param("learning_rate", "auto",
           Real("positive", auto=True,
                auto_msg="{name} must be a positive number or 'auto', got {v!r}"),
-          doc="a positive float used exactly, or 'auto'"),
-    Param("epochs", None, Int(1, none=True), doc="epochs (tol=None) or their cap"),
-    Param("batch_size", None, Int(None, none=True), doc="rows per step of mode='minibatch'"),
+          doc="the step size: a number > 0, used exactly as given (on the raw data unless "
+              "scale is on), or auto: a step computed from the data that cannot diverge "
+              "(batch mode: conjugate gradient in standardized coordinates)"),
+    Param("epochs", None, Int(1, none=True),
+          doc="passes over the data, an integer >= 1: the exact count when tol is none, else "
+              "a cap (default: 100; for the automatic batch fit 10,000 with solver gram, "
+              "1,000 with stream)"),
+    Param("batch_size", None, Int(None, none=True),
+          doc="rows a step of mode minibatch, 1 to the number of rows (default 256, at most "
+              "the rows); mode sgd steps on one row, mode batch on all"),
     Param("tol", "auto", Real("nonnegative", none=True, auto=True),
-          doc="stopping tolerance; None or 0: run exactly epochs"),
-    Param("fit_intercept", True, Flag(), doc="fit the intercept"),
-    Param("reduction", "mean", Choice("mean", "sum"), doc="mean or sum of squared errors"),
-    Param("parallel", "auto", FlagOrAuto(), doc="parallel kernels / parameter mixing"),
-    Param("shuffle", True, Flag(), doc="stochastic modes: a fresh permutation every epoch"),
+          doc="stopping tolerance, a number >= 0 (the relative loss decrease of an epoch that "
+              "counts as progress); none or 0: run exactly epochs. auto: 1e-12 for the "
+              "automatic batch fit (it stops at the optimum), 1e-4 for the stochastic fits "
+              "with learning_rate auto, the adaptive schedule or early_stopping, else none"),
+    Param("fit_intercept", True, Flag(),
+          doc="fit the intercept; off: it stays at its starting value (0: a fit through the "
+              "origin)"),
+    Param("reduction", "mean", Choice("mean", "sum"),
+          doc="the loss: the mean of the squared errors, or their sum (the same optimum "
+              "without a penalty; with one, the sum weighs the data n times more)"),
+    Param("parallel", "auto", FlagOrAuto(),
+          doc="run the passes over the data on fastgd's threads too (bit-identical "
+              "results); in the stochastic modes, parameter mixing (parts of an epoch run "
+              "side by side, then averaged: an algorithm of its own). auto: parallel passes "
+              "from 2^21 values (rows x (columns + 1)) with more than one thread; mixing for "
+              "per-row SGD with learning_rate auto from 200,000 rows"),
+    Param("shuffle", True, Flag(),
+          doc="stochastic modes: visit the rows in a fresh random order every epoch"),
     Param("random_state", None, Seed(),
-          doc="seed of the permutations: an int, a numpy Generator (its state is copied) or None"),
-    Param("scale", "auto", FlagOrAuto(), doc="fit in standardized coordinates"),
+          doc="the seed of the random row orders and held-out rows: an int >= 0 (the same "
+              "seed, the same fit bit for bit), a numpy Generator (API: its state is copied) "
+              "or none (the default): fresh entropy, recorded in the fit's plan"),
+    Param("scale", "auto", FlagOrAuto(),
+          doc="fit in standardized coordinates (results in the original units). auto: on "
+              "with learning_rate auto, off with a numeric rate (the exact textbook update)"),
     Param("solver", "auto", Choice("auto", "stream", "gram"), ("batch",),
-          doc="sufficient statistics (gram) or one pass per epoch (stream)"),
+          doc="batch mode: gram iterates on sufficient statistics gathered in one pass "
+              "(O(d^2) an iteration; robust on ill-conditioned data), stream makes one pass "
+              "over the data an iteration. auto: gram up to 32 features"),
     Param("optimizer", "auto",
           Registered(OPTIMIZERS, "batch optimizers, fastgd.solvers.OPTIMIZERS", ("auto",)),
           ("batch",),
-          doc="the batch optimizer"),
+          doc="batch mode, a registered optimizer (fastgd.solvers.OPTIMIZERS): cg "
+              "(conjugate gradient with exact line search), gd (plain gradient descent), "
+              "momentum or nesterov. auto: cg with learning_rate auto "
+              "(nesterov with an L1 penalty or the Huber loss), gd with a numeric rate"),
     Param("n_iter_no_change", "auto", Int(1, auto=True),
-          doc="epochs without improvement before stopping (auto: 1 batch, 3 stochastic)"),
-    Param("penalty", None, Choice("l2", "l1", "elasticnet", none=True), doc="regularization"),
-    Param("alpha", 1e-4, Real("nonnegative"), doc="penalty strength"),
-    Param("l1_ratio", 0.15, Real("fraction"), doc="L1 share of the elastic net"),
+          doc="epochs in a row without an improvement above tol before the fit stops, an "
+              "integer >= 1. auto: 1 for the batch and textbook fits, 3 for the scaled "
+              "stochastic fits (an epoch that does not improve may be noise)"),
+    Param("penalty", None, Choice("l2", "l1", "elasticnet", none=True),
+          doc="regularization of the weights (never the intercept): l2 (ridge), l1 (lasso), "
+              "elasticnet (both, mixed by l1_ratio) or none (the default)"),
+    Param("alpha", 1e-4, Real("nonnegative"),
+          doc="the penalty's strength, a number >= 0: the loss plus alpha * (l1_ratio * "
+              "|w|_1 + (1 - l1_ratio) / 2 * |w|^2); used only with a penalty"),
+    Param("l1_ratio", 0.15, Real("fraction"),
+          doc="the L1 share of penalty elasticnet, from 0 (ridge) to 1 (lasso)"),
     Param("learning_rate_schedule", "constant", Choice("constant", "invscaling", "adaptive"),
-          STOCHASTIC, doc="step-size schedule of the stochastic modes"),
-    Param("power_t", 0.25, Real("nonnegative"), doc="exponent of 'invscaling'"),
-    Param("average", "auto", Average(), STOCHASTIC, doc="report the averaged iterate"),
-    Param("early_stopping", False, Flag(), STOCHASTIC, doc="hold out rows and monitor them"),
-    Param("validation_fraction", 0.1, Real("open_fraction"), doc="share held out"),
+          STOCHASTIC,
+          doc="stochastic modes: the step over the fit, constant, invscaling (eta0 / "
+              "t^power_t, t the step) or adaptive (divided by 5 whenever n_iter_no_change "
+              "epochs fail to improve by tol)"),
+    Param("power_t", 0.25, Real("nonnegative"),
+          doc="the exponent of the invscaling schedule, a number >= 0"),
+    Param("average", "auto", Average(), STOCHASTIC,
+          doc="stochastic modes: report the running average of the iterates: true, false, "
+              "or an integer k >= 1 (average after step k). auto: on for mode sgd with "
+              "learning_rate auto"),
+    Param("early_stopping", False, Flag(), STOCHASTIC,
+          doc="stochastic modes: hold out validation_fraction of the rows and stop when "
+              "their loss no longer improves by tol"),
+    Param("validation_fraction", 0.1, Real("open_fraction"),
+          doc="the share of rows early_stopping holds out, strictly between 0 and 1"),
     Param("loss", "squared", Registered(losses.LOSSES, "registered losses, fastgd.losses"),
-          doc="a registered loss (fastgd.losses): squared, huber, ..."),
-    Param("epsilon", 0.1, Real("positive"), doc="the Huber threshold"),
+          doc="a registered loss (fastgd.losses): squared, or huber: squared within "
+              "epsilon of the fit, linear beyond (robust to outliers)"),
+    Param("epsilon", 0.1, Real("positive"),
+          doc="the Huber threshold, in the units of y, a number > 0"),
 )
 PARAM_TABLE = MappingProxyType({p.name: p for p in PARAMS})
 DEFAULTS = MappingProxyType({p.name: p.default for p in PARAMS})
@@ -334,9 +387,11 @@ class Callback:
 #: store it, or start it elsewhere): checked by the same constraints, once, where each
 #: entry begins (:func:`check_entry`). The settings themselves are :data:`PARAMS`.
 ENTRY_PARAMS = MappingProxyType({p.name: p for p in (
-    Param("checkpoint_every", 1, Int(1), doc="epochs between two checkpoints"),
+    Param("checkpoint_every", 1, Int(1),
+          doc="epochs between two checkpoints, an integer >= 1"),
     Param("resume_checkpoint_every", None, Int(1, none=True),
-          doc="resume: epochs between two checkpoints (None: as the checkpoint was written)"),
+          doc="epochs between two checkpoints, an integer >= 1 (default: as the checkpoint "
+              "was written)"),
     Param("progress", "auto", FlagOrAuto(), doc="the progress bar"),
     Param("callback", None, Callback(), doc="called after every epoch"),
     Param("warm_start", False, Flag(), doc="GDRegressor: start fit from the previous fit"),
@@ -526,7 +581,8 @@ class FitPlan:
         unknown = sorted(set(keywords) - set(PARAM_TABLE))
         if unknown:
             valid = ", ".join(PARAM_TABLE)
-            raise TypeError(f"unknown fit parameter(s) {', '.join(map(repr, unknown))}; valid: {valid}")
+            raise TypeError(
+                f"unknown fit parameter(s) {', '.join(map(repr, unknown))}; valid: {valid}")
         s = {p.name: p.check(p.name, keywords.get(p.name, p.default)) for p in PARAMS}
         for p in PARAMS:
             if p.name in keywords and s["mode"] not in p.modes and s[p.name] != p.default:
@@ -698,12 +754,14 @@ class FitPlan:
         if isinstance(fmt, bool) or not isinstance(fmt, int) or fmt < 1:
             raise ValueError(f"a fit plan dict's 'format' must be an int >= 1, got {fmt!r:.40}")
         if fmt > 1:
-            raise ValueError(f"fit plan format {fmt} is newer than this fastgd reads (1); upgrade fastgd")
+            raise ValueError(
+                f"fit plan format {fmt} is newer than this fastgd reads (1); upgrade fastgd")
         plan = cls.build(DataFacts.from_dict(d["facts"]), **d["settings"])
         resolved = d.get("resolved")
         if resolved is not None and not isinstance(resolved, dict):
             raise ValueError(f"a fit plan dict's 'resolved' must be a dict, got {_short(resolved)}")
-        if plan.settings["random_state"] is None and resolved and resolved.get("random_state") is not None:
+        seeded = resolved and resolved.get("random_state") is not None
+        if plan.settings["random_state"] is None and seeded:
             if plan.random_state is None:
                 raise ValueError(
                     "a fit plan dict's resolved random_state is set, but its settings draw no "

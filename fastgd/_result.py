@@ -1,5 +1,5 @@
 """The result of a fit and the exceptions and warnings fastgd raises."""
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -80,7 +80,8 @@ class FitResult:
         Fitted intercept ``c`` (``b``).
     loss_history : ndarray of float64, shape (n_epochs + 1,)
         Full-data loss (per ``reduction``) at the initial parameters, then after every
-        epoch.
+        epoch. A model read by :func:`fastgd.load` holds the final loss only (shape
+        ``(1,)``: model files keep no history), and its repr says so.
     n_epochs : int
         Epochs run.
     converged : bool
@@ -149,6 +150,21 @@ class FitResult:
     feature_names: object = field(default=None, repr=False)
     n_rows: object = field(default=None, repr=False)
     stop_reason: object = field(default=None, repr=False)
+
+    def __repr__(self):
+        # the dataclass's fields, with arrays summarised as NumPy does for long ones (the
+        # first and last three values, and the shape): a fit of 10^5 epochs prints one
+        # short line, not its whole loss history
+        parts = []
+        for f in fields(self):
+            if not f.repr:
+                continue
+            v = getattr(self, f.name)
+            text = _summary(v) if isinstance(v, np.ndarray) else repr(v)
+            if f.name == "loss_history" and v.shape[0] == 1 and self.n_epochs > 0:
+                text += " (the final loss only: a loaded model; model files keep no history)"
+            parts.append(f"{f.name}={text}")
+        return f"{type(self).__name__}({', '.join(parts)})"
 
     def __post_init__(self):
         for name in ("coef", "loss_history"):
@@ -263,3 +279,16 @@ class FitResult:
         self._check_names(X)
         f = mse if self.reduction == "mean" else sse
         return f(X, y, self.coef, self.intercept, sample_weight=sample_weight)
+
+
+#: arrays longer than this are summarised in a FitResult's repr
+REPR_ITEMS = 8
+
+
+def _summary(a):
+    """``array([a, b, c, ..., x, y, z], shape=(n,))`` for a long 1-D array (NumPy's own
+    summary, on one line, whatever NumPy's print options), the whole array otherwise."""
+    body = np.array2string(a, threshold=REPR_ITEMS, edgeitems=3, separator=", ",
+                           max_line_width=1 << 30)
+    shape = f", shape={a.shape}" if a.size > REPR_ITEMS else ""
+    return f"array({body}{shape})"

@@ -289,6 +289,15 @@ def test_the_cli_stops_sgd_by_itself_and_tol_0_runs_every_epoch(tmp_path, rng):
            "--mode", "sgd", "--random-state", "0", "--format", "json"]
     out = json.loads(subprocess.run(run, capture_output=True, text=True, check=True).stdout)
     assert out["converged"] is True and out["epochs"] < 100
-    out = json.loads(subprocess.run(run + ["--epochs", "4", "--tol", "0"], capture_output=True,
-                                    text=True, check=True).stdout)
-    assert out["converged"] is False and out["epochs"] == 4
+    assert out["stop_reason"].startswith("tol: ")
+    proc = subprocess.run(run + ["--epochs", "4", "--tol", "0"], capture_output=True,
+                          text=True, check=True)
+    out = json.loads(proc.stdout)
+    assert out["converged"] is False and out["epochs"] == 4 and proc.stderr == ""
+    assert out["stop_reason"].startswith("epochs: ")
+    # a fit that runs out of epochs says so in one line, not Python's file:line form
+    proc = subprocess.run(run + ["--epochs", "2"], capture_output=True, text=True, check=True)
+    assert json.loads(proc.stdout)["epochs"] == 2
+    assert proc.stderr.startswith("fastgd fit: warning: the sgd fit did not meet its stopping "
+                                  "rule in epochs=2"), proc.stderr
+    assert proc.stderr.count("\n") == 1

@@ -9,6 +9,7 @@ bounded by the block size whatever the file's size.
 """
 import numbers
 import os
+import re
 import stat
 
 import numpy as np
@@ -52,7 +53,11 @@ class FileReader:
     shared by two or more columns (a CSV header ``x,x,y``) is a ``ValueError`` naming
     their positions: give the position instead. So a digit string that is also a
     column's name means that column (pass an ``int`` for the position). A CSV without a
-    header row has only positions (its columns are named "f0", "f1", ...).
+    header row (``header=False``) has only positions: its columns are named "0", "1",
+    ... (their positions, so a model fitted on it names its features by position too).
+    A header line whose every field is a number looks like data: ``header=True`` refuses
+    it (a ``ValueError`` saying to pass ``header=False``), never fitting the file without
+    its first row under numeric names.
 
     Each call of the reader returns a fresh iterator of ``(X, y[, w])`` float64 blocks
     of at most about ``block_rows`` rows; nulls become NaN (refused later with their
@@ -65,7 +70,8 @@ class FileReader:
     Every block read checks that the file is the one opened (size, modification time,
     inode, and a Parquet file's footer): a file rewritten during a fit raises
     :class:`fastgd._validation.DataChanged` (a ``ValueError``). CSV errors name the file,
-    the line (1-based) and the column.
+    the line (1-based, the header included) and the column; a Parquet file's, the row
+    (1-based).
     """
 
     def __init__(self, path, x, y=None, weight=None, *, header=True, block_rows=None,
@@ -118,8 +124,8 @@ class FileReader:
         with open(self.path, "rb") as f:
             first = f.readline()
         try:
-            table = pacsv.read_csv(
-                self.pa.py_buffer(first),
+            table = _read_csv(
+                first,
                 read_options=pacsv.ReadOptions(autogenerate_column_names=not self.header),
                 parse_options=pacsv.ParseOptions(delimiter=self.delimiter))
         except (self.pa.ArrowInvalid, self.pa.ArrowTypeError) as exc:
@@ -127,7 +133,19 @@ class FileReader:
                 raise ValueError(f"{self.path}: the file has no data rows (its first line "
                                  "is empty)") from None
             raise ValueError(f"{self.path}, line 1: {exc}") from None
-        return list(table.column_names)
+        names = list(table.column_names)
+        if not self.header:
+            # positions name the columns: the names a user selects them by ("0", "1"),
+            # and what results, model files and predict report
+            return [str(j) for j in range(len(names))]
+        if _looks_like_data(names):
+            shown = ", ".join(repr(n) for n in names[:4]) + (", ..." if len(names) > 4 else "")
+            raise ValueError(
+                f"{self.path}: the first line looks like data (numbers: {shown}), not column "
+                "names; if the file has no header row, pass header=False (--no-header on "
+                "the command line) and give columns by position ('0', '1', ...); if it is a "
+                "header, name the columns with words")
+        return names
 
     def _resolve(self, col, what):
         names = self.names
@@ -198,6 +216,45 @@ class FileReader:
         )
 
     # -- reading ---------------------------------------------------------------------------
+
+    def where(self, row):
+        """Where the data row ``row`` (0-based, in file order) is, for messages:
+        ``"data.csv, line 17"`` (1-based lines of the file, the header and blank lines
+        counted) or ``"data.parquet, row 17"`` (1-based rows)."""
+        if self.kind == "parquet":
+            return f"{self.path}, row {row + 1}"
+        line = _line_of_row(self.path, row, self.header)
+        return f"{self.path}, line {line}" if line is not None else f"{self.path}, row {row + 1}"
+
+    def bad_values(self, X, y, offset):
+        """The message for the first row of a block of this file (``X``, and ``y`` or
+        None; its rows start at row ``offset``) with NaN or inf in X or y: the file, the
+        line and the column, and the fix."""
+        X = X.reshape(X.shape[0], -1)
+        bad_x = ~np.isfinite(X)
+        rows = bad_x.any(axis=1)
+        if y is not None:
+            rows |= ~np.isfinite(y)
+        i = int(np.argmax(rows))
+        if bad_x[i].any():
+            j = int(np.argmax(bad_x[i]))
+            name, value = self.x[j], X[i, j]
+        else:
+            name, value = self.y, y[i]
+        return (f"{self.where(offset + i)}, column {name!r}: {_missing(value)}; fastgd fits "
+                "finite numbers: fill in or remove the lines with missing values (this is "
+                "the first)")
+
+    def bad_weights(self, w, offset):
+        """The message for the first row of the weight column block ``w`` (rows from
+        ``offset``) that is not a finite number >= 0, or None when there is none."""
+        bad = ~np.isfinite(w) | (w < 0)
+        if not bad.any():
+            return None
+        i = int(np.argmax(bad))
+        what = _missing(w[i]) if not np.isfinite(w[i]) else f"{float(w[i])!r} is negative"
+        return (f"{self.where(offset + i)}, column {self.w!r} (the weights): {what}; weights "
+                "must be finite numbers >= 0: fix or remove this line")
 
     def no_rows(self):
         """The error for a file without data rows."""
@@ -317,23 +374,25 @@ class FileReader:
         a, b = self._csv_ranges()[k]
         with open(self.path, "rb") as f:
             f.seek(a)
-            raw = f.read(b - a)
+            raw = self.pa.allocate_buffer(b - a)  # Arrow's memory (see _read_csv)
+            if f.readinto(memoryview(raw)) != b - a:  # (shorter: the file changed)
+                raw = raw.to_pybytes()
         self.check_unchanged()
         try:
             table = self._parse_csv(raw)
         except (self.pa.ArrowInvalid, self.pa.ArrowTypeError) as exc:
-            raise ValueError(self._located(raw, a, exc)) from None
+            raise ValueError(self._located(bytes(raw), a, exc)) from None
         return self._convert(table)
 
     def _parse_csv(self, raw):
-        """The needed columns of the CSV bytes ``raw`` (whole lines, no header), read by
-        position: the columns are named "c0", "c1", ... whatever the header says (a
-        header may repeat a name)."""
+        """The needed columns of the CSV bytes ``raw`` (whole lines, no header; bytes or
+        an Arrow buffer), read by position: the columns are named "c0", "c1", ...
+        whatever the header says (a header may repeat a name)."""
         import pyarrow.csv as pacsv
 
         cols = [f"c{j}" for j in dict.fromkeys(self.positions)]
-        return pacsv.read_csv(
-            self.pa.py_buffer(raw),
+        return _read_csv(
+            raw,
             read_options=pacsv.ReadOptions(column_names=[f"c{j}" for j in range(len(self.names))]),
             parse_options=pacsv.ParseOptions(delimiter=self.delimiter),
             convert_options=pacsv.ConvertOptions(
@@ -366,8 +425,6 @@ class FileReader:
             self._parse_csv(raw[first:int(ends[lo])])
         except (self.pa.ArrowInvalid, self.pa.ArrowTypeError) as one:
             msg = str(one)
-        import re
-
         ragged = re.search(r"Expected (\d+) columns, got (\d+)", msg)
         if ragged:
             want, got = ragged.groups()
@@ -381,6 +438,87 @@ class FileReader:
             return (f"{where}, column {name!r} (position {j}): {value!r} is not a number; "
                     "fastgd reads numeric columns: fix the value or remove this line")
         return f"{where}: {msg} ({text[:80]!r})"
+
+
+def _read_csv(data, **options):
+    """``pyarrow.csv.read_csv`` of the CSV bytes ``data`` (bytes, or an Arrow buffer).
+
+    Bytes are first copied into memory Arrow owns: pyarrow's reader threads may drop
+    their last reference to the input after ``read_csv`` returns, and the release of a
+    Python-owned buffer takes the GIL; at interpreter exit that aborted the process
+    ("terminate called without an active exception", exit -6) about 1 run in 10 of a
+    command that ended right after a read (measured: a Ctrl-C'd fit).
+
+    pyarrow's own Ctrl-C handling is off during the read. pyarrow swaps in its own
+    SIGINT handler while it reads (to cancel the read), and a Ctrl-C that met it could
+    be lost: a fit's first Ctrl-C, which is to stop the fit at the end of the epoch, was
+    never seen by the fit's handler in about 1 try in 20 (the fit went on). With it off,
+    SIGINT reaches Python's handler, which runs once the read returns (a block: well
+    under a second). pyarrow has no getter for the setting: it is turned back on after
+    the read (its default)."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    if not isinstance(data, pa.Buffer):
+        buf = pa.allocate_buffer(len(data))
+        memoryview(buf).cast("B")[:] = data
+        data = buf
+    pa.enable_signal_handlers(False)
+    try:
+        return pacsv.read_csv(data, **options)
+    finally:
+        pa.enable_signal_handlers(True)
+
+
+#: a field that reads as a number: a header of these only is a line of data
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|[+-]?(nan|inf|infinity)",
+                     re.IGNORECASE)
+
+
+def _looks_like_data(names):
+    """Whether a CSV header's fields are all numbers (blank ones aside: a missing value
+    in a first row of data), at least one of them."""
+    filled = [n.strip() for n in names if n.strip()]
+    return bool(filled) and all(_NUMBER.fullmatch(n) for n in filled)
+
+
+def _missing(value):
+    """How a non-finite value read from a file is described."""
+    if np.isnan(value):
+        return "a missing value (an empty cell, null or NaN)"
+    return f"{'-' if value < 0 else ''}inf"
+
+
+def _line_of_row(path, row, header):
+    """The 1-based line of the CSV file ``path`` that holds data row ``row`` (0-based):
+    the header and blank lines (which the reader skips) are lines, not rows. Counted by
+    reading the file in 16 MiB pieces (an error path: about a second a gigabyte). None
+    when the file has fewer rows (it changed)."""
+    line = 0
+    with open(path, "rb") as f:
+        if header:
+            f.readline()
+            line = 1
+        carry = b""
+        while True:
+            piece = f.read(1 << 24)
+            buf = carry + piece
+            if not piece:  # the last line, without a newline
+                return line + 1 if buf.strip(b"\r") and row == 0 else None
+            a = np.frombuffer(buf, dtype=np.uint8)
+            ends = np.flatnonzero(a == 10)
+            if ends.size:
+                starts = np.concatenate(([0], ends[:-1] + 1))
+                length = ends - starts
+                blank = (length == 0) | ((length == 1) & (a[starts] == 13))
+                full = np.flatnonzero(~blank)
+                if row < full.size:
+                    return line + int(full[row]) + 1
+                row -= full.size
+                line += ends.size
+                carry = buf[ends[-1] + 1:]
+            else:
+                carry = buf
 
 
 def _lines_before(path, offset):
@@ -485,6 +623,38 @@ class FileSource(ChunkSource):
         super().__init__(reader, parallel=parallel)
         self.random_access = bool(self.count)
         self.names = tuple(reader.x)
+
+    # messages about a row name the file, its line (CSV) or row (Parquet) and the column,
+    # never a block
+
+    def _check_block(self, b):
+        try:
+            super()._check_block(b)
+        except V.DataChanged:
+            raise
+        except ValueError:
+            raise ValueError(self.reader.bad_values(b.data.X, b.data.y, b.offset)) from None
+
+    def _validate(self, item, k, offset):
+        try:
+            return super()._validate(item, k, offset)
+        except ValueError as exc:
+            w = item[2] if len(item) == 3 else None
+            msg = None if w is None else self.reader.bad_weights(np.asarray(w), offset)
+            if msg is None:  # (weights out of float64's range: no row to name)
+                msg = f"{self.reader.path}: " + str(exc).replace(f"block {k}: ", "", 1).replace(
+                    "sample_weight", f"the weight column {self.reader.w!r}")
+            raise ValueError(msg) from None
+
+    def _blocks(self):
+        try:
+            yield from super()._blocks()
+        except ValueError as exc:
+            if "sums to zero" not in str(exc):
+                raise
+            raise ValueError(f"{self.reader.path}: the weight column {self.reader.w!r} is 0 on "
+                             "every line: all rows would be ignored; give at least one row a "
+                             "positive weight") from None
 
     def _block(self, k):
         if not self.count:
