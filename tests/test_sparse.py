@@ -437,3 +437,11 @@ def test_parallel_choice_counts_stored_entries(rng):
         pytest.skip("one thread: 'auto' is always serial")
     X, y, _ = make_sparse(rng, 1000, 50_000, density=0.001)
     assert not open_source(X, y).block.parallel  # 50 million cells, 50,000 stored
+
+
+def test_dask_array_of_sparse_blocks_is_refused_saying_what_to_do():
+    da = pytest.importorskip("dask.array")
+    X = sp.random(100, 5, density=0.3, format="csr", random_state=0)
+    dX = da.from_array(X, chunks=(50, 5), asarray=False)
+    with pytest.raises(TypeError, match="dask array of scipy.sparse blocks.*fit_chunks"):
+        fastgd.fit(dX, np.arange(100.0))
