@@ -38,7 +38,9 @@ def fit(X, y, *, mode="batch", learning_rate="auto", epochs=None, batch_size=Non
         with its row; string column names are kept in ``FitResult.feature_names``).
         dask arrays and DataFrames run on the current dask scheduler, the blocks staying
         on the workers (see :mod:`fastgd.dask`; ``y`` and ``sample_weight`` may then be
-        dask or NumPy).
+        dask or NumPy). scipy.sparse matrices and arrays are read as CSR in O(nnz) per
+        pass, never densified (other formats converted once), in batch mode; the
+        stochastic modes refuse them with a ``TypeError``.
     y : array_like, shape (n,)
         Targets. If its float dtype differs from X's, both are used as float64.
     mode : {"batch", "minibatch", "sgd"}

@@ -16,6 +16,20 @@ def n_chunks(n):
     return max(1, -(-n // CHUNK_ROWS))
 
 
+#: the per-chunk rows of a CSR pass (``d + 2`` gradient sums, or the moments of ``[x, y]``)
+#: hold at most about this many values in all: a chunk's gradient is dense over the
+#: columns, so at 2^18 columns 16 chunks (32 MB) serve any number of rows, the memory
+#: of the pass staying O(d), not O(n d / CHUNK_ROWS)
+CSR_PARTIAL_VALUES = 1 << 22
+
+
+def csr_chunks(n, width):
+    """Number of chunks of a CSR pass over ``n`` rows whose per-chunk row has ``width``
+    values: :func:`n_chunks`, bounded by :data:`CSR_PARTIAL_VALUES` (a function of the
+    problem's size only: serial and parallel passes cut the rows alike)."""
+    return max(1, min(n_chunks(n), CSR_PARTIAL_VALUES // max(width, 1)))
+
+
 def moment_layout(n, d):
     """``(n_blocks, sub_rows)`` of the moments pass for an ``(n, d)`` problem."""
     sub_rows = max(64, MOMENT_CHUNK_BYTES // (8 * (d + 2)))

@@ -106,7 +106,7 @@ class _LazyModule:
 
 
 #: the modules of the kernels, whose cached files say whether a run will compile
-KERNEL_MODULES = ("finite", "gradient", "moments", "permutation", "sgd")
+KERNEL_MODULES = ("finite", "gradient", "moments", "permutation", "sgd", "sparse")
 
 
 def kernels_cached():

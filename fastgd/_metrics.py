@@ -42,7 +42,8 @@ def mse(X, y, coef, intercept=0.0, *, sample_weight=None, parallel="auto"):
     ----------
     X : array_like, shape (n,) or (n, d)
         The features, as :func:`fastgd.fit` takes them (arrays, data frames, Arrow
-        tables, dask collections). NaN or inf is a ``ValueError`` naming the row.
+        tables, dask collections, scipy.sparse matrices). NaN or inf is a
+        ``ValueError`` naming the row.
     y : array_like, shape (n,)
         The targets.
     coef : array_like, shape (d,)
@@ -80,7 +81,8 @@ def sse(X, y, coef, intercept=0.0, *, sample_weight=None, parallel="auto"):
     ----------
     X : array_like, shape (n,) or (n, d)
         The features, as :func:`fastgd.fit` takes them (arrays, data frames, Arrow
-        tables, dask collections). NaN or inf is a ``ValueError`` naming the row.
+        tables, dask collections, scipy.sparse matrices). NaN or inf is a
+        ``ValueError`` naming the row.
     y : array_like, shape (n,)
         The targets.
     coef : array_like, shape (d,)

@@ -5,7 +5,7 @@ import numpy as np
 
 from ._frames import check_feature_names, column_names
 from ._metrics import mse, sse
-from ._validation import check_X
+from ._validation import CSR, check_X, use_parallel
 
 
 class DivergenceError(ArithmeticError):
@@ -193,8 +193,9 @@ class FitResult:
 
         Parameters
         ----------
-        X : array_like, shape (n,) or (n, d)
-            Same features as in the fit, in the same order. A data frame's column names
+        X : array_like or scipy.sparse matrix, shape (n,) or (n, d)
+            Same features as in the fit, in the same order (a sparse X is read in
+            O(nnz), never densified). A data frame's column names
             are checked against ``feature_names``: other names, or the same names in
             another order, are a ``ValueError`` (never reordered silently); names on one
             side only give a ``UserWarning`` (the columns are then taken by position),
@@ -219,6 +220,11 @@ class FitResult:
         if _dask.is_dask(X):
             return _dask.predict(X, self.coef, self.intercept)
         X2, _ = check_X(X, n_features=self.coef.shape[0])
+        if isinstance(X2, CSR):  # a scipy.sparse X: O(nnz), never densified
+            from .sources import csr
+
+            return csr.predict(X2, self.coef, self.intercept,
+                               use_parallel("auto", X2.nnz + X2.shape[0], 0))
         return X2.astype(np.float64, copy=False) @ self.coef + self.intercept
 
     def _check_names(self, X):

@@ -4,6 +4,7 @@ Nothing downstream re-checks. Every message says what was received and how to fi
 """
 import math
 import numbers
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,10 +36,28 @@ PARALLEL_MIN_VALUES = 1 << 21
 
 
 @dataclass(frozen=True)
+class CSR:
+    """A validated sparse X in canonical CSR form (see :func:`check_csr`), read by the
+    CSR kernels (:mod:`fastgd.kernels.sparse`): never densified."""
+
+    indptr: np.ndarray  # (n + 1,) int32 or int64, indptr[0] == 0, non-decreasing
+    indices: np.ndarray  # (nnz,) int32 or int64, sorted and unique within a row, in [0, d)
+    values: np.ndarray  # (nnz,) float64, finite
+    shape: tuple  # (n, d)
+
+    dtype = np.dtype(np.float64)
+    ndim = 2
+
+    @property
+    def nnz(self):
+        return self.values.shape[0]
+
+
+@dataclass(frozen=True)
 class Data:
     """Validated arrays ready for the kernels."""
 
-    X: np.ndarray  # (n, d) C-contiguous float32/float64
+    X: object  # (n, d) C-contiguous float32/float64 ndarray, or a CSR (float64)
     y: np.ndarray  # (n,) same dtype as X
     sw: np.ndarray  # (n,) float64, or (0,) when unweighted
     weight_total: float  # sum of the weights (n when unweighted)
@@ -51,6 +70,130 @@ class Data:
     @property
     def d(self):
         return self.X.shape[1]
+
+    @property
+    def sparse(self):
+        """Whether X is a :class:`CSR` (its passes are those of :mod:`fastgd.kernels.sparse`)."""
+        return isinstance(self.X, CSR)
+
+
+def is_sparse(a):
+    """Whether ``a`` is a scipy.sparse matrix or array (any format). scipy stays optional:
+    an object can only be one if ``scipy.sparse`` is imported already, so it is never
+    imported here."""
+    sp = sys.modules.get("scipy.sparse")
+    return sp is not None and bool(sp.issparse(a))
+
+
+def check_csr(X, name="X"):
+    """A scipy.sparse ``X`` as a :class:`CSR`: canonical, float64, finite; the user's
+    object is never modified.
+
+    * CSR is read as it is; every other format (CSC, COO, ...) is converted to CSR once
+      (``X.tocsr()``, a copy of O(nnz));
+    * float64 values are used without a copy, float32, integer and boolean ones become
+      float64 (one copy); complex and other dtypes are a ``TypeError``;
+    * int32 and int64 indices are kept as they are;
+    * the structure is checked (``indptr`` non-decreasing from 0, column indices in
+      ``[0, d)``: a malformed matrix is a ``ValueError``, never a read out of bounds);
+    * unsorted column indices and duplicate entries are put in canonical form in a copy
+      (sorted within each row, duplicates summed in their stored order, as
+      ``X.toarray()`` sums them); explicit zeros are kept (they change nothing);
+    * NaN or inf among the stored values is a ``ValueError`` naming the row and column
+      of the first one.
+    """
+    if X.ndim != 2:
+        raise ValueError(
+            f"{name} is a {X.ndim}-D scipy sparse array of shape {X.shape}; fastgd fits a 2-D "
+            f"sparse X of shape (n_samples, n_features): reshape it, e.g. "
+            f"{name}.reshape(-1, 1) for one feature"
+        )
+    n, d = (int(v) for v in X.shape)
+    if n == 0:
+        raise ValueError(f"{name} is empty (0 rows); fastgd needs at least one sample")
+    if d == 0:
+        raise ValueError(f"{name} has 0 features (shape {X.shape}); pass at least one column")
+    kind = np.dtype(X.dtype).kind
+    if kind == "c":
+        raise TypeError(
+            f"{name} is a complex sparse matrix (dtype {X.dtype}); fastgd fits real-valued "
+            f"data: pass {name}.real or abs({name}) as appropriate"
+        )
+    if kind not in "fiub":
+        raise TypeError(f"{name} must be numeric, got a sparse matrix of dtype {X.dtype}")
+    if getattr(X, "format", None) != "csr":
+        X = X.tocsr()  # (a new matrix: the user's is untouched)
+    indptr, indices, values = X.indptr, X.indices, X.data
+    if indptr.dtype not in (np.int32, np.int64) or indices.dtype not in (np.int32, np.int64):
+        indptr, indices = indptr.astype(np.int64), indices.astype(np.int64)
+    if indptr.shape[0] != n + 1 or indptr[0] != 0 or np.any(indptr[1:] < indptr[:-1]):
+        raise ValueError(
+            f"{name} is a malformed CSR matrix: its indptr must hold {n + 1} non-decreasing "
+            f"offsets from 0; rebuild it, e.g. with scipy.sparse.csr_matrix({name}.toarray()) "
+            f"or {name}.check_format()"
+        )
+    nnz = int(indptr[n])
+    if indices.shape[0] < nnz or values.shape[0] < nnz:
+        raise ValueError(
+            f"{name} is a malformed CSR matrix: indptr announces {nnz} entries but indices "
+            f"and data hold {indices.shape[0]} and {values.shape[0]}; check it with "
+            f"{name}.check_format()"
+        )
+    indices, values = indices[:nnz], values[:nnz]
+    if nnz and (int(indices.min()) < 0 or int(indices.max()) >= d):
+        bad = int(np.argmax((indices < 0) | (indices >= d)))
+        row = int(np.searchsorted(indptr, bad, side="right")) - 1
+        raise ValueError(
+            f"{name} is a malformed sparse matrix: row {row} stores column index "
+            f"{int(indices[bad])}, outside [0, {d}); check it with {name}.check_format()"
+        )
+    if values.dtype != np.float64:
+        values = values.astype(np.float64)
+    if nnz > 1:
+        step = np.diff(indices)
+        # the last entry of a row may be followed by any column (the next row's first)
+        ends = indptr[1:-1]
+        ends = ends[(ends > 0) & (ends < nnz)] - 1
+        ordered = step > 0
+        ordered[ends] = True
+        if not ordered.all():
+            indptr, indices, values = _canonical(n, indptr, indices, values)
+    count, first = _nonfinite_entries(values)
+    if count:
+        row = int(np.searchsorted(indptr, first, side="right")) - 1
+        raise ValueError(
+            f"{name} has {count} stored value(s) that are NaN or inf (first at row {row}, "
+            f"column {int(indices[first])}); drop or impute them before fitting"
+        )
+    return CSR(indptr, indices, values, (n, d))
+
+
+def _canonical(n, indptr, indices, values):
+    """The CSR arrays sorted by column within each row, duplicates summed in their stored
+    order (a stable sort keeps it): new arrays, the given ones unchanged."""
+    rows = np.repeat(np.arange(n, dtype=indices.dtype), np.diff(indptr))
+    order = np.lexsort((indices, rows))
+    rows, cols, vals = rows[order], indices[order], values[order]
+    new = np.empty(rows.shape[0], dtype=bool)
+    new[0] = True
+    np.not_equal(cols[1:], cols[:-1], out=new[1:])
+    new[1:] |= rows[1:] != rows[:-1]
+    starts = np.flatnonzero(new)
+    summed = np.add.reduceat(vals, starts) if starts.shape[0] < vals.shape[0] else vals
+    counts = np.bincount(rows[starts], minlength=n)
+    out_ptr = np.zeros(n + 1, dtype=indptr.dtype)
+    np.cumsum(counts, out=out_ptr[1:])
+    return out_ptr, np.ascontiguousarray(cols[starts]), np.ascontiguousarray(summed)
+
+
+def _nonfinite_entries(values):
+    """``(count, first)`` of the NaN/inf values of a float64 vector (``first`` -1 if none)."""
+    if values.shape[0] <= NONFINITE_NUMPY_VALUES:
+        bad = ~np.isfinite(values)
+        count = int(bad.sum())
+        return (count, int(np.argmax(bad))) if count else (0, -1)
+    count, first = _nonfinite(values.reshape(-1, 1), False)
+    return count, first
 
 
 def _describe(a):
@@ -71,10 +214,10 @@ def as_float_array(a, name):
         )
     if _frames.is_frame_like(a):
         a = _frames.to_numpy(a, name)
-    elif hasattr(a, "tocsr") and hasattr(a, "nnz"):
+    elif is_sparse(a):
         raise TypeError(
-            f"{name} is a scipy sparse matrix ({type(a).__name__}); fastgd fits dense data: "
-            f"pass {name}.toarray() (sparse input is not supported)"
+            f"{name} is a scipy sparse matrix ({type(a).__name__}); fastgd takes sparse data "
+            f"for X only: pass {name} as a dense array, e.g. {name}.toarray().ravel()"
         )
     if isinstance(a, np.ndarray):
         arr = a
@@ -168,23 +311,40 @@ def use_parallel(parallel, n, d):
     raise ValueError(f"parallel must be True, False or 'auto', got {parallel!r}")
 
 
+def use_parallel_for(parallel, data):
+    """:func:`use_parallel` for the validated ``data``: a CSR pass reads its stored
+    entries and one value per row (nnz + n values), a dense one every value."""
+    if data.sparse:
+        return use_parallel(parallel, data.X.nnz + data.n, 0)
+    return use_parallel(parallel, data.n, data.d)
+
+
 def check_parallel(parallel):
     """``True``, ``False`` or ``"auto"`` (numpy bools accepted), else ``ValueError``."""
     return check_flag_or_auto(parallel, "parallel")
 
 
 def check_X(X, n_features=None, parallel="auto"):
-    """Validate a design matrix alone (for predict/loss); returns ``(X2d, one_d)``."""
+    """Validate a design matrix alone (for predict/loss); returns ``(X2d, one_d)``
+    (``X2d`` a :class:`CSR` for a scipy.sparse X)."""
+    if is_sparse(X):
+        X2 = check_csr(X)
+        _check_width(X2.shape[1], n_features)
+        return X2, False
     X2, one_d = check_X_shape_only(X)
-    if n_features is not None and X2.shape[1] != n_features:
-        raise ValueError(
-            f"X has {X2.shape[1]} feature(s) but the model was fitted with {n_features}; "
-            "pass data with the same columns as in fit"
-        )
+    _check_width(X2.shape[1], n_features)
     if not X2.flags.c_contiguous:
         X2 = np.ascontiguousarray(X2)
     check_finite(X2, "X", use_parallel(parallel, X2.shape[0], X2.shape[1]))
     return X2, one_d
+
+
+def _check_width(d, n_features):
+    if n_features is not None and d != n_features:
+        raise ValueError(
+            f"X has {d} feature(s) but the model was fitted with {n_features}; "
+            "pass data with the same columns as in fit"
+        )
 
 
 def check_data(X, y, sample_weight=None, parallel="auto", check_finite_xy=True,
@@ -200,8 +360,15 @@ def check_data(X, y, sample_weight=None, parallel="auto", check_finite_xy=True,
     over the data gives a non-finite sum (see :class:`fastgd.sources.Source`). Everything
     else, the weights' finiteness included, is checked here either way.
     ``allow_zero_weight``: a block of a larger source may have zero total weight.
+
+    A scipy.sparse X becomes a :class:`CSR` (see :func:`check_csr`: its stored values are
+    checked for NaN/inf here, whatever ``check_finite_xy``) and y float64.
     """
-    X2, one_d = check_X_shape_only(X)
+    sparse = is_sparse(X)
+    if sparse:
+        X2, one_d = check_csr(X), False
+    else:
+        X2, one_d = check_X_shape_only(X)
     if y is None:
         raise TypeError("y is None: pass the targets, one value per row of X")
     y = as_float_array(y, "y")
@@ -219,15 +386,17 @@ def check_data(X, y, sample_weight=None, parallel="auto", check_finite_xy=True,
             "one target value per row of X"
         )
     if X2.dtype != y.dtype:
-        X2 = X2.astype(np.float64)
+        if not sparse:
+            X2 = X2.astype(np.float64)
         y = y.astype(np.float64)
-    if not X2.flags.c_contiguous:
+    if not sparse and not X2.flags.c_contiguous:
         X2 = np.ascontiguousarray(X2)
     if not y.flags.c_contiguous:
         y = np.ascontiguousarray(y)
     par = use_parallel(parallel, n, X2.shape[1])
     if check_finite_xy:
-        check_finite(X2, "X", par)
+        if not sparse:
+            check_finite(X2, "X", par)
         check_finite(y, "y", par)
     if sample_weight is None:
         sw = np.empty(0, dtype=np.float64)
@@ -274,8 +443,10 @@ def check_data(X, y, sample_weight=None, parallel="auto", check_finite_xy=True,
 
 def check_finite_data(data, parallel):
     """The NaN/inf check of ``data.X`` and ``data.y`` that ``check_data(...,
-    check_finite_xy=False)`` left out: raises the same ``ValueError`` it would have."""
-    check_finite(data.X, "X", parallel)
+    check_finite_xy=False)`` left out: raises the same ``ValueError`` it would have (a
+    sparse X's values were checked by :func:`check_csr`)."""
+    if not data.sparse:
+        check_finite(data.X, "X", parallel)
     check_finite(data.y, "y", parallel)
 
 

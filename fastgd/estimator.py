@@ -358,6 +358,12 @@ class GDRegressor(RegressorMixin, BaseEstimator):
             self._check_names(_frames.column_names(X), reset=False)
             return _dask.predict(X, self.coef_, self.intercept_)
         X = self._validate_X(X, reset=False)
+        if V.is_sparse(X):  # O(nnz), never densified
+            from .sources import csr
+
+            X2, _ = V.check_X(X)
+            return csr.predict(X2, self.coef_, self.intercept_,
+                               V.use_parallel("auto", X2.nnz + X2.shape[0], 0))
         X = np.ascontiguousarray(X)
         V.check_finite(X, "X", V.use_parallel("auto", X.shape[0], X.shape[1]))
         return X.astype(np.float64, copy=False) @ self.coef_ + self.intercept_
@@ -405,6 +411,8 @@ class GDRegressor(RegressorMixin, BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = False
+        # scipy.sparse X in the batch mode (read as CSR); the stochastic modes refuse it
+        tags.input_tags.sparse = self.mode == "batch"
         return tags
 
     def _validate_fit_data(self, X, y, sample_weight, *, reset):
@@ -440,7 +448,8 @@ class GDRegressor(RegressorMixin, BaseEstimator):
     def _validate_X(self, X, *, reset):
         names = _frames.column_names(X)
         self._check_names(names, reset)
-        X = _as_array(X, "X")
+        if not V.is_sparse(X):  # a scipy.sparse X is passed on as it is (read as CSR)
+            X = _as_array(X, "X")
         if X.ndim != 2:
             raise ValueError(
                 f"Expected 2D array, got {X.ndim}D array instead: "

@@ -210,3 +210,49 @@ def max_step_norm(X, sw, centres, inv_scales, fit_intercept):
                 q += ((float(X[i, j]) - centres[j]) * inv_scales[j]) ** 2
             best = max(best, float(sw[i]) * q)
     return best
+
+
+def csr_rows(indptr, indices, values):
+    """The rows of CSR arrays as lists of ``(column, value)``, read entry by entry."""
+    n = len(indptr) - 1
+    return [[(int(indices[k]), float(values[k])) for k in range(int(indptr[i]), int(indptr[i + 1]))]
+            for i in range(n)]
+
+
+def csr_loss_grad(indptr, indices, values, d, y, sw, coef, value=None, psi=None):
+    """``[sum w loss(r), sum w psi(r), sum w psi(r) x_j ...]`` over CSR rows, only the
+    stored entries visited; the squared loss (``r^2``, ``psi = r``) unless ``value`` and
+    ``psi`` are given as functions of ``r``."""
+    value = value or (lambda r: r * r)
+    psi = psi or (lambda r: r)
+    out = [0.0] * (d + 2)
+    for i, row in enumerate(csr_rows(indptr, indices, values)):
+        pred = float(coef[d])
+        for j, v in row:
+            pred += v * float(coef[j])
+        r = float(y[i]) - pred
+        w = _w(sw, i)
+        out[0] += w * value(r)
+        out[1] += w * psi(r)
+        for j, v in row:
+            out[2 + j] += w * psi(r) * v
+    return np.array(out)
+
+
+def csr_predict(indptr, indices, values, coef, intercept):
+    """``x_i . coef + intercept`` per CSR row, over the stored entries."""
+    return np.array([float(intercept) + sum(v * float(coef[j]) for j, v in row)
+                     for row in csr_rows(indptr, indices, values)])
+
+
+def csr_row_norms(indptr, indices, values, d, sw, centres, inv_scales, fit_intercept):
+    """:func:`max_step_norm` of CSR rows, the implicit zeros written out one by one."""
+    best = 0.0
+    for i, row in enumerate(csr_rows(indptr, indices, values)):
+        x = [0.0] * d
+        for j, v in row:
+            x[j] += v
+        q = (1.0 if fit_intercept else 0.0) + sum(((x[j] - centres[j]) * inv_scales[j]) ** 2
+                                                 for j in range(d))
+        best = max(best, _w(sw, i) * q)
+    return best

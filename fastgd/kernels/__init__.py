@@ -7,6 +7,8 @@
   compiled per loss;
 * :mod:`.permutation`: the counter-based permutations;
 * :mod:`.finite`: the NaN/inf check;
+* :mod:`.sparse`: the passes over CSR rows (loss/gradient per loss, moments, row norms,
+  predictions), O(nnz) each;
 * the layouts of ``params`` and ``coords``, by name, are in :mod:`fastgd._layout`.
 
 They import numpy, numba and math only (and the compile flags of :mod:`fastgd._config`);
@@ -56,6 +58,7 @@ from .loss import loss_kernels
 from .moments import _combine_moments, _max_norm, _moments, _moments_1d, _moments_diag
 from .permutation import _permutation_phase
 from .sgd import sgd_kernels
+from .sparse import _csr_max_abs, _csr_moments, _csr_predict, _csr_row_norms, csr_loss_kernel
 
 
 def sse_grad_kernel(d, weighted):
@@ -76,4 +79,5 @@ __all__ = ["C_CENTRE", "C_INV_SCALE", "C_LAM1", "C_LAM2", "N_COORDS", "make_coor
            "P_POWER_T", "P_SCHEDULE", "P_T0", "P_WSCALE", "loss_kernels", "sgd_kernels",
            "sse_grad_kernel", "_nonfinite", "_sse_grad", "_sse_grad_1d", "_sse_grad_narrow",
            "_sse_grad_rows8", "_sse_grad_src", "_combine_moments", "_max_norm", "_moments",
-           "_moments_1d", "_moments_diag", "_permutation_phase"]
+           "_moments_1d", "_moments_diag", "_permutation_phase", "_csr_max_abs", "_csr_moments",
+           "_csr_predict", "_csr_row_norms", "csr_loss_kernel"]

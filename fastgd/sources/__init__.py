@@ -56,8 +56,7 @@ def open_source(X=None, y=None, sample_weight=None, *, chunks=None, reader=None,
 
         return source_for(X, y, sample_weight)
     data = V.check_data(X, y, sample_weight, parallel=parallel, check_finite_xy=check_finite)
-    source = ArraySource(data, V.use_parallel(parallel, data.n, data.d),
-                         verified=check_finite)
+    source = ArraySource(data, V.use_parallel_for(parallel, data), verified=check_finite)
     source.names = _frames.column_names(X)
     return source
 

@@ -1,9 +1,10 @@
 """The arrays given to :func:`fastgd.fit`: one in-memory block, no copy."""
 import numpy as np
 
-from .. import _threads
-from .._chunking import n_chunks
+from .. import _threads, losses
+from .._chunking import csr_chunks, n_chunks
 from .._config import K
+from . import csr as _csr
 from . import small as _small
 from .base import DataFacts, Source
 from .epochs import _ArrayEpochs
@@ -26,7 +27,8 @@ class ArraySource(Source):
         self.data = data
         self.block = Block(data, 0, 0, bool(parallel))
         self.verified = verified
-        self._small = _small.is_small(data.n, data.d)  # passes in NumPy (see fastgd.sources.small)
+        # passes in NumPy (see fastgd.sources.small); never for CSR, whose passes are O(nnz)
+        self._small = not data.sparse and _small.is_small(data.n, data.d)
         self._sse = self._loss = None
 
     n = rows_known = property(lambda self: self.data.n)
@@ -34,6 +36,7 @@ class ArraySource(Source):
     weight_total = property(lambda self: self.data.weight_total)
     one_d = property(lambda self: self.data.one_d)
     weighted = property(lambda self: self.data.sw.shape[0] > 0)
+    sparse = property(lambda self: self.data.sparse)
 
     def _blocks(self):
         yield self.block
@@ -62,6 +65,8 @@ class ArraySource(Source):
     # and allocation cost 3 us a pass, 15% of an epoch at 10^5 rows).
     def sse_grad(self, coef):
         d = self.data
+        if d.sparse:
+            return self._csr_pass(coef, losses.get("squared"), 0.0)
         if self._small and self.numpy_passes:
             s = _small.sse_grad(d, coef)
             if not self.verified:
@@ -82,6 +87,8 @@ class ArraySource(Source):
         if loss.sufficient_statistics:
             return self.sse_grad(coef)
         d = self.data
+        if d.sparse:
+            return self._csr_pass(coef, loss, c)
         if self._small and self.numpy_passes:
             s = _small.loss_grad(d, coef, loss, c)
             if not self.verified:
@@ -93,6 +100,19 @@ class ArraySource(Source):
         params[0] = c
         _threads.run_chunks(K.loss_kernels(loss).grad, (d.X, d.y, d.sw, coef, params, out),
                             out.shape[0], self.block.parallel)
+        s = out.sum(axis=0)
+        if not self.verified:
+            self._proof(s)
+        return s
+
+    def _csr_pass(self, coef, loss, c):
+        # the per-chunk buffer (d + 2 values a chunk: 32 MB at 2^18 columns) is allocated
+        # once per fit, not once per pass
+        d = self.data
+        if self._loss is None or self._loss[0] is not loss:
+            self._loss = (loss, np.empty((csr_chunks(d.n, d.d + 2), d.d + 2)))
+        out = self._loss[1]
+        _csr.loss_pass(d, self.block.parallel, coef, loss, c, out)
         s = out.sum(axis=0)
         if not self.verified:
             self._proof(s)

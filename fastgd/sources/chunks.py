@@ -92,6 +92,7 @@ class ChunkSource(Source):
         b = self._validate(first, 0, 0)
         d = b.data
         self._first = (d.d, d.X.dtype, d.sw.shape[0] > 0, d.one_d)
+        self.sparse = d.sparse
         if self._list is not None:
             # a list is validated (and converted, where needed) once, here: every pass
             # then reads these blocks instead of validating and converting them again
@@ -117,12 +118,15 @@ class ChunkSource(Source):
         elif names != self._block_names:
             raise ValueError(_block_names_error(k, names, self._block_names))
         try:
-            X2, _ = V.check_X_shape_only(X)
+            shape = ((X.shape[0], X.shape[-1]) if V.is_sparse(X)
+                     else V.check_X_shape_only(X)[0].shape)
+            if shape[0] == 0:
+                raise ValueError("empty")
         except ValueError as exc:
             if "empty" in str(exc):
                 raise ValueError(f"block {k} is empty (0 rows); drop empty blocks") from None
             raise ValueError(f"block {k}: {exc}") from None
-        parallel = V.use_parallel(self.parallel_setting, X2.shape[0], X2.shape[1])
+        parallel = V.use_parallel(self.parallel_setting, shape[0], shape[1])
         try:
             data = V.check_data(X, y, sw, parallel=parallel, check_finite_xy=False,
                                 allow_zero_weight=True)
@@ -130,6 +134,13 @@ class ChunkSource(Source):
             raise type(exc)(f"block {k}: {exc}") from None
         if self._first is not None:
             d0, dtype0, weighted0, _ = self._first
+            if data.sparse != self.sparse:
+                kinds = ("a scipy sparse matrix", "a dense array")
+                this, first = (kinds[0], kinds[1]) if data.sparse else (kinds[1], kinds[0])
+                raise TypeError(
+                    f"block {k} is {this} but block 0 is {first}: give every block the same "
+                    "kind of X (all sparse, e.g. scipy.sparse.csr_matrix(X), or all dense)"
+                )
             if data.d != d0:
                 raise ValueError(
                     f"block {k} has {data.d} column(s) but block 0 has {d0}; every block must "
@@ -146,6 +157,8 @@ class ChunkSource(Source):
                     f"block {hasnt} has no sample_weight but block {has} has: give every block "
                     "weights, or none"
                 )
+        if data.sparse:
+            parallel = V.use_parallel_for(self.parallel_setting, data)
         return Block(data, k, offset, parallel)
 
     def _blocks(self):

@@ -502,6 +502,15 @@ def source_for(X, y, sample_weight):
     """The :class:`DaskSource` of dask inputs (see :func:`inputs`), its ``names`` the
     frame's column names."""
     Xd, yd, swd, names, one_d = inputs(X, y, sample_weight)
+    if V.is_sparse(getattr(Xd, "_meta", None)):
+        # the blocks' passes on the workers read dense rows; the CSR passes run in this
+        # process (fit_chunks), not yet on a cluster
+        raise TypeError(
+            "X is a dask array of scipy.sparse blocks, which fastgd does not fit on a cluster "
+            "yet; pass the blocks to fastgd.fit_chunks (e.g. fit_chunks(lambda: ((b.compute(), "
+            "t.compute()) for b, t in zip(X.to_delayed().ravel(), y.to_delayed())))) or "
+            "compute X into one scipy.sparse matrix and call fastgd.fit"
+        )
     dx, dy = np.dtype(Xd.dtype), np.dtype(yd.dtype)
     floats = (np.dtype(np.float32), np.dtype(np.float64))
     dtype = str(dx) if (dx == dy and dx in floats) else "float64"

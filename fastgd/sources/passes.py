@@ -16,6 +16,7 @@ from .. import _threads, losses
 from .. import _validation as V
 from .._chunking import moment_layout, n_chunks, perm_layout
 from .._config import K, _LazyModule
+from . import csr as _csr
 from . import small as _small
 
 #: the one-pass QR statistic (plain NumPy; only ill-conditioned fits need it)
@@ -79,6 +80,8 @@ def finite_part(data, parallel):
 
 
 def sse_part(data, parallel, coef, numpy_passes=True):
+    if data.sparse:
+        return _csr.sse_part(data, parallel, coef)
     if numpy_passes and _small.is_small(data.n, data.d):
         return _small.sse_grad(data, coef)
     nc = n_chunks(data.n)
@@ -92,6 +95,8 @@ def loss_part(data, parallel, coef, loss_name, c, numpy_passes=True):
     """The sums of the loss registered as ``loss_name`` over the block (by name: a block
     elsewhere looks the loss up in its own registry)."""
     loss = losses.get(loss_name)
+    if data.sparse:
+        return _csr.loss_part(data, parallel, coef, loss, c)
     if numpy_passes and _small.is_small(data.n, data.d):
         return _small.loss_grad(data, coef, loss, c)
     nc = n_chunks(data.n)
@@ -106,6 +111,10 @@ def moments_part(data, parallel, full):
     matrix, or its diagonal): its slices' rows from the kernel, merged in order here, so
     that what a block sends back has a fixed size whatever its rows."""
     k = data.d + 1
+    if data.sparse:
+        out = _csr.moment_rows(data, parallel, full)
+        W, mean, com = merge_moments(out, k, full)
+        return np.concatenate([[W], mean, com.ravel()])
     if (_small.is_small_gram if full else _small.is_small)(data.n, data.d):
         return _small.moments(data, full)
     if full:
@@ -183,6 +192,8 @@ def _merge_full(rows, k):
 
 
 def max_norm_part(data, parallel, coords):
+    if data.sparse:
+        return _csr.max_norm_part(data, parallel, coords)
     if _small.is_small(data.n, data.d):
         return _small.max_norm(data, coords)
     nc = n_chunks(data.n)
@@ -192,11 +203,15 @@ def max_norm_part(data, parallel, coords):
 
 
 def qr_part(data, parallel, centres, inv_scales, intercept, offset):
+    if data.sparse:
+        return _csr.qr_part(data, parallel, centres, inv_scales, intercept, offset)
     return KQR.r_factor(data.X, data.y, data.sw, centres, inv_scales, intercept, offset,
                         workers=_threads.get_num_threads() if parallel else 1)
 
 
 def max_abs_part(data, parallel):
+    if data.sparse:
+        return _csr.max_abs_part(data, parallel)
     top = np.zeros(data.d + 1)
     for i in range(0, data.n, MAX_ABS_ROWS):
         top[:data.d] = np.maximum(top[:data.d], np.abs(data.X[i:i + MAX_ABS_ROWS]).max(axis=0))
@@ -287,6 +302,8 @@ def fingerprint(data):
 
 def sampled_hash(data, count):
     """sha256 (hex) of ``count`` rows of X, y and the weights spread over ``data``."""
+    if data.sparse:
+        return _csr.sampled_hash(data, count)
     n = data.n
     rows = np.unique(np.linspace(0, n - 1, min(n, count)).astype(np.int64))
     h = hashlib.sha256()

@@ -3,6 +3,7 @@ cannot hold, fitted exactly in other units (see :func:`fastgd._engine.run`)."""
 import numpy as np
 
 from .. import _validation as V
+from . import csr as _csr
 from .arrays import ArraySource
 from .base import Source
 from .passes import Block
@@ -44,6 +45,8 @@ def _rescaled(source, units):
 
 
 def _in_units(d, units):
+    if d.sparse:
+        return _csr.in_units(d, units)
     ex, ey = units
     return V.Data(np.ldexp(d.X, -ex, dtype=np.float64), np.ldexp(d.y, -ey, dtype=np.float64),
                   d.sw, d.weight_total, d.one_d)

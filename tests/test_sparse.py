@@ -1,0 +1,447 @@
+"""scipy.sparse X: the CSR block kind behind the source contract (issue 21, part 1).
+
+Oracles: the dense path on ``X.toarray()`` (every fit, prediction and loss; the dense
+fits are themselves tested against lstsq and NIST elsewhere), the naive twins of the CSR
+kernels in ``tests/naive.py`` (per-row loops over the stored entries), the exact
+fractions of ``naive.moments``, and the user's own arrays (copied before the call).
+"""
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+
+import fastgd
+from fastgd import _threads
+from fastgd import _validation as V
+from fastgd.sources import open_source
+from fastgd.sources.passes import merge_moments
+
+from . import naive
+
+sp = pytest.importorskip("scipy.sparse")
+
+REL = 1e-12
+
+
+def make_sparse(rng, n, d, density=0.2, noise=0.1, fmt="csr"):
+    """A random sparse X (normal values), its targets and the true weights."""
+    X = sp.random(n, d, density=density, random_state=rng, format=fmt,
+                  data_rvs=rng.standard_normal)
+    w = rng.uniform(-2, 2, d)
+    y = X @ w + 0.7 + rng.normal(0, noise, n)
+    return X, y, w
+
+
+def assert_same_fit(got, ref, rel=REL, loss_rel=None):
+    """Two fits with the same answer: weights (relative to the largest), intercept and
+    final loss to ``rel`` (the loss to ``loss_rel`` when given)."""
+    scale = max(float(np.abs(ref.coef).max()), 1.0)
+    assert_allclose(got.coef, ref.coef, rtol=0, atol=rel * scale)
+    assert abs(got.intercept - ref.intercept) <= rel * max(abs(ref.intercept), scale)
+    assert_allclose(got.final_loss, ref.final_loss, rtol=loss_rel or rel)
+
+
+# -- kernels against their naive twins ----------------------------------------------------
+
+
+def _kernels():
+    from fastgd import kernels
+
+    return kernels
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("index_dtype", [np.int32, np.int64])
+def test_csr_loss_grad_matches_naive_twin(rng, weighted, index_dtype):
+    from fastgd import losses
+
+    X, y, _ = make_sparse(rng, 300, 17, density=0.15)
+    X.indices = X.indices.astype(index_dtype)
+    X.indptr = X.indptr.astype(index_dtype)
+    sw = rng.uniform(0, 2, 300) if weighted else np.empty(0)
+    coef = rng.normal(size=18)
+    K = _kernels()
+    for name, c, value, psi in [
+        ("squared", 0.0, None, None),
+        ("huber", 0.3, lambda r: r * r if abs(r) <= 0.3 else 0.6 * abs(r) - 0.09,
+         lambda r: min(max(r, -0.3), 0.3)),
+    ]:
+        out = np.empty((4, 19))  # 4 chunks of 75 rows
+        K.csr_loss_kernel(losses.get(name)).grad(X.indptr, X.indices, X.data, y, sw, coef,
+                                                  np.array([c]), out, 0, 4)
+        ref = naive.csr_loss_grad(X.indptr, X.indices, X.data, 17, y, sw, coef, value, psi)
+        assert_allclose(out.sum(axis=0), ref, rtol=REL, atol=REL * np.abs(ref).max())
+
+
+@pytest.mark.parametrize("full", [False, True])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_csr_moments_match_exact_moments(rng, full, weighted):
+    X, y, _ = make_sparse(rng, 250, 6, density=0.3)
+    X = X + sp.csr_matrix((np.full(250, 3.0), (np.arange(250), np.zeros(250, int))),
+                          shape=(250, 6))  # a dense column with a large mean
+    X = sp.csr_matrix(X)
+    X.sort_indices()
+    sw = rng.uniform(0, 2, 250) if weighted else np.empty(0)
+    k = 7
+    width = 1 + k + k * k if full else 1 + 2 * k
+    out = np.empty((5, width))
+    _kernels()._csr_moments(X.indptr, X.indices, X.data, y, sw, 6, out, 0, 5)
+    W, mean, com = merge_moments(out, k, full)
+    Wr, mean_r, com_r = naive.moments(X.toarray(), y, sw if weighted else None)
+    assert W == pytest.approx(Wr, rel=REL)
+    assert_allclose(mean, mean_r, rtol=1e-13, atol=1e-13 * np.abs(mean_r).max())
+    want = com_r if full else np.diag(com_r)
+    assert_allclose(com, want, rtol=1e-11, atol=1e-11 * np.abs(want).max())
+
+
+def test_csr_row_norms_and_predict_match_naive_twins(rng):
+    from fastgd._layout import make_coords
+
+    X, y, _ = make_sparse(rng, 200, 9, density=0.3)
+    sw = rng.uniform(0, 2, 200)
+    centres, inv = rng.normal(size=9), rng.uniform(0.5, 2, 9)
+    out = np.empty(3)
+    _kernels()._csr_row_norms(X.indptr, X.indices, X.data, sw,
+                              make_coords(centres, inv, True), out, 0, 3)
+    ref = naive.csr_row_norms(X.indptr, X.indices, X.data, 9, sw, centres, inv, True)
+    assert out.max() == pytest.approx(ref, rel=REL)
+    coef = rng.normal(size=9)
+    res = fastgd.fit(X, y)
+    assert_allclose(res.predict(X), naive.csr_predict(X.indptr, X.indices, X.data, res.coef,
+                                                      res.intercept), rtol=REL, atol=1e-13)
+    assert_allclose(fastgd.mse(X, y, coef, 0.5),
+                    naive.csr_loss_grad(X.indptr, X.indices, X.data, 9, y, None,
+                                        np.r_[coef, 0.5])[0] / 200, rtol=REL)
+
+
+# -- fits: sparse == dense of X.toarray() ----------------------------------------------------
+
+
+# (d <= 32: the gram path, the default; d = 60: the streaming path)
+FITS = [
+    pytest.param(12, {}, id="default-gram"),
+    pytest.param(60, {}, id="default-stream"),
+    pytest.param(60, {"solver": "gram"}, id="gram-wide"),
+    pytest.param(12, {"solver": "stream"}, id="stream-narrow"),
+    pytest.param(12, {"weighted": True}, id="weighted"),
+    pytest.param(60, {"weighted": True}, id="weighted-stream"),
+    pytest.param(12, {"fit_intercept": False}, id="no-intercept"),
+    pytest.param(12, {"reduction": "sum"}, id="sum"),
+    pytest.param(60, {"penalty": "l2", "alpha": 0.01}, id="l2-stream"),
+    pytest.param(12, {"penalty": "l2", "alpha": 0.01}, id="l2-gram"),
+    pytest.param(12, {"optimizer": "nesterov"}, id="nesterov"),
+    pytest.param(12, {"learning_rate": 0.05, "epochs": 30}, id="textbook"),
+    # fixed epochs on the gram statistics: the weights agree to 1e-12, the loss comes from
+    # the statistics (Cyy - 2 w.c + w'Cw), whose rounding (the CSR chunks' sums centred at
+    # their end, the dense ones merged pairwise) it carries magnified by Cyy / SSE (~200
+    # here): 3.5e-12 measured
+    pytest.param(12, {"learning_rate": 0.05, "epochs": 30, "scale": True, "loss_rel": 1e-10},
+                 id="gd-scaled"),
+]
+
+
+@pytest.mark.parametrize("d, kw", FITS)
+def test_sparse_fit_equals_dense_fit(rng, d, kw):
+    kw = dict(kw)
+    loss_rel = kw.pop("loss_rel", REL)
+    X, y, _ = make_sparse(rng, 2000, d, density=0.2)
+    if kw.pop("weighted", False):
+        kw["sample_weight"] = rng.uniform(0.1, 3.0, 2000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", fastgd.ConvergenceWarning)
+        got = fastgd.fit(X, y, **kw)
+        ref = fastgd.fit(X.toarray(), y, **kw)
+    assert (got.solver, got.optimizer, got.n_epochs) == (ref.solver, ref.optimizer, ref.n_epochs)
+    assert_same_fit(got, ref, loss_rel=loss_rel)
+
+
+@pytest.mark.parametrize("kw", [{"penalty": "l1", "alpha": 1e-3}, {"loss": "huber", "epsilon": 0.1}],
+                         ids=["l1", "huber"])
+def test_sparse_fit_equals_dense_fit_nonsmooth(rng, kw):
+    """Proximal L1 and Huber run fixed epochs of Nesterov's method: the same steps, each
+    pass's sums rounded differently, so the trajectories agree to ~1e-13 relative."""
+    X, y, _ = make_sparse(rng, 1500, 10, density=0.3)
+    got = fastgd.fit(X, y, epochs=200, tol=None, **kw)
+    ref = fastgd.fit(X.toarray(), y, epochs=200, tol=None, **kw)
+    assert_same_fit(got, ref, rel=1e-10)
+
+
+def test_default_fit_reaches_the_least_squares_optimum(rng):
+    """Oracle: numpy.linalg.lstsq on the dense matrix (with the intercept column)."""
+    X, y, _ = make_sparse(rng, 3000, 80, density=0.05)
+    res = fastgd.fit(X, y)
+    A = np.c_[X.toarray(), np.ones(3000)]
+    sol = np.linalg.lstsq(A, y, rcond=None)[0]
+    assert res.converged and res.solver == "stream"
+    # streaming CG stops at a gradient cosine of sqrt(tol) = 1e-6: the weights to ~1e-7,
+    # the loss (quadratic in their error) to ~1e-14
+    assert_allclose(res.coef, sol[:80], rtol=0, atol=1e-6 * np.abs(sol).max())
+    best = np.mean((y - A @ sol) ** 2)
+    assert best * (1 - 1e-12) <= res.final_loss <= best * (1 + 1e-12)
+
+
+# -- the input: formats, canonical form, dtypes, errors ----------------------------------
+
+
+def _messy(rng):
+    """A CSR matrix with unsorted columns, duplicate entries, explicit zeros, an empty
+    row and an empty column (column 4), int64 indices and float32 values."""
+    n, d = 400, 7
+    rows, cols, vals = [], [], []
+    for i in range(n):
+        if i == 3:
+            continue  # an empty row
+        k = rng.integers(1, 5)
+        c = rng.choice([0, 1, 2, 3, 5, 6], size=k, replace=True)  # duplicates, column 4 empty
+        rows += [i] * k
+        cols += list(c[::-1])  # unsorted
+        vals += list(rng.normal(size=k))
+    vals[5] = 0.0  # an explicit zero
+    indptr = np.r_[0, np.cumsum(np.bincount(rows, minlength=n))].astype(np.int64)
+    X = sp.csr_matrix((np.array(vals, dtype=np.float32), np.array(cols, dtype=np.int64), indptr),
+                      shape=(n, d))
+    y = rng.normal(size=n)
+    return X, y
+
+
+def test_messy_csr_fits_as_its_dense_matrix_and_is_left_unchanged(rng):
+    X, y = _messy(rng)
+    assert not X.has_canonical_format
+    before = (X.data.copy(), X.indices.copy(), X.indptr.copy())
+    got = fastgd.fit(X, y)
+    # (duplicates are summed after the conversion to float64, as X.astype(np.float64) sums
+    # them; X.toarray() would sum them in float32)
+    D = X.astype(np.float64).toarray()
+    ref = fastgd.fit(D, y)
+    assert_same_fit(got, ref)
+    assert got.coef[4] == 0.0  # the empty column keeps its start
+    for a, b in zip((X.data, X.indices, X.indptr), before):
+        assert a.dtype == b.dtype and np.array_equal(a, b)
+    assert not X.has_canonical_format
+    assert_allclose(got.predict(X), D @ got.coef + got.intercept, rtol=1e-13, atol=1e-13)
+
+
+def test_canonical_form_of_check_csr(rng):
+    X, _ = _messy(rng)
+    csr = V.check_csr(X)
+    ref = sp.csr_matrix(X.astype(np.float64).toarray())  # (the explicit zero dropped)
+    assert csr.values.dtype == np.float64 and csr.indices.dtype == X.indices.dtype
+    dense = sp.csr_matrix((csr.values, csr.indices, csr.indptr), shape=csr.shape).toarray()
+    assert np.array_equal(dense, ref.toarray())
+    for i in range(csr.shape[0]):
+        cols = csr.indices[csr.indptr[i]:csr.indptr[i + 1]]
+        assert np.all(np.diff(cols) > 0)
+
+
+@pytest.mark.parametrize("fmt", ["csr_matrix", "csr_array", "csc_matrix", "csc_array", "coo_matrix"])
+@pytest.mark.parametrize("index_dtype", [np.int32, np.int64])
+def test_formats_and_index_dtypes_fit_alike(rng, fmt, index_dtype):
+    X, y, _ = make_sparse(rng, 600, 9, density=0.3)
+    ref = fastgd.fit(X.toarray(), y)
+    Z = getattr(sp, fmt)(X)
+    if fmt.startswith(("csr", "csc")):
+        Z.indices = Z.indices.astype(index_dtype)
+        Z.indptr = Z.indptr.astype(index_dtype)
+    got = fastgd.fit(Z, y)
+    assert_same_fit(got, ref)
+
+
+def test_float32_values_and_y(rng):
+    X, y, _ = make_sparse(rng, 500, 8, density=0.3)
+    X32 = X.astype(np.float32)
+    got = fastgd.fit(X32, y.astype(np.float32))
+    ref = fastgd.fit(X32.toarray().astype(np.float64), y.astype(np.float32).astype(np.float64))
+    assert got.plan.facts.dtype == "float64"
+    assert_same_fit(got, ref)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_nonfinite_values_are_named_by_row_and_column(rng, bad):
+    X, y, _ = make_sparse(rng, 100, 5, density=0.5)
+    X = X.tocsr()
+    k = int(X.indptr[37]) + 1  # the second stored entry of row 37
+    X.data[k] = bad
+    col = int(X.indices[k])
+    with pytest.raises(ValueError, match=rf"1 stored value\(s\) that are NaN or inf \(first at "
+                                         rf"row 37, column {col}\); drop or impute"):
+        fastgd.fit(X, y)
+    with pytest.raises(ValueError, match=r"row 37, column"):
+        fastgd.mse(X, y, np.zeros(5))
+    with pytest.raises(ValueError, match=r"row 37, column"):
+        fastgd.fit(X.tocsc(), y)
+
+
+def test_nonfinite_y_is_named(rng):
+    X, y, _ = make_sparse(rng, 100, 5, density=0.5)
+    y[12] = np.nan
+    with pytest.raises(ValueError, match=r"y has 1 row\(s\) with NaN or inf values \(first at row 12\)"):
+        fastgd.fit(X, y)
+
+
+def test_malformed_and_unsupported_sparse_input(rng):
+    X, y, _ = make_sparse(rng, 50, 4, density=0.5)
+    X = X.tocsr()
+    bad = sp.csr_matrix((X.data.copy(), X.indices.copy(), X.indptr.copy()), shape=X.shape)
+    bad.indices[3] = 9
+    with pytest.raises(ValueError, match=r"stores column index 9, outside \[0, 4\)"):
+        fastgd.fit(bad, y)
+    with pytest.raises(TypeError, match="complex"):
+        fastgd.fit(X.astype(np.complex128), y)
+    with pytest.raises(TypeError, match="sparse data for X only"):
+        fastgd.fit(X, sp.csr_matrix(y.reshape(-1, 1)))
+    with pytest.raises(ValueError, match="X and y have different lengths"):
+        fastgd.fit(X, y[:-1])
+    with pytest.raises(ValueError, match="0 features"):
+        fastgd.fit(sp.csr_matrix((50, 0)), y)
+    res = fastgd.fit(X, y)
+    with pytest.raises(ValueError, match="X has 3 feature"):
+        res.predict(X[:, :3])
+
+
+# -- parallel passes ---------------------------------------------------------------------
+
+
+def test_serial_and_parallel_are_bit_identical(rng, threads):
+    """Several chunks (n > 2^15 rows per chunk): serial passes, and parallel ones on 1 to
+    ``threads.max`` threads, give the same bits."""
+    X, y, _ = make_sparse(rng, 100_000, 50, density=0.05)
+    results = []
+    for k, parallel in [(1, False), (2, True), (threads.max, True)]:
+        threads.set(k)
+        src = open_source(X, y, parallel=parallel)
+        coef = np.linspace(-1, 1, 51)
+        results.append((fastgd.fit(X, y, parallel=parallel), src.sse_grad(coef),
+                        src.moments(full=False), src.moments(full=True)))
+    serial = results[0]
+    assert open_source(X, y, parallel=True).block.parallel
+    for other in results[1:]:
+        assert np.array_equal(serial[0].coef, other[0].coef)
+        assert serial[0].intercept == other[0].intercept
+        assert np.array_equal(serial[0].loss_history, other[0].loss_history)
+        assert np.array_equal(serial[1], other[1])
+        for a, b in zip(serial[2] + serial[3], other[2] + other[3]):
+            assert np.array_equal(a, b)
+
+
+# -- predict, mse, fit_chunks, the estimator -------------------------------------------------
+
+
+def test_predict_mse_and_loss(rng):
+    X, y, _ = make_sparse(rng, 700, 11, density=0.2)
+    res = fastgd.fit(X, y)
+    D = X.toarray()
+    assert_allclose(res.predict(X), D @ res.coef + res.intercept, rtol=1e-13, atol=1e-13)
+    assert_allclose(fastgd.mse(X, y, res.coef, res.intercept),
+                    fastgd.mse(D, y, res.coef, res.intercept), rtol=REL)
+    assert_allclose(fastgd.sse(X, y, res.coef, res.intercept),
+                    fastgd.sse(D, y, res.coef, res.intercept), rtol=REL)
+    assert_allclose(res.loss(X, y), res.final_loss, rtol=REL)
+    w = rng.uniform(0, 1, 700)
+    assert_allclose(fastgd.mse(X, y, res.coef, res.intercept, sample_weight=w),
+                    fastgd.mse(D, y, res.coef, res.intercept, sample_weight=w), rtol=REL)
+    dense_model = fastgd.fit(D, y)
+    assert_allclose(dense_model.predict(X), dense_model.predict(D), rtol=1e-13, atol=1e-13)
+
+
+def test_fit_chunks_of_csr_blocks(rng):
+    X, y, _ = make_sparse(rng, 3000, 40, density=0.1)
+    X = X.tocsr()
+    blocks = [(X[a:b], y[a:b]) for a, b in [(0, 700), (700, 2100), (2100, 3000)]]
+    ref = fastgd.fit(X.toarray(), y)
+    assert_same_fit(fastgd.fit_chunks(blocks), ref)
+    assert_same_fit(fastgd.fit_chunks(lambda: iter(blocks)), ref)
+    # one pass over a one-shot stream: the gram fit ends on the statistics, as the dense
+    # one; its loss is computed from them (see the gd-scaled case of FITS: 1.3e-12 here)
+    dense = [(x.toarray(), t) for x, t in blocks]
+    assert_same_fit(fastgd.fit_chunks(iter(blocks), solver="gram"),
+                    fastgd.fit_chunks(iter(dense), solver="gram"), loss_rel=1e-10)
+    with pytest.raises(TypeError, match="block 1 is a dense array but block 0 is a scipy sparse"):
+        fastgd.fit_chunks([blocks[0], (blocks[1][0].toarray(), blocks[1][1])])
+
+
+def test_gdregressor_fit_predict_score(rng):
+    from fastgd.estimator import GDRegressor
+
+    X, y, _ = make_sparse(rng, 800, 15, density=0.2)
+    got = GDRegressor().fit(X, y)
+    ref = GDRegressor().fit(X.toarray(), y)
+    assert_allclose(got.coef_, ref.coef_, rtol=0, atol=1e-12 * np.abs(ref.coef_).max())
+    assert_allclose(got.predict(X), ref.predict(X.toarray()), rtol=1e-12, atol=1e-12)
+    assert got.score(X, y) == pytest.approx(ref.score(X.toarray(), y), rel=1e-12)
+    assert_allclose(ref.predict(X.tocsc()), ref.predict(X.toarray()), rtol=1e-13, atol=1e-13)
+    with pytest.raises(ValueError, match="X has 14 features"):
+        got.predict(X.tocsr()[:, :14])
+
+
+def test_checkpoint_and_resume_of_a_sparse_fit(rng, tmp_path):
+    X, y, _ = make_sparse(rng, 2000, 60, density=0.1)
+    path = tmp_path / "fit.ckpt"
+    ref = fastgd.fit(X, y)
+
+    def stop(epoch, *_):
+        return epoch < 3
+
+    part = fastgd.fit(X, y, checkpoint=path, callback=stop)
+    assert part.n_epochs == 3
+    res = fastgd.resume(path, X, y)
+    assert np.array_equal(res.coef, ref.coef) and res.intercept == ref.intercept
+    other = X.tocsr(copy=True)
+    other.data[0] += 1.0
+    with pytest.raises(ValueError):
+        fastgd.resume(path, other, y)
+
+
+def test_extreme_magnitudes_are_fitted_in_power_of_two_units(rng):
+    """The units path (sums of squares beyond float64) on CSR blocks, against the dense."""
+    X, y, _ = make_sparse(rng, 500, 6, density=0.4)
+    X = X.tocsr() * 1e200
+    got = fastgd.fit(X, y)
+    ref = fastgd.fit(X.toarray(), y)
+    assert_allclose(got.coef, ref.coef, rtol=1e-10)
+    assert got.intercept == pytest.approx(ref.intercept, rel=1e-10)
+
+
+# -- what sparse input does not support yet -----------------------------------------------
+
+
+@pytest.mark.parametrize("kw", [{"mode": "sgd"}, {"mode": "minibatch"},
+                                {"mode": "sgd", "learning_rate": 0.01}])
+def test_stochastic_modes_refuse_sparse_input_saying_what_to_do(rng, kw):
+    from fastgd.estimator import GDRegressor
+
+    X, y, _ = make_sparse(rng, 200, 5, density=0.3)
+    msg = r"not implemented for scipy.sparse X yet .* mode='batch'"
+    with pytest.raises(TypeError, match=msg):
+        fastgd.fit(X, y, **kw)
+    with pytest.raises(TypeError, match=msg):
+        GDRegressor(**kw).fit(X, y)
+    with pytest.raises(TypeError, match=msg):
+        GDRegressor().partial_fit(X, y)
+    with pytest.raises(TypeError, match=msg):
+        fastgd.fit_chunks([(X, y)], **kw)
+
+
+def test_import_fastgd_does_not_import_scipy():
+    code = ("import sys, fastgd, numpy as np; fastgd.fit(np.arange(5.0), np.arange(5.0)); "
+            "print('scipy' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_parallel_choice_counts_stored_entries(rng):
+    """'auto' goes parallel from 2^21 values read: nnz + n for CSR, not n (d + 1)."""
+    if _threads.get_num_threads() < 2:
+        pytest.skip("one thread: 'auto' is always serial")
+    X, y, _ = make_sparse(rng, 1000, 50_000, density=0.001)
+    assert not open_source(X, y).block.parallel  # 50 million cells, 50,000 stored
+
+
+def test_dask_array_of_sparse_blocks_is_refused_saying_what_to_do():
+    da = pytest.importorskip("dask.array")
+    X = sp.random(100, 5, density=0.3, format="csr", random_state=0)
+    dX = da.from_array(X, chunks=(50, 5), asarray=False)
+    with pytest.raises(TypeError, match="dask array of scipy.sparse blocks.*fit_chunks"):
+        fastgd.fit(dX, np.arange(100.0))
