@@ -335,6 +335,28 @@ def test_a_numeric_rate_that_makes_the_fit_worse_warns_with_the_stable_limit(rng
         fastgd.fit(x, y, learning_rate=0.9 * limit, epochs=30)  # below the limit: silent
 
 
+def test_a_rate_that_ends_far_above_its_best_loss_warns_though_below_its_start():
+    """The second trigger: the final loss below the starting one but over 10 times the best
+    reached. Oracle: the eigenvalues of the Gram matrix (NumPy). Just above the stable limit
+    the steep direction grows by about 1.01^2 an epoch from a tiny start while the shallow
+    one decays from a large one: the loss falls, bottoms out, then climbs."""
+    rng = np.random.default_rng(1)
+    X = np.column_stack([3.0 * rng.normal(size=400), 10.0 * rng.normal(size=400)])
+    y = X @ [1.0, 1.0]
+    limit = 2.0 / (2.0 * np.linalg.eigvalsh(X.T @ X / 400)[-1])
+    kw = dict(learning_rate=1.01 * limit, fit_intercept=False, init_coef=[11.0, 1.00001])
+    with pytest.warns(fastgd.ConvergenceWarning,
+                      match=rf"times the best loss it reached .* is above the stable limit for "
+                            rf"this data, about {limit:.3g}"):
+        res = fastgd.fit(X, y, epochs=100, **kw)
+    h = res.loss_history
+    assert h.min() * 10 < h[-1] < h[0]
+    with warnings.catch_warnings():  # at 80 epochs it is 9 times the best: silent
+        warnings.simplefilter("error")
+        res = fastgd.fit(X, y, epochs=80, **kw)
+    assert res.loss_history.min() * 5 < res.final_loss < 10 * res.loss_history.min()
+
+
 def test_a_numeric_sgd_rate_above_the_limit_warns():
     """Oracle: per-row SGD on the mean loss overshoots a row when the rate exceeds
     1 / max_i (x_i^2 + 1). (Its own seed: the rate that ends worse without exploding is
