@@ -121,7 +121,9 @@ def check_kind(label, path, kind, overwrite=False, force_hint="pass overwrite=Tr
         return
     if is_kind(path, kind):
         return
-    raise ValueError(f"{label} {path} exists and is not a {KIND_NAMES[kind]}: fastgd would "
+    name = KIND_NAMES[kind]
+    article = "an" if name[0] in "aeiou" else "a"
+    raise ValueError(f"{label} {path} exists and is not {article} {name}: fastgd would "
                      f"replace it; {force_hint} to replace it, or choose another path")
 
 

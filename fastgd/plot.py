@@ -31,7 +31,12 @@ Examples
 >>> len(fig.axes)
 3
 """
+import io
+import os
+
 import numpy as np
+
+from ._outputs import check_outputs, write_bytes
 
 try:
     import matplotlib  # noqa: F401
@@ -445,7 +450,7 @@ def predictions(result, X, y, *, ax=None, max_points=MAX_POINTS):
     return ax
 
 
-def summary(result, x, y, path=None, file=None):
+def summary(result, x, y, path=None, file=None, overwrite=False):
     """One figure with the pictures of a fit, written to ``file`` when given.
 
     One feature: :func:`fit_line`, :func:`loss_curve` and :func:`loss_surface` (``path``
@@ -463,8 +468,13 @@ def summary(result, x, y, path=None, file=None):
         One feature only: the (slope, intercept) per epoch for :func:`loss_surface`;
         by default :func:`descent_path` records it by running the fit again.
     file : str, path-like or file object, optional
-        Where to save the figure (at 110 dpi, in the format of the file's extension, as
-        matplotlib's ``savefig`` decides); by default it is not saved.
+        Where to save the figure (at 110 dpi, in the format of the file's extension, PNG
+        without one); by default it is not saved. A path is checked before anything is
+        drawn, as the command line's outputs are: its folder must exist and be writable,
+        and an existing file that is not an image is refused unless ``overwrite``; the
+        file is written atomically (a failed write leaves no partial image).
+    overwrite : bool
+        Replace an existing file at ``file`` that is not an image (default False).
 
     Returns
     -------
@@ -473,6 +483,7 @@ def summary(result, x, y, path=None, file=None):
     """
     import matplotlib.pyplot as plt
 
+    fmt = None if file is None or hasattr(file, "write") else _image_file(file, overwrite)
     x = np.asarray(x, dtype=np.float64)
     one = x.ndim == 1 or (x.ndim == 2 and x.shape[1] == 1)
     fig, axes = plt.subplots(1, 3 if one else 2, figsize=(21, 5) if one else (14, 5),
@@ -484,6 +495,24 @@ def summary(result, x, y, path=None, file=None):
     else:
         loss_curve(result, ax=axes[0])
         predictions(result, x, y, ax=axes[1])
-    if file is not None:
+    if fmt is not None:
+        buf = io.BytesIO()
+        fig.savefig(buf, format=fmt, dpi=110)
+        write_bytes(file, buf.getvalue())
+    elif file is not None:  # a file object of the caller's
         fig.savefig(file, dpi=110)
     return fig
+
+
+def _image_file(file, overwrite):
+    """The image format of the path ``file`` (its extension; PNG without one), once the
+    path is known to be writable and not someone else's file."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    check_outputs([("file", file, "image")], overwrite=overwrite)
+    ext = os.path.splitext(os.fspath(file))[1][1:].lower() or "png"
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if ext not in formats:
+        raise ValueError(f"file {os.fspath(file)}: matplotlib does not write .{ext} files; use "
+                         f"one of: {', '.join('.' + f for f in sorted(formats))}")
+    return ext

@@ -3,6 +3,7 @@ are read back from matplotlib: whole-number epoch ticks, titled and labelled axe
 outside the data and inside the figure, contour labels that do not overlap, and the
 start, the fit and the least-squares optimum inside the frame. Oracles: numpy.linalg.lstsq
 (the optimum), the fit's own result (the path's end), scikit-learn's r2_score."""
+import io
 import os
 import subprocess
 import sys
@@ -249,6 +250,37 @@ def test_summary_of_one_feature(bike, textbook, tmp_path):
         _assert_legend_outside(ax)
     _assert_labels_apart(surface, at_least=3)
     assert _inside(surface, _lstsq(x, y)) and _inside(surface, (0.0, 0.0))
+
+
+def test_summary_checks_its_file_before_drawing_and_never_destroys_data(bike, textbook,
+                                                                        tmp_path):
+    """The checks of the command line's outputs (fastgd._outputs) for the API's file=:
+    nothing is drawn into a missing folder, over a data file or in an unknown format; an
+    image is replaced; a file object is the caller's."""
+    x, y = bike
+    data = tmp_path / "bike.csv"
+    data.write_text("x,y\n1,2\n")
+    with pytest.raises(ValueError, match="exists and is not an image"):
+        plot.summary(textbook, x, y, file=data)
+    assert data.read_text() == "x,y\n1,2\n"
+    with pytest.raises(ValueError, match="does not exist"):
+        plot.summary(textbook, x, y, file=tmp_path / "missing" / "fit.png")
+    with pytest.raises(ValueError, match=r"does not write \.xyz files"):
+        plot.summary(textbook, x, y, file=tmp_path / "fit.xyz")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bike.csv"]  # (no temp files)
+    notes = tmp_path / "notes.png"  # text under an image's name
+    notes.write_text("not a picture")
+    with pytest.raises(ValueError, match="pass overwrite=True to replace it"):
+        plot.summary(textbook, x, y, file=notes)
+    plot.summary(textbook, x, y, file=notes, overwrite=True)  # the user's say-so
+    assert notes.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    svg = tmp_path / "fit.svg"
+    plot.summary(textbook, x, y, file=svg)
+    plot.summary(textbook, x, y, file=svg)  # an image replaces an image
+    assert svg.read_text().lstrip().startswith("<?xml")
+    buf = io.BytesIO()
+    plot.summary(textbook, x, y, file=buf)
+    assert buf.getvalue()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_the_cli_figure_frames_the_optimum(tmp_path, bike):
