@@ -59,8 +59,16 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", metavar="FILE.png",
                         help="where to write the figure (default: convergence.png in a new "
-                             "temporary folder); an existing file there is replaced")
+                             "temporary folder); an existing image there is replaced, any "
+                             "other file is refused")
     args = parser.parse_args(argv)
+    if args.output:
+        from fastgd._outputs import check_outputs
+
+        try:  # before the fits: a missing folder or someone else's file fails at once
+            check_outputs([("--output", args.output, "image")], force_hint="remove it")
+        except ValueError as exc:
+            parser.error(str(exc))
     out = args.output or os.path.join(tempfile.mkdtemp(prefix="fastgd-convergence-"),
                                       "convergence.png")
     print(f"wrote {draw(out)}")

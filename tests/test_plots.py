@@ -312,6 +312,12 @@ def test_plot_convergence_script_never_replaces_the_tracked_figure(tmp_path):
                           capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert proc.returncode == 0 and (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG", proc.stderr
     assert (tracked.read_bytes(), tracked.stat().st_mtime_ns) == before
+    data = tmp_path / "data.png"  # someone else's file under an image's name: refused at once
+    data.write_text("x,y\n1,2\n")
+    proc = subprocess.run([sys.executable, script, "--output", str(data)],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 2 and "exists and is not an image" in proc.stderr, proc.stderr
+    assert data.read_text() == "x,y\n1,2\n"
 
 
 def test_the_module_example_runs():
