@@ -25,6 +25,10 @@ Adding a loss is one module with a :class:`Loss` subclass and one line that regi
 """
 import hashlib
 import inspect
+import weakref
+
+#: each loss class's :meth:`Loss.key`, computed once (a class redefined is a new key)
+_KEYS = weakref.WeakKeyDictionary()
 
 
 class Loss:
@@ -66,12 +70,17 @@ class Loss:
     def key(self):
         """A short hash of the loss's source: the name under which its compiled kernels
         are cached changes whenever its functions do (numba keys a cache on the kernel's
-        own source file only)."""
-        try:
-            src = inspect.getsource(type(self))
-        except (OSError, TypeError):  # defined where no source is kept (a REPL)
-            src = repr(type(self))
-        return hashlib.sha256(src.encode()).hexdigest()[:10]
+        own source file only). Computed once per class: reading the source takes
+        milliseconds, and the kernels are looked up on every epoch."""
+        cls = type(self)
+        key = _KEYS.get(cls)
+        if key is None:
+            try:
+                src = inspect.getsource(cls)
+            except (OSError, TypeError):  # defined where no source is kept (a REPL)
+                src = repr(cls)
+            key = _KEYS[cls] = hashlib.sha256(src.encode()).hexdigest()[:10]
+        return key
 
     def __repr__(self):
         return f"{type(self).__name__}()"
