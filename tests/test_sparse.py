@@ -451,7 +451,7 @@ def test_csr_sgd_epoch_matches_lazy_twin_and_dense_definition(rng, bs, variant):
     params[L.P_EPSILON] = 0.3
     theta0 = rng.normal(size=d + 1)
     coords = L.make_coords(m, 1 / sd, True, lam1, lam2)
-    state = np.zeros((5, d + 1))
+    state = np.zeros((_kernels().sparse_sgd.STATE_ROWS, d + 1))
     state[0], state[1] = theta0, theta0 * 0.5
     huber = variant == "huber_weighted"
     kernel = _kernels().csr_sgd_kernels(losses.get("huber" if huber else "squared")).choose(bs)
