@@ -529,6 +529,19 @@ def test_sparse_stochastic_fit_equals_dense_fit(rng, kw):
         assert np.any(got.coef == 0.0) == np.any(ref.coef == 0.0)
 
 
+@pytest.mark.parametrize("mode", ["sgd", "minibatch"])
+def test_fit_chunks_of_csr_blocks_stochastic(rng, mode):
+    """Blocks of CSR rows (block order shuffled, each block's rows permuted) against the
+    same blocks dense."""
+    X, y, _ = make_sparse(rng, 3000, 20, density=0.2)
+    X = X.tocsr()
+    cuts = [(0, 700), (700, 2100), (2100, 3000)]
+    kw = dict(mode=mode, epochs=3, tol=None, random_state=4)
+    got = fastgd.fit_chunks([(X[a:b], y[a:b]) for a, b in cuts], **kw)
+    ref = fastgd.fit_chunks([(X[a:b].toarray(), y[a:b]) for a, b in cuts], **kw)
+    assert_same_fit(got, ref, rel=SGD_REL)
+
+
 def test_sparse_sgd_reaches_the_optimum_of_its_dense_twin(rng):
     """A quality floor besides the parity: 30 averaged epochs end within 1% of the
     least-squares loss (numpy.linalg.lstsq on the dense matrix)."""
@@ -604,6 +617,32 @@ def test_sparse_sgd_divergence_keeps_the_last_finite_state(rng):
     assert np.isfinite(errs[0].result.coef).all()
 
 
+def test_a_fit_compiles_only_the_stochastic_kernel_it_runs(tmp_path):
+    """Cold start (a new process, an empty kernel cache): dense stochastic fits compile no
+    CSR epoch kernel; a sparse SGD fit compiles the one-row CSR kernel and not the batch
+    one. Oracle: the files numba writes into the cache folder, one per compiled kernel."""
+    import os
+
+    env = dict(os.environ, FASTGD_CACHE_DIR=str(tmp_path / "cache"), FASTGD_DISABLE_CACHE="0")
+    dense = ("import numpy as np, fastgd; rng = np.random.default_rng(0); "
+             "X = rng.normal(size=(3000, 5)); y = X @ np.ones(5); "
+             "fastgd.fit(X, y, mode='sgd', epochs=2, tol=None); "
+             "fastgd.fit(X, y, mode='minibatch', epochs=2, tol=None)")
+    subprocess.run([sys.executable, "-c", dense], env=env, check=True)
+    names = [f.name for f in (tmp_path / "cache").rglob("*.nbi")]
+    assert any(n.startswith("sgd.") for n in names)  # the dense kernels were cached here
+    assert not any(n.startswith("sparse_sgd.") for n in names)
+    sparse = ("import numpy as np, fastgd, scipy.sparse as sp; "
+              "X = sp.random(3000, 50, density=0.1, format='csr', random_state=0); "
+              "fastgd.fit(X, X @ np.ones(50), mode='sgd', epochs=2, tol=None)")
+    subprocess.run([sys.executable, "-c", sparse], env=env, check=True)
+    names = [f.name for f in (tmp_path / "cache").rglob("*.nbi")]
+    compiled = [n.split("-")[0] for n in names if n.startswith("sparse_sgd.")]
+    assert len(compiled) == 1
+    assert compiled[0].startswith("sparse_sgd._csr_sgd_src_squared_")
+    assert compiled[0].endswith("_rows")
+
+
 # -- what sparse input does not support -------------------------------------------------
 
 
@@ -631,6 +670,9 @@ def test_stochastic_penalties_without_a_lazy_form_are_refused_saying_what_to_do(
         GDRegressor(**kw).partial_fit(X, y)
     with pytest.raises(TypeError, match=msg):
         fastgd.fit_chunks([(X, y)], **kw)
+    # scikit-learn's sparse tag says the same (its checks then expect the TypeError)
+    assert GDRegressor(**kw).__sklearn_tags__().input_tags.sparse is False
+    assert GDRegressor(mode=kw["mode"]).__sklearn_tags__().input_tags.sparse is True
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", fastgd.ConvergenceWarning)
         fastgd.fit(X.toarray(), y, **kw)
