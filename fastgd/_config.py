@@ -106,7 +106,8 @@ class _LazyModule:
 
 
 #: the modules of the kernels, whose cached files say whether a run will compile
-KERNEL_MODULES = ("finite", "gradient", "moments", "permutation", "sgd", "sparse")
+KERNEL_MODULES = ("finite", "gradient", "moments", "permutation", "sgd", "sparse",
+                  "sparse_sgd")
 
 
 def kernels_cached():

@@ -47,24 +47,6 @@ def _warn_ill_conditioned(cond, err):
     )
 
 
-#: the engines that run on sparse (CSR) rows: the batch passes have CSR twins
-#: (:mod:`fastgd.sources.csr`); the stochastic epochs do not yet
-SPARSE_ENGINES = ("batch", "textbook")
-
-
-def check_sparse_supported(plan, source):
-    """A ``TypeError`` saying what to do when ``plan`` runs an engine that has no CSR
-    passes on a sparse ``source`` (the type scikit-learn raises for sparse input an
-    estimator does not take, so its checks recognise it)."""
-    if source.sparse and plan.engine not in SPARSE_ENGINES:
-        raise TypeError(
-            f"mode={plan.mode!r} is not implemented for scipy.sparse X yet (the stochastic "
-            "epochs read dense rows); fit sparse data with mode='batch' (the default: it "
-            "reaches the least-squares optimum, in O(nnz) per pass), or pass X.toarray() if "
-            "the dense matrix fits in memory"
-        )
-
-
 def run(plan, source, coef0, *, callback=None, t0=None, progress=False, checkpoint=None,
         resume=None):
     """Fit ``source`` by ``plan`` from the raw parameters ``coef0`` (float64 ``(d + 1,)``:
@@ -79,7 +61,6 @@ def run(plan, source, coef0, *, callback=None, t0=None, progress=False, checkpoi
             f"scale=True); this fit runs the {plan.engine!r} engine (a numeric "
             "learning_rate on unscaled data). Use scale=True, or no checkpoint"
         )
-    check_sparse_supported(plan, source)
     source.numpy_passes = plan.numpy_passes
     with _Monitor(callback, progress, plan, source) as monitor:
         res = _run(plan, source, coef0, monitor, t0, (checkpoint, resume))
@@ -460,7 +441,6 @@ def run_partial(plan, source, coef0, state):
     Returns the :class:`fastgd.FitResult` of this call's epoch (its loss history: this
     call's rows before and after the epoch)."""
     t0 = time.perf_counter()
-    check_sparse_supported(plan, source)
     d = source.d
     with np.errstate(all="ignore"):
         W, mean, m2 = source.moments(full=False)

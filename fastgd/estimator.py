@@ -411,8 +411,13 @@ class GDRegressor(RegressorMixin, BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = False
-        # scipy.sparse X in the batch mode (read as CSR); the stochastic modes refuse it
-        tags.input_tags.sparse = self.mode == "batch"
+        # scipy.sparse X in every mode (read as CSR), except the penalized stochastic fits
+        # the lazy CSR epochs refuse (fastgd.solvers.sgd.sparse_refusal): a penalty with
+        # scale on (or auto), or an L1 part with averaging
+        refused = (self.mode != "batch" and self.penalty is not None
+                   and (self.scale is not False
+                        or (self.penalty != "l2" and self.average is not False)))
+        tags.input_tags.sparse = not refused
         return tags
 
     def _validate_fit_data(self, X, y, sample_weight, *, reset):

@@ -256,3 +256,88 @@ def csr_row_norms(indptr, indices, values, d, sw, centres, inv_scales, fit_inter
                                                  for j in range(d))
         best = max(best, _w(sw, i) * q)
     return best
+
+
+def csr_sgd_lazy_epoch(indptr, indices, values, y, sw, perm, m, s, lam1, lam2, eta0, power_t,
+                       t0, invscaling, batch_size, mean, wscale, fit_intercept, avg_start,
+                       huber, epsilon, theta, avg):
+    """:func:`sgd_scaled_epoch` over CSR rows in the lazy forms, step by step, visiting
+    only the stored entries of each batch (``lam1``, ``lam2``: one weight for every
+    column).
+
+    The weights are kept as ``theta_j = g (v_j + B u_j)`` with ``u_j = -m_j / s_j``: a
+    step's decay multiplies ``g`` by ``1 - eta lam2``, the gradient's centring part adds
+    to the scalar ``B``, its stored entries to ``v`` (divided by the new ``g``). The L1
+    steps a column misses are applied when a row next reads it, as one soft threshold at
+    the sum of ``eta lam1 / g`` over the steps missed (read from the step history). The
+    average is computed at the end from the history of ``(g, B)`` and each column's log
+    of ``v`` (no running sums). Returns ``(theta, avg, t)``.
+    """
+    d = len(m)
+    u = [-m[j] / s[j] for j in range(d)]
+    v = [float(theta[j]) for j in range(d)]
+    b = float(theta[d])
+    g, B = 1.0, 0.0
+    pen = [0.0]  # pen[k]: the L1 threshold (units of v) summed over the first k steps
+    seen = [0] * d  # the steps whose L1 threshold column j has received
+    log = [[(0, v[j])] for j in range(d)]  # (step, v_j from that step on)
+    hist = []  # (g, B, b) after each step
+    t = t0
+
+    def catch_up(j, k):
+        if pen[k] > pen[seen[j]]:
+            tau = pen[k] - pen[seen[j]]
+            v[j] = math.copysign(max(abs(v[j]) - tau, 0.0), v[j])
+        seen[j] = k
+
+    for k0 in range(0, len(perm), batch_size):
+        batch = perm[k0:k0 + batch_size]
+        k = len(hist)
+        grad = {}
+        gsum = 0.0
+        for i in batch:
+            row = [(int(indices[e]), float(values[e])) for e in range(indptr[i], indptr[i + 1])]
+            for j, _ in row:
+                catch_up(j, k)
+            pred = b + sum(g * (v[j] + B * u[j]) * u[j] for j in range(d))
+            pred += sum(x / s[j] * g * (v[j] + B * u[j]) for j, x in row)
+            r = float(y[i]) - pred
+            if huber:
+                r = min(max(r, -epsilon), epsilon)
+            wr = _w(sw, i) * r
+            for j, x in row:
+                grad[j] = grad.get(j, 0.0) + wr * x / s[j]
+            gsum += wr
+        t += 1
+        eta = eta0 / t ** power_t if invscaling else eta0
+        c = 2.0 * eta * (wscale / len(batch) if mean else 1.0)
+        g *= 1.0 - eta * lam2
+        B += c * gsum / g
+        pen.append(pen[-1] + eta * lam1 / g)
+        for j, gj in grad.items():
+            v[j] += c * gj / g
+            catch_up(j, k + 1)
+            log[j].append((k + 1, v[j]))
+        if fit_intercept:
+            b += c * gsum
+        hist.append((g, B, b))
+    steps = len(hist)
+    for j in range(d):
+        catch_up(j, steps)
+    new = [g * (v[j] + B * u[j]) for j in range(d)] + [b]
+    first = int(max(avg_start - t0, 0))  # steps of this call before averaging starts
+    n_old, n_new = int(max(t0 - avg_start, 0)), steps - first
+    if n_new <= 0:
+        return np.array(new), np.array(avg, dtype=float), t
+    out = []
+    for j in range(d):
+        total, e = 0.0, 0
+        for k in range(first + 1, steps + 1):
+            while e + 1 < len(log[j]) and log[j][e + 1][0] <= k:
+                e += 1
+            gk, Bk, _ = hist[k - 1]
+            total += gk * (log[j][e][1] + Bk * u[j])
+        out.append(total)
+    out.append(sum(h[2] for h in hist[first:]))
+    avg = [(avg[j] * n_old + out[j]) / (n_old + n_new) for j in range(d + 1)]
+    return np.array(new), np.array(avg), t

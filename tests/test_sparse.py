@@ -404,24 +404,278 @@ def test_extreme_magnitudes_are_fitted_in_power_of_two_units(rng):
     assert got.intercept == pytest.approx(ref.intercept, rel=1e-10)
 
 
-# -- what sparse input does not support yet -----------------------------------------------
+# -- stochastic epochs over CSR rows --------------------------------------------------------
 
 
-@pytest.mark.parametrize("kw", [{"mode": "sgd"}, {"mode": "minibatch"},
-                                {"mode": "sgd", "learning_rate": 0.01}])
-def test_stochastic_modes_refuse_sparse_input_saying_what_to_do(rng, kw):
+EPOCH_VARIANTS = ["plain", "plain_avg", "invscaling_avg", "l2_avg", "l1", "elasticnet",
+                  "huber_weighted", "sum", "uncentred_l2_avg"]
+
+
+@pytest.mark.parametrize("bs", [1, 7])
+@pytest.mark.parametrize("variant", EPOCH_VARIANTS)
+def test_csr_sgd_epoch_matches_lazy_twin_and_dense_definition(rng, bs, variant):
+    """Two oracles: ``naive.csr_sgd_lazy_epoch`` (the lazy forms step by step, from their
+    definitions, with the average from the full history), to 1e-12; and
+    ``naive.sgd_scaled_epoch`` on the dense rows (the update as defined, every column every
+    step), to 1e-10 relative: the lazy forms take the same steps in another order of
+    operations (``theta = g (v + B u)``, the gradient divided by ``g``), so they agree to
+    rounding, not bit for bit."""
+    from fastgd import _layout as L
+    from fastgd import losses
+
+    n, d = 150, 9
+    X, y, _ = make_sparse(rng, n, d, density=0.3)
+    X = X.tocsr()
+    sw = rng.uniform(0.2, 2.0, n) if variant == "huber_weighted" else np.empty(0)
+    perm = rng.permutation(n).astype(np.int64)
+    D = X.toarray()
+    centred = variant not in ("l1", "elasticnet", "uncentred_l2_avg")
+    m = D.mean(axis=0) if centred else np.zeros(d)
+    sd = D.std(axis=0) if variant != "plain" else np.ones(d)
+    # strong (per step taken): some weights clip to zero
+    l1 = {"l1": 0.5, "elasticnet": 0.3}.get(variant, 0.0) * (1 if bs == 1 else 5)
+    l2 = {"l2_avg": 0.1, "elasticnet": 0.05, "uncentred_l2_avg": 0.2}.get(variant, 0.0)
+    lam1, lam2 = np.r_[np.full(d, l1), 0.0], np.r_[np.full(d, l2), 0.0]
+    invscaling = variant == "invscaling_avg"
+    avg_start = 25.0 if variant.endswith("avg") else 1e18
+    params = np.zeros(L.N_PARAMS)
+    params[L.P_ETA0] = 0.05 if variant != "sum" else 0.05 / bs
+    params[L.P_POWER_T] = 0.5
+    params[L.P_T0] = 10.0
+    params[L.P_SCHEDULE] = 1.0 if invscaling else 0.0
+    params[L.P_BATCH] = bs
+    params[L.P_MEAN] = 0.0 if variant == "sum" else 1.0
+    params[L.P_WSCALE] = 1.3
+    params[L.P_FIT_B] = 1.0
+    params[L.P_AVG_START] = avg_start
+    params[L.P_EPSILON] = 0.3
+    theta0 = rng.normal(size=d + 1)
+    coords = L.make_coords(m, 1 / sd, True, lam1, lam2)
+    state = np.zeros((_kernels().sparse_sgd.STATE_ROWS, d + 1))
+    state[0], state[1] = theta0, theta0 * 0.5
+    huber = variant == "huber_weighted"
+    kernel = _kernels().csr_sgd_kernels(losses.get("huber" if huber else "squared")).choose(bs)
+    steps = kernel((X.indptr, X.indices, X.data), y, sw, perm, coords, params, state)
+    args = (perm, m, sd, params[L.P_ETA0], 0.5, 10, invscaling, bs, variant != "sum", 1.3, True,
+            avg_start, huber, 0.3, theta0, theta0 * 0.5)
+    th, av, t = naive.csr_sgd_lazy_epoch(X.indptr, X.indices, X.data, y, sw, perm,
+                                         *args[1:3], l1, l2, *args[3:])
+    assert steps == t - 10 == -(-n // bs)
+    assert_allclose(state[0], th, rtol=1e-12, atol=1e-12 * np.abs(th).max())
+    assert_allclose(state[1], av, rtol=1e-12, atol=1e-12 * np.abs(av).max())
+    th_d, av_d, _ = naive.sgd_scaled_epoch(D, y, sw, perm, m, sd, lam1, lam2, *args[3:])
+    assert_allclose(state[0], th_d, rtol=1e-10, atol=1e-10 * np.abs(th_d).max())
+    assert_allclose(state[1], av_d, rtol=1e-10, atol=1e-10 * np.abs(av_d).max())
+    if l1:
+        assert np.any(state[0][:d] == 0.0)  # the L1 steps clipped some weights to zero
+
+
+# (the stochastic fits run the same steps as the dense fit of X.toarray() in another order of
+# operations, see the test above: weights, intercept and loss agree to about 1e-13 after
+# a few epochs; 1e-10 leaves room for the drift that rounding differences accumulate)
+SGD_REL = 1e-10
+
+SGD_FITS = [
+    pytest.param({"mode": "sgd"}, id="sgd-default"),
+    pytest.param({"mode": "minibatch"}, id="minibatch-default"),
+    pytest.param({"mode": "sgd", "average": False}, id="sgd-no-average"),
+    pytest.param({"mode": "sgd", "average": 500}, id="sgd-average-after-step"),
+    pytest.param({"mode": "sgd", "learning_rate_schedule": "invscaling", "learning_rate": 0.05},
+                 id="invscaling"),
+    pytest.param({"mode": "sgd", "learning_rate_schedule": "adaptive", "tol": 1e-3,
+                  "epochs": 12}, id="adaptive"),
+    pytest.param({"mode": "sgd", "loss": "huber", "epsilon": 0.2}, id="huber"),
+    pytest.param({"mode": "minibatch", "loss": "huber", "epsilon": 0.2}, id="huber-minibatch"),
+    pytest.param({"mode": "sgd", "weighted": True}, id="weighted"),
+    pytest.param({"mode": "minibatch", "weighted": True, "batch_size": 16}, id="weighted-mb"),
+    pytest.param({"mode": "sgd", "fit_intercept": False}, id="no-intercept"),
+    pytest.param({"mode": "sgd", "reduction": "sum"}, id="sum"),
+    pytest.param({"mode": "sgd", "learning_rate": 0.002}, id="plain-sgd"),
+    pytest.param({"mode": "minibatch", "learning_rate": 0.01}, id="plain-minibatch"),
+    pytest.param({"mode": "sgd", "penalty": "l2", "alpha": 0.05, "scale": False}, id="l2"),
+    pytest.param({"mode": "minibatch", "penalty": "l2", "alpha": 0.05, "scale": False},
+                 id="l2-minibatch"),
+    pytest.param({"mode": "sgd", "penalty": "l1", "alpha": 0.02, "scale": False,
+                  "average": False}, id="l1"),
+    pytest.param({"mode": "minibatch", "penalty": "elasticnet", "alpha": 0.05, "l1_ratio": 0.5,
+                  "scale": False, "average": False}, id="elasticnet-minibatch"),
+    pytest.param({"mode": "sgd", "early_stopping": True, "tol": 1e-3}, id="early-stopping"),
+    pytest.param({"mode": "sgd", "parallel": True}, id="mixing"),
+    pytest.param({"mode": "minibatch", "parallel": True}, id="mixing-minibatch"),
+]
+
+
+@pytest.mark.parametrize("kw", SGD_FITS)
+def test_sparse_stochastic_fit_equals_dense_fit(rng, kw):
+    """Oracle: the dense fit of X.toarray() with the same settings and seed (the same
+    permutations: the visiting order depends on the number of rows and the seed only)."""
+    kw = dict(kw)
+    n, d = 1500, 20
+    X, y, _ = make_sparse(rng, n, d, density=0.2)
+    if kw.pop("weighted", False):
+        kw["sample_weight"] = rng.uniform(0.1, 3.0, n)
+    kw.setdefault("tol", None)
+    kw.setdefault("epochs", 4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", fastgd.ConvergenceWarning)
+        got = fastgd.fit(X, y, random_state=3, **kw)
+        ref = fastgd.fit(X.toarray(), y, random_state=3, **kw)
+    assert (got.n_epochs, got.stop_reason, got.learning_rate) == (
+        ref.n_epochs, ref.stop_reason, pytest.approx(ref.learning_rate, rel=1e-13))
+    assert_same_fit(got, ref, rel=SGD_REL)
+    assert got.loss_history.shape == ref.loss_history.shape
+    assert_allclose(got.loss_history, ref.loss_history, rtol=SGD_REL)
+    if kw.get("penalty") in ("l1", "elasticnet"):
+        assert np.any(got.coef == 0.0) == np.any(ref.coef == 0.0)
+
+
+@pytest.mark.parametrize("mode", ["sgd", "minibatch"])
+def test_fit_chunks_of_csr_blocks_stochastic(rng, mode):
+    """Blocks of CSR rows (block order shuffled, each block's rows permuted) against the
+    same blocks dense."""
+    X, y, _ = make_sparse(rng, 3000, 20, density=0.2)
+    X = X.tocsr()
+    cuts = [(0, 700), (700, 2100), (2100, 3000)]
+    kw = dict(mode=mode, epochs=3, tol=None, random_state=4)
+    got = fastgd.fit_chunks([(X[a:b], y[a:b]) for a, b in cuts], **kw)
+    ref = fastgd.fit_chunks([(X[a:b].toarray(), y[a:b]) for a, b in cuts], **kw)
+    assert_same_fit(got, ref, rel=SGD_REL)
+
+
+def test_sparse_sgd_reaches_the_optimum_of_its_dense_twin(rng):
+    """A quality floor besides the parity: 30 averaged epochs end within 1% of the
+    least-squares loss (numpy.linalg.lstsq on the dense matrix)."""
+    X, y, _ = make_sparse(rng, 3000, 30, density=0.1)
+    res = fastgd.fit(X, y, mode="sgd", epochs=30, tol=None, random_state=0)
+    A = np.c_[X.toarray(), np.ones(3000)]
+    best = np.mean((y - A @ np.linalg.lstsq(A, y, rcond=None)[0]) ** 2)
+    assert best <= res.final_loss <= 1.01 * best
+
+
+@pytest.mark.parametrize("mode", ["sgd", "minibatch"])
+def test_sparse_parameter_mixing_does_not_depend_on_the_thread_count(rng, threads, mode):
+    X, y, _ = make_sparse(rng, 40_000, 30, density=0.1)
+    results = []
+    for k in (1, 2, threads.max):
+        threads.set(k)
+        results.append(fastgd.fit(X, y, mode=mode, parallel=True, epochs=2, tol=None,
+                                  random_state=5))
+    for other in results[1:]:
+        assert np.array_equal(results[0].coef, other.coef)
+        assert results[0].intercept == other.intercept
+        assert np.array_equal(results[0].loss_history, other.loss_history)
+
+
+@pytest.mark.parametrize("kw", [{"mode": "sgd"}, {"mode": "minibatch", "parallel": True},
+                                {"mode": "sgd", "penalty": "l1", "alpha": 0.01, "scale": False,
+                                 "average": False}])
+def test_sparse_stochastic_checkpoint_and_resume_bit_for_bit(rng, tmp_path, kw):
+    X, y, _ = make_sparse(rng, 2000, 25, density=0.2)
+    path = tmp_path / "sgd.ckpt"
+    ref = fastgd.fit(X, y, epochs=6, tol=None, random_state=2, **kw)
+
+    def stop(epoch, *_):
+        return epoch < 3
+
+    part = fastgd.fit(X, y, epochs=6, tol=None, random_state=2, checkpoint=path,
+                      callback=stop, **kw)
+    assert part.n_epochs == 3
+    res = fastgd.resume(path, X, y)
+    assert np.array_equal(res.coef, ref.coef) and res.intercept == ref.intercept
+    assert np.array_equal(res.loss_history, ref.loss_history)
+
+
+def test_sparse_partial_fit_equals_dense_partial_fit(rng):
+    """GDRegressor.partial_fit on CSR batches against the same calls on their dense rows
+    (the scaling from the merged moments, the automatic rate, the carried state)."""
+    from fastgd.estimator import GDRegressor
+
+    X, y, _ = make_sparse(rng, 3000, 15, density=0.2)
+    X = X.tocsr()
+    got, ref = GDRegressor(mode="sgd", random_state=0), GDRegressor(mode="sgd", random_state=0)
+    for a, b in [(0, 700), (700, 1500), (1500, 3000), (0, 3000), (0, 3000)]:
+        got.partial_fit(X[a:b], y[a:b])
+        ref.partial_fit(X[a:b].toarray(), y[a:b])
+    scale = np.abs(ref.coef_).max()
+    assert_allclose(got.coef_, ref.coef_, rtol=0, atol=SGD_REL * scale)
+    assert got.intercept_ == pytest.approx(ref.intercept_, rel=SGD_REL)
+    assert got.score(X, y) == pytest.approx(ref.score(X.toarray(), y), rel=1e-9)
+    assert got.score(X, y) > 0.9
+
+
+def test_sparse_sgd_divergence_keeps_the_last_finite_state(rng):
+    """A rate far above the stable limit: the same DivergenceError as the dense fit, with
+    finite parameters in its result."""
+    X, y, _ = make_sparse(rng, 500, 10, density=0.3)
+    errs = []
+    for data in (X, X.toarray()):
+        with pytest.raises(fastgd.DivergenceError) as info:
+            fastgd.fit(data, y * 1e150, mode="sgd", learning_rate=1e3, scale=True, epochs=5,
+                       tol=None, random_state=0)
+        errs.append(info.value)
+    assert str(errs[0]) == str(errs[1])
+    assert np.isfinite(errs[0].result.coef).all()
+
+
+def test_a_fit_compiles_only_the_stochastic_kernel_it_runs(tmp_path):
+    """Cold start (a new process, an empty kernel cache): dense stochastic fits compile no
+    CSR epoch kernel; a sparse SGD fit compiles the one-row CSR kernel and not the batch
+    one. Oracle: the files numba writes into the cache folder, one per compiled kernel."""
+    import os
+
+    env = dict(os.environ, FASTGD_CACHE_DIR=str(tmp_path / "cache"), FASTGD_DISABLE_CACHE="0")
+    dense = ("import numpy as np, fastgd; rng = np.random.default_rng(0); "
+             "X = rng.normal(size=(3000, 5)); y = X @ np.ones(5); "
+             "fastgd.fit(X, y, mode='sgd', epochs=2, tol=None); "
+             "fastgd.fit(X, y, mode='minibatch', epochs=2, tol=None)")
+    subprocess.run([sys.executable, "-c", dense], env=env, check=True)
+    names = [f.name for f in (tmp_path / "cache").rglob("*.nbi")]
+    assert any(n.startswith("sgd.") for n in names)  # the dense kernels were cached here
+    assert not any(n.startswith("sparse_sgd.") for n in names)
+    sparse = ("import numpy as np, fastgd, scipy.sparse as sp; "
+              "X = sp.random(3000, 50, density=0.1, format='csr', random_state=0); "
+              "fastgd.fit(X, X @ np.ones(50), mode='sgd', epochs=2, tol=None)")
+    subprocess.run([sys.executable, "-c", sparse], env=env, check=True)
+    names = [f.name for f in (tmp_path / "cache").rglob("*.nbi")]
+    compiled = [n.split("-")[0] for n in names if n.startswith("sparse_sgd.")]
+    assert len(compiled) == 1
+    assert compiled[0].startswith("sparse_sgd._csr_sgd_src_squared_")
+    assert compiled[0].endswith("_rows")
+
+
+# -- what sparse input does not support -------------------------------------------------
+
+
+@pytest.mark.parametrize("kw, msg", [
+    ({"mode": "sgd", "penalty": "l2", "alpha": 0.01},
+     r"penalty='l2' in mode='sgd' on scipy.sparse X is not implemented with scale=True.*"
+     r"scale=False"),
+    ({"mode": "minibatch", "penalty": "elasticnet", "alpha": 0.01},
+     r"penalty='elasticnet' in mode='minibatch' .* scale=True"),
+    ({"mode": "sgd", "penalty": "l1", "alpha": 0.01, "scale": False},
+     r"penalty='l1' .* not implemented with averaging .* average=False"),
+])
+def test_stochastic_penalties_without_a_lazy_form_are_refused_saying_what_to_do(rng, kw, msg):
+    """Exactly the combinations the lazy CSR epochs cannot run (a penalty that differs per
+    column; L1 with averaging) are a TypeError, in fit, the estimator and partial_fit;
+    the same settings on dense X run."""
     from fastgd.estimator import GDRegressor
 
     X, y, _ = make_sparse(rng, 200, 5, density=0.3)
-    msg = r"not implemented for scipy.sparse X yet .* mode='batch'"
     with pytest.raises(TypeError, match=msg):
         fastgd.fit(X, y, **kw)
     with pytest.raises(TypeError, match=msg):
         GDRegressor(**kw).fit(X, y)
     with pytest.raises(TypeError, match=msg):
-        GDRegressor().partial_fit(X, y)
+        GDRegressor(**kw).partial_fit(X, y)
     with pytest.raises(TypeError, match=msg):
         fastgd.fit_chunks([(X, y)], **kw)
+    # scikit-learn's sparse tag says the same (its checks then expect the TypeError)
+    assert GDRegressor(**kw).__sklearn_tags__().input_tags.sparse is False
+    assert GDRegressor(mode=kw["mode"]).__sklearn_tags__().input_tags.sparse is True
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", fastgd.ConvergenceWarning)
+        fastgd.fit(X.toarray(), y, **kw)
 
 
 def test_import_fastgd_does_not_import_scipy():

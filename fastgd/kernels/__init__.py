@@ -9,6 +9,8 @@
 * :mod:`.finite`: the NaN/inf check;
 * :mod:`.sparse`: the passes over CSR rows (loss/gradient per loss, moments, row norms,
   predictions), O(nnz) each;
+* :mod:`.sparse_sgd`: the stochastic epochs over CSR rows (lazy forms: O(nnz) a row),
+  compiled per loss;
 * the layouts of ``params`` and ``coords``, by name, are in :mod:`fastgd._layout`.
 
 They import numpy, numba and math only (and the compile flags of :mod:`fastgd._config`);
@@ -59,6 +61,7 @@ from .moments import _combine_moments, _max_norm, _moments, _moments_1d, _moment
 from .permutation import _permutation_phase
 from .sgd import sgd_kernels
 from .sparse import _csr_max_abs, _csr_moments, _csr_predict, _csr_row_norms, csr_loss_kernel
+from .sparse_sgd import csr_sgd_kernels
 
 
 def sse_grad_kernel(d, weighted):
@@ -80,4 +83,5 @@ __all__ = ["C_CENTRE", "C_INV_SCALE", "C_LAM1", "C_LAM2", "N_COORDS", "make_coor
            "sse_grad_kernel", "_nonfinite", "_sse_grad", "_sse_grad_1d", "_sse_grad_narrow",
            "_sse_grad_rows8", "_sse_grad_src", "_combine_moments", "_max_norm", "_moments",
            "_moments_1d", "_moments_diag", "_permutation_phase", "_csr_max_abs", "_csr_moments",
-           "_csr_predict", "_csr_row_norms", "csr_loss_kernel"]
+           "_csr_predict", "_csr_row_norms", "csr_loss_kernel",
+           "csr_sgd_kernels"]

@@ -71,9 +71,32 @@ def _csr_loss_grad_src(indptr, indices, values, y, sw, coef, params, out, c0, c1
                min(n, (ch + 1) * size), out[ch])
 
 
+def _csr_subset_loss_src(indptr, indices, values, y, sw, idx, coef, params, out):
+    """``out[0] = sum w loss(r)``, ``out[1] = sum w`` over the CSR rows ``idx`` (int64;
+    raw ``coef``, float64 ``(d + 1,)``); ``params = [c]``: the CSR twin of
+    :func:`fastgd.kernels.loss._subset_loss_src` (early stopping's held-out loss)."""
+    d = coef.shape[0] - 1
+    c = params[0]
+    weighted = sw.shape[0] > 0
+    s = 0.0
+    wsum = 0.0
+    for k in range(idx.shape[0]):
+        i = idx[k]
+        p = coef[d]
+        for e in range(indptr[i], indptr[i + 1]):
+            p += values[e] * coef[indices[e]]
+        r = y[i] - p
+        w = sw[i] if weighted else 1.0
+        s += w * _VALUE(r, c)
+        wsum += w
+    out[0] = s
+    out[1] = wsum
+
+
 class CSRLossKernel:
-    """The compiled CSR loss/gradient pass of one loss (``grad``, with the signature of
-    :func:`_csr_loss_grad_src`); it compiles on its first call."""
+    """The compiled CSR passes of one loss: ``grad`` (the loss/gradient pass, with the
+    signature of :func:`_csr_loss_grad_src`) and ``subset`` (the loss over some rows,
+    :func:`_csr_subset_loss_src`); each compiles on its first call."""
 
     def __init__(self, loss):
         suffix = f"_{loss.name}_{loss.key()}"
@@ -81,6 +104,7 @@ class CSRLossKernel:
         chunk = jit(specialize(_csr_loss_grad_chunk, suffix, _VALUE=value, _PSI=psi),
                     inline=True)
         self.grad = jit(specialize(_csr_loss_grad_src, suffix, _CHUNK=chunk))
+        self.subset = jit(specialize(_csr_subset_loss_src, suffix, _VALUE=value))
 
 
 _KERNELS = {}

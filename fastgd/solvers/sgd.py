@@ -75,27 +75,28 @@ class Epoch:
 
 def sgd_block(data, order, coords, params, state, t, mixing, loss="squared"):
     """One block's share of a stochastic epoch: its rows in ``order`` through the SGD
-    kernel of ``loss`` (a registered loss's name), or parameter mixing over ``mix_parts``
-    parts of ``order``, from ``state`` (updated in place) at step ``t``. Returns ``(t,
-    None)``, or ``(t, row)`` with ``row`` the block's local row whose residual was not
-    finite (``state`` then holds the parameters before it)."""
+    kernel of ``loss`` (a registered loss's name; the CSR kernels of
+    :mod:`fastgd.kernels.sparse_sgd` for a sparse block), or parameter mixing over
+    ``mix_parts`` parts of ``order``, from ``state`` (updated in place) at step ``t``.
+    Returns ``(t, None)``, or ``(t, row)`` with ``row`` the block's local row whose
+    residual was not finite (``state`` then holds the parameters before it)."""
     d = data.d
     bs = int(params[P_BATCH])
     params[P_T0] = float(t)
     parts = mix_parts(order.shape[0]) if mixing else 1
-    kernel = K.sgd_kernels(losses.get(loss)).choose(d, bs, coords, params)
+    kernel, X, rows = _kernel_of(data, d, bs, coords, params, loss)
     if parts == 1:
-        if bs > 1 and d > 1:  # the batch kernels take two scratch rows after the state
-            work = np.zeros((4, d + 1))
+        if rows > 2:  # kernels that take scratch rows after the state
+            work = np.zeros((rows, d + 1))
             work[:2] = state
-            steps = kernel(data.X, data.y, data.sw, order, coords, params, work)
+            steps = kernel(X, data.y, data.sw, order, coords, params, work)
             state[:] = work[:2]
         else:
-            steps = kernel(data.X, data.y, data.sw, order, coords, params, state)
+            steps = kernel(X, data.y, data.sw, order, coords, params, state)
         if steps < 0:
             return t, int(order[-steps - 1])
         return t + steps, None
-    steps, states = mix_epoch(kernel, data, order, coords, params, state, parts)
+    steps, states = mix_epoch(kernel, data, order, coords, params, state, parts, X, rows)
     if np.any(steps < 0):
         size = -(-order.shape[0] // parts)
         p = int(np.argmax(steps < 0))
@@ -105,7 +106,18 @@ def sgd_block(data, order, coords, params, state, t, mixing, loss="squared"):
     return t + int(steps.max()), None
 
 
-def mix_epoch(kernel, data, order, coords, params, state, parts):
+def _kernel_of(data, d, bs, coords, params, loss):
+    """``(kernel, X, rows)``: the epoch kernel of the block, the X it reads (a CSR block:
+    the tuple of its arrays) and the rows of state it takes (2, or more with scratch)."""
+    if data.sparse:
+        kernel = K.csr_sgd_kernels(losses.get(loss)).choose(bs)
+        X = data.X
+        return kernel, (X.indptr, X.indices, X.values), K.sparse_sgd.STATE_ROWS
+    kernel = K.sgd_kernels(losses.get(loss)).choose(d, bs, coords, params)
+    return kernel, data.X, 4 if (bs > 1 and d > 1) else 2
+
+
+def mix_epoch(kernel, data, order, coords, params, state, parts, X=None, rows=4):
     """Parameter mixing of one epoch: ``order`` cut into ``parts`` contiguous slices of
     ``ceil(m / parts)`` entries; part ``p`` runs the SGD epoch ``kernel`` over its slice
     from ``state`` (parameters and running average), all parts with the same ``params``.
@@ -113,8 +125,10 @@ def mix_epoch(kernel, data, order, coords, params, state, parts):
     of the state of its own. Returns ``(steps, states)``: each part's return value
     (steps taken, or ``-(k + 1)`` for a non-finite residual at position ``k`` of its
     slice) and its final ``(2, d + 1)`` state; the caller averages them in order, so the
-    result does not depend on the thread count.
+    result does not depend on the thread count. ``X``: what the kernel reads (``data.X``
+    when None); ``rows``: the rows of state it takes (scratch included).
     """
+    X = data.X if X is None else X
     m = order.shape[0]
     size = -(-m // parts)
     d1 = state.shape[1]
@@ -122,18 +136,53 @@ def mix_epoch(kernel, data, order, coords, params, state, parts):
     # 64 bytes of padding on either side: parts sharing cache lines made an epoch (10^7
     # rows, d = 10) take 398 ms instead of 213 ms (per-row SGD) and 272 instead of about
     # 210 ms (mini-batches of 256)
-    buf = np.zeros((parts, 4 * d1 + 16))
-    local = [buf[p, 8:8 + 4 * d1].reshape(4, d1) for p in range(parts)]
+    buf = np.zeros((parts, rows * d1 + 16))
+    local = [buf[p, 8:8 + rows * d1].reshape(rows, d1) for p in range(parts)]
     steps = np.empty(parts, dtype=np.int64)
 
     def part(p):
         local[p][0] = state[0]
         local[p][1] = state[1]
-        steps[p] = kernel(data.X, data.y, data.sw, order[p * size:min(m, (p + 1) * size)],
+        steps[p] = kernel(X, data.y, data.sw, order[p * size:min(m, (p + 1) * size)],
                           coords, params, local[p])
 
     _threads.run(part, parts)
     return steps, np.stack([loc[:2] for loc in local])
+
+
+def sparse_refusal(plan, sc):
+    """Why the lazy CSR epochs (:mod:`fastgd.kernels.sparse_sgd`) cannot run this plan's
+    penalty in the coordinates ``sc`` (a :class:`~fastgd.solvers.scaling.Scaled`), as a
+    ``TypeError`` to raise, or None when they can.
+
+    The lazy forms hold one decay factor and one cumulative L1 penalty for all columns,
+    so the penalty's weights in scaled coordinates must be equal (``scale=False``: the
+    penalty on the raw weights, as scikit-learn's SGDRegressor has it; with ``scale=True``
+    the weights are ``alpha / s_j`` and ``alpha / s_j^2``, one per column). The L1 part
+    also needs no centring and no averaging: a proximal step a column misses while no row
+    stores it moves a centred column, or its running average, by amounts no scalar
+    summarises. Those fits are refused rather than run in O(d) a row."""
+    d = sc.d
+    if not (sc.lam1[:d].any() or sc.lam2[:d].any()):
+        return None
+    name = {0.0: "l2", 1.0: "l1"}.get(plan.l1_ratio, "elasticnet")
+    what = f"penalty={name!r} in mode={plan.mode!r} on scipy.sparse X"
+    if not (np.all(sc.lam1[:d] == sc.lam1[0]) and np.all(sc.lam2[:d] == sc.lam2[0])):
+        return TypeError(
+            f"{what} is not implemented with scale=True: in scaled coordinates the penalty "
+            "differs per column, which has no O(nnz)-per-row lazy form; pass scale=False "
+            "(the penalty on the raw weights, as scikit-learn's SGDRegressor), or fit with "
+            "mode='batch', or pass X.toarray() if the dense matrix fits in memory")
+    if sc.lam1[:d].any() and np.any(sc.m != 0.0):
+        return TypeError(
+            f"{what} with an L1 part is not implemented with centred columns (scale=True "
+            "with fit_intercept=True); pass scale=False, or mode='batch'")
+    if sc.lam1[:d].any() and (plan.average is not False or plan.average_after_epochs):
+        return TypeError(
+            f"{what} with an L1 part is not implemented with averaging (average="
+            f"{plan.average!r}): the average of the iterates that the lazy L1 steps skip has "
+            "no O(nnz) form; pass average=False, or mode='batch'")
+    return None
 
 
 class FullLoss:
@@ -238,6 +287,10 @@ class StochasticSolver(Solver):
         # the reported loss is the full data's (FitResult.loss_history), held-out rows
         # included: the loss of the returned coefficients on the data given
         self.train_loss = FullLoss(objective(source, plan, loss), sc)
+        if source.sparse:
+            refusal = sparse_refusal(plan, sc)
+            if refusal is not None:
+                raise refusal
         coords = make_coords(sc.m, 1.0 / sc.s, sc.fit_intercept, sc.lam1, sc.lam2)
         params = np.zeros(N_PARAMS)
         params[P_ETA0] = eta0

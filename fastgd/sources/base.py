@@ -149,8 +149,8 @@ class Source(abc.ABC):
     #: False for the iterative streaming fits, whose passes the kernels run 2 to 10 times
     #: faster (measured), so their compilation pays for itself
     numpy_passes = True
-    #: the blocks hold X as CSR (:mod:`fastgd.sources.csr`): the batch fits run on them,
-    #: the stochastic modes do not yet (see :func:`fastgd._engine.check_sparse_supported`)
+    #: the blocks hold X as CSR (:mod:`fastgd.sources.csr`): the batch passes and the
+    #: stochastic epochs (:mod:`fastgd.kernels.sparse_sgd`) have CSR twins
     sparse = False
 
     def __init__(self):

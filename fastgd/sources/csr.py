@@ -41,6 +41,14 @@ def loss_pass(data, parallel, coef, loss, c, out):
                         (*_arrays(data), coef, np.array([c]), out), out.shape[0], parallel)
 
 
+def subset_loss(data, idx, coef, loss, c):
+    """``(sum w loss(r), sum w)`` over the block's rows ``idx`` (int64): early stopping's
+    held-out loss, O(stored entries of those rows)."""
+    out = np.empty(2)
+    K.csr_loss_kernel(loss).subset(*_arrays(data), idx, coef, np.array([c]), out)
+    return out[0], out[1]
+
+
 def sse_part(data, parallel, coef):
     return loss_part(data, parallel, coef, losses.get("squared"), 0.0)
 

@@ -230,6 +230,8 @@ def weight_part(data, parallel):
 
 def subset_loss_part(data, parallel, rows, coef, loss_name, c, numpy_passes=True):
     loss = losses.get(loss_name)
+    if data.sparse:
+        return _csr.subset_loss(data, _indices(rows), coef, loss, c)
     if numpy_passes and _small.is_small(data.n, data.d):
         return _small.subset_loss(data, _indices(rows), coef, loss, c)
     out = np.empty(2)

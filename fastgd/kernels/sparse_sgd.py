@@ -1,0 +1,320 @@
+"""Stochastic epochs over CSR rows: a step costs O(stored entries of its rows), not O(d).
+
+The update is that of the dense kernels (:func:`fastgd.kernels.sgd._sgd_scaled_epoch_src`:
+scaled coordinates, schedules, averaging, penalties, any registered loss), in lazy forms
+that touch only the columns a row stores. During one call the scaled parameters are
+
+    theta_j = s (v_j + B u_j)        (j < d),   u_j = -centre_j inv_scale_j,
+
+and the intercept ``theta_d`` is kept as it is:
+
+* **implicit centring**: a scaled feature ``(x_j - m_j) / s_j`` is ``x_j inv_j + u_j``,
+  nonzero in every column of a centred fit; its part along the fixed vector ``u`` goes
+  into the scalar ``B``, and the prediction's ``sum_j u_j theta_j`` is ``s (Su + B uu)``
+  with ``Su = sum_j u_j v_j`` kept up to date as ``v`` changes (O(1) per change);
+* **lazy L2 decay**: ``theta_j -= eta lam2 theta_j`` for every column is the scalar
+  ``s *= 1 - eta lam2``; a row's gradient enters ``v`` divided by the new ``s``. When
+  ``s`` falls below :data:`RESCALE_BELOW` (or a decay factor is not positive), ``v`` is
+  rewritten as ``theta`` (O(d), rare);
+* **L1 by a cumulative penalty** (the bookkeeping of Tsuruoka, Tsujii and Ananiadou,
+  2009): the proximal steps ``soft(theta_j, eta lam1)`` a column misses while no row
+  stores it are, in units of ``v``, one step ``soft(v_j, U - U_j)`` with ``U`` the sum
+  of ``eta lam1 / s`` over the steps taken and ``U_j`` its value when the column was
+  last brought up to date (successive soft thresholds of one sign add up). This is the
+  dense proximal step exactly, not Tsuruoka's variant that remembers penalty not
+  applied: the fit equals the dense one;
+* **lazy averaging** (the bookkeeping of Xu, 2011, and Bottou's averaged SGD): the sum
+  of the iterates over the averaged steps is ``v_j Ss - A_j + u_j SB`` (plus the
+  intercept's own sum), with ``Ss`` the sum of ``s`` over those steps, ``SB`` the sum of
+  ``s B``, and ``A_j`` gathering ``dv * Ss`` at each change ``dv`` of ``v_j``; the
+  running average of the earlier steps is merged at the end of the call.
+
+The penalty's weights must be the same for every column (``coords[C_LAM1, :d]`` and
+``coords[C_LAM2, :d]`` constant: one scale factor and one cumulative penalty serve all
+columns), and the L1 part needs no centring and no averaging (a missed proximal step
+moves a centred column, and its average, by amounts that depend on every step): the
+caller checks this (:func:`fastgd.solvers.sgd.sparse_refusal`).
+
+At the end of a call (or at a non-finite residual) ``theta`` and its average are written
+out in full (O(d)): the state in and out is the dense kernels' ``theta`` and running
+average, so parameter mixing, checkpoints and ``partial_fit`` carry it as they carry the
+dense state. In exact arithmetic every step equals the dense one; the lazy forms order
+the operations differently, so a fit agrees with the dense fit of ``X.toarray()`` to
+rounding (about 1e-13 relative after a few epochs), not bit for bit.
+
+One source (:func:`_csr_sgd_src`) compiled per loss and twice over: one row a step
+(``_ROWS``: no gradient buffer) and batches of rows.
+"""
+import math
+
+import numpy as np
+
+from .._config import jit, specialize
+from .._intrinsics import PREFETCH_DISTANCE, prefetch
+from .._layout import (
+    C_CENTRE,
+    C_INV_SCALE,
+    C_LAM1,
+    C_LAM2,
+    P_AVG_START,
+    P_BATCH,
+    P_EPSILON,
+    P_ETA0,
+    P_FIT_B,
+    P_MEAN,
+    P_POWER_T,
+    P_SCHEDULE,
+    P_T0,
+    P_WSCALE,
+)
+
+#: the per-column scratch of a CSR epoch, interleaved: ``_W`` values a column, at these
+#: offsets (see :func:`_csr_sgd_src`)
+_V, _INV, _U, _ACC, _LAST, _GRAD = range(6)
+_W = 6
+#: rows of the ``state`` a CSR epoch takes: the parameters, their running average, and
+#: the scratch (``_W`` values a column)
+STATE_ROWS = 2 + _W
+#: ``v`` is rewritten as ``theta`` when the scale factor falls below this (a penalty of
+#: ``eta lam2 = 0.01`` a step gets there after 23,000 steps: one O(d) rewrite each time)
+RESCALE_BELOW = 1e-100
+
+#: rebound in each loss's copy (see :class:`CSRSGDKernels`)
+_PSI = None
+_SQUARED = True
+_ROWS = True
+
+
+@jit(fastmath=False, inline=True)
+def _soft(v, tau):
+    """``sign(v) max(|v| - tau, 0)`` for ``tau > 0``; ``v`` as is when ``tau <= 0``."""
+    if tau > 0.0:
+        if v > tau:
+            return v - tau
+        if v < -tau:
+            return v + tau
+        return 0.0
+    return v
+
+
+def _csr_sgd_src(X, y, sw, perm, coords, params, state):
+    """One epoch of (mini-)batch SGD in scaled coordinates over the CSR rows ``perm``.
+
+    Parameters
+    ----------
+    X : tuple ``(indptr, indices, values)``, the CSR arrays (see :mod:`.sparse`).
+    y, sw : float64 ``(n,)``; the weights, or ``(0,)`` for unit weights.
+    perm : int64 ``(m,)``, the rows to visit in order.
+    coords, params : as for :func:`fastgd.kernels.sgd._sgd_scaled_epoch_src`, with the
+        penalty's weights the same for every column (see the module docstring).
+    state : float64 ``(STATE_ROWS, d + 1)``, C-contiguous, read and written: row 0
+        ``theta``, row 1 its running average (as for the dense kernels); the other rows
+        are scratch (any values in, garbage out): per column, interleaved, ``v``, the
+        inverse scale, ``u``, the averaging correction ``A``, the cumulative penalty
+        ``U_j`` and the batch's gradient, so that a stored entry touches one cache line
+        (three separate rows made an epoch of 10^6 hashed rows 1.6x slower).
+
+    Returns the number of steps taken, or ``-(k + 1)`` when the residual of ``perm[k]``
+    was not finite (``state`` then holds the parameters and average before its step).
+    """
+    indptr, indices, values = X
+    d = coords.shape[1] - 1
+    m = perm.shape[0]
+    eta0 = params[P_ETA0]
+    power_t = params[P_POWER_T]
+    t = np.int64(params[P_T0])
+    t_start = t
+    invscaling = params[P_SCHEDULE] != 0.0
+    bs = np.int64(1) if _ROWS else np.int64(params[P_BATCH])
+    mean = params[P_MEAN] != 0.0
+    wscale = params[P_WSCALE]
+    fit_b = params[P_FIT_B] != 0.0
+    avg_start = np.int64(params[P_AVG_START])
+    eps = params[P_EPSILON]
+    weighted = sw.shape[0] > 0
+    lam1 = coords[C_LAM1, 0]
+    lam2 = coords[C_LAM2, 0]
+    l1 = lam1 > 0.0
+    theta = state[0]
+    avg = state[1]
+    flat = state.reshape(state.shape[0] * (d + 1))
+    wk = flat[2 * (d + 1):2 * (d + 1) + _W * d]
+    su = 0.0
+    uu = 0.0
+    for j in range(d):
+        q = _W * j
+        u = -coords[C_CENTRE, j] * coords[C_INV_SCALE, j]
+        wk[q + _V] = theta[j]
+        wk[q + _INV] = coords[C_INV_SCALE, j]
+        wk[q + _U] = u
+        wk[q + _ACC] = 0.0
+        wk[q + _LAST] = 0.0
+        wk[q + _GRAD] = 0.0
+        su += u * theta[j]
+        uu += u * u
+    centred = uu != 0.0
+    b = theta[d]
+    s = 1.0
+    B = 0.0
+    U = 0.0
+    Ss = 0.0  # sum of s over the averaged steps of this call
+    SB = 0.0  # sum of s B over them
+    Sd = 0.0  # sum of the intercept over them
+    n_new = 0
+    bad = -1
+    steps = 0
+    half = PREFETCH_DISTANCE // 2
+    for k0 in range(0, m, bs):
+        k1 = min(k0 + bs, m)
+        gb = 0.0
+        wr = 0.0
+        for k in range(k0, k1):
+            # the row PREFETCH_DISTANCE ahead: its pointers; half as far: its entries
+            if k + PREFETCH_DISTANCE < m:
+                q = perm[k + PREFETCH_DISTANCE]
+                prefetch(indptr, q)
+                prefetch(y, q)
+                if weighted:
+                    prefetch(sw, q)
+            if k + half < m:
+                lo2 = indptr[perm[k + half]]
+                prefetch(indices, lo2)
+                prefetch(values, lo2)
+            i = perm[k]
+            lo = indptr[i]
+            hi = indptr[i + 1]
+            p = b + s * (su + B * uu) if centred else b
+            for e in range(lo, hi):
+                q = _W * indices[e]
+                if l1 and wk[q + _LAST] != U:  # the proximal steps the column missed
+                    wk[q + _V] = _soft(wk[q + _V], U - wk[q + _LAST])
+                    wk[q + _LAST] = U
+                if centred:
+                    p += values[e] * wk[q + _INV] * (s * (wk[q + _V] + B * wk[q + _U]))
+                else:
+                    p += values[e] * wk[q + _INV] * (s * wk[q + _V])
+            r = np.float64(y[i]) - p
+            if not math.isfinite(r):
+                bad = k
+                break
+            if not _SQUARED:
+                r = _PSI(r, eps)
+            wr = sw[i] * r if weighted else r
+            if not _ROWS:
+                for e in range(lo, hi):
+                    wk[_W * indices[e] + _GRAD] += wr * values[e]
+                gb += wr
+        if bad >= 0:
+            break
+        t += 1
+        steps += 1
+        eta = eta0 / t ** power_t if invscaling else eta0
+        c = 2.0 * eta * wscale / (k1 - k0) if mean else 2.0 * eta
+        a = 1.0 - eta * lam2
+        if not (a > 0.0 and s * a >= RESCALE_BELOW):
+            # rewrite v as theta (s = 1, B = 0), the averaging sums so far moved into A
+            su = 0.0
+            for j in range(d):
+                q = _W * j
+                if l1:
+                    wk[q + _V] = _soft(wk[q + _V], U - wk[q + _LAST])
+                    wk[q + _LAST] = 0.0
+                u = wk[q + _U]
+                if n_new > 0:
+                    wk[q + _ACC] = -(wk[q + _V] * Ss - wk[q + _ACC] + u * SB)
+                v = s * (wk[q + _V] + B * u)
+                if not a > 0.0:  # the decay of this step, in full
+                    v *= a
+                wk[q + _V] = v
+                su += u * v
+            s = 1.0
+            B = 0.0
+            U = 0.0
+            Ss = 0.0
+            SB = 0.0
+            if a > 0.0:
+                s = a
+        else:
+            s *= a
+        cs = c / s
+        if _ROWS:
+            gb = wr
+        if centred:
+            B += cs * gb
+        tau = eta * lam1 / s
+        i0 = perm[k0]
+        for k in range(k0, k1):
+            if not _ROWS:
+                i0 = perm[k]
+            for e in range(indptr[i0], indptr[i0 + 1]):
+                q = _W * indices[e]
+                if _ROWS:
+                    dv = cs * (wr * values[e]) * wk[q + _INV]
+                else:
+                    if wk[q + _GRAD] == 0.0:  # applied already (or nothing to apply)
+                        continue
+                    dv = cs * wk[q + _GRAD] * wk[q + _INV]
+                    wk[q + _GRAD] = 0.0
+                old = wk[q + _V]
+                nv = old + dv
+                if l1:
+                    nv = _soft(nv, U + tau - wk[q + _LAST])
+                    wk[q + _LAST] = U + tau
+                wk[q + _V] = nv
+                if centred:
+                    su += wk[q + _U] * (nv - old)
+                if Ss != 0.0:
+                    wk[q + _ACC] += (nv - old) * Ss
+        U += tau
+        if fit_b:
+            b += c * gb
+        if t > avg_start:
+            Ss += s
+            SB += s * B
+            Sd += b
+            n_new += 1
+    # write theta and its average out in full
+    n_old = max(t_start - avg_start, 0)
+    total = n_old + n_new
+    for j in range(d):
+        q = _W * j
+        v = wk[q + _V]
+        if l1:
+            v = _soft(v, U - wk[q + _LAST])
+        u = wk[q + _U]
+        if n_new > 0:
+            avg[j] = (avg[j] * n_old + (v * Ss - wk[q + _ACC] + u * SB)) / total
+        theta[j] = s * (v + B * u)
+    theta[d] = b
+    if n_new > 0:
+        avg[d] = (avg[d] * n_old + Sd) / total
+    return -(bad + 1) if bad >= 0 else steps
+
+
+class CSRSGDKernels:
+    """The CSR epoch kernels of one loss: ``rows`` (one row a step) and ``batches``
+    (batches of rows), with the signature of :func:`_csr_sgd_src`; each compiles on its
+    first call (a fit compiles the one it runs)."""
+
+    def __init__(self, loss):
+        suffix = f"_{loss.name}_{loss.key()}"
+        consts = dict(_PSI=jit(loss.psi, fastmath=False), _SQUARED=bool(loss.sufficient_statistics))
+        self.rows = jit(specialize(_csr_sgd_src, suffix + "_rows", _ROWS=True, **consts),
+                        fastmath=False)
+        self.batches = jit(specialize(_csr_sgd_src, suffix + "_batches", _ROWS=False, **consts),
+                           fastmath=False)
+
+    def choose(self, batch_size):
+        """The kernel of ``batch_size`` rows a step."""
+        return self.rows if batch_size == 1 else self.batches
+
+
+_KERNELS = {}
+
+
+def csr_sgd_kernels(loss):
+    """The :class:`CSRSGDKernels` of ``loss`` (a :class:`fastgd.losses.Loss`), made once."""
+    key = (loss.name, loss.key())
+    if key not in _KERNELS:
+        _KERNELS[key] = CSRSGDKernels(loss)
+    return _KERNELS[key]
