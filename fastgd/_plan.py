@@ -10,7 +10,8 @@ its constraint and the modes it applies to; :func:`FitPlan.build` checks the key
 against it, then applies the cross-parameter rules and resolves the "auto" values, each
 with the reason recorded in ``plan.reasons``.
 
-This module imports only validation helpers: it knows nothing of sources or kernels.
+This module imports only validation helpers and the chunk layouts: it knows nothing of
+sources or kernels.
 """
 import copy
 import dataclasses
@@ -23,6 +24,7 @@ import numpy as np
 
 from . import _validation as V
 from . import losses
+from ._chunking import GRAM_BLOCK_ROWS, GRAM_MAX_BLOCKS, gram_layout
 from .solvers.batch import OPTIMIZERS
 from .sources.base import DataFacts
 
@@ -45,12 +47,31 @@ SGD_TOL = 1e-4
 #: default ``n_iter_no_change`` of the stochastic modes: an epoch that does not improve
 #: may be the iterates' noise; three in a row are not
 SGD_PATIENCE = 3
-#: the gram path is chosen by ``solver="auto"`` up to this many features: its moments
-#: pass costs O(n d^2) once, against O(n d) per streaming CG pass. Measured at n = 2e5
-#: (well-conditioned data, default fit, 2 cores): d = 16 gram 43 ms / stream 80 ms,
-#: d = 32 72 / 82 ms, d = 50 128 / 95 ms, d = 100 536 / 171 ms. Ill-conditioned data
-#: needs more streaming passes, so past the tie the gram path stays one keyword away.
-GRAM_MAX_D = 32
+#: the gram path is chosen by ``solver="auto"`` up to this many features (and within
+#: :data:`GRAM_MAX_BYTES`). Its one pass costs O(n d^2) at the speed of BLAS
+#: (:mod:`fastgd.kernels.gram`), its iterations O(d^2) each, so that its cost does not
+#: grow with the condition number; a streaming CG fit costs O(n d) a pass, and its
+#: passes grow with the condition number (AR(1) columns, rho = 0.99: 70 to 300 passes,
+#: well-conditioned data: 8 to 12). MEASURED
+GRAM_MAX_D = 1000
+#: the memory budget of the gram path's d x d statistics, in bytes (see
+#: :func:`gram_bytes`): ``solver="auto"`` streams past it, and ``solver="gram"`` past it
+#: is refused. 2 GiB: up to d = 6,687 features for 131,072 rows or fewer, d = 5,180 at
+#: 2 10^5 rows, d = 3,860 from 10^6 rows.
+GRAM_MAX_BYTES = 1 << 31
+#: after the pass, a gram fit holds at most this many matrices of ``(d + 1)^2`` float64
+#: at once (the co-moment, the scaled and the penalized Gram matrices, the temporaries
+#: that form them, the eigenvalue and Newton solves' copies)
+GRAM_SOLVE_MATRICES = 6
+
+
+def gram_bytes(n, d):
+    """The peak memory of the gram path's d x d statistics for ``n`` rows (None: unknown,
+    the most blocks) of ``d`` features, in bytes: the pass holds a co-moment per block
+    and one per block being computed (:func:`fastgd._chunking.gram_layout`), the solve
+    :data:`GRAM_SOLVE_MATRICES` (measured with tracemalloc in tests/test_gram.py)."""
+    blocks = gram_layout(GRAM_MAX_BLOCKS * GRAM_BLOCK_ROWS if n is None else n, d)[0]
+    return max(2 * blocks + 2, GRAM_SOLVE_MATRICES) * 8 * (d + 1) ** 2
 #: up to this many features the streaming solver also gathers the full co-moments (their
 #: pass costs about as much as the per-column one while it is memory-bound), which lets
 #: it finish with the Newton refinement (NIST Wampler1: 5.5 -> 10.5 digits). Above, it
@@ -502,7 +523,7 @@ class FitPlan:
         ----------
         facts : DataFacts
             What the plan needs to know of the data (rows, features, dtype, weights):
-            the rules that resolve "auto" read it (e.g. the gram path up to 32 features,
+            the rules that resolve "auto" read it (e.g. the gram path up to 1,000 features,
             parameter mixing from 200,000 rows).
         **keywords
             The settings of :func:`fastgd.fit` (``mode``, ``learning_rate``, ...; not its
@@ -526,7 +547,8 @@ class FitPlan:
         unknown = sorted(set(keywords) - set(PARAM_TABLE))
         if unknown:
             valid = ", ".join(PARAM_TABLE)
-            raise TypeError(f"unknown fit parameter(s) {', '.join(map(repr, unknown))}; valid: {valid}")
+            raise TypeError(f"unknown fit parameter(s) {', '.join(map(repr, unknown))}; "
+                            f"valid: {valid}")
         s = {p.name: p.check(p.name, keywords.get(p.name, p.default)) for p in PARAMS}
         for p in PARAMS:
             if p.name in keywords and s["mode"] not in p.modes and s[p.name] != p.default:
@@ -546,7 +568,7 @@ class FitPlan:
         alpha, l1_ratio = _rule_penalty(s)
         bs = _rule_batch_size(s, facts.n, why)
         scaled, average, average_after, mixing = _rule_scaling(s, facts.n, why)
-        engine, solver, optimizer = _rule_engine(s, facts.d, scaled, average, alpha, l1_ratio, why)
+        engine, solver, optimizer = _rule_engine(s, facts, scaled, average, alpha, l1_ratio, why)
         epochs, tol, patience = _rule_stopping(s, engine, solver, why)
         par = _rule_parallel(s, facts, why)
         if mixing and "mixing" not in why:
@@ -698,12 +720,14 @@ class FitPlan:
         if isinstance(fmt, bool) or not isinstance(fmt, int) or fmt < 1:
             raise ValueError(f"a fit plan dict's 'format' must be an int >= 1, got {fmt!r:.40}")
         if fmt > 1:
-            raise ValueError(f"fit plan format {fmt} is newer than this fastgd reads (1); upgrade fastgd")
+            raise ValueError(f"fit plan format {fmt} is newer than this fastgd reads (1); "
+                             "upgrade fastgd")
         plan = cls.build(DataFacts.from_dict(d["facts"]), **d["settings"])
         resolved = d.get("resolved")
         if resolved is not None and not isinstance(resolved, dict):
             raise ValueError(f"a fit plan dict's 'resolved' must be a dict, got {_short(resolved)}")
-        if plan.settings["random_state"] is None and resolved and resolved.get("random_state") is not None:
+        if (plan.settings["random_state"] is None and resolved
+                and resolved.get("random_state") is not None):
             if plan.random_state is None:
                 raise ValueError(
                     "a fit plan dict's resolved random_state is set, but its settings draw no "
@@ -809,9 +833,10 @@ def _rule_scaling(s, n, why):
     return scaled, average, average_after, mixing
 
 
-def _rule_engine(s, d, scaled, average, alpha, l1_ratio, why):
+def _rule_engine(s, facts, scaled, average, alpha, l1_ratio, why):
     """``(engine, solver, optimizer)``, with the combinations that cannot run refused."""
     mode = s["mode"]
+    d = facts.d
     lr_auto = s["learning_rate"] == "auto"
     loss = losses.get(s["loss"])
     # the loss's capabilities decide: only the squared loss has sufficient statistics
@@ -865,11 +890,28 @@ def _rule_engine(s, d, scaled, average, alpha, l1_ratio, why):
         why["engine"] = "the exact update on the raw data (numeric rate, no scaling)"
         return "textbook", "stream", optimizer
     why["engine"] = "batch optimizer in scaled coordinates" if scaled else "batch optimizer"
+    need = gram_bytes(facts.n, d)
+    over = need > GRAM_MAX_BYTES
+    budget = (f"its d x d statistics would take {_mib(need)} at peak, over the budget "
+              f"fastgd._plan.GRAM_MAX_BYTES = {_mib(GRAM_MAX_BYTES)}")
+    if solver == "gram" and over:
+        raise ValueError(
+            f"solver='gram' at d = {d} features: {budget}; use solver='stream' (or 'auto'), "
+            "which needs O(d) memory"
+        )
     if solver == "auto":
-        solver = "gram" if d <= GRAM_MAX_D else "stream"
-        why["solver"] = (f"gram: d = {d} <= {GRAM_MAX_D} features" if solver == "gram"
-                         else f"stream: d = {d} > {GRAM_MAX_D} features")
+        solver = "gram" if (d <= GRAM_MAX_D and not over) else "stream"
+        why["solver"] = (
+            f"gram: d = {d} <= {GRAM_MAX_D} features (one BLAS pass, then iterations on the "
+            f"d x d statistics, {_mib(need)} at peak)" if solver == "gram"
+            else f"stream: {budget}" if over
+            else f"stream: d = {d} > {GRAM_MAX_D} features (the gram pass would cost more "
+                 "than a streaming fit on all but ill-conditioned data)")
     return "batch", solver, optimizer
+
+
+def _mib(nbytes):
+    return f"{nbytes / 2**20:.3g} MiB" if nbytes < 2**30 else f"{nbytes / 2**30:.3g} GiB"
 
 
 def _rule_stopping(s, engine, solver, why):
