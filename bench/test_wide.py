@@ -21,7 +21,7 @@ table, side by side in one run (``bench/report.py``); the ratios are in ``extra_
 of the ``fastgd-default`` row when both references ran first in the same session.
 
 The large cases are ``slow`` (X is 0.8, 1.6 and 4 GB; ``lstsq`` at 10^5 x 5,000 took
-8 minutes on the 2-core reference machine); the small case runs in the smoke run.
+479 s in issue 21's figures); the small case runs in the smoke run.
 """
 import numpy as np
 import pytest

@@ -49,11 +49,22 @@ SGD_TOL = 1e-4
 SGD_PATIENCE = 3
 #: the gram path is chosen by ``solver="auto"`` up to this many features (and within
 #: :data:`GRAM_MAX_BYTES`). Its one pass costs O(n d^2) at the speed of BLAS
-#: (:mod:`fastgd.kernels.gram`), its iterations O(d^2) each, so that its cost does not
-#: grow with the condition number; a streaming CG fit costs O(n d) a pass, and its
-#: passes grow with the condition number (AR(1) columns, rho = 0.99: 70 to 300 passes,
-#: well-conditioned data: 8 to 12). MEASURED
-GRAM_MAX_D = 1000
+#: (:mod:`fastgd.kernels.gram`) and its iterations O(d^2) each, whatever the condition
+#: number; a streaming CG fit costs O(n d) a pass, and its passes grow with the condition
+#: number. Measured at n = 5e4 on the 2-core reference machine (default fit, best of 2,
+#: gram / stream; AR(1) columns, rho = 0 well-conditioned, 0.9, 0.99):
+#: d = 100: 0.22 / 0.03 s (10 passes), 0.23 / 0.30 s (123), 0.23 / 0.43 s (178);
+#: d = 300: 0.21 / 0.13 s (12), 1.09 / 2.26 s (221), 0.30 / 4.47 s (455);
+#: d = 500: 0.87 / 0.47 s (13), 3.2 / 4.2 s (242), 1.7 / 11.6 s (649);
+#: d = 700: 2.4 / 0.64 s (14), 1.9 / 9.7 s (240), 3.6 / 23.4 s (838);
+#: d = 1000: 3.4 / 0.57 s (14), 4.1 / 9.9 s (258), 6.0 s / (not run);
+#: d = 2000: 7.5 / 2.0 s (17), 13.6 / 30.9 s (249), 24.8 s / (not run).
+#: Up to d = 500 the gram path costs at most twice a streaming fit of well-conditioned
+#: data and is faster from moderate correlation on (at 10^6 x 100, rho = 0.99: see
+#: bench/test_wide.py); beyond, a well-conditioned fit would pay 4 to 6 times, and the
+#: gram path stays one keyword away (solver="gram"). (Before the BLAS pass the tie had
+#: been at d = 32.)
+GRAM_MAX_D = 500
 #: the memory budget of the gram path's d x d statistics, in bytes (see
 #: :func:`gram_bytes`): ``solver="auto"`` streams past it, and ``solver="gram"`` past it
 #: is refused. 2 GiB: up to d = 6,687 features for 131,072 rows or fewer, d = 5,180 at
@@ -523,7 +534,7 @@ class FitPlan:
         ----------
         facts : DataFacts
             What the plan needs to know of the data (rows, features, dtype, weights):
-            the rules that resolve "auto" read it (e.g. the gram path up to 1,000 features,
+            the rules that resolve "auto" read it (e.g. the gram path up to 500 features,
             parameter mixing from 200,000 rows).
         **keywords
             The settings of :func:`fastgd.fit` (``mode``, ``learning_rate``, ...; not its
@@ -902,7 +913,7 @@ def _rule_engine(s, facts, scaled, average, alpha, l1_ratio, why):
     if solver == "auto":
         solver = "gram" if (d <= GRAM_MAX_D and not over) else "stream"
         why["solver"] = (
-            f"gram: d = {d} <= {GRAM_MAX_D} features (one BLAS pass, then iterations on the "
+            f"gram: d = {d} <= {GRAM_MAX_D} features (one pass, then iterations on the "
             f"d x d statistics, {_mib(need)} at peak)" if solver == "gram"
             else f"stream: {budget}" if over
             else f"stream: d = {d} > {GRAM_MAX_D} features (the gram pass would cost more "

@@ -260,3 +260,30 @@ def test_gram_fit_stays_within_its_memory_budget(monkeypatch, blocks):
     assert res.solver == "gram"
     scratch = min(fastgd.get_num_threads(), n_blocks) * (rows + 1) * (d + 1) * 8
     assert peak <= gram_bytes(n, d) + scratch + 8 * n * 8, (peak, gram_bytes(n, d), scratch)
+
+
+def test_a_stream_of_blocks_merges_its_rows_as_they_come(monkeypatch):
+    """``fit_chunks``' blocks: each block's co-moment row is folded in as it comes
+    (``FullMerge``), one row held at a time, with the bits of the merge of every row
+    stacked (the code before: the compiled merge above 32 rows, tested equal to the NumPy
+    one in tests/test_small.py). Oracle: ``merge_moments`` of the stacked rows."""
+    from fastgd.sources import ChunkSource
+
+    rng = np.random.default_rng(11)
+    d, m = 50, 400
+    blocks = [(rng.normal(size=(m, d)) + 3.0, rng.normal(size=m)) for _ in range(40)]
+    src = ChunkSource(blocks, parallel=False)
+    rows = src._map(passes.moments_part, True)
+    held = []
+    real = passes.FullMerge.add
+
+    def add(self, row):
+        held.append(row)
+        return real(self, row)
+
+    monkeypatch.setattr(passes.FullMerge, "add", add)
+    got = src.moments(True)
+    ref = passes.merge_moments(np.stack(rows), d + 1, True)
+    assert len(held) == 40
+    for g, r in zip(got, ref):
+        assert np.array_equal(g, r)

@@ -35,7 +35,6 @@ such a fit), and BLAS releases the GIL, so blocks run on fastgd's threads at onc
 import numpy as np
 
 from .. import _threads
-from .._chunking import gram_layout
 
 
 def _aligned(shape):
@@ -100,7 +99,7 @@ def _block(X, y, sw, lo, hi, rows, row):
     row[0] = W
 
 
-def comoments(X, y, sw, workers=1):
+def comoments(X, y, sw, n_blocks, rows, workers=1):
     """Weighted means and centred co-moments of ``z = [X, y]``, per block.
 
     Parameters
@@ -109,6 +108,9 @@ def comoments(X, y, sw, workers=1):
     y : ndarray, the dtype of X, (n,)
     sw : ndarray, float64, (n,) or (0,)
         The sample weights, or an empty array for "all ones".
+    n_blocks, rows : int
+        The layout (:func:`fastgd._chunking.gram_layout`): ``n_blocks`` blocks of
+        ``ceil(n / n_blocks)`` rows (the last shorter), each in slices of ``rows`` rows.
     workers : int
         Blocks run on this many of fastgd's threads (the calling one included).
 
@@ -122,7 +124,6 @@ def comoments(X, y, sw, workers=1):
     """
     n, d = X.shape
     k = d + 1
-    n_blocks, rows = gram_layout(n, d)
     out = np.empty((n_blocks, 1 + k + k * k))
     size = -(-n // n_blocks)
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from .. import _threads, losses
 from .. import _validation as V
-from .._chunking import moment_layout, n_chunks, perm_layout
+from .._chunking import gram_layout, moment_layout, n_chunks, perm_layout
 from .._config import K, _LazyModule
 from . import small as _small
 
@@ -142,7 +142,8 @@ def _blas_moments(data, parallel):
     depend on the machine's cores. Without threadpoolctl, which sets that, the compiled
     kernel computes the co-moments (slower from d = 32, the same on any machine)."""
     workers = _threads.get_num_threads() if parallel else 1
-    out = KGRAM.comoments(data.X, data.y, data.sw, workers)
+    n_blocks, rows = gram_layout(data.n, data.d)
+    out = KGRAM.comoments(data.X, data.y, data.sw, n_blocks, rows, workers)
     return KGRAM.merge_blocks(out, data.d + 1)
 
 
@@ -197,29 +198,48 @@ def _merge_full(rows, k):
     """:func:`fastgd.kernels.moments._combine_moments` in NumPy, operation for operation
     (the compiled merge is strict IEEE, and NumPy neither reorders nor fuses): the same
     bits (tested), without compiling it."""
-    W = 0.0
-    mean = np.zeros(k)
-    com = np.zeros((k, k))
-    with np.errstate(invalid="ignore", over="ignore"):
-        for row in rows:
-            Wb = row[0]
-            if Wb <= 0.0:  # (a NaN weight is merged, as by the compiled merge)
-                continue
-            mean_b = row[1:1 + k]
-            com_b = row[1 + k:].reshape(k, k)
-            if W <= 0.0:
-                mean[:] = mean_b
-                com[:] = np.triu(com_b)
-                W = Wb
-                continue
-            Wt = W + Wb
-            f = (W / Wt) * Wb
-            delta = mean_b - mean
-            com += com_b + np.outer(f * delta, delta)
-            mean += delta * (Wb / Wt)
-            W = Wt
-    upper = np.triu(com)
-    return W, mean, upper + np.triu(upper, 1).T
+    merge = FullMerge(k)
+    for row in rows:
+        merge.add(row)
+    return merge.result()
+
+
+class FullMerge:
+    """Full moment rows ``[W, mean, com]`` merged one at a time, in order, as they come
+    (:meth:`add`), then :meth:`result`: the operations of :func:`_merge_full`, so that a
+    source merges its blocks' rows without holding them all (each is ``(d + 1)^2``
+    floats: 2 MB at d = 500)."""
+
+    def __init__(self, k):
+        self.k = k
+        self.W = 0.0
+        self.mean = np.zeros(k)
+        self.com = np.zeros((k, k))
+
+    def add(self, row):
+        k = self.k
+        Wb = row[0]
+        if Wb <= 0.0:  # (a NaN weight is merged, as by the compiled merge)
+            return
+        mean_b = row[1:1 + k]
+        com_b = row[1 + k:].reshape(k, k)
+        with np.errstate(invalid="ignore", over="ignore"):
+            if self.W <= 0.0:
+                self.mean[:] = mean_b
+                self.com[:] = np.triu(com_b)
+                self.W = Wb
+                return
+            Wt = self.W + Wb
+            f = (self.W / Wt) * Wb
+            delta = mean_b - self.mean
+            self.com += com_b + np.outer(f * delta, delta)
+            self.mean += delta * (Wb / Wt)
+            self.W = Wt
+
+    def result(self):
+        """``(W, mean, com)``, ``com`` the upper triangle mirrored."""
+        upper = np.triu(self.com)
+        return self.W, self.mean, upper + np.triu(upper, 1).T
 
 
 def max_norm_part(data, parallel, coords):
