@@ -7,6 +7,8 @@
   compiled per loss;
 * :mod:`.permutation`: the counter-based permutations;
 * :mod:`.finite`: the NaN/inf check;
+* :mod:`.qr` and :mod:`.gram` (plain NumPy, LAPACK and BLAS): the one-pass R factor, and
+  the co-moments of wide data;
 * the layouts of ``params`` and ``coords``, by name, are in :mod:`fastgd._layout`.
 
 They import numpy, numba and math only (and the compile flags of :mod:`fastgd._config`);
