@@ -223,10 +223,13 @@ def _blas_controller():
     if _blas_control is False:
         try:
             from threadpoolctl import ThreadpoolController
-        except ImportError:
+
+            control = ThreadpoolController().select(user_api="blas")
+        except Exception:  # noqa: BLE001 - not installed (ImportError), older than 3.0
+            # (no select), or its look at the loaded libraries failed: the statistics
+            # then come from the compiled kernel, a fit must not fail for this
             _blas_control = None
         else:
-            control = ThreadpoolController().select(user_api="blas")
             _blas_control = control if control.lib_controllers else None
     return _blas_control
 

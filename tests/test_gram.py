@@ -287,3 +287,32 @@ def test_a_stream_of_blocks_merges_its_rows_as_they_come(monkeypatch):
     assert len(held) == 40
     for g, r in zip(got, ref):
         assert np.array_equal(g, r)
+
+
+def test_a_wide_fit_without_threadpoolctl_installed(tmp_path):
+    """threadpoolctl is optional: in an interpreter where it cannot be imported, the
+    default wide fit runs its statistics through the compiled kernel: the bits of the
+    kernel path forced in the same process (GRAM_BLAS_MIN_D; one process, so that both
+    run the same compiled kernel), parallel == serial."""
+    from ._without import run_without
+
+    rng = np.random.default_rng(12)
+    X, y = ar1(rng, 5000, 40, 0.9)
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "y.npy", y)
+    code = (
+        "import numpy as np, fastgd\n"
+        "from fastgd import _threads\n"
+        "from fastgd.sources import passes\n"
+        f"X = np.load({str(tmp_path / 'X.npy')!r}); y = np.load({str(tmp_path / 'y.npy')!r})\n"
+        "a = fastgd.fit(X, y, parallel=True); b = fastgd.fit(X, y, parallel=False)\n"
+        "assert a.solver == 'gram' and _threads._blas_control is None\n"
+        "passes.GRAM_BLAS_MIN_D = 10**9\n"
+        "k = fastgd.fit(X, y, parallel=True)\n"
+        "for r in (b, k):\n"
+        "    assert np.array_equal(a.coef, r.coef) and a.intercept == r.intercept\n"
+        "print('ok')\n"
+    )
+    proc = run_without({"threadpoolctl"}, code)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["ok"]
