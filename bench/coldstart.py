@@ -26,6 +26,8 @@ _X5 = ("X = r.normal(size=(100_000, 5)); y = X @ [1., 2, 3, 4, 5] + 1 + "
        "r.normal(size=100_000); ")
 _X5M = ("X = r.normal(size=(1_000_000, 5)); y = X @ [1., 2, 3, 4, 5] + 1 + "
         "r.normal(size=1_000_000); ")
+_X100 = ("X = r.normal(size=(30_000, 100)); y = X @ np.linspace(-1, 1, 100) + 1 + "
+         "r.normal(size=30_000); ")
 _CHECK = "assert abs(res.intercept - 1.0) < 0.05, res.intercept; "
 
 #: case -> Python code (each prints nothing; an assertion checks the fit)
@@ -39,6 +41,10 @@ CASES = {
     "GDRegressor 1e5x5": (_DATA + _X5 + "import fastgd; res = fastgd.GDRegressor().fit(X, y); "
                           "assert abs(res.intercept_ - 1.0) < 0.05"),
     "fit 1e6x5 (kernels)": _DATA + _X5M + "import fastgd; res = fastgd.fit(X, y); " + _CHECK,
+    # the gram path of wide data: its moments from BLAS (nothing compiled for them), the
+    # refinement's loss pass compiled
+    "fit 3e4x100 (gram)": (_DATA + _X100 + "import fastgd; res = fastgd.fit(X, y); "
+                           + _CHECK),
     "cli fit 1e5 csv": None,  # the command line, on a CSV file written once
     "demo warm-up": None,     # `fastgd demo --n 600000`: the warm-up line it prints
 }

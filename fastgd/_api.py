@@ -129,11 +129,14 @@ def fit(X, y, *, mode="batch", learning_rate="auto", epochs=None, batch_size=Non
     solver : {"auto", "stream", "gram"}
         Batch mode, when not the textbook update: ``"gram"`` iterates on the
         sufficient statistics (weighted means and centred co-moments of ``[X, y]``,
-        gathered in one compiled pass): O(d^2) per iteration, same trajectory as
-        ``"stream"`` to rounding. ``"stream"``: one pass over the data per epoch.
-        ``"auto"``: gram up to 32 features (measured: where the two cost the same on
-        well-conditioned data), stream above; ``"gram"`` is the robust choice for
-        ill-conditioned data at any d (its cost: one O(n d^2) pass).
+        gathered in one pass: compiled up to 31 features, BLAS from 32): O(d^2) per
+        iteration, same trajectory as ``"stream"`` to rounding. ``"stream"``: one pass
+        over the data per epoch. ``"auto"``: gram up to 500 features (measured: at
+        most twice a streaming fit of well-conditioned data, far faster on correlated
+        columns, whose streaming passes grow with the condition number) within the
+        memory budget of its d x d statistics (``fastgd._plan.GRAM_MAX_BYTES``, 2 GiB),
+        stream above; ``"gram"`` is the robust choice for ill-conditioned data at any d
+        within that budget (its cost: one O(n d^2) pass), and is refused past it.
     optimizer : {"auto", "gd", "momentum", "nesterov", "cg"}
         Batch mode. ``"cg"``: conjugate gradient with exact line search (the default
         with ``learning_rate="auto"``: fewest passes, measured); ``"gd"`` (the default

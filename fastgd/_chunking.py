@@ -55,3 +55,27 @@ def perm_layout(n):
     buckets = max(1, min(PERM_MAX_BUCKETS, n // PERM_BUCKET_ROWS))
     chunks = max(1, min(PERM_MAX_CHUNKS, n // PERM_CHUNK_ROWS))
     return buckets, chunks
+
+
+#: the BLAS co-moments pass (:mod:`fastgd.kernels.gram`): a slice's float64 scratch holds
+#: about this many values (8 MB: its second reading, the centring, comes from the cache)
+GRAM_SLICE_VALUES = 1 << 20
+#: a slice has at least this many rows, at most the next: each slice adds its
+#: ``(d + 1)^2`` co-moment to its block's, which costs about what BLAS spends on 100 rows
+GRAM_MIN_SLICE_ROWS = 1024
+GRAM_MAX_SLICE_ROWS = 8192
+#: rows per block (a task of the parallel pass), and at most this many blocks: each holds
+#: its co-moment until the blocks are merged in order, so the pass holds at most
+#: ``2 * GRAM_MAX_BLOCKS`` matrices of ``(d + 1)^2`` (the blocks', and the products of
+#: the blocks running), whatever ``n``
+GRAM_BLOCK_ROWS = 1 << 16
+GRAM_MAX_BLOCKS = 8
+
+
+def gram_layout(n, d):
+    """``(n_blocks, slice_rows)`` of the BLAS co-moments pass over ``n`` rows of ``d``
+    features."""
+    k = d + 1
+    rows = min(GRAM_MAX_SLICE_ROWS, max(GRAM_MIN_SLICE_ROWS, GRAM_SLICE_VALUES // (k + 1)))
+    n_blocks = max(1, min(GRAM_MAX_BLOCKS, -(-n // max(rows, GRAM_BLOCK_ROWS))))
+    return n_blocks, rows

@@ -10,7 +10,8 @@ its constraint and the modes it applies to; :func:`FitPlan.build` checks the key
 against it, then applies the cross-parameter rules and resolves the "auto" values, each
 with the reason recorded in ``plan.reasons``.
 
-This module imports only validation helpers: it knows nothing of sources or kernels.
+This module imports only validation helpers and the chunk layouts: it knows nothing of
+sources or kernels.
 """
 import copy
 import dataclasses
@@ -23,6 +24,7 @@ import numpy as np
 
 from . import _validation as V
 from . import losses
+from ._chunking import GRAM_BLOCK_ROWS, GRAM_MAX_BLOCKS, gram_layout
 from .solvers.batch import OPTIMIZERS
 from .sources.base import DataFacts
 
@@ -45,12 +47,42 @@ SGD_TOL = 1e-4
 #: default ``n_iter_no_change`` of the stochastic modes: an epoch that does not improve
 #: may be the iterates' noise; three in a row are not
 SGD_PATIENCE = 3
-#: the gram path is chosen by ``solver="auto"`` up to this many features: its moments
-#: pass costs O(n d^2) once, against O(n d) per streaming CG pass. Measured at n = 2e5
-#: (well-conditioned data, default fit, 2 cores): d = 16 gram 43 ms / stream 80 ms,
-#: d = 32 72 / 82 ms, d = 50 128 / 95 ms, d = 100 536 / 171 ms. Ill-conditioned data
-#: needs more streaming passes, so past the tie the gram path stays one keyword away.
-GRAM_MAX_D = 32
+#: the gram path is chosen by ``solver="auto"`` up to this many features (and within
+#: :data:`GRAM_MAX_BYTES`). Its one pass costs O(n d^2) at the speed of BLAS
+#: (:mod:`fastgd.kernels.gram`) and its iterations O(d^2) each, whatever the condition
+#: number; a streaming CG fit costs O(n d) a pass, and its passes grow with the condition
+#: number. Measured at n = 5e4 on the 2-core reference machine (default fit, best of 2,
+#: gram / stream; AR(1) columns, rho = 0 well-conditioned, 0.9, 0.99):
+#: d = 100: 0.22 / 0.03 s (10 passes), 0.23 / 0.30 s (123), 0.23 / 0.43 s (178);
+#: d = 300: 0.21 / 0.13 s (12), 1.09 / 2.26 s (221), 0.30 / 4.47 s (455);
+#: d = 500: 0.87 / 0.47 s (13), 3.2 / 4.2 s (242), 1.7 / 11.6 s (649);
+#: d = 700: 2.4 / 0.64 s (14), 1.9 / 9.7 s (240), 3.6 / 23.4 s (838);
+#: d = 1000: 3.4 / 0.57 s (14), 4.1 / 9.9 s (258), 6.0 s / (not run);
+#: d = 2000: 7.5 / 2.0 s (17), 13.6 / 30.9 s (249), 24.8 s / (not run).
+#: Up to d = 500 the gram path costs at most twice a streaming fit of well-conditioned
+#: data and is faster from moderate correlation on (at 10^6 x 100, rho = 0.99: see
+#: bench/test_wide.py); beyond, a well-conditioned fit would pay 4 to 6 times, and the
+#: gram path stays one keyword away (solver="gram"). (Before the BLAS pass the tie had
+#: been at d = 32.)
+GRAM_MAX_D = 500
+#: the memory budget of the gram path's d x d statistics, in bytes (see
+#: :func:`gram_bytes`): ``solver="auto"`` streams past it, and ``solver="gram"`` past it
+#: is refused. 2 GiB: up to d = 6,687 features for 131,072 rows or fewer, d = 5,180 at
+#: 2 10^5 rows, d = 3,860 from 10^6 rows.
+GRAM_MAX_BYTES = 1 << 31
+#: after the pass, a gram fit holds at most this many matrices of ``(d + 1)^2`` float64
+#: at once (the co-moment, the scaled and the penalized Gram matrices, the temporaries
+#: that form them, the eigenvalue and Newton solves' copies)
+GRAM_SOLVE_MATRICES = 6
+
+
+def gram_bytes(n, d):
+    """The peak memory of the gram path's d x d statistics for ``n`` rows (None: unknown,
+    the most blocks) of ``d`` features, in bytes: the pass holds a co-moment per block
+    and one per block being computed (:func:`fastgd._chunking.gram_layout`), the solve
+    :data:`GRAM_SOLVE_MATRICES` (measured with tracemalloc in tests/test_gram.py)."""
+    blocks = gram_layout(GRAM_MAX_BLOCKS * GRAM_BLOCK_ROWS if n is None else n, d)[0]
+    return max(2 * blocks + 2, GRAM_SOLVE_MATRICES) * 8 * (d + 1) ** 2
 #: up to this many features the streaming solver also gathers the full co-moments (their
 #: pass costs about as much as the per-column one while it is memory-bound), which lets
 #: it finish with the Newton refinement (NIST Wampler1: 5.5 -> 10.5 digits). Above, it
@@ -330,7 +362,9 @@ PARAMS = (
     Param("solver", "auto", Choice("auto", "stream", "gram"), ("batch",),
           doc="batch mode: gram iterates on sufficient statistics gathered in one pass "
               "(O(d^2) an iteration; robust on ill-conditioned data), stream makes one pass "
-              "over the data an iteration. auto: gram up to 32 features"),
+              "over the data an iteration. auto: gram up to "
+              f"{GRAM_MAX_D} features within a {GRAM_MAX_BYTES >> 30} GiB budget for its d x d "
+              "statistics, stream beyond"),
     Param("optimizer", "auto",
           Registered(OPTIMIZERS, "batch optimizers, fastgd.solvers.OPTIMIZERS", ("auto",)),
           ("batch",),
@@ -557,7 +591,7 @@ class FitPlan:
         ----------
         facts : DataFacts
             What the plan needs to know of the data (rows, features, dtype, weights):
-            the rules that resolve "auto" read it (e.g. the gram path up to 32 features,
+            the rules that resolve "auto" read it (e.g. the gram path up to 500 features,
             parameter mixing from 200,000 rows).
         **keywords
             The settings of :func:`fastgd.fit` (``mode``, ``learning_rate``, ...; not its
@@ -602,7 +636,7 @@ class FitPlan:
         alpha, l1_ratio = _rule_penalty(s)
         bs = _rule_batch_size(s, facts.n, why)
         scaled, average, average_after, mixing = _rule_scaling(s, facts.n, why)
-        engine, solver, optimizer = _rule_engine(s, facts.d, scaled, average, alpha, l1_ratio, why)
+        engine, solver, optimizer = _rule_engine(s, facts, scaled, average, alpha, l1_ratio, why)
         epochs, tol, patience = _rule_stopping(s, engine, solver, why)
         par = _rule_parallel(s, facts, why)
         if mixing and "mixing" not in why:
@@ -867,9 +901,10 @@ def _rule_scaling(s, n, why):
     return scaled, average, average_after, mixing
 
 
-def _rule_engine(s, d, scaled, average, alpha, l1_ratio, why):
+def _rule_engine(s, facts, scaled, average, alpha, l1_ratio, why):
     """``(engine, solver, optimizer)``, with the combinations that cannot run refused."""
     mode = s["mode"]
+    d = facts.d
     lr_auto = s["learning_rate"] == "auto"
     loss = losses.get(s["loss"])
     # the loss's capabilities decide: only the squared loss has sufficient statistics
@@ -923,11 +958,28 @@ def _rule_engine(s, d, scaled, average, alpha, l1_ratio, why):
         why["engine"] = "the exact update on the raw data (numeric rate, no scaling)"
         return "textbook", "stream", optimizer
     why["engine"] = "batch optimizer in scaled coordinates" if scaled else "batch optimizer"
+    need = gram_bytes(facts.n, d)
+    over = need > GRAM_MAX_BYTES
+    budget = (f"its d x d statistics would take {_mib(need)} at peak, over the budget "
+              f"fastgd._plan.GRAM_MAX_BYTES = {_mib(GRAM_MAX_BYTES)}")
+    if solver == "gram" and over:
+        raise ValueError(
+            f"solver='gram' at d = {d} features: {budget}; use solver='stream' (or 'auto'), "
+            "which needs O(d) memory"
+        )
     if solver == "auto":
-        solver = "gram" if d <= GRAM_MAX_D else "stream"
-        why["solver"] = (f"gram: d = {d} <= {GRAM_MAX_D} features" if solver == "gram"
-                         else f"stream: d = {d} > {GRAM_MAX_D} features")
+        solver = "gram" if (d <= GRAM_MAX_D and not over) else "stream"
+        why["solver"] = (
+            f"gram: d = {d} <= {GRAM_MAX_D} features (one pass, then iterations on the "
+            f"d x d statistics, {_mib(need)} at peak)" if solver == "gram"
+            else f"stream: {budget}" if over
+            else f"stream: d = {d} > {GRAM_MAX_D} features (the gram pass would cost more "
+                 "than a streaming fit on all but ill-conditioned data)")
     return "batch", solver, optimizer
+
+
+def _mib(nbytes):
+    return f"{nbytes / 2**20:.3g} MiB" if nbytes < 2**30 else f"{nbytes / 2**30:.3g} GiB"
 
 
 def _rule_stopping(s, engine, solver, why):

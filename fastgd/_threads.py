@@ -22,6 +22,11 @@ Why not numba's ``parallel=True``, measured on the 2-core reference machine:
   TBB) aborts the process when two Python threads launch parallel kernels at once;
   fastgd's threads may be used from any number of threads of the user's at once.
 
+BLAS: a pass that calls BLAS on fastgd's threads (the wide gram pass,
+:mod:`fastgd.kernels.gram`) runs each call on one BLAS thread (:func:`blas_single`): the
+threads are not oversubscribed, and a call's result does not depend on how many threads
+BLAS would have given it.
+
 The thread count is :func:`get_num_threads` (``FASTGD_NUM_THREADS``, else
 ``NUMBA_NUM_THREADS``, else the CPUs this process may run on); :func:`set_num_threads`
 changes it and :func:`limit` lowers it inside a ``with`` block, in this thread only.
@@ -202,3 +207,59 @@ def run_chunks(kernel, args, n_chunks, parallel):
         return
     bounds = chunk_groups(n_chunks, threads)
     run(lambda g: kernel(*args, *bounds[g]), len(bounds), threads)
+
+
+_blas_lock = threading.Lock()
+_blas_users = 0
+_blas_limiter = None
+_blas_control = False
+
+
+def _blas_controller():
+    """threadpoolctl's controller of the BLAS libraries loaded (made once), or None when
+    threadpoolctl is not installed (an optional dependency: ``pip install threadpoolctl``;
+    scikit-learn brings it) or finds no BLAS it can set."""
+    global _blas_control
+    if _blas_control is False:
+        try:
+            from threadpoolctl import ThreadpoolController
+
+            control = ThreadpoolController().select(user_api="blas")
+        except Exception:  # noqa: BLE001 - not installed (ImportError), older than 3.0
+            # (no select), or its look at the loaded libraries failed: the statistics
+            # then come from the compiled kernel, a fit must not fail for this
+            _blas_control = None
+        else:
+            _blas_control = control if control.lib_controllers else None
+    return _blas_control
+
+
+@contextmanager
+def blas_single():
+    """BLAS runs on one thread inside the block; yields whether it does.
+
+    Through threadpoolctl when it is installed: the limit holds for the whole process
+    (BLAS has no per-thread setting) from the first caller in to the last caller out
+    (counted, so that concurrent fits do not lift each other's limit), and the BLAS's own
+    setting is restored after. Without threadpoolctl nothing changes and it yields False:
+    the caller must then not depend on BLAS for results that must not change with the
+    thread count (OpenBLAS's ``syrk`` gave other bits on 1, 2, 3, 4 and 8 threads from
+    d = 100, measured).
+    """
+    global _blas_users, _blas_limiter
+    control = _blas_controller()
+    if control is None:
+        yield False
+        return
+    with _blas_lock:
+        if _blas_users == 0:
+            _blas_limiter = control.limit(limits=1, user_api="blas")
+        _blas_users += 1
+    try:
+        yield True
+    finally:
+        with _blas_lock:
+            _blas_users -= 1
+            if _blas_users == 0:
+                _blas_limiter.restore_original_limits()
+                _blas_limiter = None

@@ -341,3 +341,20 @@ def csr_sgd_lazy_epoch(indptr, indices, values, y, sw, perm, m, s, lam1, lam2, e
     out.append(sum(h[2] for h in hist[first:]))
     avg = [(avg[j] * n_old + out[j]) / (n_old + n_new) for j in range(d + 1)]
     return np.array(new), np.array(avg), t
+
+
+def comoments(X, y, sw):
+    """Weighted mean and centred co-moment of ``z = [x, y]``, two-pass in extended
+    precision (``np.longdouble``: 64-bit significands on x86), as float64: the slow twin
+    of :func:`fastgd.kernels.gram.comoments` (after the merge), for data too large for
+    :func:`moments`' fractions."""
+    X = np.asarray(X).reshape(len(y), -1)
+    Z = np.empty((X.shape[0], X.shape[1] + 1), dtype=np.longdouble)
+    Z[:, :-1] = X
+    Z[:, -1] = y
+    w = np.ones(len(y), dtype=np.longdouble) if sw is None else np.asarray(sw, np.longdouble)
+    W = w.sum()
+    mean = (w[:, None] * Z).sum(axis=0) / W
+    D = Z - mean
+    com = np.einsum("i,ij,ik->jk", w, D, D)
+    return float(W), mean.astype(np.float64), com.astype(np.float64)

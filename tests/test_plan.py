@@ -11,7 +11,7 @@ import pytest
 from numpy.testing import assert_array_equal
 
 import fastgd
-from fastgd._plan import PARAM_TABLE, DataFacts, FitPlan
+from fastgd._plan import GRAM_MAX_D, PARAM_TABLE, DataFacts, FitPlan
 
 FACTS = DataFacts(n=1000, d=3, dtype="float64", weighted=False)
 
@@ -46,9 +46,55 @@ def test_every_auto_has_its_reason():
     plan = FitPlan.build(FACTS)
     for key in ("scale", "optimizer", "solver", "epochs", "tol", "parallel"):
         assert plan.reasons[key], key
-    assert plan.reasons["solver"].startswith("gram: d = 3 <= 32")
-    wide = FitPlan.build(DataFacts(n=1000, d=40, dtype="float64", weighted=False))
-    assert wide.solver == "stream" and wide.reasons["solver"].startswith("stream: d = 40 > 32")
+    assert plan.reasons["solver"].startswith(f"gram: d = 3 <= {GRAM_MAX_D} features")
+    d = GRAM_MAX_D + 1
+    wide = FitPlan.build(DataFacts(n=1000, d=d, dtype="float64", weighted=False))
+    assert wide.solver == "stream"
+    assert wide.reasons["solver"].startswith(f"stream: d = {d} > {GRAM_MAX_D} features")
+    edge = FitPlan.build(DataFacts(n=1000, d=GRAM_MAX_D, dtype="float64", weighted=False))
+    assert edge.solver == "gram"
+
+
+def test_gram_memory_budget_switches_to_streaming(monkeypatch):
+    """Past the budget of the d x d statistics the automatic fit streams (the reason says
+    so, with the figures), and an explicit solver='gram' is refused naming the way out.
+    Oracle: the budget's own formula, 8 (d + 1)^2 bytes a matrix."""
+    from fastgd import _plan
+
+    facts = DataFacts(n=1000, d=200, dtype="float64", weighted=False)
+    need = _plan.gram_bytes(1000, 200)
+    assert need == _plan.GRAM_SOLVE_MATRICES * 8 * 201 ** 2  # one block: the solve's peak
+    assert FitPlan.build(facts).solver == "gram"
+    monkeypatch.setattr(_plan, "GRAM_MAX_BYTES", need // 2)
+    plan = FitPlan.build(facts)
+    assert plan.solver == "stream"
+    assert plan.reasons["solver"] == (
+        "stream: its d x d statistics would take 1.85 MiB at peak, over the budget "
+        "fastgd._plan.GRAM_MAX_BYTES = 0.925 MiB")
+    with pytest.raises(ValueError, match=r"solver='gram' at d = 200 features: its d x d "
+                                         r"statistics would take .* use solver='stream'"):
+        FitPlan.build(facts, solver="gram")
+    # the plan round-trips, and the fit runs streaming
+    assert FitPlan.from_dict(plan.to_dict()) == plan
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((1000, 200))
+    res = fastgd.fit(X, X @ np.ones(200))
+    assert res.solver == "stream" and res.converged
+    monkeypatch.setattr(_plan, "GRAM_MAX_BYTES", need)
+    assert FitPlan.build(facts).solver == "gram"
+
+
+def test_gram_budget_counts_the_blocks_of_the_pass():
+    """More rows, more blocks of the pass, each holding a co-moment until the merge
+    (fastgd._chunking.gram_layout); unknown rows count the most blocks. Oracle: the
+    layout's block count."""
+    from fastgd._chunking import GRAM_BLOCK_ROWS, GRAM_MAX_BLOCKS
+    from fastgd._plan import gram_bytes
+
+    m = 8 * 101 ** 2
+    assert gram_bytes(GRAM_BLOCK_ROWS, 100) == 6 * m
+    assert gram_bytes(3 * GRAM_BLOCK_ROWS, 100) == 8 * m
+    assert gram_bytes(10**9, 100) == gram_bytes(None, 100) == (2 * GRAM_MAX_BLOCKS + 2) * m
 
 
 def test_sgd_auto_mixing_depends_on_rows_not_threads():

@@ -16,6 +16,7 @@ from numpy.testing import assert_allclose
 import fastgd
 from fastgd import _threads
 from fastgd import _validation as V
+from fastgd._plan import GRAM_MAX_D
 from fastgd.sources import open_source
 from fastgd.sources.passes import merge_moments
 
@@ -169,16 +170,19 @@ def test_sparse_fit_equals_dense_fit_nonsmooth(rng, kw):
     assert_same_fit(got, ref, rel=1e-10)
 
 
-def test_default_fit_reaches_the_least_squares_optimum(rng):
-    """Oracle: numpy.linalg.lstsq on the dense matrix (with the intercept column)."""
-    X, y, _ = make_sparse(rng, 3000, 80, density=0.05)
-    res = fastgd.fit(X, y)
+@pytest.mark.parametrize("d,solver", [(80, "gram"), (80, "stream"), (700, "stream")])
+def test_default_fit_reaches_the_least_squares_optimum(rng, d, solver):
+    """Oracle: numpy.linalg.lstsq on the dense matrix (with the intercept column). The
+    default takes the gram path up to GRAM_MAX_D features, streaming CG beyond."""
+    X, y, _ = make_sparse(rng, 3000, d, density=0.05)
+    res = fastgd.fit(X, y, **({} if solver == "gram" or d > GRAM_MAX_D else
+                              dict(solver=solver)))
     A = np.c_[X.toarray(), np.ones(3000)]
     sol = np.linalg.lstsq(A, y, rcond=None)[0]
-    assert res.converged and res.solver == "stream"
+    assert res.converged and res.solver == solver
     # streaming CG stops at a gradient cosine of sqrt(tol) = 1e-6: the weights to ~1e-7,
-    # the loss (quadratic in their error) to ~1e-14
-    assert_allclose(res.coef, sol[:80], rtol=0, atol=1e-6 * np.abs(sol).max())
+    # the loss (quadratic in their error) to ~1e-14; the gram path refines to rounding
+    assert_allclose(res.coef, sol[:d], rtol=0, atol=1e-6 * np.abs(sol).max())
     best = np.mean((y - A @ sol) ** 2)
     assert best * (1 - 1e-12) <= res.final_loss <= best * (1 + 1e-12)
 

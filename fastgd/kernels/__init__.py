@@ -11,6 +11,8 @@
   predictions), O(nnz) each;
 * :mod:`.sparse_sgd`: the stochastic epochs over CSR rows (lazy forms: O(nnz) a row),
   compiled per loss;
+* :mod:`.qr` and :mod:`.gram` (plain NumPy, LAPACK and BLAS): the one-pass R factor, and
+  the co-moments of wide data;
 * the layouts of ``params`` and ``coords``, by name, are in :mod:`fastgd._layout`.
 
 They import numpy, numba and math only (and the compile flags of :mod:`fastgd._config`);

@@ -1,6 +1,7 @@
 """The source contract (:class:`Source`) and what a plan knows of a source's rows
 (:class:`DataFacts`). See :mod:`fastgd.sources` for the sources and their passes."""
 import abc
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -10,6 +11,7 @@ from .._layout import make_coords
 from .epochs import _BlockEpochs
 from .passes import (
     KQR,
+    FullMerge,
     _add_in_order,
     draw_split,
     fingerprint_part,
@@ -242,13 +244,16 @@ class Source(abc.ABC):
         """``[part(block.data, block.parallel, [each[k],] *args) for each block k]``, in
         block order: every pass is such a map of a per-block function (below, at module
         level) followed by a merge of its results in block order. A source that runs
-        blocks elsewhere (:mod:`fastgd.dask`) replaces this method, and the few that
-        read blocks directly (``check_finite``, ``split``, ``epochs``)."""
-        out = []
+        blocks elsewhere (:mod:`fastgd.dask`) replaces this method and :meth:`_each`,
+        and the few that read blocks directly (``check_finite``, ``split``, ``epochs``)."""
+        return list(self._each(part, *args, each=each))
+
+    def _each(self, part, *args, each=None):
+        """:meth:`_map`'s results one at a time, each computed when it is asked for: a
+        merge that folds them in as they come holds one block's result at a time."""
         for b in self._blocks():
             extra = () if each is None else (each[b.index],)
-            out.append(part(b.data, b.parallel, *extra, *args))
-        return out
+            yield part(b.data, b.parallel, *extra, *args)
 
     def sse_grad(self, coef):
         """``[sum w r^2, sum w r, sum w r x_j ...]`` at ``coef`` (float64 ``(d + 2,)``)."""
@@ -271,9 +276,22 @@ class Source(abc.ABC):
         (``(d + 1, d + 1)`` when ``full``, else the ``(d + 1,)`` diagonal): each block's
         statistics (its slices merged where the block is), merged exactly (pairwise
         updates) in block order."""
-        rows = self._map(moments_part, full)
-        out = rows[0][None, :] if len(rows) == 1 else np.stack(rows)
-        W, mean, com = merge_moments(out, self.d + 1, full)
+        k = self.d + 1
+        if full:  # folded in as the blocks come: one (d + 1)^2 row held at a time
+            rows = self._each(moments_part, full)
+            first = next(rows)
+            second = next(rows, None)
+            if second is None:
+                W, mean, com = merge_moments(first[None, :], k, full)
+            else:
+                merge = FullMerge(k)
+                for row in itertools.chain((first, second), rows):
+                    merge.add(row)
+                W, mean, com = merge.result()
+        else:
+            rows = self._map(moments_part, full)
+            out = rows[0][None, :] if len(rows) == 1 else np.stack(rows)
+            W, mean, com = merge_moments(out, k, full)
         self._proof(mean, com)
         return W, mean, com
 

@@ -380,6 +380,9 @@ class DaskSource(Source):
                 self.threads, extra, args))
         return self._compute(tasks)
 
+    def _each(self, part, *args, each=None):
+        return iter(self._map(part, *args, each=each))
+
     def check_finite(self):
         from .passes import finite_part
 

@@ -14,13 +14,22 @@ import numpy as np
 
 from .. import _threads, losses
 from .. import _validation as V
-from .._chunking import moment_layout, n_chunks, perm_layout
+from .._chunking import gram_layout, moment_layout, n_chunks, perm_layout
 from .._config import K, _LazyModule
 from . import csr as _csr
 from . import small as _small
 
 #: the one-pass QR statistic (plain NumPy; only ill-conditioned fits need it)
 KQR = _LazyModule("fastgd.kernels.qr")
+#: the co-moments through BLAS (plain NumPy; the gram path of wide data)
+KGRAM = _LazyModule("fastgd.kernels.gram")
+#: the full co-moments of blocks with at least this many features come from BLAS
+#: (:mod:`fastgd.kernels.gram`), narrower ones from the compiled moments kernel (whose
+#: cost grows as d^2 at about 1.5 GFLOP/s). Measured at 2 10^5 rows on the 2-core
+#: reference machine (serial, best of 3; kernel / BLAS): d = 8 7.8 / 17 ms, d = 16 23 /
+#: 28 ms, d = 32 69 / 60 ms, d = 64 197 / 136 ms, d = 100 473 / 170 ms, d = 200 1,904 /
+#: 430 ms (below d = 32 the BLAS pass's copies of the slices cost more than the products)
+GRAM_BLAS_MIN_D = 32
 #: rows per slice of the max-abs pass
 MAX_ABS_ROWS = 1 << 14
 
@@ -117,6 +126,10 @@ def moments_part(data, parallel, full):
         return np.concatenate([[W], mean, com.ravel()])
     if (_small.is_small_gram if full else _small.is_small)(data.n, data.d):
         return _small.moments(data, full)
+    if full and data.d >= GRAM_BLAS_MIN_D:
+        with _threads.blas_single() as single:
+            if single:
+                return _blas_moments(data, parallel)
     if full:
         n_blocks, sub_rows = moment_layout(data.n, data.d)
         out = np.empty((n_blocks, 1 + k + k * k))
@@ -130,10 +143,25 @@ def moments_part(data, parallel, full):
     return np.concatenate([[W], mean, com.ravel()])
 
 
+def _blas_moments(data, parallel):
+    """:func:`moments_part`'s row from the BLAS pass (:mod:`fastgd.kernels.gram`): its
+    blocks on fastgd's threads, each block's statistics the same bits on any of them,
+    merged in order. BLAS must run on one thread (:func:`fastgd._threads.blas_single`):
+    OpenBLAS's products change in the last bits with its thread count, and a fit would
+    depend on the machine's cores. Without threadpoolctl, which sets that, the compiled
+    kernel computes the co-moments (slower from d = 32, the same on any machine)."""
+    workers = _threads.get_num_threads() if parallel else 1
+    n_blocks, rows = gram_layout(data.n, data.d)
+    out = KGRAM.comoments(data.X, data.y, data.sw, n_blocks, rows, workers)
+    return KGRAM.merge_blocks(out, data.d + 1)
+
+
 def merge_moments(rows, k, full):
     """``(W, mean, com)`` of moment rows ``[W, mean, com]`` merged exactly in order
     (pairwise updates; rows of zero weight are skipped)."""
     if full:
+        if rows.shape[0] == 1:
+            return _one_full(rows[0], k)
         if rows.shape[0] > MERGE_COMPILED_ROWS:
             mean = np.empty(k)
             com = np.empty((k, k))
@@ -162,33 +190,65 @@ def merge_moments(rows, k, full):
 MERGE_COMPILED_ROWS = 32
 
 
+def _one_full(row, k):
+    """``(W, mean, com)`` of one full moment row: what :func:`_merge_full` returns for it
+    (the mean copied, the co-moment's upper triangle mirrored), without its temporaries
+    of the co-moment's size (one copy, mirrored in place: at d = 5,000 each is 200 MB)."""
+    W = row[0]
+    if W <= 0.0:
+        return 0.0, np.zeros(k), np.zeros((k, k))
+    com = row[1 + k:].reshape(k, k).copy()
+    for a in range(1, k):
+        com[a, :a] = com[:a, a]
+    return W, row[1:1 + k].copy(), com
+
+
 def _merge_full(rows, k):
     """:func:`fastgd.kernels.moments._combine_moments` in NumPy, operation for operation
     (the compiled merge is strict IEEE, and NumPy neither reorders nor fuses): the same
     bits (tested), without compiling it."""
-    W = 0.0
-    mean = np.zeros(k)
-    com = np.zeros((k, k))
-    with np.errstate(invalid="ignore", over="ignore"):
-        for row in rows:
-            Wb = row[0]
-            if Wb <= 0.0:  # (a NaN weight is merged, as by the compiled merge)
-                continue
-            mean_b = row[1:1 + k]
-            com_b = row[1 + k:].reshape(k, k)
-            if W <= 0.0:
-                mean[:] = mean_b
-                com[:] = np.triu(com_b)
-                W = Wb
-                continue
-            Wt = W + Wb
-            f = (W / Wt) * Wb
-            delta = mean_b - mean
-            com += com_b + np.outer(f * delta, delta)
-            mean += delta * (Wb / Wt)
-            W = Wt
-    upper = np.triu(com)
-    return W, mean, upper + np.triu(upper, 1).T
+    merge = FullMerge(k)
+    for row in rows:
+        merge.add(row)
+    return merge.result()
+
+
+class FullMerge:
+    """Full moment rows ``[W, mean, com]`` merged one at a time, in order, as they come
+    (:meth:`add`), then :meth:`result`: the operations of :func:`_merge_full`, so that a
+    source merges its blocks' rows without holding them all (each is ``(d + 1)^2``
+    floats: 2 MB at d = 500)."""
+
+    def __init__(self, k):
+        self.k = k
+        self.W = 0.0
+        self.mean = np.zeros(k)
+        self.com = np.zeros((k, k))
+
+    def add(self, row):
+        k = self.k
+        Wb = row[0]
+        if Wb <= 0.0:  # (a NaN weight is merged, as by the compiled merge)
+            return
+        mean_b = row[1:1 + k]
+        com_b = row[1 + k:].reshape(k, k)
+        with np.errstate(invalid="ignore", over="ignore"):
+            if self.W <= 0.0:
+                self.mean[:] = mean_b
+                self.com[:] = np.triu(com_b)
+                self.W = Wb
+                return
+            Wt = self.W + Wb
+            f = (self.W / Wt) * Wb
+            delta = mean_b - self.mean
+            self.com += com_b + np.outer(f * delta, delta)
+            self.mean += delta * (Wb / Wt)
+            self.W = Wt
+
+    def result(self):
+        """``(W, mean, com)``, ``com`` the upper triangle mirrored."""
+        upper = np.triu(self.com)
+        return self.W, self.mean, upper + np.triu(upper, 1).T
 
 
 def max_norm_part(data, parallel, coords):

@@ -1,0 +1,318 @@
+"""The BLAS co-moments pass of wide data (``fastgd.kernels.gram``) and the gram path it
+feeds (issue 21, wide dense data).
+
+Oracles: the two-pass centred co-moments in extended precision (``naive.comoments``), the
+compiled moments kernel (the same statistics, other roundings), the merges it replaces
+(bit for bit), serial == parallel bit for bit, ``numpy.linalg.lstsq`` for the fits,
+tracemalloc for the memory budget of ``fastgd._plan.gram_bytes``.
+"""
+import tracemalloc
+import warnings
+
+import numpy as np
+import pytest
+
+import fastgd
+from fastgd import _chunking, _threads
+from fastgd import _validation as V
+from fastgd._plan import gram_bytes
+from fastgd.sources import passes
+
+from . import naive
+
+N, D = 6000, 40
+
+
+@pytest.fixture
+def small_layout(monkeypatch):
+    """Blocks of 1,000 rows in slices of 300 (6 blocks of 4 slices at N rows), so that
+    small data crosses every boundary of the pass."""
+    monkeypatch.setattr(_chunking, "GRAM_MIN_SLICE_ROWS", 100)
+    monkeypatch.setattr(_chunking, "GRAM_MAX_SLICE_ROWS", 300)
+    monkeypatch.setattr(_chunking, "GRAM_BLOCK_ROWS", 1000)
+    assert _chunking.gram_layout(N, D) == (6, 300)
+
+
+@pytest.fixture
+def blas_calls(monkeypatch):
+    """The number of BLAS passes run (the spy fails the test if a pass is expected to
+    use BLAS and does not)."""
+    calls = []
+    real = passes._blas_moments
+
+    def spy(data, parallel):
+        calls.append(data.d)
+        return real(data, parallel)
+
+    monkeypatch.setattr(passes, "_blas_moments", spy)
+    return calls
+
+
+def wide_data(rng, n=N, d=D, weighted=False, dtype=np.float64):
+    X = rng.normal(size=(n, d)) * np.geomspace(1, 100, d) + np.linspace(-1e3, 1e3, d)
+    X[:, 5] = 0.1  # constant: its moments must be exactly zero
+    y = X[:, :3] @ np.array([1.0, -2.0, 0.5]) + 1e4 + rng.normal(0, 0.3, n)
+    sw = rng.uniform(0.0, 2.0, n) if weighted else None
+    if weighted:
+        sw[100:400] = 0.0  # a slice of zero weights
+    return X.astype(dtype), y.astype(dtype), sw
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_comoments_match_extended_precision(small_layout, blas_calls, weighted, dtype):
+    X, y, sw = wide_data(np.random.default_rng(1), weighted=weighted, dtype=dtype)
+    data = V.check_data(X, y, sw, parallel=False)
+    row = passes.moments_part(data, False, True)
+    assert blas_calls == [D]
+    k = D + 1
+    W, mean, com = row[0], row[1:1 + k], row[1 + k:].reshape(k, k)
+    W_ref, mean_ref, com_ref = naive.comoments(X, y, sw)
+    np.testing.assert_allclose(W, W_ref, rtol=1e-14)
+    np.testing.assert_allclose(mean, mean_ref, rtol=1e-14, atol=1e-14)
+    # the constant column: exactly its value and zeros (the oracle's longdouble mean of
+    # 0.1s is off by rounding, its "variance" 1e-31)
+    assert mean[5] == np.float64(dtype(0.1)) and not com[5].any() and not com[:, 5].any()
+    live = np.arange(k) != 5
+    com, com_ref = com[np.ix_(live, live)], com_ref[np.ix_(live, live)]
+    scale = np.sqrt(np.outer(np.diag(com_ref), np.diag(com_ref)))
+    assert np.all(np.abs(com - com_ref) <= 1e-13 * scale)
+    assert np.array_equal(com, com.T)
+
+
+def test_serial_parallel_and_thread_count_are_bitwise_equal(small_layout, blas_calls):
+    X, y, sw = wide_data(np.random.default_rng(2), weighted=True)
+    rows = []
+    before = fastgd.get_num_threads()
+    try:
+        for threads in (1, 2, 3):
+            fastgd.set_num_threads(threads)
+            for parallel in (False, True):
+                data = V.check_data(X, y, sw, parallel=parallel)
+                rows.append(passes.moments_part(data, parallel, True))
+    finally:
+        fastgd.set_num_threads(before)
+    assert len(blas_calls) == 6
+    for r in rows[1:]:
+        assert np.array_equal(r, rows[0])
+
+
+def test_blas_runs_on_one_thread_in_the_pass_and_is_restored(monkeypatch, blas_calls):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+
+    def blas_threads():
+        return [i["num_threads"] for i in threadpoolctl.threadpool_info()
+                if i["user_api"] == "blas"]
+
+    before = blas_threads()
+    seen = []
+    passes.KGRAM.comoments  # noqa: B018 - load the lazy module before patching it
+    real = passes.KGRAM.comoments
+
+    def spy(*args):
+        seen.append(blas_threads())
+        return real(*args)
+
+    monkeypatch.setattr(passes.KGRAM, "comoments", spy)
+    X, y, _ = wide_data(np.random.default_rng(3))
+    passes.moments_part(V.check_data(X, y, None, parallel=True), True, True)
+    assert seen and all(t == 1 for t in seen[0])
+    assert blas_threads() == before
+
+
+def test_without_threadpoolctl_the_compiled_kernel_computes_them(monkeypatch, small_layout,
+                                                                  blas_calls):
+    """BLAS's products change with its thread count (measured for OpenBLAS), which only
+    threadpoolctl can set: without it the kernel computes the statistics, the same bits
+    on any machine, and equal to the BLAS pass's to rounding."""
+    X, y, sw = wide_data(np.random.default_rng(4), weighted=True)
+    data = V.check_data(X, y, sw, parallel=True)
+    with_blas = passes.moments_part(data, True, True)
+    assert blas_calls == [D]
+    monkeypatch.setattr(_threads, "_blas_control", None)
+    without = passes.moments_part(data, True, True)
+    assert blas_calls == [D]  # not called again
+    monkeypatch.setattr(passes, "GRAM_BLAS_MIN_D", 10**9)
+    kernel = passes.moments_part(data, True, True)
+    assert np.array_equal(without, kernel)
+    serial = passes.moments_part(V.check_data(X, y, sw, parallel=False), False, True)
+    assert np.array_equal(serial, kernel)
+    k = D + 1
+    com, ref = with_blas[1 + k:].reshape(k, k), kernel[1 + k:].reshape(k, k)
+    scale = np.sqrt(np.outer(np.diag(ref), np.diag(ref)))
+    assert np.all(np.abs(com - ref) <= 1e-13 * scale)
+    np.testing.assert_allclose(with_blas[:1 + k], kernel[:1 + k], rtol=1e-14)
+
+
+def test_one_full_row_is_what_merge_full_returns():
+    """The shortcut for a single row (no temporaries of the co-moment's size) returns
+    what the merge it replaces returns, bit for bit (the upper triangle mirrored), for
+    an asymmetric row too (NumPy's weighted einsum rounds the two triangles
+    differently); rows of zero weight give zeros."""
+    rng = np.random.default_rng(5)
+    k = 7
+    row = np.concatenate([[3.5], rng.normal(size=k), rng.normal(size=k * k)])
+    for r in (row, np.concatenate([[0.0], row[1:]])):
+        got = passes._one_full(r, k)
+        ref = passes._merge_full(r[None, :], k)
+        for g, e in zip(got, ref):
+            assert np.array_equal(g, e)
+
+
+def test_merge_blocks_equals_the_pairwise_merge():
+    """The BLAS pass's in-place merge of its blocks (rank-one term as ``g g^T``, a few
+    rows at a time) against the pairwise merge of the other passes, to rounding; rows of
+    zero weight are skipped, a first row of zero weight too."""
+    from fastgd.kernels import gram
+
+    rng = np.random.default_rng(6)
+    k = 300
+    rows = []
+    for W in (0.0, 10.0, 0.0, 4.0, 7.5):
+        A = rng.normal(size=(20, k))
+        rows.append(np.concatenate([[W], rng.normal(size=k) * 10, (A.T @ A).ravel()]))
+    out = np.stack(rows)
+    ref_W, ref_mean, ref_com = passes._merge_full(out.copy(), k)
+    got = gram.merge_blocks(out, k)
+    assert got[0] == ref_W == 21.5
+    np.testing.assert_allclose(got[1:1 + k], ref_mean, rtol=1e-14)
+    com = got[1 + k:].reshape(k, k)
+    np.testing.assert_allclose(com, ref_com, rtol=1e-12, atol=1e-12 * np.abs(ref_com).max())
+    assert np.array_equal(com, com.T)
+
+
+def test_nan_in_wide_data_is_named(blas_calls):
+    rng = np.random.default_rng(7)
+    X, y, _ = wide_data(rng, n=30000)
+    X[12345, 7] = np.nan
+    with pytest.raises(ValueError, match="12345"):
+        fastgd.fit(X, y)
+    assert blas_calls == [D]
+
+
+def ar1(rng, n, d, rho):
+    X = np.empty((n, d))
+    X[:, 0] = rng.standard_normal(n)
+    for j in range(1, d):
+        X[:, j] = rho * X[:, j - 1] + np.sqrt(1 - rho * rho) * rng.standard_normal(n)
+    y = X @ rng.standard_normal(d) + 0.7 + 0.1 * rng.standard_normal(n)
+    return X, y
+
+
+def test_correlated_wide_fit_reaches_lstsq_in_one_pass(blas_calls):
+    """AR(1) columns, rho = 0.99 (kappa of the correlation matrix about 10^4, where the
+    streaming solver needed 190 passes): the default fit is the gram path, its data read
+    twice (the pass, and the refinement's exact gradient), at lstsq's optimum."""
+    rng = np.random.default_rng(8)
+    n, d = 20000, 100
+    X, y = ar1(rng, n, d, 0.99)
+    res = fastgd.fit(X, y)
+    assert res.solver == "gram" and res.converged and res.n_passes == 2
+    assert blas_calls == [d]
+    A = np.column_stack([X, np.ones(n)])
+    ref = np.linalg.lstsq(A, y, rcond=None)[0]
+    coef = np.append(res.coef, res.intercept)
+    np.testing.assert_allclose(coef, ref, rtol=0, atol=1e-9 * np.abs(ref).max())
+    mse_ref = np.mean((y - A @ ref) ** 2)
+    assert np.mean((y - A @ coef) ** 2) <= mse_ref * (1 + 1e-12)
+    par = fastgd.fit(X, y, parallel=True)
+    ser = fastgd.fit(X, y, parallel=False)
+    assert np.array_equal(par.coef, ser.coef) and par.intercept == ser.intercept
+    assert np.array_equal(par.loss_history, ser.loss_history)
+
+
+def test_nearly_collinear_wide_data_still_warns(blas_calls):
+    """A column that is another plus 1e-10 noise: the gram statistics cannot resolve it,
+    the fit solves from the QR factor and warns, as before the BLAS pass."""
+    rng = np.random.default_rng(9)
+    n, d = 20000, 60
+    X = rng.standard_normal((n, d))
+    X[:, -1] = X[:, 0] + 1e-10 * rng.standard_normal(n)
+    y = X @ np.ones(d) + rng.standard_normal(n)
+    with pytest.warns(fastgd.IllConditionedWarning, match="nearly collinear"):
+        res = fastgd.fit(X, y)
+    assert res.solver == "gram" and "QR" in res.stop_reason
+    assert blas_calls == [d]
+
+
+@pytest.mark.parametrize("blocks", [1, 6])
+def test_gram_fit_stays_within_its_memory_budget(monkeypatch, blocks):
+    """tracemalloc sees NumPy's allocations: the peak of a gram fit (data allocated
+    before) stays under ``gram_bytes`` plus the slices' scratch of each thread (at most
+    8 MB, a fixed size) and the O(n) vectors of the passes."""
+    n, d = 6000, 300
+    if blocks > 1:
+        monkeypatch.setattr(_chunking, "GRAM_BLOCK_ROWS", 1000)
+        monkeypatch.setattr(_chunking, "GRAM_MIN_SLICE_ROWS", 400)
+        monkeypatch.setattr(_chunking, "GRAM_MAX_SLICE_ROWS", 400)
+    n_blocks, rows = _chunking.gram_layout(n, d)
+    assert n_blocks == blocks
+    X, y = ar1(np.random.default_rng(10), n, d, 0.9)
+    fastgd.fit(X[:2000], y[:2000])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tracemalloc.start()
+        try:
+            res = fastgd.fit(X, y)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert res.solver == "gram"
+    scratch = min(fastgd.get_num_threads(), n_blocks) * (rows + 1) * (d + 1) * 8
+    assert peak <= gram_bytes(n, d) + scratch + 8 * n * 8, (peak, gram_bytes(n, d), scratch)
+
+
+def test_a_stream_of_blocks_merges_its_rows_as_they_come(monkeypatch):
+    """``fit_chunks``' blocks: each block's co-moment row is folded in as it comes
+    (``FullMerge``), one row held at a time, with the bits of the merge of every row
+    stacked (the code before: the compiled merge above 32 rows, tested equal to the NumPy
+    one in tests/test_small.py). Oracle: ``merge_moments`` of the stacked rows."""
+    from fastgd.sources import ChunkSource
+
+    rng = np.random.default_rng(11)
+    d, m = 50, 400
+    blocks = [(rng.normal(size=(m, d)) + 3.0, rng.normal(size=m)) for _ in range(40)]
+    src = ChunkSource(blocks, parallel=False)
+    rows = src._map(passes.moments_part, True)
+    held = []
+    real = passes.FullMerge.add
+
+    def add(self, row):
+        held.append(row)
+        return real(self, row)
+
+    monkeypatch.setattr(passes.FullMerge, "add", add)
+    got = src.moments(True)
+    ref = passes.merge_moments(np.stack(rows), d + 1, True)
+    assert len(held) == 40
+    for g, r in zip(got, ref):
+        assert np.array_equal(g, r)
+
+
+def test_a_wide_fit_without_threadpoolctl_installed(tmp_path):
+    """threadpoolctl is optional: in an interpreter where it cannot be imported, the
+    default wide fit runs its statistics through the compiled kernel: the bits of the
+    kernel path forced in the same process (GRAM_BLAS_MIN_D; one process, so that both
+    run the same compiled kernel), parallel == serial."""
+    from ._without import run_without
+
+    rng = np.random.default_rng(12)
+    X, y = ar1(rng, 5000, 40, 0.9)
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "y.npy", y)
+    code = (
+        "import numpy as np, fastgd\n"
+        "from fastgd import _threads\n"
+        "from fastgd.sources import passes\n"
+        f"X = np.load({str(tmp_path / 'X.npy')!r}); y = np.load({str(tmp_path / 'y.npy')!r})\n"
+        "a = fastgd.fit(X, y, parallel=True); b = fastgd.fit(X, y, parallel=False)\n"
+        "assert a.solver == 'gram' and _threads._blas_control is None\n"
+        "passes.GRAM_BLAS_MIN_D = 10**9\n"
+        "k = fastgd.fit(X, y, parallel=True)\n"
+        "for r in (b, k):\n"
+        "    assert np.array_equal(a.coef, r.coef) and a.intercept == r.intercept\n"
+        "print('ok')\n"
+    )
+    proc = run_without({"threadpoolctl"}, code)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["ok"]
