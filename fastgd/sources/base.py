@@ -14,6 +14,7 @@ from .passes import (
     draw_split,
     fingerprint_part,
     loss_part,
+    loss_value_part,
     max_abs_part,
     max_norm_part,
     merge_moments,
@@ -263,6 +264,17 @@ class Source(abc.ABC):
         if loss.sufficient_statistics:
             return self.sse_grad(coef)
         total = _add_in_order(self._map(loss_part, coef, loss.name, c, self.numpy_passes))
+        self._proof(total)
+        return total
+
+    def loss(self, coef, loss, c):
+        """``sum w loss(r)`` of ``loss`` (a :class:`fastgd.losses.Loss`) with parameter
+        ``c`` at ``coef``: the first entry of :meth:`loss_grad` (bit for bit for dense
+        blocks, whose fused pass it runs; to rounding for CSR blocks, whose own pass
+        computes only the loss: O(nnz), no gradient over the columns); what the
+        stochastic modes measure their epochs with."""
+        total = _add_in_order(self._map(loss_value_part, coef, loss.name, c,
+                                        self.numpy_passes))
         self._proof(total)
         return total
 
