@@ -4,8 +4,11 @@ Usage (from the repository root)::
 
     python -m bench._memory_probe N D DTYPE KIND
 
-``KIND`` is ``batch-default`` (``fit(X, y, tol=1e-10, epochs=10000)``), ``batch-gd`` (the
-textbook streaming descent, ``learning_rate=0.1, epochs=3``) or ``sgd`` (one epoch).
+``DTYPE`` is ``float32``, ``float64``, or ``hashed``: sparse CSR rows of 20 hashed
+entries of +-1 (:func:`bench._sparse_data.hashed`; ``input_mb`` then counts its three
+arrays and y, ``x_mb`` X's arrays alone). ``KIND`` is ``batch-default`` (``fit(X, y,
+tol=1e-10, epochs=10000)``), ``batch-gd`` (the textbook streaming descent,
+``learning_rate=0.1, epochs=3``) or ``sgd`` (one epoch).
 
 Steps: a small fit of the same kind compiles (or loads) the kernels and starts the
 thread pool, so compilation memory stays out of the figure; the data is generated block
@@ -69,6 +72,16 @@ def main(argv):
     from ._workloads import generate
 
     kw = KINDS[kind]
+    if dtype == "hashed":
+        from ._sparse_data import csr_bytes, hashed
+
+        def generate(n, d, dtype):
+            return hashed(n, d, 20)
+
+        nbytes = csr_bytes
+    else:
+        def nbytes(X):
+            return X.nbytes
     Xs, ys = generate(5000, d, dtype)
     fastgd.fit(Xs, ys, **kw)  # compile / load, thread pool up
     del Xs, ys
@@ -91,7 +104,7 @@ def main(argv):
             method += f" (lower bound: an earlier peak was {hidden / MB:.0f} MB higher)"
     out = dict(
         n=n, d=d, dtype=dtype, kind=kind, threads=fastgd.get_num_threads(),
-        input_mb=(X.nbytes + y.nbytes) / MB,
+        input_mb=(nbytes(X) + y.nbytes) / MB, x_mb=nbytes(X) / MB,
         data_rss_mb=None if rss0 is None else (rss_data - rss0) / MB,
         extra_mb=extra, method=method, peak_mb=peak_fit / MB,
         fit_s=res.elapsed_s, loss0=float(res.loss_history[0]), final_loss=res.final_loss,

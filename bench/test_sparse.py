@@ -1,8 +1,9 @@
-"""Sparse (hashed) data, side by side: group ``sparse-fit|n=...|d=...|nnz/row=...``.
+"""Sparse data, side by side: group ``sparse-fit|<kind>|n=...|d=...|nnz/row=...``.
 
-Synthetic hashed features: each row stores ``k`` entries of +-1 at columns drawn
-uniformly from ``d`` (duplicates summed, as a feature hasher does), ``y = X w + 1 +
-N(0, 0.5^2)`` with ``w ~ N(0, 1)``, seeded. The contenders on the same CSR matrix:
+Two seeded workloads (:mod:`bench._sparse_data`): hashed features (each row stores ``k``
+entries of +-1 at columns drawn uniformly from ``d``, as a feature hasher makes them) and
+one-hot encoded categorical fields (``k`` fields, Zipf-distributed levels), ``y = X w +
+1 + N(0, 0.5^2)``. The contenders on the same CSR matrix:
 
 * ``fastgd-default``: ``fastgd.fit(X, y)`` (the default batch fit: scaled streaming CG
   above 32 columns, gram CG below, the CSR passes in O(nnz));
@@ -10,7 +11,7 @@ N(0, 0.5^2)`` with ``w ~ N(0, 1)``, seeded. The contenders on the same CSR matri
   (the column of ones appended, as a sparse column), which also gives the optimum the
   excess MSE of each contender is measured against.
 
-Group ``sparse-sgd|n=...|d=...|nnz/row=...``, three epochs on the same CSR matrix:
+Group ``sparse-sgd|<kind>|n=...|d=...|nnz/row=...``, three epochs on the same CSR matrix:
 
 * ``fastgd-sgd``: ``fastgd.fit(X, y, mode="sgd", epochs=3, tol=None)`` (scaled, centred
   implicitly, averaged, the automatic rate; the moments, max-norm and per-epoch loss
@@ -20,31 +21,54 @@ Group ``sparse-sgd|n=...|d=...|nnz/row=...``, three epochs on the same CSR matri
   (its defaults otherwise: inverse-scaling rate from ``eta0 = 0.01``, no averaging);
 * ``stream-read`` / ``stream-read-permuted``: a compiled serial read of ``data``,
   ``indices``, ``indptr`` and ``y``, in stored order (the bandwidth limit) and in the
-  epoch's row order (the latency of visiting rows at random, which every SGD epoch pays).
+  epoch's row order (the latency of visiting rows at random, which every SGD epoch pays);
+* ``vowpal-wabbit``: Vowpal Wabbit (the ``vowpalwabbit`` package, skipped saying so
+  when it is not installed), its defaults (adaptive, normalized, invariant updates),
+  squared loss, 3 passes. VW reads text, so the rows are written once as VW lines
+  (``y | j:v ...``, column ``j`` named ``j + 2^18`` with ``-b 19`` so that no column
+  shares the slot of VW's constant feature, 11650396 mod 2^19; writing the file is not
+  timed); then timed apart: ``parse_s``, VW parsing the text into its binary cache
+  (``--noop``: no learning), and ``learn_s``, the 3 passes read from that cache. The
+  excess MSE is that of VW's own weights (read back with ``get_weight``) on the rows,
+  checked against VW's predictions (``-p``, printed to 6 digits);
+* ``memory``: the peak RSS of the default fit in a fresh process
+  (:mod:`bench._memory_probe`, ``DTYPE`` ``hashed``), beside the bytes of X itself.
 
 Each records the time per epoch and the excess MSE after three epochs over lsqr's
 optimum; the test asserts fastgd's excess is at most scikit-learn's (a fast wrong answer
 is worthless), and records the speed ratios (``x_sklearn``, ``x_stream``) in
 ``extra_info``.
 
-The large cases (10^6 x 2^18, 20 non-zeros a row: the issue's workload) are marked slow;
-the small ones run in the smoke run (``pytest bench --benchmark-disable -m "not slow"``).
+The large cases (10^6 x 2^18, 20 non-zeros a row, and 10^5 x 10^5 one-hot in 2 fields:
+the issue's workloads) are marked slow; the small one runs in the smoke run (``pytest
+bench --benchmark-disable -m "not slow"``).
 """
 
+import json
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import fastgd
 
+from ._sparse_data import KINDS
+
 sp = pytest.importorskip("scipy.sparse")
 linalg = pytest.importorskip("scipy.sparse.linalg")
 
-#: (n, d, non-zeros a row)
+ROOT = Path(__file__).resolve().parents[1]
+
+#: (n, d, non-zeros a row, kind)
 CASES = [
-    pytest.param((20_000, 1 << 12, 20), id="n=2e4-d=2^12"),
-    pytest.param((1_000_000, 1 << 18, 20), id="n=1e6-d=2^18", marks=pytest.mark.slow),
+    pytest.param((20_000, 1 << 12, 20, "hashed"), id="hashed-n=2e4-d=2^12"),
+    pytest.param((1_000_000, 1 << 18, 20, "hashed"), id="hashed-n=1e6-d=2^18",
+                 marks=pytest.mark.slow),
+    pytest.param((100_000, 100_000, 2, "onehot"), id="onehot-n=1e5-d=1e5",
+                 marks=pytest.mark.slow),
 ]
 #: the default fit's excess MSE over lsqr's optimum (the issue's target)
 EXCESS_MAX = 1e-8
@@ -53,19 +77,17 @@ _DATA = {}
 _BEST = {}
 
 
-def hashed(n, d, k, seed=0):
-    """The seeded hashed CSR matrix and its targets (one case kept at a time)."""
-    key = (n, d, k, seed)
+def hashed(n, d, k, kind="hashed", seed=0):
+    """The case's seeded CSR matrix and its targets (one case kept at a time)."""
+    key = (n, d, k, kind, seed)
     if key not in _DATA:
         _DATA.clear()
-        rng = np.random.default_rng(seed)
-        cols = rng.integers(0, d, size=n * k).astype(np.int32)
-        vals = rng.choice([-1.0, 1.0], size=n * k)
-        X = sp.csr_matrix((vals, cols, np.arange(0, n * k + 1, k)), shape=(n, d))
-        X.sum_duplicates()
-        y = X @ rng.normal(size=d) + 1.0 + rng.normal(0, 0.5, n)
-        _DATA[key] = (X, y)
+        _DATA[key] = KINDS[kind](n, d, k, seed)
     return _DATA[key]
+
+
+def _group(kind, case):
+    return f"sparse-{kind}|{case[3]}|n={case[0]}|d={case[1]}|nnz/row={case[2]}"
 
 
 def lsqr_fit(X, y):
@@ -85,16 +107,16 @@ def optimum_mse(case):
 
 
 def _record(benchmark, case, name, loss, **extra):
-    n, d, k = case
+    n, d, k, kind = case
     best = optimum_mse(case)
-    benchmark.extra_info.update(contender=name, n=n, d=d, nnz_per_row=k, loss=loss,
+    benchmark.extra_info.update(contender=name, n=n, d=d, nnz_per_row=k, kind=kind, loss=loss,
                                 excess=(loss - best) / best, **extra)
 
 
 @pytest.mark.parametrize("case", CASES)
 def test_fastgd_default(benchmark, case):
     X, y = hashed(*case)
-    benchmark.group = f"sparse-fit|n={case[0]}|d={case[1]}|nnz/row={case[2]}"
+    benchmark.group = _group("fit", case)
     fastgd.fit(X[:1000], y[:1000])  # the kernels compiled before timing
     res = benchmark.pedantic(lambda: fastgd.fit(X, y), rounds=1, iterations=1)
     loss = fastgd.mse(X, y, res.coef, res.intercept)
@@ -108,7 +130,7 @@ def test_fastgd_default(benchmark, case):
 @pytest.mark.parametrize("case", CASES)
 def test_scipy_lsqr(benchmark, case):
     X, y = hashed(*case)
-    benchmark.group = f"sparse-fit|n={case[0]}|d={case[1]}|nnz/row={case[2]}"
+    benchmark.group = _group("fit", case)
     coef, b, iters = benchmark.pedantic(lambda: lsqr_fit(X, y), rounds=1, iterations=1)
     loss = fastgd.mse(X, y, coef, b)
     _record(benchmark, case, "scipy-lsqr", loss, iterations=iters)
@@ -121,7 +143,7 @@ _TIMES = {}
 
 
 def _sgd_group(benchmark, case):
-    benchmark.group = f"sparse-sgd|n={case[0]}|d={case[1]}|nnz/row={case[2]}"
+    benchmark.group = _group("sgd", case)
 
 
 def _timed(benchmark, fn, rounds=1):
@@ -193,7 +215,7 @@ def test_stream_read(benchmark, case, order):
     name = "stream-read" if order == "stored" else "stream-read-permuted"
     _TIMES[(case, name)] = t
     benchmark.extra_info.update(contender=name, n=case[0], d=case[1], nnz_per_row=case[2],
-                                s_per_epoch=t)
+                                kind=case[3], s_per_epoch=t)
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -252,6 +274,110 @@ def test_fastgd_sgd_epoch(benchmark, case):
             **_ratios(case, t))
 
 
+# -- Vowpal Wabbit ----------------------------------------------------------------------
+
+#: VW's weight table: 2^19 slots; column j is the feature named j + 2^18, and VW's
+#: constant feature (11650396) lands in slot 116060 < 2^18, apart from every column
+VW_BITS = 19
+VW_OFFSET = 1 << 18
+VW_CONSTANT = 11650396
+
+
+def write_vw_text(X, y, path):
+    """One VW line a row: ``y | j:v ...`` (column ``j`` named ``j + VW_OFFSET``)."""
+    indptr, indices, values = X.indptr, X.indices.tolist(), X.data.tolist()
+    with open(path, "w") as f:
+        for i in range(X.shape[0]):
+            a, b = int(indptr[i]), int(indptr[i + 1])
+            feats = " ".join(f"{j + VW_OFFSET}:{v!r}" for j, v in zip(indices[a:b], values[a:b]))
+            f.write(f"{float(y[i])!r} | {feats}\n")
+
+
+def _vw_run(args):
+    """Run VW's own driver over ``args`` (a command line), timed; returns the seconds."""
+    from vowpalwabbit import Workspace
+
+    t0 = time.perf_counter()
+    vw = Workspace(args + " --quiet")
+    vw.run_parser()
+    vw.finish()
+    return time.perf_counter() - t0
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_vowpal_wabbit(benchmark, case, tmp_path):
+    """VW on the same rows: parse (text to VW's cache) and 3 passes timed apart."""
+    pytest.importorskip("vowpalwabbit", reason="Vowpal Wabbit's contender needs the "
+                        "vowpalwabbit package: pip install vowpalwabbit")
+    from vowpalwabbit import Workspace
+
+    X, y = hashed(*case)
+    assert case[1] <= VW_OFFSET
+    _sgd_group(benchmark, case)
+    text, cache, model = tmp_path / "x.vw", tmp_path / "x.cache", tmp_path / "x.model"
+    write_vw_text(X, y, text)
+    parse_s = _vw_run(f"-d {text} -k --cache_file {cache} --noop")
+    assert cache.stat().st_size > 0
+    learn = (f"-d {text} --cache_file {cache} --passes {SGD_EPOCHS} --holdout_off "
+             f"-b {VW_BITS} --loss_function squared -f {model}")
+    _, learn_s = _timed(benchmark, lambda: _vw_run(learn))
+    preds = tmp_path / "x.preds"
+    _vw_run(f"-d {text} --cache_file {cache} -t -i {model} -p {preds}")
+    vw = Workspace(f"-i {model} --quiet")
+    coef = np.array([vw.get_weight(j + VW_OFFSET) for j in range(case[1])])
+    intercept = vw.get_weight(VW_CONSTANT)
+    vw.finish()
+    printed = np.loadtxt(preds)
+    assert printed.shape == (case[0],)
+    # VW's weights read back predict what VW predicted (to the 6 digits it prints)
+    assert np.allclose(X @ coef + intercept, printed, rtol=2e-5, atol=2e-5 * np.abs(y).max())
+    loss = fastgd.mse(X, y, coef, intercept)
+    per_epoch = learn_s / SGD_EPOCHS
+    _TIMES[(case, "vowpal-wabbit")] = per_epoch
+    _TIMES[(case, "vowpal-wabbit-parse")] = parse_s
+    _TIMES[(case, "vowpal-wabbit-loss")] = loss
+    _record(benchmark, case, "vowpal-wabbit", loss, epochs=SGD_EPOCHS, s_per_epoch=per_epoch,
+            parse_s=parse_s, learn_s=learn_s, fed="text file, parsed into VW's cache")
+
+
+# -- memory --------------------------------------------------------------------------------
+
+MEMORY_CASES = [
+    pytest.param((20_000, 1 << 12), id="hashed-n=2e4-d=2^12"),
+    pytest.param((1_000_000, 1 << 18), id="hashed-n=1e6-d=2^18", marks=pytest.mark.slow),
+]
+
+
+@pytest.mark.parametrize("case", MEMORY_CASES)
+def test_default_fit_memory(benchmark, case):
+    """Peak RSS of ``fastgd.fit(X, y)`` on hashed CSR rows (20 a row) in a fresh process,
+    beyond the resident data, beside the bytes of X itself: O(nnz + d), X never copied
+    or densified (the dense X of 10^6 x 2^18 would be 2 TB)."""
+    n, d = case
+    benchmark.group = f"sparse-memory|hashed|n={n}|d={d}|nnz/row=20"
+
+    def probe():
+        out = subprocess.run(
+            [sys.executable, "-m", "bench._memory_probe", str(n), str(d), "hashed",
+             "batch-default"], cwd=ROOT, capture_output=True, text=True, timeout=900)
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    r = benchmark.pedantic(probe, rounds=1, iterations=1)
+    assert np.isfinite(r["final_loss"]) and r["final_loss"] < r["loss0"], r
+    # the fit's own memory: vectors of d and per-chunk rows of at most 2^22 values
+    # (fastgd._chunking.CSR_PARTIAL_VALUES), far below one copy of X's arrays
+    assert r["extra_mb"] < 0.5 * r["input_mb"] + 64, r
+    benchmark.extra_info.update(
+        contender="fastgd-default-memory", n=n, d=d, nnz_per_row=20, timed="process",
+        **{k: r[k] for k in ("extra_mb", "method", "input_mb", "x_mb", "data_rss_mb",
+                             "peak_mb", "fit_s", "threads")})
+    with_data = r["data_rss_mb"]
+    print(f"\nsparse memory n={n} d={d}: X {r['x_mb']:.1f} MB (X and y {r['input_mb']:.1f} "
+          f"MB, resident {with_data:.1f} MB), the default fit's peak beyond it "
+          f"{r['extra_mb']:.1f} MB ({r['method']}), fit {r['fit_s']:.2f} s")
+
+
 def _ratios(case, t):
     out = {}
     for name, key in [("sklearn-sgd", "x_sklearn"), ("stream-read", "x_stream"),
@@ -265,10 +391,14 @@ def test_sparse_sgd_summary(capsys):
     """Prints the figures measured in this session (time per epoch, ratios)."""
     rows = sorted({c for c, _ in _TIMES})
     for case in rows:
-        got = {k: v for (c, k), v in _TIMES.items() if c == case and not k.endswith("loss")}
+        got = {k: v for (c, k), v in _TIMES.items()
+               if c == case and not k.endswith(("loss", "parse"))}
         with capsys.disabled():
             print(f"\nsparse-sgd {case}: " + ", ".join(f"{k} {v * 1e3:.1f} ms/epoch"
                                                      for k, v in sorted(got.items())))
+            if (case, "vowpal-wabbit-parse") in _TIMES:
+                print(f"  vowpal-wabbit: parse (text to its cache) "
+                      f"{_TIMES[(case, 'vowpal-wabbit-parse')]:.3f} s, then the ms/epoch above")
             for name in ("fastgd-sgd", "fastgd-sgd-epoch"):
                 if (case, name) in _TIMES:
                     print(f"  {name}: " + ", ".join(
@@ -277,4 +407,5 @@ def test_sparse_sgd_summary(capsys):
                 best = optimum_mse(case)
                 print(f"  excess MSE after {SGD_EPOCHS} epochs: sklearn "
                       f"{(_TIMES[(case, 'sklearn-loss')] - best) / best:.3g}, fastgd "
-                      f"{(_TIMES.get((case, 'fastgd-loss'), np.nan) - best) / best:.3g}")
+                      f"{(_TIMES.get((case, 'fastgd-loss'), np.nan) - best) / best:.3g}, VW "
+                      f"{(_TIMES.get((case, 'vowpal-wabbit-loss'), np.nan) - best) / best:.3g}")

@@ -10,6 +10,8 @@ them and the gram and streaming trajectories agree to rounding.
 """
 import numpy as np
 
+from .. import losses
+
 
 class Objective:
     """Full-data loss and gradient of the (weighted) squared error, one fused pass.
@@ -34,7 +36,8 @@ class Objective:
         return self.source.sse_grad(coef)
 
     def loss(self, coef):
-        return float(self.sums(coef)[0] * self.norm)
+        """The loss alone (the source's loss pass: no gradient where that saves work)."""
+        return float(self.source.loss(coef, losses.get("squared"), 0.0) * self.norm)
 
     def __call__(self, coef):
         s = self.sums(coef)
@@ -103,7 +106,8 @@ class LossObjective:
         return self.source.loss_grad(coef, self.loss_fn, self.epsilon)
 
     def loss(self, coef):
-        return float(self.sums(coef)[0] * self.norm)
+        """The loss alone (the source's loss pass: no gradient where that saves work)."""
+        return float(self.source.loss(coef, self.loss_fn, self.epsilon) * self.norm)
 
 
 class Penalized:

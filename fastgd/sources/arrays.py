@@ -29,7 +29,7 @@ class ArraySource(Source):
         self.verified = verified
         # passes in NumPy (see fastgd.sources.small); never for CSR, whose passes are O(nnz)
         self._small = not data.sparse and _small.is_small(data.n, data.d)
-        self._sse = self._loss = None
+        self._sse = self._loss = self._value = None
 
     n = rows_known = property(lambda self: self.data.n)
     d = property(lambda self: self.data.d)
@@ -53,7 +53,7 @@ class ArraySource(Source):
     def facts(self):
         d = self.data
         return DataFacts(n=d.n, d=d.d, dtype=str(d.X.dtype), weighted=d.sw.shape[0] > 0,
-                         one_d=d.one_d)
+                         one_d=d.one_d, sparse=bool(d.sparse))
 
     def fingerprint(self):
         """Shape, dtype, weights, and a hash of 257 rows spread over the arrays (see
@@ -101,6 +101,17 @@ class ArraySource(Source):
         _threads.run_chunks(K.loss_kernels(loss).grad, (d.X, d.y, d.sw, coef, params, out),
                             out.shape[0], self.block.parallel)
         s = out.sum(axis=0)
+        if not self.verified:
+            self._proof(s)
+        return s
+
+    def loss(self, coef, loss, c):
+        d = self.data
+        if not d.sparse:  # the fused pass: the loss alone reads as much
+            return float(self.loss_grad(coef, loss, c)[0])
+        if self._value is None or self._value[0] is not loss:
+            self._value = (loss, np.empty(csr_chunks(d.n, d.d + 2)))
+        s = _csr.loss_value(d, self.block.parallel, coef, loss, c, self._value[1])
         if not self.verified:
             self._proof(s)
         return s

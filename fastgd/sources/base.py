@@ -16,6 +16,7 @@ from .passes import (
     draw_split,
     fingerprint_part,
     loss_part,
+    loss_value_part,
     max_abs_part,
     max_norm_part,
     merge_moments,
@@ -49,6 +50,8 @@ class DataFacts:
     one_d : bool
         Whether X was 1-D (one feature, ``d == 1``; ``FitResult.slope`` applies).
         Default False.
+    sparse : bool
+        Whether X is a scipy.sparse matrix (its rows read as CSR). Default False.
 
     Examples
     --------
@@ -63,6 +66,7 @@ class DataFacts:
     dtype: str
     weighted: bool
     one_d: bool = False
+    sparse: bool = False
 
     def to_dict(self):
         """The facts as a plain dict, which :meth:`from_dict` reads back.
@@ -70,9 +74,14 @@ class DataFacts:
         Returns
         -------
         dict
-            The keys ``n``, ``d``, ``dtype``, ``weighted`` and ``one_d``, plain values.
+            The keys ``n``, ``d``, ``dtype``, ``weighted`` and ``one_d`` (and ``sparse``
+            when true: files of dense fits read as before), plain values.
         """
-        return dict(n=self.n, d=self.d, dtype=self.dtype, weighted=self.weighted, one_d=self.one_d)
+        out = dict(n=self.n, d=self.d, dtype=self.dtype, weighted=self.weighted,
+                   one_d=self.one_d)
+        if self.sparse:
+            out["sparse"] = True
+        return out
 
     @classmethod
     def from_dict(cls, f):
@@ -81,8 +90,8 @@ class DataFacts:
         Parameters
         ----------
         f : dict
-            The keys ``n``, ``d``, ``dtype`` and ``weighted`` (``one_d`` optional,
-            default False), as :meth:`to_dict` writes them; no other keys.
+            The keys ``n``, ``d``, ``dtype`` and ``weighted`` (``one_d`` and ``sparse``
+            optional, default False), as :meth:`to_dict` writes them; no other keys.
 
         Returns
         -------
@@ -97,7 +106,7 @@ class DataFacts:
         TypeError
             A value of the wrong type, naming it.
         """
-        known = ("n", "d", "dtype", "weighted", "one_d")
+        known = ("n", "d", "dtype", "weighted", "one_d", "sparse")
         unknown = sorted(set(f) - set(known))
         missing = [k for k in known[:4] if k not in f]
         if unknown or missing:
@@ -112,7 +121,8 @@ class DataFacts:
         one_d = _flag("facts.one_d", f.get("one_d", False))
         if one_d and d != 1:
             raise ValueError(f"facts.one_d is true (a 1-D X) but facts.d is {d}")
-        return cls(n=n, d=d, dtype=dtype, weighted=weighted, one_d=one_d)
+        sparse = _flag("facts.sparse", f.get("sparse", False))
+        return cls(n=n, d=d, dtype=dtype, weighted=weighted, one_d=one_d, sparse=sparse)
 
 
 def _flag(name, v):
@@ -268,6 +278,17 @@ class Source(abc.ABC):
         if loss.sufficient_statistics:
             return self.sse_grad(coef)
         total = _add_in_order(self._map(loss_part, coef, loss.name, c, self.numpy_passes))
+        self._proof(total)
+        return total
+
+    def loss(self, coef, loss, c):
+        """``sum w loss(r)`` of ``loss`` (a :class:`fastgd.losses.Loss`) with parameter
+        ``c`` at ``coef``: the first entry of :meth:`loss_grad` (bit for bit for dense
+        blocks, whose fused pass it runs; to rounding for CSR blocks, whose own pass
+        computes only the loss: O(nnz), no gradient over the columns); what the
+        stochastic modes measure their epochs with."""
+        total = _add_in_order(self._map(loss_value_part, coef, loss.name, c,
+                                        self.numpy_passes))
         self._proof(total)
         return total
 

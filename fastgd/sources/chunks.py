@@ -212,7 +212,8 @@ class ChunkSource(Source):
     def facts(self):
         d, dtype, weighted, one_d = self._first
         n = sum(self._sizes) if self._sizes is not None else None
-        return DataFacts(n=n, d=d, dtype=str(dtype), weighted=weighted, one_d=one_d)
+        return DataFacts(n=n, d=d, dtype=str(dtype), weighted=weighted, one_d=one_d,
+                         sparse=bool(self.sparse))
 
     def block_sizes(self):
         self._scan()

@@ -41,6 +41,24 @@ def loss_pass(data, parallel, coef, loss, c, out):
                         (*_arrays(data), coef, np.array([c]), out), out.shape[0], parallel)
 
 
+def loss_value(data, parallel, coef, loss, c, out=None):
+    """``sum w loss(r)`` over the block (``loss`` a :class:`fastgd.losses.Loss`): the loss
+    alone, without the gradient :func:`loss_part` scatters over every column. The same
+    chunks as :func:`loss_part`, their sums added in chunk order as ``out.sum(axis=0)``
+    adds its rows: the value of ``loss_part(...)[0]`` to rounding (the compiler's FMAs
+    differ, see :func:`fastgd.kernels.sparse._csr_loss_src`), serial and parallel
+    bit-identical. ``out``: the caller's per-chunk buffer (float64
+    ``(csr_chunks(n, d + 2),)``), or None."""
+    if out is None:
+        out = np.empty(csr_chunks(data.n, data.d + 2))
+    _threads.run_chunks(K.csr_loss_kernel(loss).value,
+                        (*_arrays(data), coef, np.array([c]), out), out.shape[0], parallel)
+    total = out[0]
+    for s in out[1:]:  # in order (np.sum would add pairwise)
+        total += s
+    return float(total)
+
+
 def subset_loss(data, idx, coef, loss, c):
     """``(sum w loss(r), sum w)`` over the block's rows ``idx`` (int64): early stopping's
     held-out loss, O(stored entries of those rows)."""

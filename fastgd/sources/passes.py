@@ -115,6 +115,19 @@ def loss_part(data, parallel, coef, loss_name, c, numpy_passes=True):
     return out.sum(axis=0)
 
 
+def loss_value_part(data, parallel, coef, loss_name, c, numpy_passes=True):
+    """The block's ``sum w loss(r)`` alone: a CSR block's own O(nnz) pass (no gradient
+    scattered over the columns), a dense block's fused pass (its gradient costs no more
+    than its loss: the same reads; bit for bit ``loss_part(...)[0]``; a CSR block's
+    value equals it to rounding)."""
+    loss = losses.get(loss_name)
+    if data.sparse:
+        return _csr.loss_value(data, parallel, coef, loss, c)
+    if loss.sufficient_statistics:
+        return float(sse_part(data, parallel, coef, numpy_passes)[0])
+    return float(loss_part(data, parallel, coef, loss_name, c, numpy_passes)[0])
+
+
 def moments_part(data, parallel, full):
     """The block's moments as one row ``[W, mean, com]`` (``com`` the full co-moment
     matrix, or its diagonal): its slices' rows from the kernel, merged in order here, so
