@@ -14,6 +14,7 @@ import argparse
 import os
 import sys
 import time
+import warnings
 from contextlib import contextmanager
 from types import MappingProxyType
 
@@ -59,8 +60,11 @@ def demo(n=10_000_000, seed=0, out=sys.stdout):
 
     m = min(n, max(4096, SMALL_VALUES // 2 + 1))
     t = time.perf_counter()
-    for mode, parallel, _, _ in _demo_runs(1, 1):
-        fastgd.fit(x[:m], y[:m], mode=mode, epochs=1, parallel=parallel, random_state=0)
+    with warnings.catch_warnings():  # (one epoch of a stochastic fit is not a fit to judge)
+        warnings.simplefilter("ignore")
+        for mode, parallel, _, tol in _demo_runs(1, 1):
+            fastgd.fit(x[:m], y[:m], mode=mode, epochs=1, tol=tol, parallel=parallel,
+                       random_state=0)
     print(f"JIT warm-up (compile or cache load): {time.perf_counter() - t:.2f} s\n", file=out)
     header = (f"{'mode':<10} {'parallel':<8} {'epochs':>6} {'ms/epoch':>9} {'final MSE':>12} "
               f"{'slope':>10} {'intercept':>10}")

@@ -33,6 +33,8 @@ def _run(*args):
 def test_demo_runs_and_recovers_the_line(prefix):
     proc = _run(*prefix, "demo", "--n", "200000", "--seed", "1")
     assert proc.returncode == 0, proc.stderr
+    # nothing to warn about: the warm-up's one-epoch fits are not the user's
+    assert "warning" not in proc.stderr and "Warning" not in proc.stderr, proc.stderr
     rows = {}
     for line in proc.stdout.splitlines():
         m = re.match(r"(batch|minibatch|sgd|lstsq)\s+(\S+)\s+\S+\s+\S+\s+(\S+)\s+(\S+)\s+(\S+)$", line)
