@@ -444,3 +444,25 @@ def test_resume_names_the_data_it_fitted(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith(f"fastgd fit of {data} (resumed from {ckpt}): 3,000 rows, "
                                   "mode sgd, 3 epoch(s)")
+
+
+def test_a_numeric_rate_that_makes_the_fit_worse_warns_on_the_command_line(tmp_path):
+    """Issue 20 item 4 as a command: the exact update runs (exit 0, the parameters it
+    reached printed), and one warning line gives the stable limit. Oracle: 2/L with L the
+    largest eigenvalue of the mean loss's Hessian (NumPy)."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(50.0, 10.0, 500)
+    y = 3.0 * x + 2.0 + rng.normal(0.0, 10.0, 500)
+    path = tmp_path / "small.csv"
+    np.savetxt(path, np.c_[x, y], delimiter=",", header="x,y", comments="", fmt="%.17g")
+    A = np.column_stack([x, np.ones_like(x)])
+    limit = 2.0 / (2.0 * np.linalg.eigvalsh(A.T @ A / len(x))[-1])
+    proc = _run("fastgd", "fit", str(path), "--x", "x", "--y", "y", "--learning-rate",
+                f"{1.1 * limit:.6g}", "--epochs", "30", "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["epochs"] == 30 and doc["loss"] > np.mean((y - y.mean()) ** 2)
+    lines = [ln for ln in proc.stderr.splitlines() if "compiling kernels" not in ln]
+    assert len(lines) == 1 and lines[0].startswith("fastgd fit: warning: the fit ended with "
+                                                   "a loss of "), proc.stderr
+    assert f"about {limit:.3g} (2/L" in lines[0] and "learning_rate='auto'" in lines[0]
