@@ -105,8 +105,9 @@ def fit(X, y, *, mode="batch", learning_rate="auto", epochs=None, batch_size=Non
         averaged in order each epoch), a different algorithm from serial SGD with its
         own convergence behaviour, bit-identical for a seed whatever the thread count;
         False runs plain serial SGD; ``"auto"`` runs mixing for per-row SGD with the
-        automatic rate from 200,000 rows (faster, and as accurate: measured), serial SGD
-        otherwise, and its loss passes in parallel as in batch mode.
+        automatic rate on dense X from 200,000 rows (faster, and as accurate: measured),
+        serial SGD otherwise (sparse X: each part would set up the state of every column),
+        and its loss passes in parallel as in batch mode.
     shuffle : bool
         Stochastic modes: visit rows in a fresh permutation each epoch.
     random_state : int, numpy Generator or None

@@ -349,7 +349,7 @@ PARAMS = (
               "results); in the stochastic modes, parameter mixing (parts of an epoch run "
               "side by side, then averaged: an algorithm of its own). auto: parallel passes "
               "from 2^21 values (rows x (columns + 1)) with more than one thread; mixing for "
-              "per-row SGD with learning_rate auto from 200,000 rows"),
+              "per-row SGD with learning_rate auto on dense X from 200,000 rows"),
     Param("shuffle", True, Flag(),
           doc="stochastic modes: visit the rows in a fresh random order every epoch"),
     Param("random_state", None, Seed(),
@@ -592,7 +592,7 @@ class FitPlan:
         facts : DataFacts
             What the plan needs to know of the data (rows, features, dtype, weights):
             the rules that resolve "auto" read it (e.g. the gram path up to 500 features,
-            parameter mixing from 200,000 rows).
+            parameter mixing of dense rows from 200,000 rows).
         **keywords
             The settings of :func:`fastgd.fit` (``mode``, ``learning_rate``, ...; not its
             data nor the entry's own keywords such as ``callback`` or ``checkpoint``);
