@@ -191,6 +191,22 @@ def _use_user_cache(disp):
     return True
 
 
+def per_loss(make):
+    """``make(loss)`` once per loss: the function that returns the kernels ``make`` builds
+    for a :class:`fastgd.losses.Loss`, keyed by its name and :meth:`~fastgd.losses.Loss.key`
+    (a loss whose source changed gets kernels of its own). What ``make`` builds compiles on
+    first call, so this costs nothing until a fit runs them."""
+    made = {}
+
+    def get(loss):
+        key = (loss.name, loss.key())
+        if key not in made:
+            made[key] = make(loss)
+        return made[key]
+
+    return get
+
+
 def specialize(func, suffix, **constants):
     """A copy of ``func`` named ``<name><suffix>`` (its own cache entry) whose global
     ``constants`` are rebound: one source compiled into several kernels, numba pruning

@@ -9,7 +9,7 @@ other loss, its gradient in the layout of theirs.
 """
 import numpy as np
 
-from .._config import jit, specialize
+from .._config import jit, per_loss, specialize
 
 #: rebound in each loss's copy (see :func:`loss_kernels`)
 _VALUE = None
@@ -85,12 +85,5 @@ class LossKernels:
         self.subset = jit(specialize(_subset_loss_src, suffix, _VALUE=value))
 
 
-_KERNELS = {}
-
-
-def loss_kernels(loss):
-    """The :class:`LossKernels` of ``loss`` (a :class:`fastgd.losses.Loss`), made once."""
-    key = (loss.name, loss.key())
-    if key not in _KERNELS:
-        _KERNELS[key] = LossKernels(loss)
-    return _KERNELS[key]
+#: the :class:`LossKernels` of a loss (a :class:`fastgd.losses.Loss`), made once per loss
+loss_kernels = per_loss(LossKernels)

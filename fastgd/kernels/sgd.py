@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from .._config import jit, specialize
+from .._config import jit, per_loss, specialize
 from .._intrinsics import PREFETCH_DISTANCE, prefetch
 from .._layout import (
     C_CENTRE,
@@ -574,13 +574,6 @@ class SGDKernels:
 
 _PLAIN_ROWS = jit(specialize(_rows_plain_epoch, "_raw",
                              _ROWS_PLAIN=jit(_rows_plain, fastmath=False)), fastmath=False)
-_KERNELS = {}
-
-
-def sgd_kernels(loss):
-    """The :class:`SGDKernels` of ``loss`` (a :class:`fastgd.losses.Loss`), made once per
-    loss; each kernel compiles on its first call."""
-    key = (loss.name, loss.key())
-    if key not in _KERNELS:
-        _KERNELS[key] = SGDKernels(loss)
-    return _KERNELS[key]
+#: the :class:`SGDKernels` of a loss (a :class:`fastgd.losses.Loss`), made once per loss;
+#: each kernel compiles on its first call
+sgd_kernels = per_loss(SGDKernels)

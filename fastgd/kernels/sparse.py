@@ -22,7 +22,7 @@ The loss/gradient pass is written once over the globals ``_VALUE`` and ``_PSI`` 
 compiled per loss (the squared loss included), as in :mod:`.loss`.
 """
 
-from .._config import jit, specialize
+from .._config import jit, per_loss, specialize
 from .._layout import C_CENTRE, C_INV_SCALE
 
 #: rebound in each loss's copy (see :func:`csr_loss_kernel`)
@@ -141,15 +141,8 @@ class CSRLossKernel:
         self.subset = jit(specialize(_csr_subset_loss_src, suffix, _VALUE=value))
 
 
-_KERNELS = {}
-
-
-def csr_loss_kernel(loss):
-    """The :class:`CSRLossKernel` of ``loss`` (a :class:`fastgd.losses.Loss`), made once."""
-    key = (loss.name, loss.key())
-    if key not in _KERNELS:
-        _KERNELS[key] = CSRLossKernel(loss)
-    return _KERNELS[key]
+#: the :class:`CSRLossKernel` of a loss (a :class:`fastgd.losses.Loss`), made once per loss
+csr_loss_kernel = per_loss(CSRLossKernel)
 
 
 @jit

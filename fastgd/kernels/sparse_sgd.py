@@ -49,7 +49,7 @@ import math
 
 import numpy as np
 
-from .._config import jit, specialize
+from .._config import jit, per_loss, specialize
 from .._intrinsics import prefetch
 from .._layout import (
     C_CENTRE,
@@ -329,12 +329,5 @@ class CSRSGDKernels:
         return self.rows if batch_size == 1 else self.batches
 
 
-_KERNELS = {}
-
-
-def csr_sgd_kernels(loss):
-    """The :class:`CSRSGDKernels` of ``loss`` (a :class:`fastgd.losses.Loss`), made once."""
-    key = (loss.name, loss.key())
-    if key not in _KERNELS:
-        _KERNELS[key] = CSRSGDKernels(loss)
-    return _KERNELS[key]
+#: the :class:`CSRSGDKernels` of a loss (a :class:`fastgd.losses.Loss`), made once per loss
+csr_sgd_kernels = per_loss(CSRSGDKernels)
