@@ -75,6 +75,20 @@ def check_outputs(outputs, inputs=(), *, overwrite=False, force_hint="pass overw
         seen.append((label, path))
 
 
+def image_format(label, path):
+    """The image format of ``path`` (its extension, PNG without one), or a ``ValueError``
+    naming ``label`` and the formats matplotlib writes (imported here: only callers that
+    draw need it)."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    ext = os.path.splitext(os.fspath(path))[1][1:].lower() or "png"
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if ext not in formats:
+        raise ValueError(f"{label} {os.fspath(path)}: matplotlib does not write .{ext} files; "
+                         f"use one of: {', '.join('.' + f for f in sorted(formats))}")
+    return ext
+
+
 def same_file(a, b):
     """Whether the paths ``a`` and ``b`` name one file: the same real path (symbolic
     links resolved), or, both existing, the same device and inode (hard links)."""

@@ -275,14 +275,12 @@ def _plot_format(file):
         raise ImportError('--plot needs matplotlib, an optional extra: pip install '
                           '"fastgd[plot]"') from None
     matplotlib.use("Agg")
-    from matplotlib.backend_bases import FigureCanvasBase
+    from fastgd._outputs import image_format
 
-    ext = os.path.splitext(file)[1][1:].lower() or "png"
-    formats = FigureCanvasBase.get_supported_filetypes()
-    if ext not in formats:
-        raise _DataError(f"--plot {file}: matplotlib does not write .{ext} files; use one "
-                         f"of: {', '.join('.' + f for f in sorted(formats))}")
-    return ext
+    try:
+        return image_format("--plot", file)
+    except ValueError as exc:
+        raise _DataError(str(exc)) from None
 
 
 # ---------------------------------------------------------------------------------------

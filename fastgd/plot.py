@@ -32,11 +32,10 @@ Examples
 3
 """
 import io
-import os
 
 import numpy as np
 
-from ._outputs import check_outputs, write_bytes
+from ._outputs import check_outputs, image_format, write_bytes
 
 try:
     import matplotlib  # noqa: F401
@@ -507,12 +506,5 @@ def summary(result, x, y, path=None, file=None, overwrite=False):
 def _image_file(file, overwrite):
     """The image format of the path ``file`` (its extension; PNG without one), once the
     path is known to be writable and not someone else's file."""
-    from matplotlib.backend_bases import FigureCanvasBase
-
     check_outputs([("file", file, "image")], overwrite=overwrite)
-    ext = os.path.splitext(os.fspath(file))[1][1:].lower() or "png"
-    formats = FigureCanvasBase.get_supported_filetypes()
-    if ext not in formats:
-        raise ValueError(f"file {os.fspath(file)}: matplotlib does not write .{ext} files; use "
-                         f"one of: {', '.join('.' + f for f in sorted(formats))}")
-    return ext
+    return image_format("file", file)
