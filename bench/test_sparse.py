@@ -21,7 +21,8 @@ Group ``sparse-sgd|<kind>|n=...|d=...|nnz/row=...``, three epochs on the same CS
   (its defaults otherwise: inverse-scaling rate from ``eta0 = 0.01``, no averaging);
 * ``stream-read`` / ``stream-read-permuted``: a compiled serial read of ``data``,
   ``indices``, ``indptr`` and ``y``, in stored order (the bandwidth limit) and in the
-  epoch's row order (the latency of visiting rows at random, which every SGD epoch pays);
+  epoch's row order (tiles of neighbouring rows in random order on the large cases,
+  :func:`fastgd.sources.tile_rows`; rows one by one on the small one);
 * ``vowpal-wabbit``: Vowpal Wabbit (the ``vowpalwabbit`` package, skipped saying so
   when it is not installed), its defaults (adaptive, normalized, invariant updates),
   squared loss, 3 passes. VW reads text, so the rows are written once as VW lines
@@ -181,10 +182,13 @@ def _read_kernel():
     return read
 
 
-def _epoch_order(n):
-    from fastgd.sources import epoch_seed, permutation
+def _epoch_order(X, y):
+    """The row order of a fit's epoch over ``X``: in tiles of neighbouring rows for large
+    CSR blocks (:func:`fastgd.sources.tile_rows`), as the fit visits them."""
+    from fastgd.sources import epoch_seed, open_source, permutation, tile_rows
 
-    return permutation(n, epoch_seed(np.random.default_rng(0)), False)
+    tile = tile_rows(open_source(X, y).data)
+    return permutation(X.shape[0], epoch_seed(np.random.default_rng(0)), False, tile=tile)
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -207,7 +211,7 @@ def test_stream_read(benchmark, case, order):
     X, y = hashed(*case)
     _sgd_group(benchmark, case)
     read = _read_kernel()
-    rows = np.arange(case[0], dtype=np.int64) if order == "stored" else _epoch_order(case[0])
+    rows = np.arange(case[0], dtype=np.int64) if order == "stored" else _epoch_order(X, y)
     read(X.indptr, X.indices, X.data, y, rows[:10])
     total, t = _timed(benchmark, lambda: read(X.indptr, X.indices, X.data, y, rows), rounds=3)
     ref = X.data.sum() + X.indices.sum(dtype=np.float64) + y.sum() + X.indptr[1:].sum()
@@ -255,7 +259,7 @@ def test_fastgd_sgd_epoch(benchmark, case):
     params[[L.P_ETA0, L.P_BATCH, L.P_MEAN, L.P_WSCALE, L.P_FIT_B]] = eta, 1, 1, 1, 1
     kernel = K.csr_sgd_kernels(losses.get("squared")).rows
     csr = (src.data.X.indptr, src.data.X.indices, src.data.X.values)
-    order = _epoch_order(case[0])
+    order = _epoch_order(X, y)
     state = np.zeros((K.sparse_sgd.STATE_ROWS, case[1] + 1))
     state[0] = state[1] = sc.to_scaled(np.zeros(case[1] + 1))
 

@@ -136,6 +136,23 @@ def permutation(n, seed, n_buckets):
     return np.array(out, dtype=np.int64)
 
 
+def tile_permutation(n, seed, tile, n_buckets):
+    """The permutation in tiles, spelled out: the tiles' numbers in the bucket shuffle of
+    ``seed`` (``n_buckets`` buckets), then each tile's rows, Fisher-Yates shuffled with the
+    key of ``(seed, tile number)``."""
+    n_tiles = -(-n // tile)
+    key = _mix64(seed ^ 0x94D049BB133111EB)
+    out = []
+    for t in permutation(n_tiles, seed, n_buckets).tolist():
+        items = list(range(t * tile, min(n, (t + 1) * tile)))
+        tkey = _mix64((key + (t + 1) * 0x9E3779B97F4A7C15) & _M64)
+        for i in range(len(items) - 1, 0, -1):
+            j = _draw(tkey, i, i + 1)
+            items[i], items[j] = items[j], items[i]
+        out.extend(items)
+    return np.array(out, dtype=np.int64)
+
+
 def sgd_scaled_epoch(X, y, sw, perm, m, s, lam1, lam2, eta0, power_t, t0, invscaling,
                      batch_size, mean, wscale, fit_intercept, avg_start, huber, epsilon,
                      theta, avg):

@@ -302,6 +302,32 @@ def test_canonical_form_of_check_csr(rng):
         assert np.all(np.diff(cols) > 0)
 
 
+@pytest.mark.parametrize("slice_", [1, 2, 3, 7, V.ORDER_SLICE])
+def test_the_order_check_in_slices_finds_every_disorder(rng, monkeypatch, slice_):
+    """Oracle: a row-by-row check of strictly increasing columns, against the check in
+    slices of ``ORDER_SLICE`` entries (a slice boundary may fall inside a row or at its
+    end), on canonical rows and on rows with one swap or one duplicate anywhere."""
+    monkeypatch.setattr(V, "ORDER_SLICE", slice_)
+
+    def by_rows(X):
+        return all(np.all(np.diff(X.indices[X.indptr[i]:X.indptr[i + 1]]) > 0)
+                   for i in range(X.shape[0]))
+
+    X = sp.random(12, 9, density=0.4, random_state=rng, format="csr")
+    X.sort_indices()
+    nnz = X.nnz
+    assert V._canonical_order(X.indptr, X.indices, nnz) == by_rows(X) is True
+    for e in range(nnz - 1):
+        for how in ("swap", "duplicate"):
+            bad = X.indices.copy()
+            if how == "swap":
+                bad[e], bad[e + 1] = bad[e + 1], bad[e]
+            else:
+                bad[e + 1] = bad[e]
+            Y = sp.csr_matrix((X.data, bad, X.indptr), shape=X.shape)
+            assert V._canonical_order(Y.indptr, Y.indices, nnz) == by_rows(Y), (e, how)
+
+
 @pytest.mark.parametrize("fmt", ["csr_matrix", "csr_array", "csc_matrix", "csc_array", "coo_matrix"])
 @pytest.mark.parametrize("index_dtype", [np.int32, np.int64])
 def test_formats_and_index_dtypes_fit_alike(rng, fmt, index_dtype):
@@ -534,6 +560,54 @@ def test_csr_sgd_epoch_matches_lazy_twin_and_dense_definition(rng, bs, variant):
     assert_allclose(state[1], av_d, rtol=1e-10, atol=1e-10 * np.abs(av_d).max())
     if l1:
         assert np.any(state[0][:d] == 0.0)  # the L1 steps clipped some weights to zero
+
+
+@pytest.mark.parametrize("offset", range(8))
+def test_csr_sgd_epoch_is_the_same_at_any_alignment_of_its_state(rng, offset):
+    """The per-row kernel lays its scratch out from a 64-byte boundary of ``state``: a state
+    starting ``offset`` float64 values past a boundary gives the same bits as one on it."""
+    from fastgd import _layout as L
+    from fastgd import losses
+
+    n, d = 200, 13
+    X, y, _ = make_sparse(rng, n, d, density=0.3)
+    X = X.tocsr()
+    perm = rng.permutation(n).astype(np.int64)
+    D = X.toarray()
+    coords = L.make_coords(D.mean(axis=0), 1 / D.std(axis=0), True)
+    params = np.zeros(L.N_PARAMS)
+    params[[L.P_ETA0, L.P_BATCH, L.P_MEAN, L.P_WSCALE, L.P_FIT_B, L.P_AVG_START]] = (
+        0.05, 1, 1, 1, 1, 30)
+    kernel = _kernels().csr_sgd_kernels(losses.get("squared")).rows
+    rows = _kernels().sparse_sgd.STATE_ROWS
+    out = []
+    for off in (0, offset):
+        buf = np.zeros(rows * (d + 1) + 16)
+        at = (-(buf.ctypes.data // 8) % 8) + off  # ``off`` values past a 64-byte boundary
+        state = buf[at:at + rows * (d + 1)].reshape(rows, d + 1)
+        state[0] = state[1] = 0.1
+        kernel((X.indptr, X.indices, X.data), y, np.empty(0), perm, coords, params, state)
+        out.append(state[:2].copy())
+    np.testing.assert_array_equal(out[0], out[1])
+
+
+def test_the_per_row_csr_kernel_refuses_l1_with_averaging(rng):
+    """The per-row kernel keeps L1's cumulative penalty where the averaging correction
+    would be (they never run together: the fit refuses the plan first); called with both,
+    it raises instead of mixing them."""
+    from fastgd import _layout as L
+    from fastgd import losses
+
+    X, y, _ = make_sparse(rng, 50, 4, density=0.5)
+    X = X.tocsr()
+    coords = L.make_coords(np.zeros(4), np.ones(4), True, np.r_[np.full(4, 0.1), 0.0])
+    params = np.zeros(L.N_PARAMS)
+    params[[L.P_ETA0, L.P_BATCH, L.P_MEAN, L.P_WSCALE, L.P_FIT_B]] = 0.05, 1, 1, 1, 1
+    state = np.zeros((_kernels().sparse_sgd.STATE_ROWS, 5))
+    kernel = _kernels().csr_sgd_kernels(losses.get("squared")).rows
+    with pytest.raises(ValueError, match="without averaging"):
+        kernel((X.indptr, X.indices, X.data), y, np.empty(0), np.arange(50), coords, params,
+               state)
 
 
 # (the stochastic fits run the same steps as the dense fit of X.toarray() in another order of
@@ -785,3 +859,129 @@ def test_auto_parameter_mixing_is_for_dense_rows_only():
     assert "sparse" not in dense.to_dict()
     X, y, _ = make_sparse(np.random.default_rng(0), 50, 4, density=0.5)
     assert open_source(X, y).facts().sparse and not open_source(X.toarray(), y).facts().sparse
+
+
+# -- the epochs' visiting order in tiles (large CSR blocks) --------------------------------
+
+
+@pytest.mark.parametrize("n, tile", [(1, 4), (5, 4), (100, 7), (1000, 32), (4096, 64), (4097, 64)])
+@pytest.mark.parametrize("seed", [0, 5, 2**63 - 2])
+def test_tile_permutation_matches_its_naive_twin(n, tile, seed):
+    """Oracle: ``naive.tile_permutation`` (the tiles in the bucket shuffle of their
+    numbers, each tile Fisher-Yates shuffled with its own key), on one thread or several;
+    every row once, the rows of a tile next to each other."""
+    from fastgd._chunking import perm_layout
+    from fastgd.sources import permutation
+
+    ref = naive.tile_permutation(n, seed, tile, perm_layout(-(-n // tile))[0])
+    assert np.array_equal(np.sort(ref), np.arange(n))
+    for parallel in (False, True):
+        got = np.full(n, -1, dtype=np.int64)
+        permutation(n, seed, parallel, out=got, tile=tile)
+        np.testing.assert_array_equal(got, ref)
+    runs = np.count_nonzero(np.diff(ref // tile)) + 1
+    assert runs == -(-n // tile)  # each tile visited in one go
+
+
+def test_tiles_in_the_order_are_uniform():
+    """All 6 orders of 3 tiles (of 2 rows) equally often, and both orders of each tile's
+    rows, over 12,000 seeds (chi-square)."""
+    from fastgd.sources import permutation
+
+    tiles, inner = {}, np.zeros((3, 2))
+    for seed in range(12_000):
+        p = permutation(6, seed, False, tile=2)
+        key = tuple(p[::2] // 2)
+        tiles[key] = tiles.get(key, 0) + 1
+        for t in range(3):
+            inner[key[t], int(p[2 * t] % 2)] += 1
+    assert len(tiles) == 6
+    counts = np.array(list(tiles.values()))
+    assert np.sum((counts - 2000.0) ** 2 / 2000.0) < 20.5  # chi-square 5 dof, p = 0.001
+    assert np.all(np.abs(inner - 6000.0) < 4 * np.sqrt(3000.0))
+
+
+def test_tile_rows_rule():
+    """Tiles only for CSR blocks beyond TILE_MIN_BYTES, about TILE_BYTES of rows each."""
+    from fastgd.sources import passes, tile_rows
+
+    X = sp.random(200, 50, density=0.1, random_state=0, format="csr")
+    y = np.ones(200)
+    assert tile_rows(open_source(X, y).data) == 1  # small: rows one by one
+    assert tile_rows(open_source(X.toarray(), y).data) == 1  # dense: rows one by one
+    n, k = 300_000, 4  # 300,000 rows of 4 entries: 4.8 MB of values and indices, + indptr, y
+    cols = np.tile(np.arange(k, dtype=np.int32), n)
+    big = sp.csr_matrix((np.ones(n * k), cols, np.arange(0, n * k + 1, k)), shape=(n, 10))
+    data = open_source(big, np.ones(n)).data
+    nbytes = (data.X.values.nbytes + data.X.indices.nbytes + data.X.indptr.nbytes
+              + data.y.nbytes)
+    assert nbytes >= passes.TILE_MIN_BYTES
+    assert tile_rows(data) == min(passes.TILE_MAX_ROWS, passes.TILE_BYTES * n // nbytes)
+
+
+TILE_FITS = [
+    pytest.param({"mode": "sgd"}, id="sgd"),
+    pytest.param({"mode": "minibatch"}, id="minibatch"),
+    pytest.param({"mode": "sgd", "early_stopping": True, "tol": 1e-3}, id="early-stopping"),
+    pytest.param({"mode": "sgd", "penalty": "l1", "alpha": 0.02, "scale": False,
+                  "average": False}, id="l1"),
+]
+
+
+@pytest.mark.parametrize("kw", TILE_FITS)
+def test_a_fit_in_tiles_equals_the_dense_fit_in_the_same_tiles(rng, monkeypatch, kw):
+    """Oracle: the dense fit of X.toarray() visiting its rows in the same tiles (the rule
+    forced to tiles of 8 rows on both), as in ``test_sparse_stochastic_fit_equals_dense_
+    fit``; the order itself is checked against its naive twin above. Also checks that the
+    tiles change the fit (it is not the uniform order's)."""
+    from fastgd.sources import epochs
+
+    kw = dict(kw, tol=kw.get("tol"), epochs=4, random_state=3)
+    n, d = 1500, 20
+    X, y, _ = make_sparse(rng, n, d, density=0.2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", fastgd.ConvergenceWarning)
+        uniform = fastgd.fit(X, y, **kw)
+        monkeypatch.setattr(epochs, "tile_rows", lambda data: 8)
+        got = fastgd.fit(X, y, **kw)
+        ref = fastgd.fit(X.toarray(), y, **kw)
+    assert_same_fit(got, ref, rel=SGD_REL)
+    assert_allclose(got.loss_history, ref.loss_history, rtol=SGD_REL)
+    assert not np.allclose(got.coef, uniform.coef, rtol=1e-6)
+
+
+def test_tiles_of_sorted_rows_still_reach_the_optimum(rng, monkeypatch):
+    """The worst order to meet in tiles: rows sorted by target, tiles of 64 rows (as the
+    rule makes them only for blocks of many rows: here 20,000). 30 averaged epochs end
+    within 1% of the least-squares loss (numpy.linalg.lstsq), as the uniform order does
+    (``test_sparse_sgd_reaches_the_optimum_of_its_dense_twin``; measured: 1.0014 times the
+    optimum in tiles, 1.0001 in the uniform order)."""
+    from fastgd.sources import epochs
+
+    n = 20_000
+    X, y, _ = make_sparse(rng, n, 30, density=0.1)
+    order = np.argsort(y)
+    X, y = X.tocsr()[order], y[order]
+    monkeypatch.setattr(epochs, "tile_rows", lambda data: 64)
+    res = fastgd.fit(X, y, mode="sgd", epochs=30, tol=None, random_state=0)
+    A = np.c_[X.toarray(), np.ones(n)]
+    best = np.mean((y - A @ np.linalg.lstsq(A, y, rcond=None)[0]) ** 2)
+    assert best <= res.final_loss <= 1.01 * best
+
+
+def test_resume_of_a_fit_in_tiles_is_bit_identical(rng, monkeypatch, tmp_path):
+    """Checkpoints replay the tiles' random stream: a fit stopped and resumed equals the
+    fit run through (tiles of 16 rows)."""
+    from fastgd.sources import epochs
+
+    monkeypatch.setattr(epochs, "tile_rows", lambda data: 16)
+    X, y, _ = make_sparse(rng, 2000, 25, density=0.2)
+    kw = dict(mode="sgd", tol=None, random_state=11)
+    full = fastgd.fit(X, y, epochs=5, **kw)
+    ck = tmp_path / "tiles.ckpt"
+    part = fastgd.fit(X, y, epochs=5, checkpoint=ck, callback=lambda epoch, *_: epoch < 2,
+                      **kw)
+    assert part.n_epochs == 2
+    resumed = fastgd.resume(ck, X, y)
+    np.testing.assert_array_equal(resumed.coef, full.coef)
+    assert resumed.intercept == full.intercept

@@ -60,7 +60,7 @@ from .finite import _nonfinite
 from .gradient import _sse_grad, _sse_grad_1d, _sse_grad_narrow, _sse_grad_rows8, _sse_grad_src
 from .loss import loss_kernels
 from .moments import _combine_moments, _max_norm, _moments, _moments_1d, _moments_diag
-from .permutation import _permutation_phase
+from .permutation import _expand_tiles, _permutation_phase
 from .sgd import sgd_kernels
 from .sparse import _csr_max_abs, _csr_moments, _csr_predict, _csr_row_norms, csr_loss_kernel
 from .sparse_sgd import csr_sgd_kernels
@@ -84,6 +84,6 @@ __all__ = ["C_CENTRE", "C_INV_SCALE", "C_LAM1", "C_LAM2", "N_COORDS", "make_coor
            "P_POWER_T", "P_SCHEDULE", "P_T0", "P_WSCALE", "loss_kernels", "sgd_kernels",
            "sse_grad_kernel", "_nonfinite", "_sse_grad", "_sse_grad_1d", "_sse_grad_narrow",
            "_sse_grad_rows8", "_sse_grad_src", "_combine_moments", "_max_norm", "_moments",
-           "_moments_1d", "_moments_diag", "_permutation_phase", "_csr_max_abs", "_csr_moments",
-           "_csr_predict", "_csr_row_norms", "csr_loss_kernel",
+           "_moments_1d", "_moments_diag", "_permutation_phase", "_expand_tiles",
+           "_csr_max_abs", "_csr_moments", "_csr_predict", "_csr_row_norms", "csr_loss_kernel",
            "csr_sgd_kernels"]

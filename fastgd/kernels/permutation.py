@@ -87,3 +87,24 @@ def _permutation_phase(perm, seed, phase, counts, starts, c0, c1):
     else:
         for b in range(c0, c1):
             _shuffle_in_place(perm[starts[b]:starts[b + 1]], _mix64(key ^ (np.uint64(b) + _GOLDEN)))
+
+
+@jit
+def _expand_tiles(tiles, tile, seed, out):
+    """The rows of the tiles ``tiles`` (int64, a permutation of the tile numbers), in
+    that order, each tile's rows in an order of its own: ``out`` (int64 ``(m,)``) holds
+    rows ``t tile .. min(m, (t + 1) tile) - 1`` of tile ``t = tiles[p]`` at positions
+    ``p tile ..``, Fisher-Yates shuffled with a key of ``(seed, t)`` (distinct from the
+    keys of the tiles' own permutation)."""
+    m = out.shape[0]
+    key = _mix64(np.uint64(seed) ^ _MIX2)
+    pos = 0
+    for p in range(tiles.shape[0]):
+        t = tiles[p]
+        lo = t * tile
+        hi = min(m, lo + tile)
+        start = pos
+        for i in range(lo, hi):
+            out[pos] = i
+            pos += 1
+        _shuffle_in_place(out[start:pos], _mix64(key + (np.uint64(t) + np.uint64(1)) * _GOLDEN))

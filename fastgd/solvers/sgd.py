@@ -54,6 +54,9 @@ class Epoch:
         self.coords, self.params, self.mixing = coords, params, mixing
         self.d = d
         self.loss = loss
+        # the scratch rows of the kernels that take them, kept from epoch to epoch: a new
+        # buffer each epoch paid its page faults again (19 MB at 2^18 CSR columns)
+        self.scratch = {}
         # one block's share of an epoch: a module-level function, which a source whose
         # blocks live elsewhere sends there by name (fastgd.sources.dask)
         self.block_step = sgd_block
@@ -67,17 +70,18 @@ class Epoch:
             return blocks.run(self, state, t)
         for block, order in blocks:
             t, bad = sgd_block(block.data, order, self.coords, self.params, state, t,
-                               self.mixing, self.loss)
+                               self.mixing, self.loss, self.scratch)
             if bad is not None:
                 return t, block.offset + bad
         return t, None
 
 
-def sgd_block(data, order, coords, params, state, t, mixing, loss="squared"):
+def sgd_block(data, order, coords, params, state, t, mixing, loss="squared", scratch=None):
     """One block's share of a stochastic epoch: its rows in ``order`` through the SGD
     kernel of ``loss`` (a registered loss's name; the CSR kernels of
     :mod:`fastgd.kernels.sparse_sgd` for a sparse block), or parameter mixing over
     ``mix_parts`` parts of ``order``, from ``state`` (updated in place) at step ``t``.
+    ``scratch``: a dict that keeps the kernels' scratch rows between calls (by shape).
     Returns ``(t, None)``, or ``(t, row)`` with ``row`` the block's local row whose
     residual was not finite (``state`` then holds the parameters before it)."""
     d = data.d
@@ -86,8 +90,14 @@ def sgd_block(data, order, coords, params, state, t, mixing, loss="squared"):
     parts = mix_parts(order.shape[0]) if mixing else 1
     kernel, X, rows = _kernel_of(data, d, bs, coords, params, loss)
     if parts == 1:
-        if rows > 2:  # kernels that take scratch rows after the state
-            work = np.zeros((rows, d + 1))
+        if rows > 2:  # kernels that take scratch rows after the state (any values in)
+            shape = (rows, d + 1)
+            work = scratch.get(shape) if scratch is not None else None
+            if work is None:
+                work = np.empty(shape)
+                if scratch is not None:
+                    scratch.clear()
+                    scratch[shape] = work
             work[:2] = state
             steps = kernel(X, data.y, data.sw, order, coords, params, work)
             state[:] = work[:2]

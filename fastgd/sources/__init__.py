@@ -29,7 +29,7 @@ from .base import DataFacts, Source
 from .chunks import ChunkSource
 from .dask import DaskSource, is_dask
 from .files import FileReader, FileSource
-from .passes import epoch_seed, merge_moments, permutation
+from .passes import epoch_seed, merge_moments, permutation, tile_rows
 from .units import Rescaled, exponents, rescaled
 
 #: the kinds of source a checkpoint names (``Source.kind``)
@@ -102,5 +102,5 @@ def reopen(fingerprint, X=None, y=None, sample_weight=None, *, chunks=None, para
 
 __all__ = ["ArraySource", "ChunkSource", "DaskSource", "DataFacts", "FileReader", "FileSource",
            "KINDS", "Rescaled", "Source", "epoch_seed", "exponents", "is_dask",
-           "merge_moments", "open_source", "permutation", "reopen", "rescaled"]
+           "merge_moments", "open_source", "permutation", "reopen", "rescaled", "tile_rows"]
 

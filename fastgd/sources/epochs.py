@@ -1,9 +1,10 @@
 """The visiting orders of the stochastic epochs: a permutation of each block's rows per
-epoch (drawn from the fit's generator), and of the blocks themselves where a source can
-read them in any order."""
+epoch (drawn from the fit's generator; in tiles of neighbouring rows for large CSR
+blocks, :func:`~fastgd.sources.passes.tile_rows`), and of the blocks themselves where a
+source can read them in any order."""
 import numpy as np
 
-from .passes import epoch_seed, permutation
+from .passes import epoch_seed, permutation, tile_rows
 
 
 class _BlockEpochs:
@@ -31,7 +32,10 @@ class _BlockEpochs:
             rows = None if self.rows is None else self.rows[b.index]
             m = b.data.n if rows is None else rows.shape[0]
             if self.shuffle:
-                perm = permutation(m, epoch_seed(self.rng), False)
+                tile = tile_rows(b.data)
+                if tile > 1 and rows is not None:  # tiles of training rows next to each other
+                    rows = np.sort(rows)
+                perm = permutation(m, epoch_seed(self.rng), False, tile=tile)
             else:
                 perm = np.arange(m, dtype=np.int64)
             yield b, (perm if rows is None else rows[perm])
@@ -65,7 +69,8 @@ class Permutations:
     """The visiting order of each epoch over ``m`` rows: ``next()`` returns it.
 
     Epoch ``k`` visits ``permutation(seed_k)`` with ``seed_k`` the ``k``-th draw of
-    :func:`epoch_seed` from ``rng`` (``arange(m)`` without ``shuffle``). With
+    :func:`epoch_seed` from ``rng`` (``arange(m)`` without ``shuffle``), in tiles of
+    ``tile`` rows (see :func:`fastgd.sources.passes.permutation`). With
     ``prefetch`` (serial SGD, which keeps one core busy), the next epoch's permutation is
     built by the serial kernel on a background thread while the caller runs the current
     epoch: the kernel is compiled ``nogil``, so the two really run at once, and the
@@ -73,8 +78,8 @@ class Permutations:
     memory is ``2 m`` int64. Use as a context manager (the thread is joined on exit).
     """
 
-    def __init__(self, m, rng, shuffle, parallel, prefetch):
-        self.m, self.rng, self.shuffle = m, rng, shuffle
+    def __init__(self, m, rng, shuffle, parallel, prefetch, tile=1):
+        self.m, self.rng, self.shuffle, self.tile = m, rng, shuffle, tile
         self.prefetch = bool(prefetch and shuffle and m >= PREFETCH_MIN_ROWS)
         self.parallel = bool(parallel) and not self.prefetch
         self.buffers = [np.arange(m, dtype=np.int64)]
@@ -87,7 +92,7 @@ class Permutations:
         self.turn = 0
 
     def _build(self, buf, seed):
-        return permutation(self.m, seed, self.parallel, out=buf)
+        return permutation(self.m, seed, self.parallel, out=buf, tile=self.tile)
 
     def next(self):
         if not self.shuffle:
@@ -119,8 +124,11 @@ class _ArrayEpochs:
     def __init__(self, source, rng, shuffle, parallel, prefetch, rows):
         self.block = next(source._blocks())
         self.rows = None if rows is None else rows[0]
+        tile = tile_rows(self.block.data) if shuffle else 1
+        if tile > 1 and self.rows is not None:  # tiles of training rows next to each other
+            self.rows = np.sort(self.rows)
         m = self.block.data.n if self.rows is None else self.rows.shape[0]
-        self.perms = Permutations(m, rng, shuffle, parallel, prefetch)
+        self.perms = Permutations(m, rng, shuffle, parallel, prefetch, tile)
         self.buf = None if self.rows is None else np.empty(m, dtype=np.int64)
 
     def __enter__(self):

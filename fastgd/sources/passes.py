@@ -39,11 +39,52 @@ def epoch_seed(rng):
     return int(rng.integers(0, 2**63 - 1))
 
 
-def permutation(m, seed, parallel, out=None):
+#: tiles of the stochastic epochs over CSR rows (:func:`tile_rows`): about this many
+#: bytes of rows a tile, at most ``TILE_MAX_ROWS`` rows, for rows that take at least
+#: ``TILE_MIN_BYTES`` in all (below it they stay in the core's cache, and a row costs the
+#: same in any order). Measured on the 2-core reference machine, one per-row epoch of
+#: 10^6 hashed rows x 2^18 columns (20 entries, 256 bytes a row): rows drawn one by one
+#: 0.27 s, tiles of 8 rows 0.20 s, 16 0.20 s, 32 0.19 s, 64 0.19 s, stored order 0.17 s;
+#: the loss after 3 epochs within 0.2% of the uniform order's on those rows, within 1% on
+#: the same rows sorted by target (the worst order to meet in tiles)
+TILE_BYTES = 8192
+TILE_MAX_ROWS = 64
+TILE_MIN_BYTES = 1 << 22
+
+
+def tile_rows(data):
+    """Rows a tile of the stochastic epochs over ``data`` (a validated block): 1 (rows
+    drawn one by one, a uniform permutation) for dense blocks and small CSR blocks; for
+    CSR blocks of at least ``TILE_MIN_BYTES``, tiles of ``TILE_BYTES`` of rows (at most
+    ``TILE_MAX_ROWS`` rows; see :func:`permutation`). A sparse row's cost is that of
+    reaching its entries: rows visited at random pay a cache miss on every line of each
+    row, rows next to each other share lines and the prefetcher's streams."""
+    if not data.sparse or data.n < 2:
+        return 1
+    X = data.X
+    nbytes = X.values.nbytes + X.indices.nbytes + X.indptr.nbytes + data.y.nbytes
+    if nbytes < TILE_MIN_BYTES:
+        return 1
+    return int(min(TILE_MAX_ROWS, max(1, TILE_BYTES * data.n // nbytes)))
+
+
+def permutation(m, seed, parallel, out=None, tile=1):
     """The compiled uniform permutation of ``range(m)`` for ``seed`` (into ``out`` when
     given): the three phases of :func:`fastgd.kernels.permutation._permutation_phase`,
     each over fixed ranges (on several threads when ``parallel``), and between the first
-    two the exclusive prefix sums that place each chunk's share of each bucket."""
+    two the exclusive prefix sums that place each chunk's share of each bucket.
+
+    With ``tile > 1``, a permutation in tiles: the rows cut into tiles of ``tile``
+    consecutive rows (the last one shorter), the tiles in the uniform permutation of their
+    numbers drawn from ``seed``, the rows of each tile in a uniform order of their own
+    (:func:`fastgd.kernels.permutation._expand_tiles`). Every row once an epoch, a fresh
+    order every epoch, the same for a seed on any thread count; rows of one tile follow
+    each other (see :func:`tile_rows`)."""
+    if tile > 1:
+        perm = np.empty(m, dtype=np.int64) if out is None else out
+        tiles = permutation(-(-m // tile), seed, parallel)
+        K._expand_tiles(tiles, np.int64(tile), seed, perm)
+        return perm
     perm = np.empty(m, dtype=np.int64) if out is None else out
     nb, nc = perm_layout(m)
     counts = np.zeros((nc, nb), dtype=np.int64)
