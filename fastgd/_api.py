@@ -39,8 +39,10 @@ def fit(X, y, *, mode="batch", learning_rate="auto", epochs=None, batch_size=Non
         dask arrays and DataFrames run on the current dask scheduler, the blocks staying
         on the workers (see :mod:`fastgd.dask`; ``y`` and ``sample_weight`` may then be
         dask or NumPy). scipy.sparse matrices and arrays are read as CSR in O(nnz) per
-        pass, never densified (other formats converted once), in batch mode; the
-        stochastic modes refuse them with a ``TypeError``.
+        pass, never densified (other formats converted once), in every mode: the
+        stochastic steps cost O(nnz of their rows), a penalty there needs
+        ``scale=False`` (see "Sparse and hashed features" in the README). A dask array
+        of scipy.sparse blocks runs the same CSR passes on its workers.
     y : array_like, shape (n,)
         Targets. If its float dtype differs from X's, both are used as float64.
     mode : {"batch", "minibatch", "sgd"}

@@ -405,3 +405,106 @@ def test_weights_summing_to_zero_are_refused(client, darr, kw):
     w = da.zeros(N, chunks=N // BLOCKS)
     with pytest.raises(ValueError, match="sample_weight sums to zero"):
         fastgd.fit(X, y, sample_weight=w, **kw)
+
+
+# -- scipy.sparse blocks (issue 21) --------------------------------------------------------
+
+SPARSE_N, SPARSE_D, SPARSE_M = 6000, 40, 1500
+
+SPARSE_MODES = [dict(), dict(solver="stream"), dict(penalty="l1", alpha=1e-3),
+                dict(mode="sgd", tol=None, epochs=3, parallel=False),
+                dict(mode="minibatch", tol=None, epochs=3),
+                dict(mode="sgd", epochs=4, parallel=False, early_stopping=True)]
+
+
+@pytest.fixture(scope="module")
+def sparse_rows():
+    sp = pytest.importorskip("scipy.sparse")
+    rng = np.random.default_rng(5)
+    X = sp.random(SPARSE_N, SPARSE_D, density=0.15, random_state=rng, format="csr",
+                  data_rvs=rng.standard_normal)
+    y = X @ rng.uniform(-2, 2, SPARSE_D) + 0.7 + rng.normal(0, 0.1, SPARSE_N)
+    w = rng.uniform(0.5, 2.0, SPARSE_N)
+    return X, y, w
+
+
+def sparse_blocks(rows, weights=False):
+    X, y, w = rows
+    return [(X[i:i + SPARSE_M], y[i:i + SPARSE_M]) + ((w[i:i + SPARSE_M],) if weights else ())
+            for i in range(0, SPARSE_N, SPARSE_M)]
+
+
+def dask_sparse(rows):
+    X, y, w = rows
+    return (da.from_array(X, chunks=(SPARSE_M, SPARSE_D), asarray=False),
+            da.from_array(y, chunks=SPARSE_M), da.from_array(w, chunks=SPARSE_M))
+
+
+@pytest.mark.parametrize("kw", SPARSE_MODES,
+                         ids=lambda kw: ",".join(f"{k}={v}" for k, v in kw.items()) or "default")
+@pytest.mark.parametrize("weighted", [False, True])
+def test_sparse_blocks_fit_on_the_workers_as_fit_chunks_of_the_same_blocks(
+        client, sparse_rows, kw, weighted):
+    """A dask array of scipy.sparse blocks: the CSR block passes run on the workers.
+    Oracle: ``fit_chunks`` over the same CSR blocks in this process (the same passes in
+    the same order), and for the default fit the least-squares optimum (lstsq on the dense
+    rows)."""
+    X, y, w = dask_sparse(sparse_rows)
+    res = fastgd.fit(X, y, sample_weight=w if weighted else None, random_state=3, **kw)
+    ref = fastgd.fit_chunks(sparse_blocks(sparse_rows, weighted), random_state=3, **kw)
+    same_run(res, ref)
+    assert res.plan.engine == ref.plan.engine
+    if not kw:
+        Xs, ys, ws = sparse_rows
+        sw = np.sqrt(ws) if weighted else np.ones(SPARSE_N)
+        A = np.c_[Xs.toarray(), np.ones(SPARSE_N)] * sw[:, None]
+        best = np.linalg.lstsq(A, ys * sw, rcond=None)[0]
+        np.testing.assert_allclose(params(res), best, rtol=1e-9, atol=1e-10)
+
+
+def test_sparse_blocks_predict_mse_units_and_numpy_beside_dask(client, sparse_rows):
+    """Predictions (lazy, O(nnz) a block on the workers) against ``X @ coef + b``; mse
+    against the local one; magnitudes of 1e200 fitted in power-of-two units on the
+    workers, as the local fit does; a scipy.sparse X beside a dask y cut into y's blocks."""
+    Xs, ys, _ = sparse_rows
+    X, y, _ = dask_sparse(sparse_rows)
+    res = fastgd.fit(X, y)
+    pred = res.predict(X)
+    assert isinstance(pred, da.Array)
+    np.testing.assert_allclose(pred.compute(), Xs @ res.coef + res.intercept, rtol=1e-13,
+                               atol=1e-13)
+    assert fastgd.mse(X, y, res.coef, res.intercept) == pytest.approx(
+        fastgd.mse(Xs, ys, res.coef, res.intercept), rel=1e-12)
+    big = fastgd.fit(X * 1e200, y)
+    ref = fastgd.fit(Xs * 1e200, ys)
+    np.testing.assert_allclose(big.coef, ref.coef, rtol=1e-9)
+    beside = fastgd.fit(Xs, y)
+    np.testing.assert_allclose(params(beside), params(res), rtol=1e-12)
+
+
+def test_nan_in_a_sparse_block_is_named(client, sparse_rows):
+    Xs, ys, _ = sparse_rows
+    Xb = Xs.copy()
+    Xb.data[Xb.indptr[3100]] = np.nan  # the first stored entry of row 3100 (block 2)
+    X = da.from_array(Xb, chunks=(SPARSE_M, SPARSE_D), asarray=False)
+    with pytest.raises(ValueError, match=r"block 2.*row 100"):
+        fastgd.fit(X, da.from_array(ys, chunks=SPARSE_M))
+
+
+def test_parameter_mixing_of_sparse_blocks_is_the_row_weighted_average_of_one_block_runs(
+        client, sparse_rows):
+    """As for dense blocks (the definition composed from local fits): every CSR block runs
+    SGD from the same start over its rows, the epoch's result their average weighted by
+    rows."""
+    Xs, ys, _ = sparse_rows
+    sizes = [1000, 2000, 3000]
+    Xd = da.from_array(Xs, chunks=(tuple(sizes), SPARSE_D), asarray=False)
+    yd = da.from_array(ys, chunks=(tuple(sizes),))
+    kw = dict(mode="sgd", learning_rate=1e-3, epochs=1, shuffle=False, scale=False, tol=None)
+    res = fastgd.fit(Xd, yd, parallel=True, **kw)
+    assert res.plan.mixing
+    edges = np.cumsum([0] + sizes)
+    each = [params(fastgd.fit(Xs[a:b], ys[a:b], parallel=False, **kw))
+            for a, b in zip(edges[:-1], edges[1:])]
+    expect = sum(m / SPARSE_N * p for m, p in zip(sizes, each))
+    np.testing.assert_allclose(params(res), expect, rtol=1e-12)

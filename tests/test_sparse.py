@@ -833,12 +833,31 @@ def test_parallel_choice_counts_stored_entries(rng):
     assert not open_source(X, y).block.parallel  # 50 million cells, 50,000 stored
 
 
-def test_dask_array_of_sparse_blocks_is_refused_saying_what_to_do():
+def test_dask_sparse_blocks_visit_the_tiles_of_fit_chunks(rng, monkeypatch):
+    """A dask array of CSR blocks (local synchronous scheduler, so that the tile rule can
+    be forced in this process): each block's rows in the tiles that fit_chunks visits
+    over the same blocks, bit for bit (early stopping's training rows too). The cluster
+    runs are in tests/test_dask.py."""
     da = pytest.importorskip("dask.array")
-    X = sp.random(100, 5, density=0.3, format="csr", random_state=0)
-    dX = da.from_array(X, chunks=(50, 5), asarray=False)
-    with pytest.raises(TypeError, match="dask array of scipy.sparse blocks.*fit_chunks"):
-        fastgd.fit(dX, np.arange(100.0))
+    dask = pytest.importorskip("dask")
+    from fastgd.sources import dask as dask_source
+    from fastgd.sources import epochs
+
+    X, y, _ = make_sparse(rng, 3000, 20, density=0.2)
+    X = X.tocsr()
+    monkeypatch.setattr(epochs, "tile_rows", lambda data: 8)
+    monkeypatch.setattr(dask_source, "tile_rows", lambda data: 8)
+    dX = da.from_array(X, chunks=(1000, 20), asarray=False)
+    dy = da.from_array(y, chunks=1000)
+    for kw in (dict(mode="sgd", epochs=3, tol=None),
+               dict(mode="sgd", epochs=3, early_stopping=True, tol=1e-12)):
+        with dask.config.set(scheduler="sync"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", fastgd.ConvergenceWarning)
+            got = fastgd.fit(dX, dy, random_state=2, **kw)
+            ref = fastgd.fit_chunks([(X[a:a + 1000], y[a:a + 1000]) for a in (0, 1000, 2000)],
+                                    random_state=2, **kw)
+        np.testing.assert_array_equal(got.coef, ref.coef)
+        assert got.intercept == ref.intercept
 
 
 def test_auto_parameter_mixing_is_for_dense_rows_only():

@@ -29,6 +29,10 @@ How a fit runs
   imported on the workers by name (module-level functions, never pickled closures); the
   first task of each kind in a worker process runs under a file lock in fastgd's kernel
   cache folder, so worker processes never compile into the cache at the same time.
+* **Sparse blocks**: blocks that are scipy.sparse matrices are read as CSR on the
+  workers (:func:`fastgd._validation.check_data`), and the same per-block functions run
+  their CSR twins (:mod:`fastgd.sources.csr`); the stochastic epochs visit each block's
+  rows in the order :func:`fastgd.fit_chunks` visits them (tiles for large blocks).
 * **Memory**: the data never comes to the client; what does is one partial result per
   block, whatever its rows: ``d + 2`` numbers for a gradient pass, ``1 + k + k^2`` for the
   moments (``k = d + 1``; each block merges its own slices first).
@@ -43,7 +47,7 @@ from .. import _validation as V
 from .._layout import P_BATCH
 from .base import DataFacts, Source
 from .epochs import _BlockEpochs
-from .passes import Rows, draw_split, epoch_seed, permutation
+from .passes import Rows, draw_split, epoch_seed, permutation, tile_rows
 
 #: the dask config key of the threads each task's passes use (1: serial); the older name
 #: ``fastgd.numba-threads`` is read too
@@ -145,14 +149,15 @@ def inputs(X, y, sample_weight):
         X, names = _as_dask_array(X, "X")
         _unknown(X, "X")
     else:
-        Xn = V.as_float_array(X, "X")
+        sparse = V.is_sparse(X)
+        Xn = X.tocsr() if sparse else V.as_float_array(X, "X")
         ref, _ = _as_dask_array(y if is_dask(y) else sample_weight,
                                 "y" if is_dask(y) else "sample_weight")
         _unknown(ref, "y" if is_dask(y) else "sample_weight")
         if Xn.ndim == 0 or Xn.shape[0] != ref.shape[0]:
             raise ValueError(f"X and y have different lengths: X has shape {Xn.shape}, y has "
                              f"{ref.shape[0]} rows; pass one target value per row of X")
-        X = da.from_array(Xn, chunks=(ref.chunks[0],) + Xn.shape[1:])
+        X = da.from_array(Xn, chunks=(ref.chunks[0],) + Xn.shape[1:], asarray=not sparse)
     if X.ndim == 0 or X.ndim > 2:
         raise ValueError(f"X must be 1-D (one feature) or 2-D (n_samples, n_features), got "
                          f"{X.ndim}-D with shape {X.shape}")
@@ -214,6 +219,8 @@ _WARM_LOCK = threading.Lock()
 def _kind(name, X, sw, threads):
     """What decides which kernels a task compiles: the pass, the block's width and dtype,
     weights or not, serial or parallel kernels."""
+    if V.is_sparse(X):
+        return (name, "csr", X.shape[1], sw is None, threads > 1)
     X = np.asarray(X)
     return (name, X.shape[1] if X.ndim == 2 else 1, X.dtype.str, sw is None, threads > 1)
 
@@ -269,9 +276,10 @@ def _aligned_copy(a):
 
 
 def _block_data(X, y, sw, parallel):
-    X = np.asarray(X)
-    if X.ndim == 1:
-        X = X[:, None]
+    if not V.is_sparse(X):  # (a scipy.sparse block is read as CSR by check_data)
+        X = np.asarray(X)
+        if X.ndim == 1:
+            X = X[:, None]
     return V.check_data(X, np.asarray(y), None if sw is None else np.asarray(sw),
                         parallel=parallel, check_finite_xy=False, allow_zero_weight=True)
 
@@ -314,10 +322,13 @@ def run_sgd(X, y, sw, k, offset, threads, prev, seed, rows, step, coords, params
     with _threads(threads) as parallel, _first_use(kind):
         data = _block_data(X, y, sw, parallel)
         m = data.n if rows is None else rows.shape[0]
-        order = (permutation(m, seed, False) if seed is not None
+        # the visiting order of fit_chunks over the same block (fastgd.sources.epochs)
+        tile = tile_rows(data) if seed is not None else 1
+        order = (permutation(m, seed, False, tile=tile) if seed is not None
                  else np.arange(m, dtype=np.int64))
         if rows is not None:
-            order = rows.indices()[order]
+            idx = rows.indices()
+            order = (np.sort(idx) if tile > 1 else idx)[order]
         state = state.copy()
         t, bad = step(data, order, coords, params.copy(), state, t, False, loss)
     return state, t, None if bad is None else offset + bad
@@ -363,6 +374,8 @@ class DaskSource(Source):
         self._one_d = one_d
         self._weighted = sw is not None
         self.dtype = dtype
+        #: whether X's blocks are scipy.sparse matrices (read as CSR on the workers)
+        self.sparse = V.is_sparse(getattr(X, "_meta", None))
         self._W = None if self.weighted else float(self.n)
 
     # -- running per-block functions on the blocks' workers ----------------------------
@@ -405,7 +418,7 @@ class DaskSource(Source):
         converted on the workers, as each task reads its block."""
         X, y, sw = self.arrays
         ex, ey = units
-        Xu = X.map_blocks(np.ldexp, -ex[None, :], dtype=np.float64)
+        Xu = X.map_blocks(_ldexp_columns, -ex, dtype=np.float64, meta=X._meta)
         yu = y.map_blocks(np.ldexp, -ey, dtype=np.float64)
         out = DaskSource(Xu, yu, sw, self.one_d, "float64")
         out._W = self._W
@@ -423,7 +436,7 @@ class DaskSource(Source):
 
     def facts(self):
         return DataFacts(n=self.n, d=self.d, dtype=self.dtype, weighted=self.weighted,
-                         one_d=self.one_d)
+                         one_d=self.one_d, sparse=self.sparse)
 
     # -- early stopping: the held-out rows travel as seeds --------------------------------
 
@@ -505,15 +518,6 @@ def source_for(X, y, sample_weight):
     """The :class:`DaskSource` of dask inputs (see :func:`inputs`), its ``names`` the
     frame's column names."""
     Xd, yd, swd, names, one_d = inputs(X, y, sample_weight)
-    if V.is_sparse(getattr(Xd, "_meta", None)):
-        # the blocks' passes on the workers read dense rows; the CSR passes run in this
-        # process (fit_chunks), not yet on a cluster
-        raise TypeError(
-            "X is a dask array of scipy.sparse blocks, which fastgd does not fit on a cluster "
-            "yet; pass the blocks to fastgd.fit_chunks (e.g. fit_chunks(lambda: ((b.compute(), "
-            "t.compute()) for b, t in zip(X.to_delayed().ravel(), y.to_delayed())))) or "
-            "compute X into one scipy.sparse matrix and call fastgd.fit"
-        )
     dx, dy = np.dtype(Xd.dtype), np.dtype(yd.dtype)
     floats = (np.dtype(np.float32), np.dtype(np.float64))
     dtype = str(dx) if (dx == dy and dx in floats) else "float64"
@@ -533,14 +537,27 @@ def predict(X, coef, intercept):
                          "coefficients")
     if Xd.numblocks[1] > 1:
         Xd = Xd.rechunk({1: -1})
-    return Xd.map_blocks(_predict_block, coef, float(intercept), drop_axis=1,
+    return Xd.map_blocks(_predict_block, coef, float(intercept), drop_axis=1, meta=np.empty(0),
                          dtype=np.float64)
 
 
 def _predict_block(X, coef, intercept):
+    if V.is_sparse(X):  # O(nnz), the stored values checked (fastgd.sources.csr.predict)
+        from .csr import predict as csr_predict
+
+        return csr_predict(V.check_csr(X), coef, intercept, False)
     X = _aligned_copy(np.asarray(X, dtype=np.float64))
     V.check_finite(X, "X", False)
     return X @ coef + intercept
+
+
+def _ldexp_columns(X, e):
+    """Block ``X`` with column ``j`` multiplied by ``2**e[j]`` (exact), dense or sparse."""
+    if V.is_sparse(X):
+        X = X.tocsr(copy=True).astype(np.float64)
+        X.data = np.ldexp(X.data, e[X.indices])
+        return X
+    return np.ldexp(X, e[None, :])
 
 
 __all__ = ["DaskSource", "inputs", "predict", "is_dask", "THREADS_KEY"]
