@@ -70,6 +70,13 @@ GRAM_MAX_SLICE_ROWS = 8192
 #: the blocks running), whatever ``n``
 GRAM_BLOCK_ROWS = 1 << 16
 GRAM_MAX_BLOCKS = 8
+#: ... and at most about this many values a block: wide rows make smaller blocks, so that
+#: the pass has blocks for every thread (5 10^4 x 1000 rows were one block of 65,536
+#: rows, one thread: 1.17 s; in 8 blocks on 2 threads 0.5 s) ...
+GRAM_BLOCK_VALUES = 1 << 22
+#: ... as long as the blocks' co-moments, held until the merge, take at most this many
+#: bytes (or 2 blocks): at d = 5000 a co-moment is 200 MB
+GRAM_BLOCKS_BYTES = 1 << 29
 
 
 def gram_layout(n, d):
@@ -77,5 +84,7 @@ def gram_layout(n, d):
     features."""
     k = d + 1
     rows = min(GRAM_MAX_SLICE_ROWS, max(GRAM_MIN_SLICE_ROWS, GRAM_SLICE_VALUES // (k + 1)))
-    n_blocks = max(1, min(GRAM_MAX_BLOCKS, -(-n // max(rows, GRAM_BLOCK_ROWS))))
+    block = max(rows, min(GRAM_BLOCK_ROWS, GRAM_BLOCK_VALUES // k))
+    cap = max(2, GRAM_BLOCKS_BYTES // (8 * k * k))
+    n_blocks = max(1, min(GRAM_MAX_BLOCKS, cap, -(-n // block)))
     return n_blocks, rows

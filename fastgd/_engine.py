@@ -541,6 +541,10 @@ def _run_batch(plan, source, coef, callback, t0, checkpoint=None, restart=None):
         raise _divergence(exc, lr_used, last) from None
     theta, history, stop = solver.theta, np.asarray(solver.history), solver.stop
     reason = solver.reason
+    switched = getattr(getattr(oracle, "base", oracle), "switched_at", None)
+    if switched is not None and reason:
+        reason += (f" (streaming CG moved to the d x d statistics after {switched} passes: "
+                   "see fastgd._plan.gram_switch_after)")
     passes = sc.n_passes + oracle.n_passes
     kappa = solvers.condition(sc, stop)
     if (plan.tol is not None and quadratic and not sc.has_l1 and source.reiterable

@@ -316,3 +316,91 @@ def test_a_wide_fit_without_threadpoolctl_installed(tmp_path):
     proc = run_without({"threadpoolctl"}, code)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["ok"]
+
+
+# -- streaming CG that moves to the gram path (d > GRAM_MAX_D) ----------------------------
+
+
+def _switch_case(rng, rho, n=3000, d=520):
+    X, y = ar1(rng, n, d, rho)
+    A = np.column_stack([X, np.ones(n)])
+    best = np.linalg.lstsq(A, y, rcond=None)[0]
+    return X, y, A, best
+
+
+def test_an_ill_conditioned_wide_fit_moves_to_the_gram_path(blas_calls):
+    """AR(1) columns, rho = 0.99, d = 520 > GRAM_MAX_D: the default streams, does not
+    converge within gram_switch_after passes, gathers the co-moments (one BLAS pass) and
+    ends on them, at lstsq's optimum; the stream passes are the rule's number. Oracles:
+    lstsq, and the gram path's own fit (solver="gram") to rounding."""
+    from fastgd._plan import GRAM_MAX_D, gram_switch_after
+
+    rng = np.random.default_rng(21)
+    X, y, A, best = _switch_case(rng, 0.99)
+    assert X.shape[1] > GRAM_MAX_D
+    res = fastgd.fit(X, y)
+    after = gram_switch_after(res.plan)
+    assert res.solver == "stream" and after == 20
+    assert res.converged and "moved to the d x d statistics after 20 passes" in res.stop_reason
+    assert blas_calls == [X.shape[1]]
+    # the moments, 20 stream passes, the co-moments, the refinement's exact gradient
+    assert res.n_passes == 1 + after + 1 + 1
+    coef = np.append(res.coef, res.intercept)
+    mse_best = np.mean((y - A @ best) ** 2)
+    assert np.mean((y - A @ coef) ** 2) <= mse_best * (1 + 1e-12)
+    gram = fastgd.fit(X, y, solver="gram")
+    np.testing.assert_allclose(coef, np.append(gram.coef, gram.intercept), rtol=0,
+                               atol=1e-8 * np.abs(best).max())
+    streamed = fastgd.fit(X, y, solver="stream")  # the user's choice: never moves
+    assert "moved" not in streamed.stop_reason and streamed.n_passes > 3 * after
+
+
+def test_a_well_conditioned_wide_fit_never_moves(blas_calls):
+    """Independent columns of many rows (n = 40 d: the singular values of X within 1.4x
+    of each other) converge within the budget: no co-moments pass at all."""
+    rng = np.random.default_rng(22)
+    X, y, A, best = _switch_case(rng, 0.0, n=20800)
+    res = fastgd.fit(X, y)
+    assert res.converged and "moved" not in res.stop_reason and blas_calls == []
+    assert res.n_passes < 20
+    coef = np.append(res.coef, res.intercept)
+    assert np.mean((y - A @ coef) ** 2) <= np.mean((y - A @ best) ** 2) * (1 + 1e-12)
+
+
+@pytest.mark.parametrize("kw", [dict(solver="stream"), dict(loss="huber"),
+                                dict(optimizer="nesterov"), dict(penalty="l1", alpha=0.1)])
+def test_the_switch_is_only_for_the_automatic_squared_cg_fit(kw):
+    """gram_switch_after is None for a solver given by the user, another loss, another
+    optimizer (and so L1), sparse rows, or statistics over the memory budget; 20 passes
+    (or d / 50) otherwise."""
+    from fastgd import _plan
+    from fastgd._plan import FitPlan
+    from fastgd.sources import DataFacts
+
+    facts = DataFacts(n=3000, d=520, dtype="float64", weighted=False)
+    assert _plan.gram_switch_after(FitPlan.build(facts)) == 20
+    assert _plan.gram_switch_after(FitPlan.build(
+        DataFacts(n=3000, d=1500, dtype="float64", weighted=False))) == 30
+    assert _plan.gram_switch_after(FitPlan.build(facts, **kw)) is None
+    sparse = DataFacts(n=3000, d=520, dtype="float64", weighted=False, sparse=True)
+    assert _plan.gram_switch_after(FitPlan.build(sparse)) is None
+    assert _plan.gram_switch_after(FitPlan.build(
+        DataFacts(n=3000, d=20000, dtype="float64", weighted=False))) is None  # over budget
+
+
+@pytest.mark.parametrize("stop_at", [10, 40])
+def test_a_checkpoint_before_or_after_the_move_resumes_bit_for_bit(tmp_path, stop_at):
+    """The stream passes (which decide the move) travel in the checkpoint: a fit stopped
+    before the move (epoch 10) or after it (epoch 40) and resumed equals the fit run
+    through."""
+    rng = np.random.default_rng(23)
+    X, y, _, _ = _switch_case(rng, 0.99)
+    full = fastgd.fit(X, y)
+    assert "moved" in full.stop_reason and full.n_epochs > 40
+    ck = tmp_path / "wide.ckpt"
+    part = fastgd.fit(X, y, checkpoint=ck, callback=lambda epoch, *_: epoch < stop_at)
+    assert part.n_epochs == stop_at
+    res = fastgd.resume(ck, X, y)
+    np.testing.assert_array_equal(res.coef, full.coef)
+    assert res.intercept == full.intercept and res.n_passes == full.n_passes
+    np.testing.assert_array_equal(res.loss_history, full.loss_history)

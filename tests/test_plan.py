@@ -88,13 +88,18 @@ def test_gram_budget_counts_the_blocks_of_the_pass():
     """More rows, more blocks of the pass, each holding a co-moment until the merge
     (fastgd._chunking.gram_layout); unknown rows count the most blocks. Oracle: the
     layout's block count."""
-    from fastgd._chunking import GRAM_BLOCK_ROWS, GRAM_MAX_BLOCKS
-    from fastgd._plan import gram_bytes
+    from fastgd._chunking import GRAM_BLOCK_ROWS, GRAM_BLOCK_VALUES, GRAM_MAX_BLOCKS
+    from fastgd._plan import GRAM_SOLVE_MATRICES, gram_bytes
 
-    m = 8 * 101 ** 2
-    assert gram_bytes(GRAM_BLOCK_ROWS, 100) == 6 * m
-    assert gram_bytes(3 * GRAM_BLOCK_ROWS, 100) == 8 * m
-    assert gram_bytes(10**9, 100) == gram_bytes(None, 100) == (2 * GRAM_MAX_BLOCKS + 2) * m
+    m = 8 * 11 ** 2  # d = 10: blocks of GRAM_BLOCK_ROWS rows
+    assert gram_bytes(GRAM_BLOCK_ROWS, 10) == 6 * m
+    assert gram_bytes(3 * GRAM_BLOCK_ROWS, 10) == 8 * m
+    m = 8 * 1001 ** 2  # d = 1000: blocks of about GRAM_BLOCK_VALUES values
+    rows = GRAM_BLOCK_VALUES // 1001
+    assert gram_bytes(rows, 1000) == max(4, GRAM_SOLVE_MATRICES) * m
+    assert gram_bytes(3 * rows, 1000) == max(8, GRAM_SOLVE_MATRICES) * m
+    assert gram_bytes(10**9, 100) == gram_bytes(None, 100) == (
+        2 * GRAM_MAX_BLOCKS + 2) * 8 * 101 ** 2
 
 
 def test_sgd_auto_mixing_depends_on_rows_not_threads():

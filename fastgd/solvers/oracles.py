@@ -115,8 +115,11 @@ class Penalized:
 
     def __init__(self, base, sc):
         self.base, self.sc = base, sc
-        self.hess = None if base.hess is None else self._hess
         self.obj = getattr(base, "obj", None)
+
+    @property
+    def hess(self):
+        return None if self.base.hess is None else self._hess
 
     @property
     def n_passes(self):
@@ -156,13 +159,61 @@ class StreamOracle:
         return float(sums[0]) * sc.norm, S * sc.mask
 
 
+class SwitchingOracle:
+    """A :class:`StreamOracle` that moves to the sufficient statistics once its passes
+    reach ``after`` (the fit not converged by then): one pass gathers the full
+    co-moments (:meth:`fastgd.solvers.Scaled.add_full`) and the evaluations from then on
+    are :class:`GramOracle`'s, O(d^2) and no pass.
+
+    Streaming CG's passes grow with the condition number of the data (about its square
+    root), a gram pass costs the same whatever it is: a well-conditioned fit converges
+    in fewer passes than ``after`` and never switches, an ill-conditioned one pays at most
+    ``after`` passes more than the gram path (see :func:`fastgd._plan.gram_switch_after`).
+    The switch happens between iterations: CG reads :attr:`hess` once at the start of
+    each (its Hessian-vector products come from the statistics after the switch). Only
+    stream passes count in :attr:`n_passes` (the moments pass counts in ``sc``), so that
+    a checkpoint resumes with the same switch."""
+
+    def __init__(self, stream, sc, source, after):
+        self.stream, self.sc, self.source, self.after = stream, sc, source, after
+        self.obj = stream.obj
+        self.gram = None
+        self.switched_at = None  # the stream passes before the switch
+
+    @property
+    def n_passes(self):
+        return self.stream.n_passes
+
+    @n_passes.setter
+    def n_passes(self, value):  # (a checkpoint's count, restored)
+        self.stream.n_passes = value
+
+    @property
+    def hess(self):
+        if self.gram is None and self.stream.n_passes >= self.after:
+            self.sc.add_full(self.source)
+            self.gram = GramOracle(self.sc)
+            self.switched_at = self.stream.n_passes
+        return None if self.gram is None else self.gram.hess
+
+    def __call__(self, theta):
+        return self.stream(theta) if self.gram is None else self.gram(theta)
+
+
 def batch_oracle(plan, source, sc, loss):
     """The oracle of a batch fit by ``plan``: the sufficient statistics (``solver="gram"``,
-    the squared loss) or a pass of ``loss`` per evaluation, plus the penalty's L2 part."""
+    the squared loss) or a pass of ``loss`` per evaluation (switching to the statistics
+    after :func:`fastgd._plan.gram_switch_after` passes where the plan allows it), plus
+    the penalty's L2 part."""
+    from .._plan import gram_switch_after
+
     if plan.solver == "gram":
         oracle = GramOracle(sc)
     else:
         oracle = StreamOracle(sc, objective(source, plan, loss))
+        after = gram_switch_after(plan) if source.reiterable else None
+        if after is not None:
+            oracle = SwitchingOracle(oracle, sc, source, after)
     if plan.alpha > 0.0 and plan.l1_ratio < 1.0:
         oracle = Penalized(oracle, sc)
     return oracle

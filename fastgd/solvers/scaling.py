@@ -94,6 +94,8 @@ class Scaled:
         # 0.1s has mean 0.10000000000000002): below (4 eps mean)^2 a column is constant,
         # else its "scaled" values would be rounding noise blown up to unit variance
         flat = m2[:d] <= W * (4.0 * EPS * mean[:d]) ** 2
+        self._flat = np.flatnonzero(flat)
+        self._rescalable = rescalable
         if flat.any():
             flat = np.flatnonzero(flat)
             m2 = m2.copy()
@@ -141,15 +143,7 @@ class Scaled:
         Gdiag[d] = W
         self.Gdiag = Gdiag
         if full:
-            Cxx, Cxy = com[:d, :d], com[:d, d]
-            self.Cxx_s = Cxx / np.outer(s, s)
-            self.Cxy_s = Cxy / s
-            G = np.empty((d + 1, d + 1))
-            G[:d, :d] = self.Cxx_s + W * np.outer(delta, delta)
-            G[:d, d] = G[d, :d] = W * delta
-            G[d, d] = W
-            self.G = G
-            self.Gpen = G + np.diag(self.lam2 / (2.0 * self.norm))
+            self._set_full(com)
         else:
             self.G = self.Gpen = None
         if not (np.isfinite(Gdiag).all() and (self.G is None or np.isfinite(self.Gpen).all())):
@@ -188,6 +182,40 @@ class Scaled:
                 "large for unscaled steps; use scale=True (or leave learning_rate='auto'), "
                 "or rescale X by a power of two"
             )
+
+    def _set_full(self, com):
+        """The statistics of the gram path from the co-moment ``com`` (``(d + 1)^2``,
+        its constant columns zeroed) in these coordinates."""
+        d, W, s, delta = self.d, self.W, self.s, self.xbar_s
+        Cxx, Cxy = com[:d, :d], com[:d, d]
+        self.Cxx_s = Cxx / np.outer(s, s)
+        self.Cxy_s = Cxy / s
+        G = np.empty((d + 1, d + 1))
+        G[:d, :d] = self.Cxx_s + W * np.outer(delta, delta)
+        G[:d, d] = G[d, :d] = W * delta
+        G[d, d] = W
+        self.G = G
+        self.Gpen = G + np.diag(self.lam2 / (2.0 * self.norm))
+
+    def add_full(self, source):
+        """Gather the full co-moments of ``source`` (the rows these statistics came from:
+        one pass, counted in :attr:`n_passes`) and set the gram path's statistics in the
+        same coordinates (``m``, ``s``, the weight and means unchanged), so that a
+        streaming fit can go on with its iterations on them (see
+        :class:`fastgd.solvers.oracles.SwitchingOracle`). ``L`` and ``mu`` become the
+        extreme eigenvalues instead of the trace bound."""
+        W, _, com = source.moments(full=True)
+        com = com.copy()
+        com[self._flat, :] = 0.0
+        com[:, self._flat] = 0.0
+        self._set_full(com)
+        self.n_passes += 1
+        if not np.isfinite(self.Gpen).all():  # (the diagonal pass found them finite)
+            if self._rescalable:
+                raise Magnitudes
+            raise ValueError("the co-moments of the data overflow float64 in the coordinates "
+                             "of this fit: use scale=True, or rescale the data")
+        self.L, self.mu = self._curvature()
 
     def _curvature(self):
         k = self.d + 1 if self.fit_intercept else self.d
