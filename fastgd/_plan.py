@@ -119,6 +119,22 @@ def gram_bytes(n, d):
 #: gathers per-column moments only: O(n d) instead of O(n d^2).
 STREAM_FULL_MOMENTS_MAX_D = 16
 
+
+def _rule_full_moments(engine, solver, optimizer, facts):
+    """Whether the batch fit gathers the full co-moments: the gram path; the streaming
+    path up to :data:`STREAM_FULL_MOMENTS_MAX_D` features (the final refinement); and
+    the optimizers whose step is ``1 / L`` (gd, momentum, nesterov: any loss other than
+    the squared one, an L1 penalty) up to :data:`GRAM_MAX_D` features within the memory
+    budget, for ``L``'s exact value instead of the trace bound, which can be d times too
+    large: measured, a Huber fit of 6,000 x 40 rows (condition number 1.2) took a rate of
+    0.012 instead of 0.43 and did not converge in 1000 epochs (Nesterov; 936 with gd);
+    with the co-moments it converged in 18."""
+    d = facts.d
+    if solver == "gram" or d <= STREAM_FULL_MOMENTS_MAX_D:
+        return True
+    return (engine == "batch" and optimizer != "cg" and d <= GRAM_MAX_D
+            and gram_bytes(facts.n, d) <= GRAM_MAX_BYTES)
+
 MODES = ("batch", "minibatch", "sgd")
 STOCHASTIC = ("minibatch", "sgd")
 
@@ -682,7 +698,7 @@ class FitPlan:
             early_stopping=s["early_stopping"], validation_fraction=s["validation_fraction"],
             epsilon=s["epsilon"], n_iter_no_change=patience,
             shuffle=s["shuffle"], random_state=_rule_seed(s, why),
-            full_moments=solver == "gram" or facts.d <= STREAM_FULL_MOMENTS_MAX_D,
+            full_moments=_rule_full_moments(engine, solver, optimizer, facts),
             reasons=_frozen(why),
         )
 
