@@ -139,10 +139,11 @@ def fit(X, y, *, mode="batch", learning_rate="auto", epochs=None, batch_size=Non
         columns, whose streaming passes grow with the condition number) within the
         memory budget of its d x d statistics (``fastgd._plan.GRAM_MAX_BYTES``, 2 GiB),
         stream above, moving to the gram path within the budget when the squared-loss
-        CG fit of dense rows has not converged after ``max(20, d // 50)`` passes
-        (``fastgd._plan.gram_switch_after``: correlated columns; the stop reason says
-        so); ``"gram"`` is the robust choice for ill-conditioned data at any d within
-        that budget (its cost: one O(n d^2) pass), and is refused past it.
+        CG fit of dense rows needs more than ``max(20, d // 20)`` passes (predicted
+        from its first iterations, ``fastgd._plan.gram_switch_after``: correlated
+        columns; the stop reason says so); ``"gram"`` is the robust choice for
+        ill-conditioned data at any d within that budget (its cost: one O(n d^2)
+        pass), and is refused past it.
     optimizer : {"auto", "gd", "momentum", "nesterov", "cg"}
         Batch mode. ``"cg"``: conjugate gradient with exact line search (the default
         with ``learning_rate="auto"``: fewest passes, measured); ``"gd"`` (the default

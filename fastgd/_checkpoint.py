@@ -181,6 +181,9 @@ def _batch_state(d, epoch):
                             "last_rel": ("real_or_nan", None),
                             "curv_min": ("real_or_inf", 0.0), "curv_max": ("real", 0.0)}),
         "n_passes": ("int", 0), "epoch": ("equal", epoch),
+        # the stream passes after which the fit moved to the gram path (0: it has not;
+        # absent from checkpoints of fastgd before the move existed)
+        "gram_from": ("optional_int", 0),
     }
 
 
@@ -197,11 +200,17 @@ def _sgd_state(d, epoch):
 def _decode_state(f, v, field, spec):
     """The state object ``v`` checked against ``spec`` (key: ``(kind, argument)``), its
     arrays (``{"__array__": [...], "shape": [...]}``) decoded into float64 arrays."""
-    f.keys(v, field, tuple(spec))
+    optional = tuple(k for k, (kind, _) in spec.items() if kind.startswith("optional_"))
+    f.keys(v, field, tuple(k for k in spec if k not in optional), optional)
     out = {}
     for key, (kind, arg) in spec.items():
+        if key not in v:  # (an optional key: its default)
+            out[key] = arg
+            continue
         x, name = v[key], f"{field}.{key}"
-        if kind == "object":
+        if kind == "optional_int":
+            out[key] = f.integer(x, name, arg)
+        elif kind == "object":
             out[key] = _decode_state(f, x, name, arg)
         elif kind == "array" or (kind == "array_or_null" and x is not None):
             out[key] = _array(f, x, name, arg)

@@ -533,6 +533,8 @@ def _run_batch(plan, source, coef, callback, t0, checkpoint=None, restart=None):
         oracle, sc, sc.to_scaled(coef), lr=plan.learning_rate, tol=plan.tol,
         n_iter_no_change=plan.n_iter_no_change, loss=loss, epsilon=plan.epsilon)
     lr_used = solver.learning_rate
+    if hasattr(getattr(oracle, "base", oracle), "switched_at"):
+        getattr(oracle, "base", oracle).solver = solver  # its history predicts the passes
     try:
         converged = solver.run(plan.epochs, callback, checkpoint, restart)
     except solvers.Diverged as exc:

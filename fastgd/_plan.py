@@ -78,20 +78,21 @@ GRAM_SOLVE_MATRICES = 6
 
 #: a streaming CG fit that the ``solver="auto"`` rule chose for its width (dense data,
 #: the squared loss, d x d statistics within :data:`GRAM_MAX_BYTES`) moves to the gram
-#: path when it has not converged after ``max(GRAM_SWITCH_MIN_PASSES, d //
-#: GRAM_SWITCH_D_PER_PASS)`` passes: about what the gram pass costs, in passes, at
-#: d = 1000 (measured on the 2-core reference machine, 5 10^4 x 1000 dense rows: a
-#: streaming pass 16-18 ms, the BLAS co-moments pass 0.5 s on 2 threads, about 30
-#: passes; both grow with d, the gram pass as d^2). Data of many rows and independent
-#: columns converges in 12 to 18 passes and never switches; correlated columns cost at
-#: most those passes more than the gram path, whatever the condition number. Medians
-#: of 3, alternated, 5 10^4 rows: d = 1000, AR(1) rho = 0.9: 1.20 s (20 passes, then
-#: the gram path), gram path 0.85 s, normal equations 0.95 s, streaming alone 4.0 s (218
-#: passes); rho = 0: 0.30 s (13 passes, no switch), gram 0.80, normal equations 0.99;
-#: d = 700, rho = 0.99: 0.82 s, gram 0.58, normal equations 0.54 (streaming: 838
-#: passes, 23 s)
+#: path when its loss history predicts more than ``max(GRAM_SWITCH_MIN_PASSES, d //
+#: GRAM_SWITCH_D_PER_PASS)`` passes (from its fifth iteration:
+#: :meth:`fastgd.solvers.oracles.SwitchingOracle.predicted_passes`), or has taken them:
+#: about what the gram path costs, in streaming passes (measured on the 2-core
+#: reference machine, 5 10^4 rows: the gram fit 0.40 s at d = 700, 0.84 s at d = 1000;
+#: a streaming pass 11 and 16 ms: 36 and 52 passes). Data of many rows and independent
+#: columns converges in 12 to 18 passes and never moves; correlated columns move after 5
+#: to 8 passes, whatever their condition number. Medians of 3, alternated, 5 10^4 rows:
+#: d = 1000, AR(1) rho = 0.9: 0.93 s (moved after 8 passes), gram path 0.80 s, normal
+#: equations 0.96 s, streaming alone 4.0 s (218 passes); rho = 0: 0.29 s (13 passes, no
+#: move), gram 0.79, normal equations 0.67; d = 700, rho = 0.99: 0.68 s, gram 0.54,
+#: normal equations 0.66 (streaming: 838 passes, 23 s); rho = 0.5: 0.55 s (moved),
+#: gram 0.43, normal equations 0.37 (streaming about 40 passes, 0.45 s)
 GRAM_SWITCH_MIN_PASSES = 20
-GRAM_SWITCH_D_PER_PASS = 50
+GRAM_SWITCH_D_PER_PASS = 20
 
 
 def gram_switch_after(plan):

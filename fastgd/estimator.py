@@ -89,8 +89,8 @@ class GDRegressor(RegressorMixin, BaseEstimator):
         data, then O(d^2) per iteration); ``"stream"`` makes a pass per epoch.
         ``"auto"``: gram up to 500 features within the budget of its d x d statistics
         (``fastgd._plan.GRAM_MAX_BYTES``), stream above (and for non-squared losses),
-        moving to the gram path when streaming CG has not converged after
-        ``max(20, d // 50)`` passes (dense rows, within the budget).
+        moving to the gram path when streaming CG needs more than ``max(20, d // 20)``
+        passes, predicted from its first iterations (dense rows, within the budget).
     optimizer : {"auto", "gd", "momentum", "nesterov", "cg"}, default "auto"
         Batch mode: the optimizer. ``"auto"``: ``"cg"`` with ``learning_rate="auto"``
         (``"nesterov"`` with an L1 part in the penalty or a loss other than squared),

@@ -6,6 +6,7 @@ compiled moments kernel (the same statistics, other roundings), the merges it re
 (bit for bit), serial == parallel bit for bit, ``numpy.linalg.lstsq`` for the fits,
 tracemalloc for the memory budget of ``fastgd._plan.gram_bytes``.
 """
+import re
 import tracemalloc
 import warnings
 
@@ -16,6 +17,7 @@ import fastgd
 from fastgd import _chunking, _threads
 from fastgd import _validation as V
 from fastgd._plan import gram_bytes
+from fastgd.solvers.oracles import PREDICT_AFTER
 from fastgd.sources import passes
 
 from . import naive
@@ -340,11 +342,15 @@ def test_an_ill_conditioned_wide_fit_moves_to_the_gram_path(blas_calls):
     assert X.shape[1] > GRAM_MAX_D
     res = fastgd.fit(X, y)
     after = gram_switch_after(res.plan)
-    assert res.solver == "stream" and after == 20
-    assert res.converged and "moved to the d x d statistics after 20 passes" in res.stop_reason
+    assert res.solver == "stream" and after == 26
+    assert res.converged
+    moved = re.search(r"moved to the d x d statistics after (\d+) passes", res.stop_reason)
+    assert moved, res.stop_reason
     assert blas_calls == [X.shape[1]]
-    # the moments, 20 stream passes, the co-moments, the refinement's exact gradient
-    assert res.n_passes == 1 + after + 1 + 1
+    # predicted from the first iterations: well before the rule's cap
+    assert PREDICT_AFTER < int(moved.group(1)) < after
+    # the moments, the stream passes, the co-moments, the refinement's exact gradient
+    assert res.n_passes == 1 + int(moved.group(1)) + 1 + 1
     coef = np.append(res.coef, res.intercept)
     mse_best = np.mean((y - A @ best) ** 2)
     assert np.mean((y - A @ coef) ** 2) <= mse_best * (1 + 1e-12)
@@ -353,6 +359,42 @@ def test_an_ill_conditioned_wide_fit_moves_to_the_gram_path(blas_calls):
                                atol=1e-8 * np.abs(best).max())
     streamed = fastgd.fit(X, y, solver="stream")  # the user's choice: never moves
     assert "moved" not in streamed.stop_reason and streamed.n_passes > 3 * after
+
+
+def test_the_prediction_of_the_passes_left_and_the_cap():
+    """Oracle: the sequence itself. Losses whose decreases shrink by a factor q each
+    iteration: the prediction is the pass at which the decrease first falls below tol
+    times the loss (one pass per iteration here), computed by running the sequence on;
+    decreases that do not shrink predict forever; before PREDICT_AFTER iterations, or
+    without tol, nothing. The cap moves whatever the prediction."""
+    from fastgd.solvers.oracles import StreamOracle, SwitchingOracle
+
+    class Solver:
+        history = []
+
+    for q, tol in [(0.5, 1e-12), (0.8, 1e-9), (0.95, 1e-12)]:
+        h = [100.0]
+        for k in range(1, 8):
+            h.append(h[-1] - q ** k)
+        oracle = SwitchingOracle(StreamOracle(None, None), None, None, after=10**6, tol=tol)
+        oracle.solver = Solver()
+        oracle.solver.history = h
+        oracle.stream.n_passes = len(h) - 1
+        got = oracle.predicted_passes()
+        k, loss = len(h) - 1, h[-1]
+        while q ** k >= tol * abs(loss):  # the decreases to come
+            k += 1
+            loss -= q ** k
+        assert got == pytest.approx(k, rel=0.02, abs=1.0), (q, tol)
+    oracle.solver.history = [5.0, 4.0, 3.0, 2.0, 1.0, 0.0, -1.0]  # not shrinking
+    assert oracle.predicted_passes() == np.inf
+    oracle.solver.history = [5.0, 4.0, 3.5, 3.2]
+    assert oracle.predicted_passes() is None  # too early
+    oracle.tol = None
+    oracle.solver.history = h
+    assert oracle.predicted_passes() is None
+    oracle.after = oracle.stream.n_passes
+    assert oracle._due()
 
 
 def test_a_well_conditioned_wide_fit_never_moves(blas_calls):
@@ -372,15 +414,15 @@ def test_a_well_conditioned_wide_fit_never_moves(blas_calls):
 def test_the_switch_is_only_for_the_automatic_squared_cg_fit(kw):
     """gram_switch_after is None for a solver given by the user, another loss, another
     optimizer (and so L1), sparse rows, or statistics over the memory budget; 20 passes
-    (or d / 50) otherwise."""
+    (or d / 20) otherwise."""
     from fastgd import _plan
     from fastgd._plan import FitPlan
     from fastgd.sources import DataFacts
 
     facts = DataFacts(n=3000, d=520, dtype="float64", weighted=False)
-    assert _plan.gram_switch_after(FitPlan.build(facts)) == 20
+    assert _plan.gram_switch_after(FitPlan.build(facts)) == 26
     assert _plan.gram_switch_after(FitPlan.build(
-        DataFacts(n=3000, d=1500, dtype="float64", weighted=False))) == 30
+        DataFacts(n=3000, d=1500, dtype="float64", weighted=False))) == 75
     assert _plan.gram_switch_after(FitPlan.build(facts, **kw)) is None
     sparse = DataFacts(n=3000, d=520, dtype="float64", weighted=False, sparse=True)
     assert _plan.gram_switch_after(FitPlan.build(sparse)) is None
@@ -388,11 +430,11 @@ def test_the_switch_is_only_for_the_automatic_squared_cg_fit(kw):
         DataFacts(n=3000, d=20000, dtype="float64", weighted=False))) is None  # over budget
 
 
-@pytest.mark.parametrize("stop_at", [10, 40])
+@pytest.mark.parametrize("stop_at", [3, 40])
 def test_a_checkpoint_before_or_after_the_move_resumes_bit_for_bit(tmp_path, stop_at):
-    """The stream passes (which decide the move) travel in the checkpoint: a fit stopped
-    before the move (epoch 10) or after it (epoch 40) and resumed equals the fit run
-    through."""
+    """The stream passes and the loss history (which decide the move) travel in the
+    checkpoint: a fit stopped before the move (epoch 3) or after it (epoch 40) and resumed
+    equals the fit run through."""
     rng = np.random.default_rng(23)
     X, y, _, _ = _switch_case(rng, 0.99)
     full = fastgd.fit(X, y)

@@ -147,8 +147,12 @@ class BatchSolver(Solver):
         state["history"] = np.asarray(self.history)
         state["stop"] = {key: getattr(self.stop, key) for key in STOP_STATE}
         state["n_passes"] = self.oracle.n_passes
+        state["gram_from"] = int(getattr(self._base_oracle(), "switched_at", None) or 0)
         state["epoch"] = k
         return state
+
+    def _base_oracle(self):
+        return getattr(self.oracle, "base", self.oracle)
 
     def restore(self, state):
         for key in RUN_STATE:
@@ -156,7 +160,10 @@ class BatchSolver(Solver):
         self.history = list(state["history"])
         for key in STOP_STATE:
             setattr(self.stop, key, state["stop"][key])
-        getattr(self.oracle, "base", self.oracle).n_passes = state["n_passes"]
+        base = self._base_oracle()
+        base.n_passes = state["n_passes"]
+        if state.get("gram_from", 0) and hasattr(base, "resume_moved"):
+            base.resume_moved(state["gram_from"])
         return state["epoch"]
 
 

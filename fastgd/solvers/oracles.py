@@ -8,6 +8,8 @@ the fused kernels of its own, :class:`LossObjective` for another), :class:`Penal
 the L2 part of the penalty. All present the same interface, so one optimizer loop drives
 them and the gram and streaming trajectories agree to rounding.
 """
+import math
+
 import numpy as np
 
 from .. import losses
@@ -159,9 +161,16 @@ class StreamOracle:
         return float(sums[0]) * sc.norm, S * sc.mask
 
 
+#: :meth:`SwitchingOracle.predicted_passes`: from this many iterations, over the last
+#: this many decreases of the loss
+PREDICT_AFTER = 5
+PREDICT_SPAN = 4
+
+
 class SwitchingOracle:
     """A :class:`StreamOracle` that moves to the sufficient statistics once its passes
-    reach ``after`` (the fit not converged by then): one pass gathers the full
+    reach ``after`` (about what the gram pass costs), or as soon as its loss history
+    predicts more passes than that (:meth:`predicted_passes`): one pass gathers the full
     co-moments (:meth:`fastgd.solvers.Scaled.add_full`) and the evaluations from then on
     are :class:`GramOracle`'s, O(d^2) and no pass.
 
@@ -174,11 +183,37 @@ class SwitchingOracle:
     stream passes count in :attr:`n_passes` (the moments pass counts in ``sc``), so that
     a checkpoint resumes with the same switch."""
 
-    def __init__(self, stream, sc, source, after):
+    def __init__(self, stream, sc, source, after, tol=None):
         self.stream, self.sc, self.source, self.after = stream, sc, source, after
+        self.tol = tol
         self.obj = stream.obj
         self.gram = None
         self.switched_at = None  # the stream passes before the switch
+        #: the solver whose loss history predicts the passes left (set by the engine)
+        self.solver = None
+
+    def predicted_passes(self):
+        """The passes the streaming fit would take in all, extrapolated from its last
+        :data:`PREDICT_SPAN` decreases of the loss (CG's linear rate: each decrease a
+        factor ``q`` of the one before) to the first below ``tol`` times the loss, or None
+        before :data:`PREDICT_AFTER` iterations (or without a stopping rule, or when the
+        decreases are not all positive). The threshold is taken at the current loss,
+        which goes on falling: a slight underestimate (q = 0.95: 450 passes predicted,
+        454 by the sequence). Measured (2 10^4 x 600, AR(1) columns; from the
+        fifth iteration): rho = 0 predicted 11 iterations, took 11; rho = 0.5: 30, took
+        30; rho = 0.9: 42 to 218, took 135; rho = 0.99: 49 to 229, took 315."""
+        h = getattr(self.solver, "history", None)
+        if self.tol is None or h is None or len(h) <= PREDICT_AFTER:
+            return None
+        dec = [h[i - 1] - h[i] for i in range(len(h) - PREDICT_SPAN, len(h))]
+        if not min(dec) > 0.0:
+            return None
+        q = (dec[-1] / dec[0]) ** (1.0 / (PREDICT_SPAN - 1))
+        done = self.stream.n_passes
+        if not q < 1.0:
+            return math.inf
+        left = max(math.log(self.tol * abs(h[-1]) / dec[-1]) / math.log(q), 0.0)
+        return done + left * done / (len(h) - 1)
 
     @property
     def n_passes(self):
@@ -188,12 +223,25 @@ class SwitchingOracle:
     def n_passes(self, value):  # (a checkpoint's count, restored)
         self.stream.n_passes = value
 
+    def resume_moved(self, passes):
+        """A checkpoint of a fit that had moved after ``passes`` stream passes: move at
+        the next iteration, whatever the history predicts now."""
+        self.resumed_at = passes
+
+    def _due(self):
+        if getattr(self, "resumed_at", None) is not None:
+            return True
+        if self.stream.n_passes >= self.after:
+            return True
+        predicted = self.predicted_passes()
+        return predicted is not None and predicted > self.after
+
     @property
     def hess(self):
-        if self.gram is None and self.stream.n_passes >= self.after:
+        if self.gram is None and self._due():
             self.sc.add_full(self.source)
             self.gram = GramOracle(self.sc)
-            self.switched_at = self.stream.n_passes
+            self.switched_at = getattr(self, "resumed_at", None) or self.stream.n_passes
         return None if self.gram is None else self.gram.hess
 
     def __call__(self, theta):
@@ -213,7 +261,7 @@ def batch_oracle(plan, source, sc, loss):
         oracle = StreamOracle(sc, objective(source, plan, loss))
         after = gram_switch_after(plan) if source.reiterable else None
         if after is not None:
-            oracle = SwitchingOracle(oracle, sc, source, after)
+            oracle = SwitchingOracle(oracle, sc, source, after, plan.tol)
     if plan.alpha > 0.0 and plan.l1_ratio < 1.0:
         oracle = Penalized(oracle, sc)
     return oracle
