@@ -398,7 +398,9 @@ PARAMS = (
               "from 2^21 values (rows x (columns + 1)) with more than one thread; mixing for "
               "per-row SGD with learning_rate auto on dense X from 200,000 rows"),
     Param("shuffle", True, Flag(),
-          doc="stochastic modes: visit the rows in a fresh random order every epoch"),
+          doc="stochastic modes: visit the rows in a fresh random order every epoch (CSR "
+              "blocks of 4 MiB or more: tiles of neighbouring rows in random order, each "
+              "tile's rows in random order)"),
     Param("random_state", None, Seed(),
           doc="the seed of the random row orders and held-out rows: an int >= 0 (the same "
               "seed, the same fit bit for bit), a numpy Generator (API: its state is copied) "
@@ -571,7 +573,9 @@ class FitPlan:
     n_iter_no_change : int
         Epochs without improvement needed to stop (>= 1).
     shuffle : bool
-        Stochastic modes: a fresh permutation of the rows every epoch.
+        Stochastic modes: a fresh permutation of the rows every epoch (in tiles of
+        neighbouring rows for CSR blocks of 4 MiB or more:
+        :func:`fastgd.sources.passes.tile_rows`).
     random_state : int, dict or None
         Where the fit's random stream starts (see :meth:`rng`): the int seed given; for a
         numpy Generator, its state when the plan was built (a plain dict,
