@@ -14,6 +14,7 @@ import numpy as np
 from . import losses, solvers
 from ._callers import user_level
 from ._checkpoint import ENGINES
+from ._plan import gram_switch_after
 from ._result import (
     ConvergenceWarning,
     DivergenceError,
@@ -528,7 +529,7 @@ def _run_batch(plan, source, coef, callback, t0, checkpoint=None, restart=None):
     sc = solvers.Scaled(source, plan.reduction, plan.fit_intercept, plan.scaled, plan.alpha,
                         plan.l1_ratio, full=plan.full_moments,
                         rescalable=_rescalable(plan, source))
-    oracle = solvers.batch_oracle(plan, source, sc, loss)
+    oracle = solvers.batch_oracle(plan, source, sc, loss, gram_switch_after(plan))
     solver = solvers.OPTIMIZERS[plan.optimizer](
         oracle, sc, sc.to_scaled(coef), lr=plan.learning_rate, tol=plan.tol,
         n_iter_no_change=plan.n_iter_no_change, loss=loss, epsilon=plan.epsilon)

@@ -248,20 +248,17 @@ class SwitchingOracle:
         return self.stream(theta) if self.gram is None else self.gram(theta)
 
 
-def batch_oracle(plan, source, sc, loss):
+def batch_oracle(plan, source, sc, loss, switch_after=None):
     """The oracle of a batch fit by ``plan``: the sufficient statistics (``solver="gram"``,
-    the squared loss) or a pass of ``loss`` per evaluation (switching to the statistics
-    after :func:`fastgd._plan.gram_switch_after` passes where the plan allows it), plus
-    the penalty's L2 part."""
-    from .._plan import gram_switch_after
-
+    the squared loss) or a pass of ``loss`` per evaluation (moving to the statistics
+    after ``switch_after`` passes, or when predicted: :class:`SwitchingOracle`; the plan's
+    rule is :func:`fastgd._plan.gram_switch_after`), plus the penalty's L2 part."""
     if plan.solver == "gram":
         oracle = GramOracle(sc)
     else:
         oracle = StreamOracle(sc, objective(source, plan, loss))
-        after = gram_switch_after(plan) if source.reiterable else None
-        if after is not None:
-            oracle = SwitchingOracle(oracle, sc, source, after, plan.tol)
+        if switch_after is not None and source.reiterable:
+            oracle = SwitchingOracle(oracle, sc, source, switch_after, plan.tol)
     if plan.alpha > 0.0 and plan.l1_ratio < 1.0:
         oracle = Penalized(oracle, sc)
     return oracle
