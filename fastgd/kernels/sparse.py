@@ -31,6 +31,16 @@ _PSI = None
 _CHUNK = None
 
 
+@jit(inline=True)
+def _row_predict(indptr, indices, values, coef, i):
+    """``x_i . coef[:d] + coef[d]`` of CSR row ``i`` (its stored entries in order): the
+    prediction every pass over rows starts from."""
+    p = coef[coef.shape[0] - 1]
+    for k in range(indptr[i], indptr[i + 1]):
+        p += values[k] * coef[indices[k]]
+    return p
+
+
 def _csr_loss_grad_chunk(indptr, indices, values, y, sw, coef, c, start, stop, row):
     """Accumulate ``[sum w loss(r), sum w psi(r), sum w psi(r) x_j ...]`` over the rows
     ``start:stop`` into ``row`` (float64 ``(d + 2,)``), ``r = y - (x . coef[:d] + coef[d])``:
@@ -42,17 +52,12 @@ def _csr_loss_grad_chunk(indptr, indices, values, y, sw, coef, c, start, stop, r
     s_h = 0.0
     s_p = 0.0
     for i in range(start, stop):
-        lo = indptr[i]
-        hi = indptr[i + 1]
-        p = coef[d]
-        for k in range(lo, hi):
-            p += values[k] * coef[indices[k]]
-        r = y[i] - p
+        r = y[i] - _row_predict(indptr, indices, values, coef, i)
         w = sw[i] if weighted else 1.0
         wp = w * _PSI(r, c)
         s_h += w * _VALUE(r, c)
         s_p += wp
-        for k in range(lo, hi):
+        for k in range(indptr[i], indptr[i + 1]):
             row[2 + indices[k]] += wp * values[k]
     row[0] = s_h
     row[1] = s_p
@@ -88,16 +93,12 @@ def _csr_loss_src(indptr, indices, values, y, sw, coef, params, out, c0, c1):
     n = y.shape[0]
     nc = out.shape[0]
     size = (n + nc - 1) // nc
-    d = coef.shape[0] - 1
     c = params[0]
     weighted = sw.shape[0] > 0
     for ch in range(c0, c1):
         s_h = 0.0
         for i in range(ch * size, min(n, (ch + 1) * size)):
-            p = coef[d]
-            for k in range(indptr[i], indptr[i + 1]):
-                p += values[k] * coef[indices[k]]
-            r = y[i] - p
+            r = y[i] - _row_predict(indptr, indices, values, coef, i)
             w = sw[i] if weighted else 1.0
             s_h += w * _VALUE(r, c)
         out[ch] = s_h
@@ -107,17 +108,13 @@ def _csr_subset_loss_src(indptr, indices, values, y, sw, idx, coef, params, out)
     """``out[0] = sum w loss(r)``, ``out[1] = sum w`` over the CSR rows ``idx`` (int64;
     raw ``coef``, float64 ``(d + 1,)``); ``params = [c]``: the CSR twin of
     :func:`fastgd.kernels.loss._subset_loss_src` (early stopping's held-out loss)."""
-    d = coef.shape[0] - 1
     c = params[0]
     weighted = sw.shape[0] > 0
     s = 0.0
     wsum = 0.0
     for k in range(idx.shape[0]):
         i = idx[k]
-        p = coef[d]
-        for e in range(indptr[i], indptr[i + 1]):
-            p += values[e] * coef[indices[e]]
-        r = y[i] - p
+        r = y[i] - _row_predict(indptr, indices, values, coef, i)
         w = sw[i] if weighted else 1.0
         s += w * _VALUE(r, c)
         wsum += w
@@ -216,13 +213,9 @@ def _csr_predict(indptr, indices, values, coef, size, out, c0, c1):
     chunks ``c0 .. c1 - 1`` of ``size`` rows each (each row is computed by itself: any
     cut gives the same values)."""
     n = out.shape[0]
-    d = coef.shape[0] - 1
     for ch in range(c0, c1):
         for i in range(ch * size, min(n, (ch + 1) * size)):
-            p = coef[d]
-            for k in range(indptr[i], indptr[i + 1]):
-                p += values[k] * coef[indices[k]]
-            out[i] = p
+            out[i] = _row_predict(indptr, indices, values, coef, i)
 
 
 @jit
