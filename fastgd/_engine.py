@@ -534,8 +534,11 @@ def _run_batch(plan, source, coef, callback, t0, checkpoint=None, restart=None):
         oracle, sc, sc.to_scaled(coef), lr=plan.learning_rate, tol=plan.tol,
         n_iter_no_change=plan.n_iter_no_change, loss=loss, epsilon=plan.epsilon)
     lr_used = solver.learning_rate
-    if hasattr(getattr(oracle, "base", oracle), "switched_at"):
-        getattr(oracle, "base", oracle).solver = solver  # its history predicts the passes
+    switching = getattr(oracle, "base", oracle)
+    if not isinstance(switching, solvers.SwitchingOracle):
+        switching = None
+    else:
+        switching.solver = solver  # its loss history predicts the passes left
     try:
         converged = solver.run(plan.epochs, callback, checkpoint, restart)
     except solvers.Diverged as exc:
@@ -544,10 +547,9 @@ def _run_batch(plan, source, coef, callback, t0, checkpoint=None, restart=None):
         raise _divergence(exc, lr_used, last) from None
     theta, history, stop = solver.theta, np.asarray(solver.history), solver.stop
     reason = solver.reason
-    switched = getattr(getattr(oracle, "base", oracle), "switched_at", None)
-    if switched is not None and reason:
-        reason += (f" (streaming CG moved to the d x d statistics after {switched} passes: "
-                   "see fastgd._plan.gram_switch_after)")
+    if switching is not None and switching.switched_at is not None and reason:
+        reason += (f" (streaming CG moved to the d x d statistics after "
+                   f"{switching.switched_at} passes: see fastgd._plan.gram_switch_after)")
     passes = sc.n_passes + oracle.n_passes
     kappa = solvers.condition(sc, stop)
     if (plan.tol is not None and quadratic and not sc.has_l1 and source.reiterable

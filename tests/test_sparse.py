@@ -840,13 +840,12 @@ def test_dask_sparse_blocks_visit_the_tiles_of_fit_chunks(rng, monkeypatch):
     runs are in tests/test_dask.py."""
     da = pytest.importorskip("dask.array")
     dask = pytest.importorskip("dask")
-    from fastgd.sources import dask as dask_source
-    from fastgd.sources import epochs
+    from fastgd.sources import passes
 
     X, y, _ = make_sparse(rng, 3000, 20, density=0.2)
     X = X.tocsr()
-    monkeypatch.setattr(epochs, "tile_rows", lambda data: 8)
-    monkeypatch.setattr(dask_source, "tile_rows", lambda data: 8)
+    # (both sides build their orders with passes.block_order)
+    monkeypatch.setattr(passes, "tile_rows", lambda data: 8)
     dX = da.from_array(X, chunks=(1000, 20), asarray=False)
     dy = da.from_array(y, chunks=1000)
     for kw in (dict(mode="sgd", epochs=3, tol=None),

@@ -22,13 +22,14 @@ there).
 """
 from .base import EXPLODE_FACTOR, Diverged, Solver
 from .batch import OPTIMIZERS, BatchSolver, momentum_params
-from .oracles import Objective, batch_oracle, objective
+from .oracles import Objective, SwitchingOracle, batch_oracle, objective
 from .refine import condition, qr_solve, refine
 from .scaling import Scaled
 from .sgd import StochasticSolver, auto_eta0
 from .textbook import PlainSGD, Textbook, auto_learning_rate
 
 __all__ = ["EXPLODE_FACTOR", "Diverged", "Solver", "OPTIMIZERS", "BatchSolver",
-           "momentum_params", "Objective", "batch_oracle", "objective", "condition",
+           "momentum_params", "Objective", "SwitchingOracle", "batch_oracle", "objective",
+           "condition",
            "qr_solve", "refine", "Scaled", "StochasticSolver", "auto_eta0", "PlainSGD",
            "Textbook", "auto_learning_rate"]

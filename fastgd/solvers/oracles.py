@@ -189,6 +189,7 @@ class SwitchingOracle:
         self.obj = stream.obj
         self.gram = None
         self.switched_at = None  # the stream passes before the switch
+        self.resumed_at = None  # the same, from a checkpoint (see resume_moved)
         #: the solver whose loss history predicts the passes left (set by the engine)
         self.solver = None
 
@@ -229,9 +230,7 @@ class SwitchingOracle:
         self.resumed_at = passes
 
     def _due(self):
-        if getattr(self, "resumed_at", None) is not None:
-            return True
-        if self.stream.n_passes >= self.after:
+        if self.resumed_at is not None or self.stream.n_passes >= self.after:
             return True
         predicted = self.predicted_passes()
         return predicted is not None and predicted > self.after
@@ -241,7 +240,7 @@ class SwitchingOracle:
         if self.gram is None and self._due():
             self.sc.add_full(self.source)
             self.gram = GramOracle(self.sc)
-            self.switched_at = getattr(self, "resumed_at", None) or self.stream.n_passes
+            self.switched_at = self.resumed_at or self.stream.n_passes
         return None if self.gram is None else self.gram.hess
 
     def __call__(self, theta):

@@ -47,7 +47,7 @@ from .. import _validation as V
 from .._layout import P_BATCH
 from .base import DataFacts, Source
 from .epochs import _BlockEpochs
-from .passes import Rows, draw_split, epoch_seed, permutation, tile_rows
+from .passes import Rows, block_order, draw_split, epoch_seed
 
 #: the dask config key of the threads each task's passes use (1: serial); the older name
 #: ``fastgd.numba-threads`` is read too
@@ -321,14 +321,8 @@ def run_sgd(X, y, sw, k, offset, threads, prev, seed, rows, step, coords, params
     kind = _kind("run_sgd", X, sw, threads) + (int(params[P_BATCH]), loss)
     with _threads(threads) as parallel, _first_use(kind):
         data = _block_data(X, y, sw, parallel)
-        m = data.n if rows is None else rows.shape[0]
         # the visiting order of fit_chunks over the same block (fastgd.sources.epochs)
-        tile = tile_rows(data) if seed is not None else 1
-        order = (permutation(m, seed, False, tile=tile) if seed is not None
-                 else np.arange(m, dtype=np.int64))
-        if rows is not None:
-            idx = rows.indices()
-            order = (np.sort(idx) if tile > 1 else idx)[order]
+        order = block_order(data, seed, None if rows is None else rows.indices())
         state = state.copy()
         t, bad = step(data, order, coords, params.copy(), state, t, False, loss)
     return state, t, None if bad is None else offset + bad

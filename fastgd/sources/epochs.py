@@ -4,7 +4,7 @@ blocks, :func:`~fastgd.sources.passes.tile_rows`), and of the blocks themselves 
 source can read them in any order."""
 import numpy as np
 
-from .passes import epoch_seed, permutation, tile_rows
+from .passes import block_order, epoch_seed, permutation, tile_rows
 
 
 class _BlockEpochs:
@@ -30,15 +30,8 @@ class _BlockEpochs:
             blocks = src._blocks()
         for b in blocks:
             rows = None if self.rows is None else self.rows[b.index]
-            m = b.data.n if rows is None else rows.shape[0]
-            if self.shuffle:
-                tile = tile_rows(b.data)
-                if tile > 1 and rows is not None:  # tiles of training rows next to each other
-                    rows = np.sort(rows)
-                perm = permutation(m, epoch_seed(self.rng), False, tile=tile)
-            else:
-                perm = np.arange(m, dtype=np.int64)
-            yield b, (perm if rows is None else rows[perm])
+            seed = epoch_seed(self.rng) if self.shuffle else None
+            yield b, block_order(b.data, seed, rows)
 
     def skip(self):
         """Draw what :meth:`next` draws from ``rng`` for one epoch, without reading any

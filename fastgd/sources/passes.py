@@ -68,6 +68,23 @@ def tile_rows(data):
     return int(min(TILE_MAX_ROWS, max(1, TILE_BYTES * data.n // nbytes)))
 
 
+def block_order(data, seed, rows=None):
+    """The local rows of one block's share of a stochastic epoch, in visiting order: all
+    of ``data``'s rows, or the training rows ``rows`` (int64, local), permuted by
+    ``seed`` (in tiles of :func:`tile_rows`, the training rows then taken in increasing
+    order so that a tile's rows are neighbours), or in order when ``seed`` is None.
+    The same for a block read here (:class:`fastgd.sources.epochs._BlockEpochs`) and one
+    on a dask worker (:func:`fastgd.sources.dask.run_sgd`)."""
+    m = data.n if rows is None else rows.shape[0]
+    if seed is None:
+        return np.arange(m, dtype=np.int64) if rows is None else rows
+    tile = tile_rows(data)
+    perm = permutation(m, seed, False, tile=tile)
+    if rows is None:
+        return perm
+    return (np.sort(rows) if tile > 1 else rows)[perm]
+
+
 def permutation(m, seed, parallel, out=None, tile=1):
     """The compiled uniform permutation of ``range(m)`` for ``seed`` (into ``out`` when
     given): the three phases of :func:`fastgd.kernels.permutation._permutation_phase`,
