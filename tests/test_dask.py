@@ -120,22 +120,28 @@ def test_default_fit_is_the_least_squares_optimum_in_two_passes(client, rows, da
     np.testing.assert_allclose(params(res), params(local), rtol=1e-10)
 
 
-def test_parameter_mixing_is_the_row_weighted_average_of_one_block_runs(client, rows, darr):
-    # the definition, composed from local fits: every block runs plain SGD from the same
-    # start over its rows; the epoch's result is their average weighted by rows
-    X, y, _ = darr
-    Xn, yn, _ = rows
-    sizes = [5_000, 15_000, 20_000]
-    Xd = da.from_array(Xn, chunks=(tuple(sizes), D))
-    yd = da.from_array(yn, chunks=(tuple(sizes),))
-    kw = dict(mode="sgd", learning_rate=1e-4, epochs=1, shuffle=False, scale=False, tol=None)
+def assert_mixing_is_its_definition(X, y, sizes, learning_rate):
+    """The definition of parameter mixing, composed from local fits: every block of
+    ``sizes`` rows runs plain SGD from the same start over its rows; the epoch's result
+    is their average weighted by rows. ``X`` dense or scipy.sparse (its blocks then
+    scipy.sparse matrices)."""
+    sparse = not isinstance(X, np.ndarray)
+    Xd = da.from_array(X, chunks=(tuple(sizes), X.shape[1]), asarray=not sparse)
+    yd = da.from_array(y, chunks=(tuple(sizes),))
+    kw = dict(mode="sgd", learning_rate=learning_rate, epochs=1, shuffle=False, scale=False,
+              tol=None)
     res = fastgd.fit(Xd, yd, parallel=True, **kw)
     assert res.plan.mixing
     edges = np.cumsum([0] + sizes)
-    each = [params(fastgd.fit(Xn[a:b], yn[a:b], parallel=False, **kw))
+    each = [params(fastgd.fit(X[a:b], y[a:b], parallel=False, **kw))
             for a, b in zip(edges[:-1], edges[1:])]
-    expect = sum(m / N * p for m, p in zip(sizes, each))
+    expect = sum(m / X.shape[0] * p for m, p in zip(sizes, each))
     np.testing.assert_allclose(params(res), expect, rtol=1e-12)
+
+
+def test_parameter_mixing_is_the_row_weighted_average_of_one_block_runs(client, rows, darr):
+    Xn, yn, _ = rows
+    assert_mixing_is_its_definition(Xn, yn, [5_000, 15_000, 20_000], 1e-4)
 
 
 def test_mixing_converges_to_the_optimum(client, rows, darr):
@@ -497,14 +503,4 @@ def test_parameter_mixing_of_sparse_blocks_is_the_row_weighted_average_of_one_bl
     SGD from the same start over its rows, the epoch's result their average weighted by
     rows."""
     Xs, ys, _ = sparse_rows
-    sizes = [1000, 2000, 3000]
-    Xd = da.from_array(Xs, chunks=(tuple(sizes), SPARSE_D), asarray=False)
-    yd = da.from_array(ys, chunks=(tuple(sizes),))
-    kw = dict(mode="sgd", learning_rate=1e-3, epochs=1, shuffle=False, scale=False, tol=None)
-    res = fastgd.fit(Xd, yd, parallel=True, **kw)
-    assert res.plan.mixing
-    edges = np.cumsum([0] + sizes)
-    each = [params(fastgd.fit(Xs[a:b], ys[a:b], parallel=False, **kw))
-            for a, b in zip(edges[:-1], edges[1:])]
-    expect = sum(m / SPARSE_N * p for m, p in zip(sizes, each))
-    np.testing.assert_allclose(params(res), expect, rtol=1e-12)
+    assert_mixing_is_its_definition(Xs, ys, [1000, 2000, 3000], 1e-3)
