@@ -59,8 +59,10 @@ class Interrupted(Exception):
 def crash_then_resume(fit, resume, ref):
     """The checkpoint oracle: ``fit(callback)`` (a fit writing a checkpoint) is stopped by
     an exception from its callback half-way through ``ref``'s epochs; ``resume()`` must
-    then return ``ref`` (the uninterrupted fit) bit for bit."""
-    stop_at = max(1, ref.n_epochs // 2)
+    then return ``ref`` (the uninterrupted fit) bit for bit. The checkpoint of an epoch is
+    written after its callback, so the stop comes at epoch 2 at the earliest."""
+    assert ref.n_epochs >= 2, "a fit of one epoch leaves nothing to resume"
+    stop_at = max(2, ref.n_epochs // 2)
 
     def crash(epoch, *_):
         if epoch == stop_at:

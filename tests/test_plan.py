@@ -88,16 +88,24 @@ def test_gram_budget_counts_the_blocks_of_the_pass():
     """More rows, more blocks of the pass, each holding a co-moment until the merge
     (fastgd._chunking.gram_layout); unknown rows count the most blocks. Oracle: the
     layout's block count."""
-    from fastgd._chunking import GRAM_BLOCK_ROWS, GRAM_BLOCK_VALUES, GRAM_MAX_BLOCKS
+    from fastgd._chunking import (
+        GRAM_BLOCK_ROWS,
+        GRAM_BLOCK_VALUES,
+        GRAM_MAX_BLOCKS,
+        GRAM_MAX_SLICE_ROWS,
+        GRAM_MIN_BLOCKS,
+    )
     from fastgd._plan import GRAM_SOLVE_MATRICES, gram_bytes
 
-    m = 8 * 11 ** 2  # d = 10: blocks of GRAM_BLOCK_ROWS rows
-    assert gram_bytes(GRAM_BLOCK_ROWS, 10) == 6 * m
-    assert gram_bytes(3 * GRAM_BLOCK_ROWS, 10) == 8 * m
+    m = 8 * 11 ** 2  # d = 10: slices of GRAM_MAX_SLICE_ROWS rows, blocks of GRAM_BLOCK_ROWS
+    assert gram_bytes(GRAM_MAX_SLICE_ROWS, 10) == 6 * m  # one block
+    # a few slices: GRAM_MIN_BLOCKS blocks (for the threads), then more rows, more blocks
+    assert gram_bytes(GRAM_MIN_BLOCKS * GRAM_MAX_SLICE_ROWS, 10) == (2 * GRAM_MIN_BLOCKS + 2) * m
+    assert gram_bytes(6 * GRAM_BLOCK_ROWS, 10) == 14 * m
     m = 8 * 1001 ** 2  # d = 1000: blocks of about GRAM_BLOCK_VALUES values
     rows = GRAM_BLOCK_VALUES // 1001
-    assert gram_bytes(rows, 1000) == max(4, GRAM_SOLVE_MATRICES) * m
-    assert gram_bytes(3 * rows, 1000) == max(8, GRAM_SOLVE_MATRICES) * m
+    assert gram_bytes(rows, 1000) == max(2 * GRAM_MIN_BLOCKS + 2, GRAM_SOLVE_MATRICES) * m
+    assert gram_bytes(6 * rows, 1000) == max(14, GRAM_SOLVE_MATRICES) * m
     assert gram_bytes(10**9, 100) == gram_bytes(None, 100) == (
         2 * GRAM_MAX_BLOCKS + 2) * 8 * 101 ** 2
 

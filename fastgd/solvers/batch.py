@@ -25,6 +25,15 @@ from .stopping import Stopper
 #: extrapolation amplifies the rounding of the gradient difference.
 TRIAL_REUSE = 0.25
 
+#: CG on the sufficient statistics (the gram path, or a streaming fit once it has moved
+#: there) to a tolerance is preconditioned by the inverse of the Gram matrix up to this
+#: many features: its first step is the Newton step, and it stops one or two iterations
+#: later, where plain CG took about the square root of the condition number in
+#: iterations. The inverse costs O(d^3) once, an iteration O(d^2) and a Python loop
+#: turn (about 0.1 ms at d = 200). Measured on the 2-core reference machine: 2 10^4 x 200
+#: AR(1) rho = 0.99 columns (172 iterations plain), ...
+PCG_MAX_D = 1000
+
 #: the loop's state a checkpoint holds (see fastgd._checkpoint), with the stopping
 #: rule's counters under "stop"
 RUN_STATE = ("theta", "loss", "S", "pen1", "history", "y_pt", "S_y", "prev", "t", "p", "g_old")
@@ -171,27 +180,65 @@ class ConjugateGradient(BatchSolver):
     """Linear conjugate gradient (Polak-Ribiere+, restarted on a non-descent direction)
     with the exact line search of a quadratic: ``H p`` from the statistics (gram), or from
     the gradient at a trial point, one pass (stream; the next point's loss and gradient
-    are interpolated from it when the step lands near it, :data:`TRIAL_REUSE`)."""
+    are interpolated from it when the step lands near it, :data:`TRIAL_REUSE`).
+
+    On the statistics, a fit to a tolerance is preconditioned by the inverse of the
+    penalized Gram matrix (:data:`PCG_MAX_D`): the same iterations, the same stopping
+    rule, in one or two steps. A fit of a fixed number of epochs (``tol=None``) runs
+    plain CG, whose trajectory the streaming path repeats to rounding."""
 
     name = "cg"
     quadratic_only = True
     handles_l1 = False
     takes_learning_rate = False
 
+    def __init__(self, oracle, sc, theta, **kw):
+        super().__init__(oracle, sc, theta, **kw)
+        self.precondition = self.tol is not None and sc.d <= PCG_MAX_D
+        self._P = None  # the preconditioner, once the statistics are there; False: none
+
     @property
     def learning_rate(self):
         return 1.0 / self.sc.L
 
+    def preconditioner(self):
+        """The inverse of the penalized Gram matrix over the free parameters (zero
+        elsewhere), symmetrized; None where CG runs plain (see the class docstring), the
+        statistics are not there yet, or the matrix is singular to working precision.
+        Any symmetric positive definite preconditioner leaves the exact line search and
+        the stopping rule as they are; a poor one costs iterations, not accuracy."""
+        if not self.precondition or self._P is False or self.oracle.hess is None:
+            return None
+        if self._P is None:
+            sc = self.sc
+            free = np.flatnonzero(sc.mask > 0.0)
+            self._P = False
+            if sc.Gpen is None or free.size == 0:
+                return None
+            try:
+                inv = np.linalg.inv(sc.Gpen[np.ix_(free, free)])
+            except np.linalg.LinAlgError:  # exactly singular: plain CG
+                return None
+            if not np.isfinite(inv).all():
+                return None
+            P = np.zeros((sc.d + 1, sc.d + 1))
+            P[np.ix_(free, free)] = 0.5 * (inv + inv.T)
+            self._P = P
+        return self._P
+
     def step(self, k):
         oracle, g2, theta, mask = self.oracle, self.g2, self.theta, self.sc.mask
         g = g2 * self.S
+        P = self.preconditioner()
+        z = g if P is None else P @ g
         if self.p is None:
-            p = -g
+            p = -z
         else:
             g_old = self.g_old
-            gg_old = float(g_old @ g_old)
-            b = float(g @ (g - g_old)) / gg_old if gg_old > 0.0 else 0.0
-            p = -g + max(b, 0.0) * self.p
+            z_old = g_old if P is None else P @ g_old
+            zg_old = float(z_old @ g_old)
+            b = float(z @ (g - g_old)) / zg_old if zg_old > 0.0 else 0.0
+            p = -z + max(b, 0.0) * self.p
         p *= mask
         self.p = p
         gp = float(g @ p)
