@@ -23,15 +23,15 @@ Group ``sparse-sgd|<kind>|n=...|d=...|nnz/row=...``, three epochs on the same CS
   ``indices``, ``indptr`` and ``y``, in stored order (the bandwidth limit) and in the
   epoch's row order (tiles of neighbouring rows in random order on the large cases,
   :func:`fastgd.sources.tile_rows`; rows one by one on the small one);
-* ``vowpal-wabbit``: Vowpal Wabbit (the ``vowpalwabbit`` package, skipped saying so
-  when it is not installed), its defaults (adaptive, normalized, invariant updates),
-  squared loss, 3 passes. VW reads text, so the rows are written once as VW lines
-  (``y | j:v ...``, column ``j`` named ``j + 2^18`` with ``-b 19`` so that no column
-  shares the slot of VW's constant feature, 11650396 mod 2^19; writing the file is not
-  timed); then timed apart: ``parse_s``, VW parsing the text into its binary cache
-  (``--noop``: no learning), and ``learn_s``, the 3 passes read from that cache. The
-  excess MSE is that of VW's own weights (read back with ``get_weight``) on the rows,
-  checked against VW's predictions (``-p``, printed to 6 digits);
+* ``vowpal-wabbit``: Vowpal Wabbit (the ``vowpalwabbit`` package, ``pip install -e
+  ".[vw]"``; skipped saying so when it is not installed), its defaults (adaptive,
+  normalized, invariant updates), squared loss, 3 passes. VW reads text, so the rows are
+  written once as VW lines (``y | j:v ...``, column ``j`` named ``j + 2^18`` with ``-b
+  19`` so that no column shares the slot of VW's constant feature, 11650396 mod 2^19;
+  writing the file is not timed); then timed apart: ``parse_s``, VW parsing the text into
+  its binary cache (``--noop``: no learning), and ``learn_s``, the 3 passes read from that
+  cache. The excess MSE is that of VW's own weights (read back with ``get_weight``) on the
+  rows, checked against VW's predictions (``-p``, printed to 6 digits);
 * ``memory``: the peak RSS of the default fit in a fresh process
   (:mod:`bench._memory_probe`, ``DTYPE`` ``hashed``), beside the bytes of X itself.
 

@@ -451,3 +451,49 @@ def test_a_checkpoint_before_or_after_the_move_resumes_bit_for_bit(tmp_path, sto
     np.testing.assert_array_equal(res.coef, full.coef)
     assert res.intercept == full.intercept and res.n_passes == full.n_passes
     np.testing.assert_array_equal(res.loss_history, full.loss_history)
+
+
+def test_preconditioned_cg_ends_in_two_iterations_at_the_optimum(monkeypatch):
+    """CG on the statistics to a tolerance, preconditioned by the inverse Gram matrix:
+    the first step is the Newton step, the stopping rule holds one iteration later.
+    Oracles: lstsq, and plain CG (``PCG_MAX_D`` below d: the same optimum in many more
+    iterations; ``tol=None``: the plain trajectory, never preconditioned)."""
+    from fastgd.solvers import batch
+
+    rng = np.random.default_rng(31)
+    n, d = 4000, 60
+    X, y = ar1(rng, n, d, 0.99)
+    A = np.column_stack([X, np.ones(n)])
+    best = np.linalg.lstsq(A, y, rcond=None)[0]
+    res = fastgd.fit(X, y)
+    assert res.solver == "gram" and res.converged and res.n_epochs <= 2
+    np.testing.assert_allclose(np.r_[res.coef, res.intercept], best, rtol=0,
+                               atol=1e-10 * np.abs(best).max())
+    fixed = fastgd.fit(X, y, tol=None, epochs=2)  # plain CG: two steps are far from there
+    assert np.abs(np.r_[fixed.coef, fixed.intercept] - best).max() > 1e-3 * np.abs(best).max()
+    monkeypatch.setattr(batch, "PCG_MAX_D", d - 1)
+    plain = fastgd.fit(X, y)
+    assert plain.converged and plain.n_epochs > 20
+    np.testing.assert_allclose(np.r_[plain.coef, plain.intercept], best, rtol=0,
+                               atol=1e-10 * np.abs(best).max())
+    assert plain.final_loss == pytest.approx(res.final_loss, rel=1e-13)
+
+
+def test_preconditioned_cg_with_a_fixed_intercept_or_a_constant_column():
+    """The preconditioner covers the free parameters only: a fixed intercept keeps its
+    value, and so does the weight of a constant column (absorbed by the intercept); the
+    rest is lstsq's answer. Oracle: lstsq on the free parameters' columns."""
+    rng = np.random.default_rng(32)
+    n, d = 3000, 30
+    X, y = ar1(rng, n, d, 0.9)
+    res = fastgd.fit(X, y, fit_intercept=False, init_intercept=0.25)
+    ref = np.linalg.lstsq(X, y - 0.25, rcond=None)[0]
+    assert res.converged and res.n_epochs <= 3 and res.intercept == 0.25
+    np.testing.assert_allclose(res.coef, ref, rtol=0, atol=1e-10 * np.abs(ref).max())
+    X[:, 5] = 2.5
+    res = fastgd.fit(X, y)
+    live = np.r_[0:5, 6:d]
+    ref = np.linalg.lstsq(np.column_stack([X[:, live], np.ones(n)]), y, rcond=None)[0]
+    assert res.converged and res.n_epochs <= 3 and res.coef[5] == 0.0
+    np.testing.assert_allclose(np.r_[res.coef[live], res.intercept], ref, rtol=0,
+                               atol=1e-10 * np.abs(ref).max())
