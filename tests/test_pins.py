@@ -28,9 +28,9 @@ two runs stopped one iteration earlier or later at the rounding-level stopping t
 parameter mixing from 200,000 rows (it was 20,000 with OpenMP; see fastgd/_plan.py),
 so that fit is serial averaged SGD now. Regenerated again in issue 21: CG on the
 sufficient statistics to a tolerance is preconditioned by the inverse Gram matrix
-(``fastgd.solvers.batch.PCG_MAX_D``): the 22 gram-path pins (default, l2, nointercept,
-sum) end in 1 or 2 iterations instead of 1 to 7, coefficients moved by at most 2.4e-14
-relative, final losses by at most 2.3e-15.
+(``fastgd.solvers.batch.PCG_MAX_D``): 21 gram-path pins (default, l2, nointercept,
+sum) end in 1 or 2 iterations instead of 1 to 7, coefficients moved by at most 7.6e-15
+relative, final losses by at most 1.9e-15.
 
 The fits run in a subprocess with numba's on-disk cache off (``FASTGD_DISABLE_CACHE=1``):
 measured with numba 0.68, a kernel loaded from the cache can differ from the same kernel

@@ -32,9 +32,10 @@ TRIAL_REUSE = 0.25
 #: iterations. The inverse costs O(d^3) once, an iteration O(d^2) and a Python loop
 #: turn. Measured on the 2-core reference machine: the iterations of a 2 10^4 x 200 fit
 #: of AR(1) rho = 0.99 columns, 172 plain, 16 ms, now 2 iterations, 2.5 ms with the
-#: inverse; ``numpy.linalg.inv`` of d + 1 squared: d = 200 4 ms, 500 14 ms, 1,000 58 ms,
-#: 2,000 0.37 s, 4,000 1.9 s, where a plain iteration costs 0.7 and 3.2 ms: above 1,000
-#: the inverse could cost more than the iterations it saves.
+#: preconditioner (a Cholesky factor and its inverse, about the cost of
+#: ``numpy.linalg.inv``, which on d + 1 squared takes: d = 200 4 ms, 500 14 ms, 1,000
+#: 58 ms, 2,000 0.37 s, 4,000 1.9 s, where a plain iteration costs 0.7 and 3.2 ms: above
+#: 1,000 the preconditioner could cost more than the iterations it saves).
 PCG_MAX_D = 1000
 
 #: the loop's state a checkpoint holds (see fastgd._checkpoint), with the stopping
@@ -205,11 +206,14 @@ class ConjugateGradient(BatchSolver):
         return 1.0 / self.sc.L
 
     def preconditioner(self):
-        """The inverse of the penalized Gram matrix over the free parameters (zero
-        elsewhere), symmetrized; None where CG runs plain (see the class docstring), the
-        statistics are not there yet, or the matrix is singular to working precision.
-        Any symmetric positive definite preconditioner leaves the exact line search and
-        the stopping rule as they are; a poor one costs iterations, not accuracy."""
+        """``R`` with ``R^T R`` the inverse of the penalized Gram matrix over the free
+        parameters (zero elsewhere): ``R`` is the inverse of its Cholesky factor, so that
+        ``R^T R`` is positive semidefinite however the matrix rounds, and every direction
+        a descent direction. None where CG runs plain (see the class docstring), the
+        statistics are not there yet, or the matrix is not positive definite to working
+        precision. The preconditioner changes the directions only: the exact line search
+        and the stopping rule are those of plain CG, and a poor one costs iterations, not
+        accuracy."""
         if not self.precondition or self._P is False or self.oracle.hess is None:
             return None
         if self._P is None:
@@ -219,26 +223,26 @@ class ConjugateGradient(BatchSolver):
             if sc.Gpen is None or free.size == 0:
                 return None
             try:
-                inv = np.linalg.inv(sc.Gpen[np.ix_(free, free)])
-            except np.linalg.LinAlgError:  # exactly singular: plain CG
+                inv = np.linalg.inv(np.linalg.cholesky(sc.Gpen[np.ix_(free, free)]))
+            except np.linalg.LinAlgError:  # not positive definite in float64: plain CG
                 return None
             if not np.isfinite(inv).all():
                 return None
-            P = np.zeros((sc.d + 1, sc.d + 1))
-            P[np.ix_(free, free)] = 0.5 * (inv + inv.T)
-            self._P = P
+            R = np.zeros((free.size, sc.d + 1))
+            R[:, free] = inv
+            self._P = R
         return self._P
 
     def step(self, k):
         oracle, g2, theta, mask = self.oracle, self.g2, self.theta, self.sc.mask
         g = g2 * self.S
-        P = self.preconditioner()
-        z = g if P is None else P @ g
+        R = self.preconditioner()
+        z = g if R is None else R.T @ (R @ g)
         if self.p is None:
             p = -z
         else:
             g_old = self.g_old
-            z_old = g_old if P is None else P @ g_old
+            z_old = g_old if R is None else R.T @ (R @ g_old)
             zg_old = float(z_old @ g_old)
             b = float(z @ (g - g_old)) / zg_old if zg_old > 0.0 else 0.0
             p = -z + max(b, 0.0) * self.p
