@@ -186,6 +186,20 @@ def run(task, n_tasks, threads=None):
         raise job.error
 
 
+def run_with(task, n_tasks, threads, make):
+    """:func:`run` with a value of each thread's own: ``task(i, value)``, ``value`` made by
+    ``make()`` on the thread's first task (a scratch buffer, reused by its next tasks)."""
+    local = threading.local()
+
+    def one(i):
+        value = getattr(local, "value", None)
+        if value is None:
+            value = local.value = make()
+        task(i, value)
+
+    run(one, n_tasks, threads)
+
+
 def chunk_groups(n_chunks, threads):
     """Bounds ``[(c0, c1), ...]`` of the tasks of a pass over ``n_chunks`` chunks: two
     groups a thread (a thread that falls behind or never starts is covered by the

@@ -355,3 +355,27 @@ def test_prefetch_rejects_what_it_does_not_support():
 
     with pytest.raises(numba.core.errors.TypingError):
         bad(np.zeros((2, 2)))
+
+
+@pytest.mark.parametrize("workers", [1, 2, 4])
+def test_run_with_gives_each_thread_its_own_value(workers):
+    """``_threads.run_with``: every task runs once, with the value of the thread that runs
+    it, made once per thread (the co-moments pass's scratch). Oracle: the record of calls."""
+    import threading
+
+    made, seen = [], {}
+    lock = threading.Lock()
+
+    def make():
+        with lock:
+            made.append(threading.get_ident())
+        return {"owner": threading.get_ident()}
+
+    def task(i, value):
+        assert value["owner"] == threading.get_ident()
+        with lock:
+            seen[i] = value["owner"]
+
+    _threads.run_with(task, 37, workers, make)
+    assert sorted(seen) == list(range(37))
+    assert len(made) == len(set(made)) == len(set(seen.values())) <= workers

@@ -32,8 +32,6 @@ that a BLAS whose kernels depend on the alignment (MKL) sees the same layout eac
 Plain NumPy, not Numba: nothing to compile (a cold start compiles no moments kernel for
 such a fit), and BLAS releases the GIL, so blocks run on fastgd's threads at once.
 """
-import threading
-
 import numpy as np
 
 from .. import _threads
@@ -130,20 +128,15 @@ def comoments(X, y, sw, n_blocks, rows, workers=1):
     size = -(-n // n_blocks)
     # one scratch a thread, not a block: its pages are touched once a pass (8 blocks of
     # 8 MB scratch were 64 MB of fresh pages at 10^6 x 100)
-    local = threading.local()
 
-    def task(b):
-        buffers = getattr(local, "buffers", None)
-        if buffers is None:
-            buffers = local.buffers = (_aligned((min(rows, size) + 1, k)), _aligned((k, k)))
+    def buffers():
+        return _aligned((min(rows, size) + 1, k)), _aligned((k, k))
+
+    def task(b, scratch):
         with np.errstate(all="ignore"):
-            _block(X, y, sw, b * size, min(n, (b + 1) * size), rows, out[b], buffers)
+            _block(X, y, sw, b * size, min(n, (b + 1) * size), rows, out[b], scratch)
 
-    if workers > 1 and n_blocks > 1:
-        _threads.run(task, n_blocks, workers)
-    else:
-        for b in range(n_blocks):
-            task(b)
+    _threads.run_with(task, n_blocks, workers, buffers)
     return out
 
 

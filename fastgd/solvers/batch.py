@@ -27,8 +27,8 @@ TRIAL_REUSE = 0.25
 
 #: CG on the sufficient statistics (the gram path, or a streaming fit once it has moved
 #: there) to a tolerance is preconditioned by the inverse of the Gram matrix up to this
-#: many features: its first step is the Newton step, and it stops one or two iterations
-#: later, where plain CG took about the square root of the condition number in
+#: many features: its first step is the Newton step, and it stops after one or two
+#: iterations, where plain CG took about the square root of the condition number in
 #: iterations. The inverse costs O(d^3) once, an iteration O(d^2) and a Python loop
 #: turn. Measured on the 2-core reference machine: the iterations of a 2 10^4 x 200 fit
 #: of AR(1) rho = 0.99 columns, 172 plain, 16 ms, now 2 iterations, 2.5 ms with the
