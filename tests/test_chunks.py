@@ -69,12 +69,20 @@ def test_batch_parity_with_arrays_at_uneven_boundaries(problem, path, weighted):
     ref = fastgd.fit(X, y, sample_weight=sw, **kw)
     for chunks in (blocks_of(X, y, sw), lambda: iter(blocks_of(X, y, sw))):
         got = fastgd.fit_chunks(chunks, **kw)
-        assert got.n_epochs == ref.n_epochs and got.converged == ref.converged
-        assert got.n_passes == ref.n_passes
+        assert got.converged == ref.converged and got.n_passes == ref.n_passes
+        epochs = min(got.n_epochs, ref.n_epochs)
+        if got.n_epochs != ref.n_epochs:
+            # preconditioned CG's first step lands within rounding of the optimum, and the
+            # statistics of the blocks and of the arrays differ in their last bits: the
+            # stop at the rounding level ("orthogonal to every column to rounding") may
+            # then come one epoch before the tolerance's
+            assert ref.converged and ref.optimizer == "cg" and ref.solver == "gram"
+            assert abs(got.n_epochs - ref.n_epochs) == 1
+            assert "to rounding" in min(got, ref, key=lambda r: r.n_epochs).stop_reason
         scale = np.maximum(np.abs(params(ref)), 1e-12 * np.abs(params(ref)).max())
         assert np.max(np.abs(params(got) - params(ref)) / scale) <= 1e-12, path
         assert got.final_loss == pytest.approx(ref.final_loss, rel=1e-12)
-        assert_allclose(got.loss_history, ref.loss_history, rtol=1e-11)
+        assert_allclose(got.loss_history[:epochs + 1], ref.loss_history[:epochs + 1], rtol=1e-11)
 
 
 def test_block_boundaries_do_not_matter(problem):
