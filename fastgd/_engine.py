@@ -534,7 +534,7 @@ def _run_batch(plan, source, coef, callback, t0, checkpoint=None, restart=None):
         oracle, sc, sc.to_scaled(coef), lr=plan.learning_rate, tol=plan.tol,
         n_iter_no_change=plan.n_iter_no_change, loss=loss, epsilon=plan.epsilon)
     lr_used = solver.learning_rate
-    switching = getattr(oracle, "base", oracle)
+    switching = solver.base_oracle
     if not isinstance(switching, solvers.SwitchingOracle):
         switching = None
     else:

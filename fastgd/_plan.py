@@ -104,7 +104,13 @@ def gram_switch_after(plan):
             or plan.loss != "squared" or plan.engine != "batch" or facts.sparse
             or gram_bytes(facts.n, facts.d) > GRAM_MAX_BYTES):
         return None
-    return max(GRAM_SWITCH_MIN_PASSES, facts.d // GRAM_SWITCH_D_PER_PASS)
+    return switch_passes(facts.d)
+
+
+def switch_passes(d):
+    """The streaming passes after which a fit of ``d`` features moves to the gram path
+    (where :func:`gram_switch_after` lets it move)."""
+    return max(GRAM_SWITCH_MIN_PASSES, d // GRAM_SWITCH_D_PER_PASS)
 
 
 def gram_bytes(n, d):
@@ -1035,7 +1041,7 @@ def _rule_engine(s, facts, scaled, average, alpha, l1_ratio, why):
             else f"stream: d = {d} > {GRAM_MAX_D} features (the gram pass would cost more "
                  "than a streaming fit on all but ill-conditioned data; a squared-loss CG fit "
                  f"of dense rows not converged after "
-                 f"{max(GRAM_SWITCH_MIN_PASSES, d // GRAM_SWITCH_D_PER_PASS)} passes moves "
+                 f"{switch_passes(d)} passes moves "
                  "to the gram path)")
     return "batch", solver, optimizer
 

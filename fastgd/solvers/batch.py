@@ -160,11 +160,13 @@ class BatchSolver(Solver):
         state["history"] = np.asarray(self.history)
         state["stop"] = {key: getattr(self.stop, key) for key in STOP_STATE}
         state["n_passes"] = self.oracle.n_passes
-        state["gram_from"] = int(getattr(self._base_oracle(), "switched_at", None) or 0)
+        state["gram_from"] = int(getattr(self.base_oracle, "switched_at", None) or 0)
         state["epoch"] = k
         return state
 
-    def _base_oracle(self):
+    @property
+    def base_oracle(self):
+        """The oracle under the penalty's L2 part (:class:`~fastgd.solvers.oracles.Penalized`)."""
         return getattr(self.oracle, "base", self.oracle)
 
     def restore(self, state):
@@ -173,7 +175,7 @@ class BatchSolver(Solver):
         self.history = list(state["history"])
         for key in STOP_STATE:
             setattr(self.stop, key, state["stop"][key])
-        base = self._base_oracle()
+        base = self.base_oracle
         base.n_passes = state["n_passes"]
         if state.get("gram_from", 0) and hasattr(base, "resume_moved"):
             base.resume_moved(state["gram_from"])
@@ -199,7 +201,7 @@ class ConjugateGradient(BatchSolver):
     def __init__(self, oracle, sc, theta, **kw):
         super().__init__(oracle, sc, theta, **kw)
         self.precondition = self.tol is not None and sc.d <= PCG_MAX_D
-        self._P = None  # the preconditioner, once the statistics are there; False: none
+        self._R = None  # the preconditioner, once the statistics are there; False: none
 
     @property
     def learning_rate(self):
@@ -214,12 +216,12 @@ class ConjugateGradient(BatchSolver):
         precision. The preconditioner changes the directions only: the exact line search
         and the stopping rule are those of plain CG, and a poor one costs iterations, not
         accuracy."""
-        if not self.precondition or self._P is False or self.oracle.hess is None:
+        if not self.precondition or self._R is False or self.oracle.hess is None:
             return None
-        if self._P is None:
+        if self._R is None:
             sc = self.sc
             free = np.flatnonzero(sc.mask > 0.0)
-            self._P = False
+            self._R = False
             if sc.Gpen is None or free.size == 0:
                 return None
             try:
@@ -230,8 +232,8 @@ class ConjugateGradient(BatchSolver):
                 return None
             R = np.zeros((free.size, sc.d + 1))
             R[:, free] = inv
-            self._P = R
-        return self._P
+            self._R = R
+        return self._R
 
     def step(self, k):
         oracle, g2, theta, mask = self.oracle, self.g2, self.theta, self.sc.mask
