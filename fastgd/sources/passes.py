@@ -46,10 +46,16 @@ def epoch_seed(rng):
 #: 10^6 hashed rows x 2^18 columns (20 entries, 256 bytes a row): rows drawn one by one
 #: 0.27 s, tiles of 8 rows 0.20 s, 16 0.20 s, 32 0.19 s, 64 0.19 s, stored order 0.17 s;
 #: the loss after 3 epochs within 0.2% of the uniform order's on those rows, within 1% on
-#: the same rows sorted by target (the worst order to meet in tiles)
+#: the same rows sorted by target (the worst order to meet in tiles). The threshold was
+#: 4 MiB; one-hot rows of two entries (40 bytes a row with the pointer and target: n rows
+#: and columns, 15 epochs alternated, minimum) showed that rows stop costing the same in
+#: any order well below it, beside the per-column state they share the core's 2 MB of L2
+#: with: at 0.4 MB 0.26 ms an epoch either way, at 1 MB 0.75 ms one by one against 0.68
+#: in tiles, 2 MB 1.54 / 1.36, 4 MB (10^5 rows: just under the old threshold) 3.2-3.3 /
+#: 2.7-2.8 ms
 TILE_BYTES = 8192
 TILE_MAX_ROWS = 64
-TILE_MIN_BYTES = 1 << 22
+TILE_MIN_BYTES = 1 << 19
 
 
 def tile_rows(data):
@@ -201,12 +207,16 @@ def moments_part(data, parallel, full):
         with _threads.blas_single() as single:
             if single:
                 return _blas_moments(data, parallel)
+    # slices of MOMENT_CHUNK_BYTES of X, each read twice (means, then centred squares)
+    # while in cache. The per-column pass had slices sized as for d = 1 (5,461 rows:
+    # 44 MB at d = 1000, read twice from memory): the pass took 145 ms at 2 10^5 x 1000,
+    # 63 ms at 10^6 x 100, 14.5 ms at 2 10^6 x 10; 106, 44 and 12.7 ms in slices of its
+    # own width (best of 5, alternated)
+    n_blocks, sub_rows = moment_layout(data.n, data.d)
     if full:
-        n_blocks, sub_rows = moment_layout(data.n, data.d)
         out = np.empty((n_blocks, 1 + k + k * k))
         kernel = K._moments_1d if (data.d == 1 and data.sw.shape[0] == 0) else K._moments
     else:
-        n_blocks, sub_rows = moment_layout(data.n, 1)
         out = np.empty((n_blocks, 1 + 2 * k))
         kernel = K._moments_diag
     _threads.run_chunks(kernel, (data.X, data.y, data.sw, sub_rows, out), n_blocks, parallel)
