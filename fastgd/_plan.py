@@ -405,7 +405,7 @@ PARAMS = (
               "per-row SGD with learning_rate auto on dense X from 200,000 rows"),
     Param("shuffle", True, Flag(),
           doc="stochastic modes: visit the rows in a fresh random order every epoch (CSR "
-              "blocks of 4 MiB or more: tiles of neighbouring rows in random order, each "
+              "blocks of 512 KiB or more: tiles of neighbouring rows in random order, each "
               "tile's rows in random order)"),
     Param("random_state", None, Seed(),
           doc="the seed of the random row orders and held-out rows: an int >= 0 (the same "
@@ -580,7 +580,7 @@ class FitPlan:
         Epochs without improvement needed to stop (>= 1).
     shuffle : bool
         Stochastic modes: a fresh permutation of the rows every epoch (in tiles of
-        neighbouring rows for CSR blocks of 4 MiB or more:
+        neighbouring rows for CSR blocks of 512 KiB or more:
         :func:`fastgd.sources.passes.tile_rows`).
     random_state : int, dict or None
         Where the fit's random stream starts (see :meth:`rng`): the int seed given; for a

@@ -202,7 +202,7 @@ def _csr_sgd_src(X, y, sw, perm, coords, params, state):
     steps = 0
     ahead = CSR_PREFETCH_ROWS
     half = ahead // 2
-    per_line = max(1, 64 // indices.itemsize)  # stored entries a cache line of indices holds
+    per_line = 16 if indices.itemsize == 4 else 8  # entries a cache line of indices holds
     for k0 in range(0, m, bs):
         k1 = min(k0 + bs, m)
         gb = 0.0
@@ -223,8 +223,12 @@ def _csr_sgd_src(X, y, sw, perm, coords, params, state):
                 # the row, or the array, is harmless: see fastgd._intrinsics)
                 for e in range(lo2, hi2 + 7, 8):  # 8 float64 values a cache line
                     prefetch(values, e)
-                for e in range(lo2, hi2 + per_line - 1, per_line):
-                    prefetch(indices, e)
+                if per_line == 16:  # a constant step: no integer division a row
+                    for e in range(lo2, hi2 + 15, 16):
+                        prefetch(indices, e)
+                else:
+                    for e in range(lo2, hi2 + 7, 8):
+                        prefetch(indices, e)
             if STATE_AHEAD > 0 and k + STATE_AHEAD < m:
                 q = perm[k + STATE_AHEAD]
                 for e in range(indptr[q], indptr[q + 1]):
