@@ -585,7 +585,7 @@ SQUARE_MIN = 2.0 ** -800
 SQUARE_MAX = 2.0 ** 800
 
 
-def check_statistics(W, mean, com, rescalable=False):
+def check_statistics(W, mean, com, rescalable=False, max_abs=None):
     """Check the moments of finite data before any solver sees them.
 
     The source's first pass has already proved X and y finite (or raised on NaN/inf), so
@@ -594,6 +594,14 @@ def check_statistics(W, mean, com, rescalable=False):
     With ``rescalable``, either (or a column whose moments are all zero: zero, or squares
     that underflowed entirely) raises :class:`Magnitudes`, for the engine to refit in
     power-of-two units; otherwise only non-finite moments raise a clear ``ValueError``.
+    ``max_abs`` (the source's method: the largest magnitudes of the columns asked for) is
+    called for the columns whose mean square is exactly zero, when nothing else is out of
+    range: zeros indeed (a feature unused in these rows, the unobserved levels of one-hot
+    data, empty hash slots) need no units, the scaling leaves them out; values whose
+    squares all underflowed (a column of +-1e-200 whose mean is exactly 0) do. Measured
+    before, when every such column went through the units (one more max-abs pass over
+    every value and a second start of the fit): one column of zeros made a default fit of
+    2 10^5 x 1000 1.47 times slower (0.93 -> 1.37 s), 10^6 x 100 1.34 times.
     Never hand such a matrix to LAPACK: its eigenvalue and least-squares solvers failed or
     hung on it.
     """
@@ -608,9 +616,13 @@ def check_statistics(W, mean, com, rescalable=False):
         # and NaN or inf fail both comparisons; the cross moments are bounded by the
         # diagonal's, |com_ab| <= sqrt(com_aa com_bb), so the diagonal decides)
         square = diag / W + mean * mean
-        if not (square.max() <= SQUARE_MAX and square.min() >= SQUARE_MIN):
-            raise Magnitudes
-        return
+        if square.max() <= SQUARE_MAX and square.min() >= SQUARE_MIN:
+            return
+        low = np.flatnonzero(~(square >= SQUARE_MIN))
+        if (max_abs is not None and square.max() <= SQUARE_MAX and not np.any(square[low])
+                and not np.any(max_abs(low))):
+            return  # columns of zeros (or y): nothing to rescale
+        raise Magnitudes
     finite = bool(np.isfinite(W) and np.isfinite(mean).all() and np.isfinite(com).all())
     if finite:
         return

@@ -244,28 +244,45 @@ def test_a_source_with_nan_names_its_block():
         fit_source(Broken(15, [BLOCK] * N_BLOCKS))
 
 
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "csr"])
 @pytest.mark.parametrize("kw", [dict(), dict(mode="sgd", epochs=2, tol=None, random_state=0)])
-def test_a_zero_column_costs_no_second_moments_pass(monkeypatch, kw):
-    """A column of zeros (an unobserved level of one-hot data) makes the engine check the
-    magnitudes (its squares could have underflowed) and run again on the data as it is;
-    the moments are read once all the same (kept by the source). Oracle for the answer:
-    lstsq on the other columns, the zero column's weight at its start (0)."""
+def test_a_zero_column_costs_no_second_moments_pass(monkeypatch, kw, sparse):
+    """A column of zeros (an unobserved level of one-hot data) could be squares that
+    underflowed: its largest magnitude, read for that column alone, tells them apart, and
+    the fit goes on as it is, neither through the power-of-two units (the engine's
+    ``_run_in_units`` is never called) nor with a second moments pass. Oracle for the
+    answer: lstsq on the other columns, the zero column's weight at its start (0). (A
+    column whose squares underflow with a mean of exactly 0 still goes through the units:
+    tests/test_robustness.py, ``Xs``.)"""
+    from fastgd import _engine
     from fastgd.sources import base
 
-    calls = []
-    real = base.moments_part
+    calls, asked = [], []
+    real, real_abs = base.moments_part, base.max_abs_part
 
     def counted(*args, **kwargs):
         calls.append(1)
         return real(*args, **kwargs)
 
+    def max_abs_part(data, parallel, *columns):
+        asked.append([list(c) for c in columns])
+        return real_abs(data, parallel, *columns)
+
+    def no_units(*args, **kwargs):
+        raise AssertionError("a column of zeros needs no power-of-two units")
+
     monkeypatch.setattr(base, "moments_part", counted)
+    monkeypatch.setattr(base, "max_abs_part", max_abs_part)
+    monkeypatch.setattr(_engine, "_run_in_units", no_units)
     rng = np.random.default_rng(0)
     X = rng.normal(size=(2000, 4))
     X[:, 2] = 0.0
     y = X @ [1.0, -2.0, 0.0, 0.5] + 3.0 + rng.normal(0, 0.1, 2000)
-    res = fastgd.fit(X, y, **kw)
+    if sparse:
+        X_in = pytest.importorskip("scipy.sparse").csr_matrix(X)
+    res = fastgd.fit(X_in if sparse else X, y, **kw)
     assert len(calls) == 1
+    assert asked == [[[2]]]  # the zero column alone
     assert res.coef[2] == 0.0
     if not kw:
         A = np.c_[X[:, [0, 1, 3]], np.ones(2000)]

@@ -89,7 +89,8 @@ class Scaled:
         else:
             W, mean, m2 = source.moments(full=False)
             com = None
-        check_statistics(W, mean, m2 if com is None else com, rescalable=rescalable)
+        check_statistics(W, mean, m2 if com is None else com, rescalable=rescalable,
+                         max_abs=source.max_abs)
         # a constant column's centred moments are the rounding of its mean (a column of
         # 0.1s has mean 0.10000000000000002): below (4 eps mean)^2 a column is constant,
         # else its "scaled" values would be rounding noise blown up to unit variance

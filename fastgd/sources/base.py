@@ -299,12 +299,12 @@ class Source(abc.ABC):
         updates) in block order.
 
         The last result is kept (copies are returned): a fit that asks again reads
-        nothing. It does when the statistics find a column whose squares are all zero,
-        which may be squares that underflowed: the engine looks at the magnitudes
-        (:func:`fastgd._engine._run_in_units`) and, for a column that is zero indeed (the
-        unobserved columns of one-hot or hashed data), runs again on the data as it is
-        (measured: 10^5 x 10^5 one-hot rows, 60,810 columns unobserved, 3 SGD epochs: 45 ms
-        a fit, 9 of them the second moments pass)."""
+        nothing. It does when the statistics show magnitudes its sums of squares cannot
+        hold: the engine refits in power-of-two units
+        (:func:`fastgd._engine._run_in_units`), and when those are all ones after all, on
+        the data as it is. (A column whose squares are all exactly zero is told apart from
+        squares that underflowed by its largest magnitude alone, see
+        :func:`fastgd._validation.check_statistics`: a column of zeros needs no units.)"""
         memo = getattr(self, "_moments_memo", None)
         if memo is not None and memo[0] == full:
             W, mean, com = memo[1]
@@ -343,9 +343,13 @@ class Source(abc.ABC):
             R = KQR.merge(R, Rb)
         return R
 
-    def max_abs(self):
-        """The largest magnitude of each column of ``[X, y]`` (float64 ``(d + 1,)``), read
-        in slices so that no block-sized temporary is made."""
+    def max_abs(self, columns=None):
+        """The largest magnitude of each column of ``[X, y]`` (float64 ``(d + 1,)``), or of
+        the columns ``columns`` (increasing indices into ``d + 1``; the result in their
+        order), read in slices so that no block-sized temporary is made."""
+        if columns is not None:
+            columns = np.asarray(columns, dtype=np.int64)
+            return np.maximum.reduce(self._map(max_abs_part, columns))
         return np.maximum.reduce(self._map(max_abs_part))
 
     def fingerprint(self):

@@ -350,13 +350,30 @@ def qr_part(data, parallel, centres, inv_scales, intercept, offset):
                         workers=_threads.get_num_threads() if parallel else 1)
 
 
-def max_abs_part(data, parallel):
+def max_abs_part(data, parallel, columns=None):
+    """The block's largest magnitude of each column of ``[X, y]``, or of the columns
+    ``columns`` (int64 indices into ``d + 1``) only: for dense rows a strided read of
+    those columns, not a pass over every value (a column of zeros among 1,000 cost a
+    whole pass, 0.5 s at 2 10^5 rows, before the moments check asked for it alone)."""
+    d = data.d
     if data.sparse:
-        return _csr.max_abs_part(data, parallel)
-    top = np.zeros(data.d + 1)
+        top = _csr.max_abs_part(data, parallel)
+        return top if columns is None else top[columns]
+    if columns is None:
+        top = np.zeros(d + 1)
+        for i in range(0, data.n, MAX_ABS_ROWS):
+            top[:d] = np.maximum(top[:d], np.abs(data.X[i:i + MAX_ABS_ROWS]).max(axis=0))
+            top[d] = max(top[d], float(np.abs(data.y[i:i + MAX_ABS_ROWS]).max()))
+        return top
+    xc = columns[columns < d]
+    top = np.zeros(columns.shape[0])
+    at_y = np.flatnonzero(columns == d)
     for i in range(0, data.n, MAX_ABS_ROWS):
-        top[:data.d] = np.maximum(top[:data.d], np.abs(data.X[i:i + MAX_ABS_ROWS]).max(axis=0))
-        top[data.d] = max(top[data.d], float(np.abs(data.y[i:i + MAX_ABS_ROWS]).max()))
+        if xc.size:
+            part = np.abs(data.X[i:i + MAX_ABS_ROWS, xc]).max(axis=0)
+            top[:xc.size] = np.maximum(top[:xc.size], part)
+        if at_y.size:
+            top[at_y] = max(top[at_y[0]], float(np.abs(data.y[i:i + MAX_ABS_ROWS]).max()))
     return top
 
 
