@@ -434,7 +434,7 @@ def check_data(X, y, sample_weight=None, parallel="auto", check_finite_xy=True,
             first = int(np.argmax(sw < 0))
             raise ValueError(
                 f"sample_weight has {n_neg} negative value(s) (first at row {first}: "
-                f"{sw[first]!r}); weights must be >= 0"
+                f"{float(sw[first])!r}); weights must be >= 0"
             )
         with np.errstate(over="ignore"):  # an overflowing total is refused just below
             total = float(sw.sum())

@@ -94,7 +94,7 @@ def test_nonfinite_float32():
 
 
 @pytest.mark.parametrize("w,match", [
-    (-np.ones(10), r"sample_weight has 10 negative value\(s\) \(first at row 0"),
+    (-np.ones(10), r"sample_weight has 10 negative value\(s\) \(first at row 0: -1\.0\); weights must be >= 0"),
     (np.zeros(10), r"sample_weight sums to zero"),
     (np.ones(9), r"one weight per row \(10\), got shape \(9,\)"),
     (np.ones((10, 1)), r"one weight per row"),
