@@ -21,8 +21,8 @@ Group ``sparse-sgd|<kind>|n=...|d=...|nnz/row=...``, three epochs on the same CS
   (its defaults otherwise: inverse-scaling rate from ``eta0 = 0.01``, no averaging);
 * ``stream-read`` / ``stream-read-permuted``: a compiled serial read of ``data``,
   ``indices``, ``indptr`` and ``y``, in stored order (the bandwidth limit) and in the
-  epoch's row order (tiles of neighbouring rows in random order on the large cases,
-  :func:`fastgd.sources.tile_rows`; rows one by one on the small one);
+  epoch's row order (tiles of neighbouring rows in random order,
+  :func:`fastgd.sources.tile_rows`: every case here holds 512 KiB of rows or more);
 * ``vowpal-wabbit``: Vowpal Wabbit (the ``vowpalwabbit`` package, ``pip install -e
   ".[vw]"``; skipped saying so when it is not installed), its defaults (adaptive,
   normalized, invariant updates), squared loss, 3 passes. VW reads text, so the rows are
