@@ -30,8 +30,10 @@ KGRAM = _LazyModule("fastgd.kernels.gram")
 #: 28 ms, d = 32 69 / 60 ms, d = 64 197 / 136 ms, d = 100 473 / 170 ms, d = 200 1,904 /
 #: 430 ms (below d = 32 the BLAS pass's copies of the slices cost more than the products)
 GRAM_BLAS_MIN_D = 32
-#: rows per slice of the max-abs pass
+#: rows per slice of the max-abs pass, and at most about this many values a slice (its
+#: temporaries: 32 MB, whatever the width)
 MAX_ABS_ROWS = 1 << 14
+MAX_ABS_VALUES = 1 << 22
 
 
 def epoch_seed(rng):
@@ -361,19 +363,21 @@ def max_abs_part(data, parallel, columns=None):
         return top if columns is None else top[columns]
     if columns is None:
         top = np.zeros(d + 1)
-        for i in range(0, data.n, MAX_ABS_ROWS):
-            top[:d] = np.maximum(top[:d], np.abs(data.X[i:i + MAX_ABS_ROWS]).max(axis=0))
-            top[d] = max(top[d], float(np.abs(data.y[i:i + MAX_ABS_ROWS]).max()))
+        rows = max(1, min(MAX_ABS_ROWS, MAX_ABS_VALUES // d))
+        for i in range(0, data.n, rows):
+            top[:d] = np.maximum(top[:d], np.abs(data.X[i:i + rows]).max(axis=0))
+            top[d] = max(top[d], float(np.abs(data.y[i:i + rows]).max()))
         return top
     xc = columns[columns < d]
     top = np.zeros(columns.shape[0])
     at_y = np.flatnonzero(columns == d)
-    for i in range(0, data.n, MAX_ABS_ROWS):
+    rows = max(1, min(MAX_ABS_ROWS, MAX_ABS_VALUES // max(xc.size, 1)))
+    for i in range(0, data.n, rows):
         if xc.size:
-            part = np.abs(data.X[i:i + MAX_ABS_ROWS, xc]).max(axis=0)
+            part = np.abs(data.X[i:i + rows, xc]).max(axis=0)
             top[:xc.size] = np.maximum(top[:xc.size], part)
         if at_y.size:
-            top[at_y] = max(top[at_y[0]], float(np.abs(data.y[i:i + MAX_ABS_ROWS]).max()))
+            top[at_y] = max(top[at_y[0]], float(np.abs(data.y[i:i + rows]).max()))
     return top
 
 
