@@ -202,7 +202,6 @@ def _csr_sgd_src(X, y, sw, perm, coords, params, state):
     steps = 0
     ahead = CSR_PREFETCH_ROWS
     half = ahead // 2
-    per_line = 16 if indices.itemsize == 4 else 8  # entries a cache line of indices holds
     for k0 in range(0, m, bs):
         k1 = min(k0 + bs, m)
         gb = 0.0
@@ -223,7 +222,9 @@ def _csr_sgd_src(X, y, sw, perm, coords, params, state):
                 # the row, or the array, is harmless: see fastgd._intrinsics)
                 for e in range(lo2, hi2 + 7, 8):  # 8 float64 values a cache line
                     prefetch(values, e)
-                if per_line == 16:  # a constant step: no integer division a row
+                # a cache line holds 16 int32 or 8 int64 indices: a literal step each (a
+                # step computed from the itemsize cost an integer division a row)
+                if indices.itemsize == 4:
                     for e in range(lo2, hi2 + 15, 16):
                         prefetch(indices, e)
                 else:

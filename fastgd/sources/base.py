@@ -347,10 +347,8 @@ class Source(abc.ABC):
         """The largest magnitude of each column of ``[X, y]`` (float64 ``(d + 1,)``), or of
         the columns ``columns`` (increasing indices into ``d + 1``; the result in their
         order), read in slices so that no block-sized temporary is made."""
-        if columns is not None:
-            columns = np.asarray(columns, dtype=np.int64)
-            return np.maximum.reduce(self._map(max_abs_part, columns))
-        return np.maximum.reduce(self._map(max_abs_part))
+        args = () if columns is None else (np.asarray(columns, dtype=np.int64),)
+        return np.maximum.reduce(self._map(max_abs_part, *args))
 
     def fingerprint(self):
         """What identifies these rows for a checkpoint: the source's ``kind``, shape,

@@ -361,20 +361,15 @@ def max_abs_part(data, parallel, columns=None):
     if data.sparse:
         top = _csr.max_abs_part(data, parallel)
         return top if columns is None else top[columns]
-    if columns is None:
-        top = np.zeros(d + 1)
-        rows = max(1, min(MAX_ABS_ROWS, MAX_ABS_VALUES // d))
-        for i in range(0, data.n, rows):
-            top[:d] = np.maximum(top[:d], np.abs(data.X[i:i + rows]).max(axis=0))
-            top[d] = max(top[d], float(np.abs(data.y[i:i + rows]).max()))
-        return top
-    xc = columns[columns < d]
-    top = np.zeros(columns.shape[0])
-    at_y = np.flatnonzero(columns == d)
+    cols = np.arange(d + 1) if columns is None else columns
+    xc = cols[cols < d]
+    take = slice(None) if columns is None else xc  # every column: a view, not a copy
+    at_y = np.flatnonzero(cols == d)
+    top = np.zeros(cols.shape[0])
     rows = max(1, min(MAX_ABS_ROWS, MAX_ABS_VALUES // max(xc.size, 1)))
     for i in range(0, data.n, rows):
         if xc.size:
-            part = np.abs(data.X[i:i + rows, xc]).max(axis=0)
+            part = np.abs(data.X[i:i + rows, take]).max(axis=0)
             top[:xc.size] = np.maximum(top[:xc.size], part)
         if at_y.size:
             top[at_y] = max(top[at_y[0]], float(np.abs(data.y[i:i + rows]).max()))
