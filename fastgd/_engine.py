@@ -4,6 +4,7 @@
 returns a :class:`fastgd.FitResult`. Engines see the plan and the source's passes only:
 never an array, a file or a cluster.
 """
+import contextlib
 import dataclasses
 import sys
 import time
@@ -11,7 +12,7 @@ import warnings
 
 import numpy as np
 
-from . import losses, solvers
+from . import _threads, losses, solvers
 from ._callers import user_level
 from ._checkpoint import ENGINES
 from ._plan import gram_switch_after
@@ -36,6 +37,17 @@ KAPPA_QR = 1e8
 #: the fit warns when even the QR solution's weights may be off by more than this
 #: (relative; the bound of :func:`fastgd.solvers.qr_solve`)
 COND_WARN_ERROR = 1e-6
+#: a batch fit of at most this many features runs BLAS on one thread from its first pass
+#: to its result (:func:`fastgd._threads.blas_single`), not only during its BLAS pass.
+#: OpenBLAS's workers spin for a while after each call that used them: the d x d
+#: factorizations after the pass (a Cholesky factor, its inverse, eigvalsh: about 1 ms
+#: each at d = 200, no faster on two threads) woke them, and in the next fit's pass they
+#: took a core from fastgd's threads. Repeated fits, best of 15, alternated, on the 2-core
+#: reference machine (normal equations through BLAS beside): 2 10^4 x 200 29.5-31.6 ->
+#: 23.2-23.5 ms (16-17.5), 4 10^4 x 300 112-114 -> 75-80 ms (79), 4 10^4 x 500 229-233 ->
+#: 197-198 ms (170); 2 10^5 x 1000 (AR(1) rho = 0.9, best of 3) 3.38-3.40 -> 3.29-3.44 s
+#: (2.45), where the factorizations (80 ms on one thread, 45 on two) are lost in the pass.
+BLAS_ONE_THREAD_MAX_D = 500
 
 
 def _warn_ill_conditioned(cond, err):
@@ -82,7 +94,7 @@ def _run(plan, source, coef0, callback, t0, ckpt):
     # the finiteness of the result below), so NumPy's RuntimeWarnings would only leak
     # noise, and under np.seterr(all="raise") turn a clear outcome into a
     # FloatingPointError from deep inside.
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), _blas_threads(plan):
         try:
             try:
                 res = engine(plan, source, coef0, callback, t0, *ckpt)
@@ -95,6 +107,15 @@ def _run(plan, source, coef0, callback, t0, ckpt):
                 _check_finite_result(err.result, source)
             raise
     return res
+
+
+def _blas_threads(plan):
+    """The context a fit of ``plan`` runs in: BLAS on one thread for a batch fit of at most
+    :data:`BLAS_ONE_THREAD_MAX_D` features (see there), else nothing changed."""
+    d = plan.facts.d
+    if plan.engine == "batch" and d is not None and d <= BLAS_ONE_THREAD_MAX_D:
+        return _threads.blas_single()
+    return contextlib.nullcontext()
 
 
 def _check_unchanged(source, err):
@@ -530,8 +551,14 @@ def _run_batch(plan, source, coef, callback, t0, checkpoint=None, restart=None):
                         plan.l1_ratio, full=plan.full_moments,
                         rescalable=_rescalable(plan, source))
     oracle = solvers.batch_oracle(plan, source, sc, loss, gram_switch_after(plan))
+    theta0 = sc.to_scaled(coef)
+    base = getattr(oracle, "base", oracle)
+    if isinstance(base, solvers.SwitchingOracle):
+        # a sample of the rows may move the fit to the statistics at once, and gives a
+        # start closer than zero (not where the user gave one, or a checkpoint will)
+        theta0 = base.start(theta0, replace=restart is None and not np.any(coef))
     solver = solvers.OPTIMIZERS[plan.optimizer](
-        oracle, sc, sc.to_scaled(coef), lr=plan.learning_rate, tol=plan.tol,
+        oracle, sc, theta0, lr=plan.learning_rate, tol=plan.tol,
         n_iter_no_change=plan.n_iter_no_change, loss=loss, epsilon=plan.epsilon)
     lr_used = solver.learning_rate
     switching = solver.base_oracle
@@ -548,8 +575,14 @@ def _run_batch(plan, source, coef, callback, t0, checkpoint=None, restart=None):
     theta, history, stop = solver.theta, np.asarray(solver.history), solver.stop
     reason = solver.reason
     if switching is not None and switching.switched_at is not None and reason:
-        reason += (f" (streaming CG moved to the d x d statistics after "
-                   f"{switching.switched_at} passes: see fastgd._plan.gram_switch_after)")
+        if switching.switched_at == 0 and switching.sampled is not None:
+            reason += (" (CG on a sample of the rows took more than "
+                       f"{switching.sampled - 1} iterations: the fit moved to the d x d "
+                       "statistics before its first streaming pass; see "
+                       "fastgd.solvers.oracles.SwitchingOracle.start)")
+        else:
+            reason += (f" (streaming CG moved to the d x d statistics after "
+                       f"{switching.switched_at} passes: see fastgd._plan.gram_switch_after)")
     passes = sc.n_passes + oracle.n_passes
     kappa = solvers.condition(sc, stop)
     if (plan.tol is not None and quadratic and not sc.has_l1 and source.reiterable

@@ -122,6 +122,36 @@ def test_blas_runs_on_one_thread_in_the_pass_and_is_restored(monkeypatch, blas_c
     assert blas_threads() == before
 
 
+def test_a_batch_fit_keeps_blas_on_one_thread_to_its_result(monkeypatch):
+    """The d x d factorizations after the pass run on one BLAS thread too (see
+    ``fastgd._engine.BLAS_ONE_THREAD_MAX_D``: woken, OpenBLAS's workers spun into the next
+    fit's pass), the setting is restored after the fit, and a wider fit leaves it alone."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from fastgd import _engine
+
+    def blas_threads():
+        return [i["num_threads"] for i in threadpoolctl.threadpool_info()
+                if i["user_api"] == "blas"]
+
+    before = blas_threads()
+    seen = []
+    real = np.linalg.cholesky
+
+    def spy(a):
+        seen.append(blas_threads())
+        return real(a)
+
+    monkeypatch.setattr(np.linalg, "cholesky", spy)
+    X, y, _ = wide_data(np.random.default_rng(5))
+    res = fastgd.fit(X, y)
+    assert res.converged and seen and all(t == [1] * len(before) for t in seen)
+    assert blas_threads() == before
+    seen.clear()
+    monkeypatch.setattr(_engine, "BLAS_ONE_THREAD_MAX_D", D - 1)
+    fastgd.fit(X, y)
+    assert seen and all(t == before for t in seen)
+
+
 def test_without_threadpoolctl_the_compiled_kernel_computes_them(monkeypatch, small_layout,
                                                                   blas_calls):
     """BLAS's products change with its thread count (measured for OpenBLAS), which only
@@ -410,6 +440,138 @@ def test_a_well_conditioned_wide_fit_never_moves(blas_calls):
     assert res.n_passes < 20
     coef = np.append(res.coef, res.intercept)
     assert np.mean((y - A @ coef) ** 2) <= np.mean((y - A @ best) ** 2) * (1 + 1e-12)
+
+
+# -- the sample probe before the first pass (SwitchingOracle.start) ----------------------
+
+
+@pytest.fixture
+def probe_small(monkeypatch):
+    """The probe on small data: its rows (4 d) may be any fraction of the data's."""
+    from fastgd.solvers import oracles
+
+    monkeypatch.setattr(oracles, "PROBE_MAX_FRACTION", 1.0)
+    calls = []
+    real = oracles.sample_fit
+
+    def spy(*args):
+        got = real(*args)
+        calls.append(got[0] if got is not None else None)
+        return got
+
+    monkeypatch.setattr(oracles, "sample_fit", spy)
+    return calls
+
+
+def test_an_ill_conditioned_sample_moves_before_the_first_pass(blas_calls, probe_small):
+    """rho = 0.99, d = 520: CG on 4 d rows of the data does not converge in twice the
+    passes the move is worth, so the fit gathers the co-moments before any streaming
+    pass: the moments, the co-moments and the refinement are its only passes. Oracle:
+    lstsq, and the fit without the probe (which moves after its first iterations) to
+    rounding."""
+    from fastgd.solvers import oracles
+
+    rng = np.random.default_rng(21)
+    X, y, A, best = _switch_case(rng, 0.99)
+    res = fastgd.fit(X, y)
+    assert probe_small == [2 * 26 + 1] and blas_calls == [X.shape[1]]
+    assert res.converged and "before its first streaming pass" in res.stop_reason
+    assert res.n_passes == 3
+    coef = np.append(res.coef, res.intercept)
+    assert np.mean((y - A @ coef) ** 2) <= np.mean((y - A @ best) ** 2) * (1 + 1e-12)
+    oracles.PROBE_MAX_FRACTION = 0.0  # (restored by the fixture's monkeypatch)
+    late = fastgd.fit(X, y)
+    assert "moved to the d x d statistics after" in late.stop_reason and late.n_passes > 5
+    np.testing.assert_allclose(coef, np.append(late.coef, late.intercept), rtol=0,
+                               atol=1e-8 * np.abs(best).max())
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_a_well_conditioned_sample_starts_the_fit_closer(blas_calls, probe_small, weighted):
+    """Independent columns: the sample's fit converges (no move, no co-moments) and the
+    streaming fit starts from its optimum, which saves passes; the answer is lstsq's.
+    A start given by the user is kept (the probe still runs)."""
+    from fastgd.solvers import oracles
+
+    rng = np.random.default_rng(22)
+    X, y, A, best = _switch_case(rng, 0.0, n=20800)
+    sw = rng.uniform(0.5, 2.0, X.shape[0]) if weighted else None
+    if weighted:
+        r = np.sqrt(sw)
+        best = np.linalg.lstsq(A * r[:, None], y * r, rcond=None)[0]
+    res = fastgd.fit(X, y, sample_weight=sw)
+    assert len(probe_small) == 1 and probe_small[0] <= 2 * 26 and blas_calls == []
+    assert res.converged and "moved" not in res.stop_reason
+    coef = np.append(res.coef, res.intercept)
+    np.testing.assert_allclose(coef, best, rtol=0, atol=1e-9 * np.abs(best).max())
+    oracles.PROBE_MAX_FRACTION = 0.0
+    cold = fastgd.fit(X, y, sample_weight=sw)
+    assert res.n_passes < cold.n_passes
+    starts = []
+    real = oracles.SwitchingOracle.start
+
+    def spy(self, theta, replace=True):
+        starts.append(replace)
+        return real(self, theta, replace)
+
+    oracles.SwitchingOracle.start = spy
+    try:
+        fastgd.fit(X, y, sample_weight=sw, init_coef=np.full(X.shape[1], 0.01))
+        fastgd.fit(X, y, sample_weight=sw)
+    finally:
+        oracles.SwitchingOracle.start = real
+    assert starts == [False, True]
+
+
+def test_the_sample_fit_is_the_samples_least_squares_fit():
+    """Oracle: lstsq on the sample's rows (weighted) in the same coordinates; the count is
+    scale-free (the data times 1e100 or 1e-100 and the fit's own coordinates give the same
+    iterations); no weight decides nothing; a cap that is too low says so."""
+    from fastgd import solvers
+    from fastgd.solvers.oracles import sample_fit
+    from fastgd.sources.arrays import ArraySource
+
+    rng = np.random.default_rng(24)
+    n, d = 4000, 30
+    X, y = ar1(rng, n, d, 0.5)
+    X[:, 3] = 2.5  # constant: masked out
+    sw = rng.uniform(0.0, 2.0, n)
+    counts = []
+    for scale in (1.0, 1e100, 1e-100):
+        src = ArraySource(V.check_data(X * scale, y, sw, parallel=False), False)
+        sc = solvers.Scaled(src, "mean", True, True, 0.0, 0.0, full=False)
+        Xs, ys, ws = src.sample(400)
+        assert Xs.shape == (400, d) and np.array_equal(ys, y[np.linspace(0, n - 1, 400)
+                                                             .astype(np.int64)])
+        k, theta = sample_fit(Xs.copy(), ys, ws, sc, 1e-12, 500)
+        counts.append(k)
+        Z = np.column_stack([(Xs - sc.m) / sc.s, np.ones(400)]) * sc.mask
+        r = np.sqrt(ws)
+        ref = np.linalg.lstsq(Z * r[:, None], ys * r, rcond=None)[0]
+        live = sc.mask > 0
+        np.testing.assert_allclose(theta[live], ref[live], rtol=0,
+                                   atol=1e-4 * np.abs(ref).max())
+        assert theta[3] == 0.0
+        assert sample_fit(Xs.copy(), ys, ws, sc, 1e-12, 2)[0] == 3
+        assert sample_fit(Xs.copy(), ys, np.zeros(400), sc, 1e-12, 50) is None
+    assert counts[0] == counts[1] == counts[2] and 3 < counts[0] < 500
+
+
+def test_a_sample_is_spread_over_the_blocks():
+    """Source.sample: each block's share of the rows, evenly spaced, in block order
+    (oracle: the indices computed here)."""
+    from fastgd.sources.chunks import ChunkSource
+
+    rng = np.random.default_rng(25)
+    X, y = rng.normal(size=(1000, 4)), rng.normal(size=1000)
+    src = ChunkSource([(X[:600], y[:600]), (X[600:], y[600:])])
+    assert src.rows_in_memory
+    Xs, ys, sw = src.sample(100)
+    idx = np.r_[np.linspace(0, 599, 60).astype(np.int64),
+                600 + np.linspace(0, 399, 40).astype(np.int64)]
+    np.testing.assert_array_equal(Xs, X[idx])
+    np.testing.assert_array_equal(ys, y[idx])
+    assert np.array_equal(sw, np.ones(100))
 
 
 @pytest.mark.parametrize("kw", [dict(solver="stream"), dict(loss="huber"),

@@ -20,6 +20,7 @@ class ArraySource(Source):
 
     kind = "arrays"
     random_access = True
+    rows_in_memory = True
     n_blocks = 1
 
     def __init__(self, data, parallel, verified=False):

@@ -23,6 +23,7 @@ from .passes import (
     moments_part,
     permutation,
     qr_part,
+    rows_part,
     sse_part,
     subset_loss_part,
     subset_weight_part,
@@ -161,6 +162,10 @@ class Source(abc.ABC):
     #: False for the iterative streaming fits, whose passes the kernels run 2 to 10 times
     #: faster (measured), so their compilation pays for itself
     numpy_passes = True
+    #: the blocks are arrays in this process's memory, so that reading a few of their rows
+    #: (:meth:`sample`) costs no pass over the data (not so for files, Dask's graphs, or
+    #: blocks converted to power-of-two units as they are read)
+    rows_in_memory = False
     #: the blocks hold X as CSR (:mod:`fastgd.sources.csr`): the batch passes and the
     #: stochastic epochs (:mod:`fastgd.kernels.sparse_sgd`) have CSR twins
     sparse = False
@@ -361,6 +366,21 @@ class Source(abc.ABC):
         return {"source": self.kind, "n": int(facts.n), "d": int(facts.d), "dtype": facts.dtype,
                 "weighted": bool(facts.weighted), "blocks": [int(m) for m in self.block_sizes()],
                 "sha256": h.hexdigest()}
+
+    def sample(self, m):
+        """About ``m`` rows of dense blocks, spread evenly: each block gives its share (in
+        proportion to its rows) at evenly spaced positions. Returns float64 copies ``(X,
+        y, sw)`` (``sw`` ones when unweighted), in block order."""
+        sizes = self.block_sizes()
+        n = sum(sizes)
+        idx = []
+        for size in sizes:
+            take = min(size, max(1, round(m * size / n))) if size else 0
+            idx.append(np.unique(np.linspace(0, size - 1, take).astype(np.int64)))
+        parts = self._map(rows_part, each=idx)
+        if len(parts) == 1:
+            return parts[0]
+        return tuple(np.concatenate(p) for p in zip(*parts))
 
     # -- early stopping ------------------------------------------------------------------
 

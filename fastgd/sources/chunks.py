@@ -29,7 +29,7 @@ class ChunkSource(Source):
         self._oneshot = None
         if isinstance(chunks, (list, tuple)):
             self._list = list(chunks)
-            self.random_access = True
+            self.random_access = self.rows_in_memory = True
             if not self._list:
                 raise ValueError("chunks is empty: give at least one (X, y) block")
         elif callable(chunks):

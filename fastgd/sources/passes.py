@@ -397,6 +397,18 @@ def subset_loss_part(data, parallel, rows, coef, loss_name, c, numpy_passes=True
     return out[0], out[1]
 
 
+def rows_part(data, parallel, rows):
+    """The block's rows ``rows`` (local indices, int64) of ``X``, ``y`` and the weights
+    (ones when unweighted), as float64 copies: a few dense rows, read where the block is
+    (the sample of :meth:`fastgd.sources.base.Source.sample`)."""
+    if data.sparse:
+        raise TypeError("rows_part reads dense blocks (a CSR block has no sample probe)")
+    rows = _indices(rows)
+    sw = data.sw[rows] if data.sw.shape[0] else np.ones(rows.shape[0])
+    return (np.asarray(data.X[rows], dtype=np.float64),
+            np.asarray(data.y[rows], dtype=np.float64), np.asarray(sw, dtype=np.float64))
+
+
 def subset_weight_part(data, parallel, rows):
     rows = _indices(rows)
     return float(data.sw[rows].sum()) if data.sw.shape[0] else float(rows.shape[0])
