@@ -523,6 +523,28 @@ def test_a_well_conditioned_sample_starts_the_fit_closer(blas_calls, probe_small
     assert starts == [False, True]
 
 
+@pytest.mark.parametrize("rho", [0.0, 0.99])
+def test_a_checkpoint_of_a_probed_fit_resumes_bit_for_bit(tmp_path, probe_small, rho):
+    """A fit that started from the sample's optimum (rho = 0) or moved before its first
+    pass (rho = 0.99), checkpointed after an epoch or two and resumed, equals the fit run
+    through: the resumed fit probes the same sample, decides the same, and goes on from
+    the checkpoint's point."""
+    rng = np.random.default_rng(26)
+    X, y, _, _ = _switch_case(rng, rho, n=3000 if rho else 20800)
+    full = fastgd.fit(X, y)
+    assert ("before its first streaming pass" in full.stop_reason) == (rho > 0)
+    ck = tmp_path / "probed.ckpt"
+    # the callback's False ends the fit before that epoch's checkpoint: the checkpoint
+    # is of the epoch before (the first, for the moved fit that ends after its second)
+    stop = 2 if rho else 3
+    part = fastgd.fit(X, y, checkpoint=ck, callback=lambda epoch, *_: epoch < stop)
+    assert part.n_epochs == stop <= full.n_epochs
+    res = fastgd.resume(ck, X, y)
+    np.testing.assert_array_equal(res.coef, full.coef)
+    assert res.intercept == full.intercept and res.n_passes == full.n_passes
+    np.testing.assert_array_equal(res.loss_history, full.loss_history)
+
+
 def test_the_sample_fit_is_the_samples_least_squares_fit():
     """Oracle: lstsq on the sample's rows (weighted) in the same coordinates; the count is
     scale-free (the data times 1e100 or 1e-100 and the fit's own coordinates give the same
