@@ -25,6 +25,7 @@ from ._result import (
 )
 from ._validation import DataChanged, Magnitudes
 from .sources import exponents, merge_moments, rescaled
+from .sources.passes import GRAM_BLAS_MIN_D
 
 #: columns whose largest magnitude lies within 2^-300 .. 2^300 need no new units
 UNITS_SAFE_EXP = 300
@@ -47,6 +48,9 @@ COND_WARN_ERROR = 1e-6
 #: 23.2-23.5 ms (16-17.5), 4 10^4 x 300 112-114 -> 75-80 ms (79), 4 10^4 x 500 229-233 ->
 #: 197-198 ms (170); 2 10^5 x 1000 (AR(1) rho = 0.9, best of 3) 3.38-3.40 -> 3.29-3.44 s
 #: (2.45), where the factorizations (80 ms on one thread, 45 on two) are lost in the pass.
+#: From :data:`fastgd.sources.passes.GRAM_BLAS_MIN_D` features only (the BLAS pass's): below,
+#: OpenBLAS runs the tiny factorizations on one thread anyway, and setting the limit
+#: (threadpoolctl) cost a fit of 100 x 1 about 6% (0.42 -> 0.45 ms).
 BLAS_ONE_THREAD_MAX_D = 500
 
 
@@ -110,10 +114,12 @@ def _run(plan, source, coef0, callback, t0, ckpt):
 
 
 def _blas_threads(plan):
-    """The context a fit of ``plan`` runs in: BLAS on one thread for a batch fit of at most
-    :data:`BLAS_ONE_THREAD_MAX_D` features (see there), else nothing changed."""
+    """The context a fit of ``plan`` runs in: BLAS on one thread for a batch fit of
+    ``GRAM_BLAS_MIN_D`` to :data:`BLAS_ONE_THREAD_MAX_D` features (see there), else nothing
+    changed."""
     d = plan.facts.d
-    if plan.engine == "batch" and d is not None and d <= BLAS_ONE_THREAD_MAX_D:
+    if (plan.engine == "batch" and d is not None
+            and GRAM_BLAS_MIN_D <= d <= BLAS_ONE_THREAD_MAX_D):
         return _threads.blas_single()
     return contextlib.nullcontext()
 

@@ -125,7 +125,8 @@ def test_blas_runs_on_one_thread_in_the_pass_and_is_restored(monkeypatch, blas_c
 def test_a_batch_fit_keeps_blas_on_one_thread_to_its_result(monkeypatch):
     """The d x d factorizations after the pass run on one BLAS thread too (see
     ``fastgd._engine.BLAS_ONE_THREAD_MAX_D``: woken, OpenBLAS's workers spun into the next
-    fit's pass), the setting is restored after the fit, and a wider fit leaves it alone."""
+    fit's pass), the setting is restored after the fit, and a wider fit, or one narrower than
+    the BLAS pass, leaves it alone."""
     threadpoolctl = pytest.importorskip("threadpoolctl")
     from fastgd import _engine
 
@@ -149,6 +150,9 @@ def test_a_batch_fit_keeps_blas_on_one_thread_to_its_result(monkeypatch):
     seen.clear()
     monkeypatch.setattr(_engine, "BLAS_ONE_THREAD_MAX_D", D - 1)
     fastgd.fit(X, y)
+    assert seen and all(t == before for t in seen)
+    seen.clear()  # below the BLAS pass's width: nothing set (threadpoolctl costs a tiny fit)
+    fastgd.fit(X[:, :5], y)
     assert seen and all(t == before for t in seen)
 
 
