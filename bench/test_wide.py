@@ -23,7 +23,7 @@ residuals. The targets of issue 21 (the correlated 10^6 x 100 fit at most a thir
 table, side by side in one run (``bench/report.py``); the ratios are in ``extra_info``
 of the ``fastgd-default`` row when both references ran first in the same session.
 
-The large cases are ``slow`` (X is 0.8, 1.6, 1.6 and 4 GB; ``lstsq`` at 10^5 x 5,000 took
+The large cases are ``slow`` (X is 0.8, 1.6, 1.6, 1.6 and 4 GB; ``lstsq`` at 10^5 x 5,000 took
 479 s in issue 21's figures); the small case runs in the smoke run.
 """
 import numpy as np
@@ -42,6 +42,7 @@ CASES = [
     (20_000, 200, 0.99, False),
     (10**6, 100, 0.99, True),
     (2 * 10**5, 1000, 0.0, True),
+    (2 * 10**5, 1000, 0.5, True),
     (2 * 10**5, 1000, 0.9, True),
     (10**5, 5000, 0.0, True),
 ]
