@@ -331,8 +331,12 @@ class SwitchingOracle:
         saves well-conditioned fits a few passes. The sample costs ``m d^2`` operations
         through BLAS (50 to 80 ms at d = 1000 on the 2-core reference machine) and is
         taken where its rows are at most :data:`PROBE_MAX_FRACTION` of the data and in
-        memory; elsewhere the fit decides from its passes alone. The probe decides nothing
-        about the answer: a wrong guess costs time, never accuracy."""
+        memory; elsewhere the fit decides from its passes alone. It holds the sample
+        (``4 d`` rows in float64, and in float32) and three ``(d + 2)^2`` matrices: about
+        nine d x d matrices of float64, within the budget of the gram path it may move to
+        (it runs only where that move is allowed, :func:`fastgd._plan.gram_switch_after`).
+        The probe decides nothing about the answer: a wrong guess costs time, never
+        accuracy."""
         self._probed = True
         src = self.source
         m = PROBE_ROWS_PER_FEATURE * src.d
