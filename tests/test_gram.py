@@ -50,6 +50,18 @@ def blas_calls(monkeypatch):
     return calls
 
 
+@pytest.fixture
+def blas_threads():
+    """A reader of the thread count of each BLAS loaded (skips without threadpoolctl)."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+
+    def read():
+        return [i["num_threads"] for i in threadpoolctl.threadpool_info()
+                if i["user_api"] == "blas"]
+
+    return read
+
+
 def wide_data(rng, n=N, d=D, weighted=False, dtype=np.float64):
     X = rng.normal(size=(n, d)) * np.geomspace(1, 100, d) + np.linspace(-1e3, 1e3, d)
     X[:, 5] = 0.1  # constant: its moments must be exactly zero
@@ -99,13 +111,8 @@ def test_serial_parallel_and_thread_count_are_bitwise_equal(small_layout, blas_c
         assert np.array_equal(r, rows[0])
 
 
-def test_blas_runs_on_one_thread_in_the_pass_and_is_restored(monkeypatch, blas_calls):
-    threadpoolctl = pytest.importorskip("threadpoolctl")
-
-    def blas_threads():
-        return [i["num_threads"] for i in threadpoolctl.threadpool_info()
-                if i["user_api"] == "blas"]
-
+def test_blas_runs_on_one_thread_in_the_pass_and_is_restored(monkeypatch, blas_calls,
+                                                             blas_threads):
     before = blas_threads()
     seen = []
     passes.KGRAM.comoments  # noqa: B018 - load the lazy module before patching it
@@ -122,17 +129,12 @@ def test_blas_runs_on_one_thread_in_the_pass_and_is_restored(monkeypatch, blas_c
     assert blas_threads() == before
 
 
-def test_a_batch_fit_keeps_blas_on_one_thread_to_its_result(monkeypatch):
+def test_a_batch_fit_keeps_blas_on_one_thread_to_its_result(monkeypatch, blas_threads):
     """The d x d factorizations after the pass run on one BLAS thread too (see
     ``fastgd._engine.BLAS_ONE_THREAD_MAX_D``: woken, OpenBLAS's workers spun into the next
     fit's pass), the setting is restored after the fit, and a wider fit, or one narrower than
     the BLAS pass, leaves it alone."""
-    threadpoolctl = pytest.importorskip("threadpoolctl")
     from fastgd import _engine
-
-    def blas_threads():
-        return [i["num_threads"] for i in threadpoolctl.threadpool_info()
-                if i["user_api"] == "blas"]
 
     before = blas_threads()
     seen = []
