@@ -268,7 +268,6 @@ class SwitchingOracle:
         self.switched_at = None  # the stream passes before the switch
         #: the sample's CG iterations (:meth:`start`), None before or without
         self.sampled = None
-        self._probed = False
         self.resumed_at = None  # the same, from a checkpoint (see resume_moved)
         #: the solver whose loss history predicts the passes left (set by the engine)
         self.solver = None
@@ -310,7 +309,9 @@ class SwitchingOracle:
         self.resumed_at = passes
 
     def start(self, theta, replace=True):
-        """Probe the data once, before the first pass: CG on a sample of the rows
+        """Probe the data before the first pass (the engine calls this once, before the
+        solver's first evaluation; without the call the fit decides from its passes
+        alone): CG on a sample of the rows
         (:func:`sample_fit`: :data:`PROBE_ROWS_PER_FEATURE` rows per feature, spread
         evenly). When it takes more than :data:`PROBE_FACTOR` times ``after`` iterations
         the fit moves to the statistics at once, without the passes the loss history needs
@@ -337,7 +338,6 @@ class SwitchingOracle:
         (it runs only where that move is allowed, :func:`fastgd._plan.gram_switch_after`).
         The probe decides nothing about the answer: a wrong guess costs time, never
         accuracy."""
-        self._probed = True
         src = self.source
         m = PROBE_ROWS_PER_FEATURE * src.d
         if (self.tol is None or self.resumed_at is not None or not src.rows_in_memory
@@ -373,8 +373,6 @@ class SwitchingOracle:
         return None if self.gram is None else self.gram.hess
 
     def __call__(self, theta):
-        if not self._probed:  # (a caller that did not ask for a start)
-            self.start(theta, replace=False)
         return self.stream(theta) if self.gram is None else self.gram(theta)
 
 
