@@ -1014,11 +1014,25 @@ def _check_usage(parser, args):
 
 
 def main(argv=None):
+    """Run the ``fastgd`` command on ``argv`` (``sys.argv[1:]`` by default); returns its
+    exit status. Callable in-process: it leaves the process's SIGINT handler as it was."""
     try:
         return _main(argv)
     except KeyboardInterrupt:  # before a command began (Python's start, the parser)
         print("fastgd: interrupted (Ctrl-C)", file=sys.stderr)
         return 130
+
+
+def console():
+    """The ``fastgd`` program: :func:`main`, then Ctrl-C ignored while Python exits. The
+    command has said all it has to say by then; a Ctrl-C that arrives late (the second
+    of two pressed together) would otherwise print a ``KeyboardInterrupt`` traceback
+    from the interpreter's exit handlers."""
+    import signal
+
+    code = main()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return code
 
 
 @contextmanager

@@ -239,14 +239,16 @@ def test_a_second_ctrl_c_stops_at_once_with_one_line(tmp_path):
     ckpt = tmp_path / "fit.ckpt"
     # small blocks: Python's handler runs between two of them, so the first Ctrl-C is
     # taken before the second arrives (signals that arrive during one long compiled
-    # call reach Python as one)
+    # call reach Python as one). They also make an epoch long (about 0.27 s here, 400
+    # blocks), so both signals land in the epoch that has just begun, however late the
+    # checkpoint is seen
     proc = subprocess.Popen(["fastgd", "fit", str(data), "--x", "a", "--y", "y", "--mode",
                              "sgd", "--epochs", "100000", "--tol", "none", "--random-state", "0",
-                             "--block-rows", "2000", "--checkpoint", str(ckpt)],
+                             "--block-rows", "250", "--checkpoint", str(ckpt)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
     _wait_for_epoch(ckpt, proc, 2)  # (an epoch has just begun)
     proc.send_signal(signal.SIGINT)
-    time.sleep(0.05)
+    time.sleep(0.02)
     proc.send_signal(signal.SIGINT)  # within the same epoch
     out, err = proc.communicate(timeout=240)
     assert proc.returncode == 130 and out == "", (out, err)
@@ -254,6 +256,29 @@ def test_a_second_ctrl_c_stops_at_once_with_one_line(tmp_path):
     assert _said(err) == [f"fastgd fit: interrupted (Ctrl-C) at once: no result to print; "
                           f"{ckpt} holds epoch {held}: `fastgd resume {ckpt}` continues the fit"]
     assert "Traceback" not in err
+
+
+def test_a_ctrl_c_after_the_result_is_ignored_while_the_command_exits(tmp_path):
+    # Ctrl-C pressed twice, the second after the fit had said its result: it reached the
+    # interpreter's exit handlers and printed a KeyboardInterrupt traceback
+    data = _csv(tmp_path / "d.csv", 20_000, seed=2)
+    ckpt = tmp_path / "fit.ckpt"
+    proc = subprocess.Popen(["fastgd", "fit", str(data), "--x", "a", "--y", "y", "--mode",
+                             "sgd", "--epochs", "100000", "--tol", "none", "--random-state", "0",
+                             "--checkpoint", str(ckpt)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
+    _wait_for_epoch(ckpt, proc, 2)
+    proc.send_signal(signal.SIGINT)
+    said = []
+    while not said or not said[-1].startswith("fastgd fit: interrupted"):
+        said.append(proc.stderr.readline())  # the last line the command writes
+        assert said[-1], said
+    while proc.poll() is None:  # Ctrl-C again and again while it exits
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.001)
+    rest = proc.stderr.read()
+    assert proc.returncode == 130 and rest == "", rest
+    assert "interrupted after epoch" in proc.stdout.read()
 
 
 def test_a_closed_pipe_ends_the_output_quietly(tmp_path):
