@@ -17,6 +17,9 @@ Group ``sparse-sgd|<kind>|n=...|d=...|nnz/row=...``, three epochs on the same CS
   implicitly, averaged, the automatic rate; the moments, max-norm and per-epoch loss
   passes included), and ``fastgd-sgd-epoch``: one epoch of its CSR kernel alone, as the
   fit runs it (the fit's permutation, one kernel call);
+* ``fastgd-sgd-raw`` and ``fastgd-sgd-raw-epoch``: the same with ``scale=False,
+  average=False`` (scikit-learn's update in raw coordinates, fastgd's automatic rate),
+  which runs the raw CSR kernel (one value a column of scratch instead of four);
 * ``sklearn-sgd``: scikit-learn's ``SGDRegressor(max_iter=3, tol=None, penalty=None)``
   (its defaults otherwise: inverse-scaling rate from ``eta0 = 0.01``, no averaging);
 * ``stream-read`` / ``stream-read-permuted``: a compiled serial read of ``data``,
@@ -234,28 +237,39 @@ def test_stream_read(benchmark, case, order):
                                 kind=case[3], s_per_epoch=t)
 
 
+#: the two stochastic configurations timed: the default update (scaled, centred
+#: implicitly, averaged) and the raw one (``scale=False, average=False``: scikit-learn's
+#: SGDRegressor's update, with fastgd's automatic rate), which runs the CSR kernel whose
+#: scratch is one value a column (:attr:`fastgd.kernels.sparse_sgd.CSRSGDKernels.raw`)
+SGD_CONFIGS = {"": {}, "-raw": {"scale": False, "average": False}}
+
+
+@pytest.mark.parametrize("config", SGD_CONFIGS)
 @pytest.mark.parametrize("case", CASES)
-def test_fastgd_sgd(benchmark, case):
+def test_fastgd_sgd(benchmark, case, config):
     X, y = hashed(*case)
+    kw = SGD_CONFIGS[config]
     _sgd_group(benchmark, case)
-    fastgd.fit(X[:1000], y[:1000], mode="sgd", epochs=1, tol=None)  # compiled before timing
+    fastgd.fit(X[:1000], y[:1000], mode="sgd", epochs=1, tol=None, **kw)  # compiled first
     res, t = _timed(benchmark, lambda: fastgd.fit(X, y, mode="sgd", epochs=SGD_EPOCHS,
-                                                  tol=None, random_state=0),
+                                                  tol=None, random_state=0, **kw),
                     rounds=_rounds(case))
     per_epoch = t / SGD_EPOCHS
-    _TIMES[(case, "fastgd-sgd")] = per_epoch
+    name = f"fastgd-sgd{config}"
+    _TIMES[(case, name)] = per_epoch
     loss = fastgd.mse(X, y, res.coef, res.intercept)
-    _TIMES[(case, "fastgd-loss")] = loss
+    _TIMES[(case, f"{name}-loss")] = loss
     if (case, "sklearn-loss") in _TIMES:  # at most scikit-learn's excess after 3 epochs
         best = optimum_mse(case)
         assert loss - best <= (_TIMES[(case, "sklearn-loss")] - best) * (1 + 1e-9)
-    _record(benchmark, case, "fastgd-sgd", loss, epochs=SGD_EPOCHS, s_per_epoch=per_epoch,
+    _record(benchmark, case, name, loss, epochs=SGD_EPOCHS, s_per_epoch=per_epoch,
             **_ratios(case, per_epoch))
 
 
+@pytest.mark.parametrize("config", SGD_CONFIGS)
 @pytest.mark.parametrize("case", CASES)
-def test_fastgd_sgd_epoch(benchmark, case):
-    """One epoch of the CSR kernel alone (the fit's scaled coordinates and rate)."""
+def test_fastgd_sgd_epoch(benchmark, case, config):
+    """One epoch of the CSR kernel alone (the fit's coordinates, rate and kernel)."""
     from fastgd import _layout as L
     from fastgd import kernels as K
     from fastgd import losses
@@ -265,12 +279,16 @@ def test_fastgd_sgd_epoch(benchmark, case):
     X, y = hashed(*case)
     _sgd_group(benchmark, case)
     src = open_source(X, y)
-    sc = S.Scaled(src, "mean", True, True, full=False)
+    raw = config == "-raw"
+    sc = S.Scaled(src, "mean", True, not raw, full=False)
     eta = S.auto_eta0(src, sc, "mean", 1, losses.get("squared"))
     coords = L.make_coords(sc.m, 1.0 / sc.s, True)
     params = np.zeros(L.N_PARAMS)
     params[[L.P_ETA0, L.P_BATCH, L.P_MEAN, L.P_WSCALE, L.P_FIT_B]] = eta, 1, 1, 1, 1
-    kernel = K.csr_sgd_kernels(losses.get("squared")).rows
+    params[L.P_AVG_START] = 1e18 if raw else 0.0  # averaged from the first step, or never
+    kernels = K.csr_sgd_kernels(losses.get("squared"))
+    kernel = kernels.choose(1, coords, params, case[0])
+    assert kernel is (kernels.raw if raw else kernels.rows)
     csr = (src.data.X.indptr, src.data.X.indices, src.data.X.values)
     order = _epoch_order(X, y)
     state = np.zeros((K.sparse_sgd.STATE_ROWS, case[1] + 1))
@@ -285,12 +303,12 @@ def test_fastgd_sgd_epoch(benchmark, case):
     epoch()  # compiled before timing
     steps, t = _timed(benchmark, epoch, rounds=_rounds(case), setup=start)
     assert steps == case[0]
-    _TIMES[(case, "fastgd-sgd-epoch")] = t
+    name = f"fastgd-sgd{config}-epoch"
+    _TIMES[(case, name)] = t
     coef = sc.to_raw(state[0])
     loss = fastgd.mse(X, y, coef[:-1], coef[-1])
     assert loss < fastgd.mse(X, y, np.zeros(case[1]), 0.0)
-    _record(benchmark, case, "fastgd-sgd-epoch", loss, epochs=1, s_per_epoch=t,
-            **_ratios(case, t))
+    _record(benchmark, case, name, loss, epochs=1, s_per_epoch=t, **_ratios(case, t))
 
 
 # -- Vowpal Wabbit ----------------------------------------------------------------------
@@ -418,13 +436,16 @@ def test_sparse_sgd_summary(capsys):
             if (case, "vowpal-wabbit-parse") in _TIMES:
                 print(f"  vowpal-wabbit: parse (text to its cache) "
                       f"{_TIMES[(case, 'vowpal-wabbit-parse')]:.3f} s, then the ms/epoch above")
-            for name in ("fastgd-sgd", "fastgd-sgd-epoch"):
+            for name in ("fastgd-sgd", "fastgd-sgd-epoch", "fastgd-sgd-raw",
+                         "fastgd-sgd-raw-epoch"):
                 if (case, name) in _TIMES:
                     print(f"  {name}: " + ", ".join(
                         f"{k} {v:.2f}" for k, v in _ratios(case, _TIMES[(case, name)]).items()))
             if (case, "sklearn-loss") in _TIMES:
                 best = optimum_mse(case)
-                print(f"  excess MSE after {SGD_EPOCHS} epochs: sklearn "
-                      f"{(_TIMES[(case, 'sklearn-loss')] - best) / best:.3g}, fastgd "
-                      f"{(_TIMES.get((case, 'fastgd-loss'), np.nan) - best) / best:.3g}, VW "
-                      f"{(_TIMES.get((case, 'vowpal-wabbit-loss'), np.nan) - best) / best:.3g}")
+                excess = {name: (_TIMES.get((case, f"{key}-loss"), np.nan) - best) / best
+                          for name, key in [("sklearn", "sklearn"), ("fastgd", "fastgd-sgd"),
+                                            ("fastgd raw", "fastgd-sgd-raw"),
+                                            ("VW", "vowpal-wabbit")]}
+                print(f"  excess MSE after {SGD_EPOCHS} epochs: "
+                      + ", ".join(f"{k} {v:.3g}" for k, v in excess.items()))

@@ -592,6 +592,91 @@ def test_csr_sgd_epoch_is_the_same_at_any_alignment_of_its_state(rng, offset):
     np.testing.assert_array_equal(out[0], out[1])
 
 
+RAW_VARIANTS = ["plain", "l2", "l2_rescaled", "invscaling", "huber_weighted", "sum",
+                "no_intercept"]
+
+
+@pytest.mark.parametrize("variant", RAW_VARIANTS)
+def test_the_raw_csr_kernel_takes_the_steps_of_the_per_row_kernel_bit_for_bit(rng, variant):
+    """Oracle: the per-row kernel (itself checked against the lazy twin and the dense
+    definition above) on the same call in raw coordinates (unit scales, no centring) with
+    no L1 part and no averaging: the raw kernel drops the products by 1.0 and the
+    averaging's bookkeeping, so its parameters are the same bits, with the scratch of one
+    value a column in the fewest rows of state it takes."""
+    from fastgd import _layout as L
+    from fastgd import losses
+
+    sparse_sgd = _kernels().sparse_sgd
+    n, d = 300, 11
+    X, y, _ = make_sparse(rng, n, d, density=0.3)
+    X = X.tocsr()
+    X.data *= rng.uniform(0.5, 4.0, X.data.shape)
+    perm = rng.permutation(n).astype(np.int64)
+    sw = rng.uniform(0.2, 2.0, n) if variant == "huber_weighted" else np.empty(0)
+    # l2_rescaled: a decay of 0.02 a step takes the scale factor below RESCALE_BELOW
+    # every 11,400 steps or so: a long epoch rewrites v as theta several times
+    l2 = {"l2": 0.3, "l2_rescaled": 2.0}.get(variant, 0.0)
+    params = np.zeros(L.N_PARAMS)
+    params[L.P_ETA0] = 0.01
+    params[L.P_POWER_T] = 0.5
+    params[L.P_T0] = 10.0
+    params[L.P_SCHEDULE] = 1.0 if variant == "invscaling" else 0.0
+    params[L.P_BATCH] = 1
+    params[L.P_MEAN] = 0.0 if variant == "sum" else 1.0
+    params[L.P_WSCALE] = 1.3
+    params[L.P_FIT_B] = 0.0 if variant == "no_intercept" else 1.0
+    params[L.P_AVG_START] = 1e18
+    params[L.P_EPSILON] = 0.3
+    if variant == "l2_rescaled":
+        perm = np.tile(perm, 120)
+    coords = L.make_coords(np.zeros(d), np.ones(d), True, np.zeros(d + 1),
+                           np.r_[np.full(d, l2), 0.0])
+    kernels = _kernels().csr_sgd_kernels(losses.get("huber" if sw.size else "squared"))
+    assert kernels.choose(1, coords, params, perm.shape[0]) is kernels.raw
+    theta0 = rng.normal(size=d + 1)
+    out = []
+    for kernel, rows in ((kernels.rows, sparse_sgd.STATE_ROWS),
+                         (kernels.raw, sparse_sgd.raw_state_rows(d))):
+        state = np.zeros((rows, d + 1))
+        state[0], state[1] = theta0, theta0 * 0.5
+        steps = kernel((X.indptr, X.indices, X.data), y, sw, perm, coords, params, state)
+        assert steps == perm.shape[0]
+        out.append(state[:2].copy())
+    np.testing.assert_array_equal(out[1], out[0])
+    assert np.array_equal(out[1][1], theta0 * 0.5)  # no averaging: the average as it was
+
+
+def test_the_raw_csr_kernel_is_chosen_only_where_it_applies(rng):
+    """Unit scales, no centring, no L1 part, no averaging within the call; anything else
+    (and batches of rows) runs the general kernels, and the raw one refuses what it does
+    not run rather than run it wrong."""
+    from fastgd import _layout as L
+    from fastgd import losses
+
+    d, m = 6, 100
+    kernels = _kernels().csr_sgd_kernels(losses.get("squared"))
+    params = np.zeros(L.N_PARAMS)
+    params[[L.P_T0, L.P_AVG_START]] = 50, 150
+    raw = L.make_coords(np.zeros(d), np.ones(d), True)
+    assert kernels.choose(1, raw, params, m) is kernels.raw
+    assert kernels.choose(1, raw, params, m + 1) is kernels.rows  # averages its last step
+    assert kernels.choose(7, raw, params, m) is kernels.batches
+    assert kernels.choose(1) is kernels.rows
+    scaled = L.make_coords(np.zeros(d), np.r_[np.ones(d - 1), 0.5], True)
+    centred = L.make_coords(np.r_[np.zeros(d - 1), 0.1], np.ones(d), True)
+    l1 = L.make_coords(np.zeros(d), np.ones(d), True, np.r_[np.full(d, 0.1), 0.0])
+    for coords in (scaled, centred, l1):
+        assert kernels.choose(1, coords, params, m) is kernels.rows
+    X, y, _ = make_sparse(rng, m + 1, d, density=0.5)
+    X = X.tocsr()
+    args = ((X.indptr, X.indices, X.data), y, np.empty(0), np.arange(m + 1))
+    with pytest.raises(ValueError, match="neither an L1 part nor averaging"):
+        kernels.raw(*args, raw, params, np.zeros((_kernels().sparse_sgd.raw_state_rows(d), d + 1)))
+    params[L.P_AVG_START] = 1e18
+    with pytest.raises(ValueError, match="too few rows"):  # never past the state's end
+        kernels.raw(*args, raw, params, np.zeros((2, d + 1)))
+
+
 def test_the_per_row_csr_kernel_refuses_l1_with_averaging(rng):
     """The per-row kernel keeps L1's cumulative penalty where the averaging correction
     would be (they never run together: the fit refuses the plan first); called with both,
@@ -641,6 +726,13 @@ SGD_FITS = [
     pytest.param({"mode": "minibatch", "penalty": "elasticnet", "alpha": 0.05, "l1_ratio": 0.5,
                   "scale": False, "average": False}, id="elasticnet-minibatch"),
     pytest.param({"mode": "sgd", "early_stopping": True, "tol": 1e-3}, id="early-stopping"),
+    # the raw kernel (raw coordinates, no averaging: scikit-learn's update)
+    pytest.param({"mode": "sgd", "scale": False, "average": False}, id="raw"),
+    pytest.param({"mode": "sgd", "scale": False, "average": False, "penalty": "l2",
+                  "alpha": 0.05, "loss": "huber", "epsilon": 0.2, "weighted": True},
+                 id="raw-l2-huber-weighted"),
+    pytest.param({"mode": "sgd", "scale": False, "average": False, "parallel": True},
+                 id="raw-mixing"),
     pytest.param({"mode": "sgd", "parallel": True}, id="mixing"),
     pytest.param({"mode": "minibatch", "parallel": True}, id="mixing-minibatch"),
 ]

@@ -88,7 +88,7 @@ def sgd_block(data, order, coords, params, state, t, mixing, loss="squared", scr
     bs = int(params[P_BATCH])
     params[P_T0] = float(t)
     parts = mix_parts(order.shape[0]) if mixing else 1
-    kernel, X, rows = _kernel_of(data, d, bs, coords, params, loss)
+    kernel, X, rows = _kernel_of(data, d, bs, coords, params, loss, order.shape[0])
     if parts == 1:
         if rows > 2:  # kernels that take scratch rows after the state (any values in)
             shape = (rows, d + 1)
@@ -116,13 +116,17 @@ def sgd_block(data, order, coords, params, state, t, mixing, loss="squared", scr
     return t + int(steps.max()), None
 
 
-def _kernel_of(data, d, bs, coords, params, loss):
-    """``(kernel, X, rows)``: the epoch kernel of the block, the X it reads (a CSR block:
-    the tuple of its arrays) and the rows of state it takes (2, or more with scratch)."""
+def _kernel_of(data, d, bs, coords, params, loss, m):
+    """``(kernel, X, rows)``: the epoch kernel of the block (over ``m`` rows), the X it
+    reads (a CSR block: the tuple of its arrays) and the rows of state it takes (2, or
+    more with scratch)."""
     if data.sparse:
-        kernel = K.csr_sgd_kernels(losses.get(loss)).choose(bs)
+        kernels = K.csr_sgd_kernels(losses.get(loss))
+        kernel = kernels.choose(bs, coords, params, m)
         X = data.X
-        return kernel, (X.indptr, X.indices, X.values), K.sparse_sgd.STATE_ROWS
+        rows = (K.sparse_sgd.raw_state_rows(d) if kernel is kernels.raw else
+                K.sparse_sgd.STATE_ROWS)
+        return kernel, (X.indptr, X.indices, X.values), rows
     kernel = K.sgd_kernels(losses.get(loss)).choose(d, bs, coords, params)
     return kernel, data.X, 4 if (bs > 1 and d > 1) else 2
 
