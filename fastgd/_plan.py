@@ -978,11 +978,16 @@ def _rule_engine(s, facts, scaled, average, alpha, l1_ratio, why):
     has_l1 = alpha > 0.0 and l1_ratio > 0.0
     solver, optimizer = s["solver"], s["optimizer"]
     if mode != "batch":
+        # the automatic rate runs the scaled engine (in raw coordinates with scale=False):
+        # its stopping rule (no improvement in n_iter_no_change epochs) holds for the
+        # noisy losses of constant steps, where the textbook rule (the change over one
+        # epoch) was never met and such a fit ran all its epochs
         extended = (s["learning_rate_schedule"] != "constant" or average is not False
-                    or s["early_stopping"] or alpha > 0.0 or other or scaled)
+                    or s["early_stopping"] or alpha > 0.0 or other or scaled or lr_auto)
         engine = "sgd_scaled" if extended else "sgd_raw"
-        why["engine"] = (f"SGD with scaling, schedules, averaging, penalties or loss={loss.name!r}"
-                         if extended else "plain SGD on the raw data")
+        why["engine"] = (f"SGD with scaling, schedules, averaging, penalties, the automatic "
+                         f"rate or loss={loss.name!r}"
+                         if extended else "plain SGD on the raw data (a numeric rate)")
         return engine, "stream", "sgd"
     if other:
         if solver == "gram":

@@ -232,6 +232,7 @@ def test_stochastic_auto_rate_rule(rng):
     # is scale=False, average=False (the same rule in scaled coordinates is in
     # tests/test_stochastic.py)
     raw = dict(scale=False, average=False)
+    raw["tol"] = None  # (the rate alone: one epoch, no stopping rule to meet)
     res = fastgd.fit(X, y, mode="sgd", epochs=1, **raw)
     assert res.learning_rate == pytest.approx(1 / (2 * ((X ** 2).sum(axis=1).max() + 1)), rel=1e-12)
     res = fastgd.fit(X, y, mode="minibatch", batch_size=8, reduction="sum", epochs=1,

@@ -246,6 +246,32 @@ def test_default_stochastic_fits_stop_by_themselves(rng, mode):
     assert np.all(h[-3:] >= best_before - 1e-4 * best_before)
 
 
+@pytest.mark.parametrize("sparse", [False, True])
+def test_plain_sgd_on_raw_data_stops_by_itself_with_the_automatic_rate(rng, sparse):
+    """``scale=False, average=False`` (scikit-learn's update) with the automatic rate has
+    the stopping rule of the default fit; only a numeric rate, the textbook update, runs
+    exactly ``epochs``. (It ran all 100 epochs without a word: the textbook rule, the
+    change over one epoch, is never met by the noisy losses of constant steps.) Oracles
+    for where it stops: the least-squares loss below, and above, the band that the same
+    steps hover in over 60 epochs (without averaging, constant steps do not settle)."""
+    X, y, _ = make_linear(rng, 20_000, 4, noise=1.0)
+    if sparse:
+        sp = pytest.importorskip("scipy.sparse")
+        X = sp.csr_matrix(np.where(np.abs(X) > 0.5, X, 0.0))
+    kw = dict(mode="sgd", scale=False, average=False, random_state=0)
+    res = fastgd.fit(X, y, **kw)
+    assert res.plan.engine == "sgd_scaled" and res.plan.tol == 1e-4
+    assert res.converged and res.n_epochs < 30, res.stop_reason
+    assert res.stop_reason.startswith("tol: ")
+    D = X.toarray() if sparse else X
+    A = np.column_stack([D, np.ones(len(y))])
+    best = float(np.mean((y - A @ np.linalg.lstsq(A, y, rcond=None)[0]) ** 2))
+    hovering = fastgd.fit(X, y, tol=None, epochs=60, **kw).loss_history[-30:]
+    assert best <= res.final_loss <= 1.05 * hovering.max()
+    textbook = fastgd.fit(X, y, learning_rate=1e-3, epochs=4, **kw)
+    assert textbook.plan.tol is None and textbook.n_epochs == 4
+
+
 @pytest.mark.parametrize("tol", [None, 0, 0.0])
 def test_tol_none_or_zero_runs_exactly_epochs_without_warning(rng, tol):
     X, y, _ = make_linear(rng, 2000, 2)
