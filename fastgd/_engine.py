@@ -362,18 +362,13 @@ def _divergence(exc, lr, last):
 
 
 def _run_raw(plan, source, coef, callback, t0, checkpoint=None, restart=None):
-    """The textbook update on the raw data (numeric rate) and plain stochastic modes."""
+    """The textbook update on the raw data and its stochastic forms: a numeric rate (the
+    automatic rate runs the other engines, :func:`fastgd._plan._rule_engine`)."""
     batch = plan.mode == "batch"
-    passes = 0
     if not batch:
-        # plain SGD starts with a max-norm pass (auto rate) or an SGD epoch, which NaN can
-        # slip through: check first
+        # plain SGD starts with an SGD epoch, which NaN can slip through: check first
         source.check_finite()
     lr = plan.learning_rate
-    if lr is None:
-        lr = solvers.auto_learning_rate(source, plan.mode, plan.reduction, plan.fit_intercept,
-                                        plan.batch_size)
-        passes = 1
     per_epoch = 1 if batch else 2  # stochastic: the SGD pass, then the loss pass
     obj = solvers.Objective(source, plan.reduction, plan.fit_intercept)
     if batch:
@@ -387,11 +382,11 @@ def _run_raw(plan, source, coef, callback, t0, checkpoint=None, restart=None):
         converged = solver.run(plan.epochs, callback)
     except solvers.Diverged as exc:
         last = _result(plan, source, exc.coef, exc.history, False, lr, t0,
-                       n_passes=passes + 1 + per_epoch * (len(exc.history) - 1))
+                       n_passes=1 + per_epoch * (len(exc.history) - 1))
         raise _divergence(exc, lr, last) from None
     history = solver.history
     res = _result(plan, source, solver.coef(), history, converged, lr, t0,
-                  n_passes=passes + 1 + per_epoch * (len(history) - 1), reason=solver.reason)
+                  n_passes=1 + per_epoch * (len(history) - 1), reason=solver.reason)
     if plan.tol is not None and not converged and res.n_epochs >= plan.epochs:
         advice = ["raise epochs", "loosen tol"]
         advice.append("or use learning_rate='auto' ("

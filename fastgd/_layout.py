@@ -46,3 +46,10 @@ def make_coords(centres, inv_scales, fit_intercept, lam1=None, lam2=None):
     if lam2 is not None:
         coords[C_LAM2] = lam2
     return coords
+
+
+def is_identity(coords):
+    """Whether ``coords`` is the identity scaling of its ``d`` columns (centres 0,
+    inverse scales 1: the raw data), whatever its penalty and intercept."""
+    d = coords.shape[1] - 1
+    return bool((coords[C_CENTRE, :d] == 0.0).all() and (coords[C_INV_SCALE, :d] == 1.0).all())

@@ -523,8 +523,9 @@ class FitPlan:
         The data the plan was resolved for.
     engine : str
         ``"textbook"`` (the exact update on the raw data), ``"batch"`` (scaled batch
-        optimizers), ``"sgd_raw"`` (plain SGD on the raw data, or parameter mixing of it)
-        or ``"sgd_scaled"`` (SGD in standardized coordinates).
+        optimizers), ``"sgd_raw"`` (plain SGD on the raw data at a numeric rate, or parameter
+        mixing of it) or ``"sgd_scaled"`` (SGD in standardized coordinates, or in raw
+        ones with ``scale=False``).
     mode : str
         ``"batch"``, ``"minibatch"`` or ``"sgd"``, as given.
     reduction : str

@@ -30,6 +30,7 @@ from .._layout import (
     P_SCHEDULE,
     P_T0,
     P_WSCALE,
+    is_identity,
 )
 
 #: rebound in each loss's copy of the kernels (see :func:`sgd_kernels`)
@@ -258,14 +259,14 @@ def plain_rows(coords, params, d):
     :func:`_rows_plain_epoch`: the identity scaling (centres 0, inverse scales 1), no
     penalty and a constant rate (then ``(x - 0) * 1`` is ``x`` and the scaled loop's
     extra work is no-ops). Python-side, in NumPy."""
-    return bool((coords[C_CENTRE, :d] == 0.0).all() and (coords[C_INV_SCALE, :d] == 1.0).all()
-                and not coords[C_LAM1:C_LAM2 + 1, :d].any() and params[P_SCHEDULE] == 0.0)
+    return (is_identity(coords) and not coords[C_LAM1:C_LAM2 + 1, :d].any()
+            and params[P_SCHEDULE] == 0.0)
 
 
 def plain_batches(coords, params, d):
     """Whether batches over ``d > 1`` columns run the raw-rows loop of
     :func:`_epoch_batches` (squared loss): the identity scaling."""
-    return bool((coords[C_CENTRE, :d] == 0.0).all() and (coords[C_INV_SCALE, :d] == 1.0).all())
+    return is_identity(coords)
 
 
 def _batches_1d_epoch(X, y, sw, perm, coords, params, state):

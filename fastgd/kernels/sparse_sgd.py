@@ -68,6 +68,7 @@ from .._layout import (
     P_SCHEDULE,
     P_T0,
     P_WSCALE,
+    is_identity,
 )
 
 #: the per-column scratch of a CSR epoch, interleaved: ``_W`` values a column, at these
@@ -86,9 +87,10 @@ ROW_LAYOUT = dict(_W=4, _LAST=3, _GRAD=3)
 BATCH_LAYOUT = dict(_W=6, _LAST=4, _GRAD=5)
 #: the raw kernel's (see :class:`CSRSGDKernels`): ``v`` alone, 8 bytes a column, so that
 #: the scratch of 2^18 columns (2 MB) stays in a core's L2 where four values a column
-#: (8 MB) do not. The same epoch of 10^6 hashed rows, one process, five rounds in the
-#: epoch's tiled order: 0.164 s with the four values, 0.099 s with ``v`` alone (a
-#: compiled read of the same arrays 0.065 s); in stored order 0.071 s (read 0.062)
+#: (8 MB) do not. The same epoch of 10^6 hashed rows, one process, fastest of five rounds
+#: in the epoch's tiled order: 0.161 s with the four values, 0.104 s with ``v`` alone (a
+#: compiled read of the same arrays 0.068 s); in stored order 0.141 and 0.076 s (read
+#: 0.058 s)
 RAW_LAYOUT = dict(_W=1, _LAST=0, _GRAD=0)
 #: rebound in each copy (see :class:`CSRSGDKernels`)
 _W, _LAST, _GRAD = 6, 4, 5
@@ -99,14 +101,6 @@ _RAW = False
 STATE_ROWS = 2 + 6 + 1
 #: the scratch starts at a multiple of this many bytes (a cache line)
 ALIGN = 64
-
-
-def raw_state_rows(d):
-    """Rows of the ``state`` the raw kernel takes at ``d`` columns: the parameters, their
-    running average and one value a column from a 64-byte boundary (4 rows from d = 6;
-    the scratch rows of the others are not touched by it, so it runs with
-    :data:`STATE_ROWS` too)."""
-    return 2 + -(-(d + ALIGN // 8) // (d + 1))
 #: ``v`` is rewritten as ``theta`` when the scale factor falls below this (a penalty of
 #: ``eta lam2 = 0.01`` a step gets there after 23,000 steps: one O(d) rewrite each time)
 RESCALE_BELOW = 1e-100
@@ -134,6 +128,14 @@ STATE_AHEAD = 4
 _PSI = None
 _SQUARED = True
 _ROWS = True
+
+
+def raw_state_rows(d):
+    """Rows of the ``state`` the raw kernel takes at ``d`` columns: the parameters, their
+    running average and one value a column from a 64-byte boundary (4 rows from d = 6;
+    the scratch rows of the others are not touched by it, so it runs with
+    :data:`STATE_ROWS` too)."""
+    return 2 + -(-(d + ALIGN // 8) // (d + 1))
 
 
 @jit(fastmath=False, inline=True)
@@ -403,11 +405,8 @@ def is_raw(coords, params, m):
     """Whether a call over ``m`` rows with these ``coords`` and ``params`` is in raw
     coordinates with no L1 part and no averaging (the :attr:`CSRSGDKernels.raw` kernel's
     conditions)."""
-    d = coords.shape[1] - 1
-    return bool(coords[C_LAM1, 0] == 0.0
-                and params[P_AVG_START] >= params[P_T0] + m
-                and not coords[C_CENTRE, :d].any()
-                and np.all(coords[C_INV_SCALE, :d] == 1.0))
+    return bool(coords[C_LAM1, 0] == 0.0 and params[P_AVG_START] >= params[P_T0] + m
+                and is_identity(coords))
 
 
 #: the :class:`CSRSGDKernels` of a loss (a :class:`fastgd.losses.Loss`), made once per loss
